@@ -1,0 +1,128 @@
+"""Named models: each name is a set of ResNet keyword arguments plus its native input size."""
+
+import dataclasses
+from typing import Any
+
+from resnet_jax.models.resnet import ResNet
+
+IMAGENET_INPUT_SIZE = 224
+CIFAR_INPUT_SIZE = 32
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """A registered architecture: ResNet keyword arguments and the input size it was designed for."""
+
+    kwargs: dict[str, Any]
+    input_size: int
+    source: str
+
+
+def _imagenet(stage_sizes, block, source, **kwargs) -> ModelSpec:
+    return ModelSpec(
+        dict(stage_sizes=stage_sizes, block=block, stem="imagenet", shortcut="B", **kwargs),
+        IMAGENET_INPUT_SIZE,
+        source,
+    )
+
+
+def _cifar_resnet(depth: int, shortcut: str) -> ModelSpec:
+    """He et al. 2016 Sec. 4.2: 6n+2 layers, 3 stages of 16/32/64 filters."""
+    blocks_per_stage = (depth - 2) // 6
+    return ModelSpec(
+        dict(
+            stage_sizes=(blocks_per_stage,) * 3,
+            block="basic",
+            widths=(16, 32, 64),
+            stem="cifar",
+            stem_width=16,
+            shortcut=shortcut,
+        ),
+        CIFAR_INPUT_SIZE,
+        "He et al. 2016, Deep Residual Learning, Sec. 4.2" + (" (plain)" if shortcut == "none" else ", option A"),
+    )
+
+
+def _wide_resnet(depth: int, widen: int) -> ModelSpec:
+    """Zagoruyko & Komodakis 2016: pre-activation basic blocks, (depth-4)/6 per stage, width x k."""
+    return ModelSpec(
+        dict(
+            stage_sizes=((depth - 4) // 6,) * 3,
+            block="basic",
+            widths=(16, 32, 64),
+            width_multiplier=widen,
+            stem="cifar",
+            stem_width=16,
+            shortcut="B",
+            preactivation=True,
+        ),
+        CIFAR_INPUT_SIZE,
+        f"Zagoruyko & Komodakis 2016, Wide Residual Networks, WRN-{depth}-{widen}",
+    )
+
+
+def _cifar_resnext(cardinality: int, group_width: int) -> ModelSpec:
+    """Xie et al. 2017 Sec. 5.3: ResNeXt-29, 3 stages of 3 bottlenecks, 64-filter 3x3 stem."""
+    return ModelSpec(
+        dict(
+            stage_sizes=(3, 3, 3),
+            block="bottleneck",
+            widths=(64, 128, 256),
+            groups=cardinality,
+            width_per_group=group_width,
+            stem="cifar",
+            stem_width=64,
+            shortcut="B",
+        ),
+        CIFAR_INPUT_SIZE,
+        f"Xie et al. 2017, Aggregated Residual Transformations, ResNeXt-29 ({cardinality}x{group_width}d)",
+    )
+
+
+TORCHVISION = "torchvision.models (He et al. 2016 layout, stride on the 3x3)"
+
+MODELS: dict[str, ModelSpec] = {
+    "resnet18": _imagenet((2, 2, 2, 2), "basic", TORCHVISION),
+    "resnet34": _imagenet((3, 4, 6, 3), "basic", TORCHVISION),
+    "resnet50": _imagenet((3, 4, 6, 3), "bottleneck", TORCHVISION),
+    "resnet101": _imagenet((3, 4, 23, 3), "bottleneck", TORCHVISION),
+    "resnet152": _imagenet((3, 8, 36, 3), "bottleneck", TORCHVISION),
+    "resnext50_32x4d": _imagenet((3, 4, 6, 3), "bottleneck", TORCHVISION, groups=32, width_per_group=4),
+    "resnext101_32x8d": _imagenet((3, 4, 23, 3), "bottleneck", TORCHVISION, groups=32, width_per_group=8),
+    "resnext101_64x4d": _imagenet((3, 4, 23, 3), "bottleneck", TORCHVISION, groups=64, width_per_group=4),
+    "wide_resnet50_2": _imagenet((3, 4, 6, 3), "bottleneck", TORCHVISION, width_multiplier=2),
+    "wide_resnet101_2": _imagenet((3, 4, 23, 3), "bottleneck", TORCHVISION, width_multiplier=2),
+    **{f"cifar_resnet{d}": _cifar_resnet(d, "A") for d in (20, 32, 44, 56, 110, 1202)},
+    **{f"cifar_plain{d}": _cifar_resnet(d, "none") for d in (20, 32, 44, 56, 110)},
+    "wrn16_8": _wide_resnet(16, 8),
+    "wrn28_10": _wide_resnet(28, 10),
+    "wrn40_4": _wide_resnet(40, 4),
+    "resnext29_8x64d": _cifar_resnext(8, 64),
+    "resnext29_16x64d": _cifar_resnext(16, 64),
+}
+
+OVERRIDABLE = tuple(f.name for f in dataclasses.fields(ResNet) if f.name not in ("parent", "name", "num_classes"))
+
+
+def list_models() -> list[str]:
+    """Names of every registered model, in registry order."""
+    return list(MODELS)
+
+
+def get_spec(name: str) -> ModelSpec:
+    """The registry entry for ``name``; an unknown name is an error listing the valid ones."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; valid names: {', '.join(MODELS)}")
+    return MODELS[name]
+
+
+def create_model(name: str, *, num_classes: int, **overrides: Any) -> ResNet:
+    """Build the registered model ``name`` with ``num_classes`` outputs, overriding any ResNet field.
+
+    Example: ``create_model('resnet50', num_classes=1000, zero_init_residual=True, dtype='bfloat16')``.
+    """
+    spec = get_spec(name)
+    unknown = sorted(set(overrides) - set(OVERRIDABLE))
+    if unknown:
+        raise ValueError(f"unknown override(s) {unknown} for model {name!r}; valid fields: {', '.join(OVERRIDABLE)}")
+    return ResNet(num_classes=num_classes, **{**spec.kwargs, **overrides})

@@ -1,0 +1,34 @@
+"""Packaging for resnet_jax: residual networks in JAX/Flax, trained and evaluated reproducibly."""
+
+from setuptools import find_packages, setup
+
+# Version ranges verified to install together on a fresh Python 3.11 machine (see README).
+CORE = [
+    "jax>=0.6,<0.11",
+    "flax>=0.10.6,<0.13",
+    "optax>=0.2.4,<0.3",
+    "orbax-checkpoint>=0.11,<0.13",
+    "ml-collections>=1.0,<2",
+    "clu>=0.0.12,<0.1",
+    "tensorboard>=2.18,<2.22",
+    "tensorflow-cpu>=2.18,<2.22",
+    "tensorflow-datasets>=4.9.8,<4.10",
+    "importlib_resources>=6",
+    "numpy>=1.26",
+]
+
+EXTRAS = {
+    "dev": ["pytest>=8", "ruff>=0.6", "scikit-learn>=1.4"],
+    # Exactly this version: a CPU wheel ships locally; other specs pull multi-GB CUDA builds.
+    "torch": ["torch==2.13.0"],
+}
+
+setup(
+    name="resnet_jax",
+    version="0.1.0",
+    description="Residual networks in JAX/Flax: model zoo, training, evaluation and paper reproductions.",
+    python_requires=">=3.11",
+    packages=find_packages(include=["resnet_jax", "resnet_jax.*"]),
+    install_requires=CORE,
+    extras_require=EXTRAS,
+)

@@ -1,0 +1,102 @@
+"""Convert a torchvision-layout ResNet state_dict into this package's Flax variables.
+
+Keys such as ``layer2.0.downsample.1.running_var`` map to ``batch_stats/layer2_0/downsample_bn/var``.
+Convolution kernels go from OIHW to HWIO and the dense kernel from (out, in) to (in, out). The
+mapping is strict: every Flax variable must be filled, with the right shape, and every key must be
+used (``num_batches_tracked`` aside). A partial load is always an error that names the keys.
+Torch itself is not imported: values may be torch tensors or numpy arrays.
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import numpy as np
+from flax import traverse_util
+
+from resnet_jax.models import abstract_variables, create_model, get_spec
+
+IGNORED_SUFFIXES = ("num_batches_tracked",)
+DATA_PARALLEL_PREFIX = "module."  # torch.nn.DataParallel / DistributedDataParallel wrappers
+TORCH_LEAF = {
+    ("params", "kernel"): "weight",
+    ("params", "scale"): "weight",
+    ("params", "bias"): "bias",
+    ("batch_stats", "mean"): "running_mean",
+    ("batch_stats", "var"): "running_var",
+}
+TORCH_MODULE = {"downsample_conv": "downsample.0", "downsample_bn": "downsample.1"}
+
+
+def torch_key(flax_path: tuple[str, ...]) -> str:
+    """``('batch_stats', 'layer2_0', 'downsample_bn', 'var')`` -> ``'layer2.0.downsample.1.running_var'``."""
+    collection, *modules, leaf = flax_path
+    names = [TORCH_MODULE.get(module, module.replace("_", ".")) for module in modules]
+    return ".".join([*names, TORCH_LEAF[(collection, leaf)]])
+
+
+def _to_numpy(value: Any) -> np.ndarray:
+    """A float32 numpy copy of a torch tensor or array-like."""
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    return np.asarray(value, dtype=np.float32)
+
+
+def _to_flax_layout(array: np.ndarray) -> np.ndarray:
+    """OIHW conv kernels -> HWIO; (out, in) dense kernels -> (in, out); vectors unchanged."""
+    if array.ndim == 4:
+        return array.transpose(2, 3, 1, 0)
+    if array.ndim == 2:
+        return array.T
+    return array
+
+
+def _summarise(items: list[str], limit: int = 12) -> str:
+    """The first ``limit`` items, then how many more: errors stay readable for whole-model mismatches."""
+    shown = ", ".join(items[:limit])
+    return shown + (f", ... and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def _infer_num_classes(state_dict: Mapping[str, Any]) -> int:
+    if "fc.weight" not in state_dict:
+        raise ValueError("state_dict has no 'fc.weight'; pass num_classes= explicitly")
+    return int(np.shape(state_dict["fc.weight"])[0])
+
+
+def expected_torch_keys(name: str, num_classes: int) -> dict[str, tuple[tuple[str, ...], tuple[int, ...]]]:
+    """torch key -> (Flax variable path, Flax shape) for every variable of model ``name``."""
+    variables = abstract_variables(create_model(name, num_classes=num_classes), get_spec(name).input_size)
+    flat = traverse_util.flatten_dict(variables)
+    return {torch_key(path): (path, tuple(leaf.shape)) for path, leaf in flat.items()}
+
+
+def from_torchvision(state_dict: Mapping[str, Any], name: str, num_classes: int | None = None) -> dict:
+    """Map a torchvision ResNet ``state_dict`` to ``{'params', 'batch_stats'}`` for model ``name``.
+
+    ``num_classes`` defaults to the rows of ``fc.weight``. Raises ValueError naming every unknown,
+    missing or mis-shaped key; ``num_batches_tracked`` entries are ignored.
+    """
+    if state_dict and all(key.startswith(DATA_PARALLEL_PREFIX) for key in state_dict):
+        state_dict = {key[len(DATA_PARALLEL_PREFIX) :]: value for key, value in state_dict.items()}
+    if num_classes is None:
+        num_classes = _infer_num_classes(state_dict)
+    expected = expected_torch_keys(name, num_classes)
+    given = {key for key in state_dict if not key.endswith(IGNORED_SUFFIXES)}
+
+    problems, misshaped, converted = [], [], {}
+    if unknown := sorted(given - set(expected)):
+        problems.append(f"{len(unknown)} unexpected keys (not part of {name!r}): {_summarise(unknown)}")
+    if missing := sorted(set(expected) - given):
+        problems.append(f"{len(missing)} missing keys: {_summarise(missing)}")
+    for key in sorted(given & set(expected)):
+        path, shape = expected[key]
+        array = _to_flax_layout(_to_numpy(state_dict[key]))
+        if array.shape != shape:
+            misshaped.append(f"{key} {tuple(np.shape(state_dict[key]))} -> Flax {array.shape}, needs {shape}")
+        converted[path] = jax.numpy.asarray(array)
+    if misshaped:
+        problems.append(f"{len(misshaped)} shape mismatches: {_summarise(misshaped, limit=6)}")
+    if problems:
+        hint = f"is this a torchvision {name} checkpoint? `python -m resnet_jax.models` lists the architectures"
+        raise ValueError(f"cannot convert state_dict to {name!r}:\n  " + "\n  ".join(problems) + f"\n  ({hint})")
+    return traverse_util.unflatten_dict(converted)

@@ -1,0 +1,32 @@
+"""Shared test set-up: make tests/ importable for the reference networks, and small helpers."""
+
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+
+def random_variables(model, input_size: int, seed: int = 0) -> dict:
+    """Variables of the right shapes filled from numpy, avoiding the slow XLA compile of ``model.init``.
+
+    Kernels get He-like scale so activations stay O(1); running variances are positive.
+    """
+    from resnet_jax.models import abstract_variables
+
+    rng = np.random.default_rng(seed)
+    shapes = abstract_variables(model, input_size)
+
+    def fill(path, leaf):
+        name = path[-1].key
+        if name == "var":
+            return 0.5 + rng.random(leaf.shape, dtype=np.float32)
+        if name == "scale":
+            return 0.5 + rng.random(leaf.shape, dtype=np.float32)
+        fan_in = int(np.prod(leaf.shape[:-1])) if len(leaf.shape) > 1 else 1
+        std = np.sqrt(1.0 / fan_in) if len(leaf.shape) > 1 else 0.1
+        return (std * rng.standard_normal(leaf.shape)).astype(np.float32)
+
+    return jax.tree_util.tree_map_with_path(fill, shapes)

@@ -1,0 +1,96 @@
+"""torchvision state_dict -> Flax: strict key mapping and numerical parity with a PyTorch reference."""
+
+import numpy as np
+import pytest
+
+from resnet_jax.convert import expected_torch_keys, from_torchvision
+from resnet_jax.models import create_model
+
+torch = pytest.importorskip("torch", reason="parity tests need torch: pip install -e '.[torch]'")
+import torch_resnet  # noqa: E402  (needs torch)
+
+IMAGENET_MODELS = sorted(torch_resnet.TORCHVISION_ARCHITECTURES)
+
+
+def _reference(name: str, num_classes: int = 10, seed: int = 0):
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    network = torch_resnet.build(name, num_classes).eval()
+    torch_resnet.randomise_batchnorm(network, generator)
+    return network, generator
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50", "resnext50_32x4d", "wide_resnet50_2"])
+def test_logits_and_stage_features_match_pytorch(name):
+    network, generator = _reference(name)
+    images = torch.randn(2, 3, 64, 64, generator=generator)
+    with torch.no_grad():
+        expected = {key: value.numpy() for key, value in network(images).items()}
+    variables = from_torchvision(network.state_dict(), name)
+    model = create_model(name, num_classes=10)
+    got = model.apply(variables, images.numpy().transpose(0, 2, 3, 1), train=False, return_features=True)
+    for key in ("stem", "layer1", "layer2", "layer3", "layer4", "logits"):
+        reference = expected[key].transpose(0, 2, 3, 1) if expected[key].ndim == 4 else expected[key]
+        assert np.asarray(got[key]).shape == reference.shape, key
+        assert np.abs(np.asarray(got[key]) - reference).max() <= 1e-4, key
+
+
+@pytest.mark.parametrize("name", IMAGENET_MODELS)
+def test_every_imagenet_model_maps_every_torchvision_key(name):
+    """Key sets and shapes agree for every ImageNet model; built on torch's meta device, so no memory."""
+    with torch.device("meta"):
+        network = torch_resnet.build(name)
+    torch_shapes = {k: tuple(v.shape) for k, v in network.state_dict().items() if "num_batches_tracked" not in k}
+    expected = expected_torch_keys(name, num_classes=1000)
+    assert set(expected) == set(torch_shapes)
+    for key, (_, flax_shape) in expected.items():
+        torch_shape = torch_shapes[key]
+        if len(torch_shape) == 4:
+            torch_shape = (torch_shape[2], torch_shape[3], torch_shape[1], torch_shape[0])
+        elif len(torch_shape) == 2:
+            torch_shape = torch_shape[::-1]
+        assert flax_shape == torch_shape, key
+
+
+def test_numpy_values_and_num_batches_tracked_are_accepted():
+    network, _ = _reference("resnet18")
+    state = {key: value.numpy() for key, value in network.state_dict().items()}
+    assert "bn1.num_batches_tracked" in state
+    variables = from_torchvision(state, "resnet18")
+    np.testing.assert_array_equal(
+        variables["batch_stats"]["layer2_0"]["downsample_bn"]["var"], state["layer2.0.downsample.1.running_var"]
+    )
+    np.testing.assert_array_equal(variables["params"]["fc"]["kernel"], state["fc.weight"].T)
+    np.testing.assert_array_equal(variables["params"]["conv1"]["kernel"], state["conv1.weight"].transpose(2, 3, 1, 0))
+
+
+def test_missing_key_is_an_error_naming_it():
+    state = dict(_reference("resnet18")[0].state_dict())
+    del state["layer3.1.bn2.running_var"]
+    with pytest.raises(ValueError, match=r"1 missing keys: layer3.1.bn2.running_var\n"):
+        from_torchvision(state, "resnet18")
+
+
+def test_unknown_key_is_an_error_naming_it():
+    state = dict(_reference("resnet18")[0].state_dict())
+    state["layer5.0.conv1.weight"] = torch.zeros(1)
+    with pytest.raises(ValueError, match=r"1 unexpected keys \(not part of 'resnet18'\): layer5.0.conv1.weight\n"):
+        from_torchvision(state, "resnet18")
+
+
+def test_wrong_architecture_is_an_error_naming_the_keys():
+    state = _reference("resnet18")[0].state_dict()
+    with pytest.raises(ValueError, match=r"(?s)missing keys: .*layer1.0.conv3.weight.*shape mismatches: fc.weight"):
+        from_torchvision(state, "resnet50")
+
+
+def test_shape_mismatch_is_an_error_naming_the_key():
+    state = dict(_reference("resnet18")[0].state_dict())
+    state["layer1.0.conv1.weight"] = torch.zeros(64, 64, 1, 1)
+    with pytest.raises(ValueError, match=r"1 shape mismatches: layer1.0.conv1.weight \(64, 64, 1, 1\)"):
+        from_torchvision(state, "resnet18")
+
+
+def test_num_classes_follows_the_checkpoint_head():
+    variables = from_torchvision(_reference("resnet18", num_classes=37)[0].state_dict(), "resnet18")
+    assert variables["params"]["fc"]["kernel"].shape == (512, 37)

@@ -1,0 +1,325 @@
+"""The model zoo against published parameter counts, MACs, hand-computed values and its own contracts."""
+
+import json
+import math
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import random_variables
+
+from resnet_jax.models import ResNet, create_model, get_spec, list_models, profile_model
+from resnet_jax.models.__main__ import default_num_classes
+from resnet_jax.models.resnet import ResidualBlock
+
+# torchvision's model cards (ImageNet, 1000 classes) and the papers' tables (CIFAR, 10 classes).
+PUBLISHED_PARAMS = {
+    "resnet18": 11_689_512,
+    "resnet34": 21_797_672,
+    "resnet50": 25_557_032,
+    "resnet101": 44_549_160,
+    "resnet152": 60_192_808,
+    "resnext50_32x4d": 25_028_904,
+    "resnext101_32x8d": 88_791_336,
+    "resnext101_64x4d": 83_455_272,
+    "wide_resnet50_2": 68_883_240,
+    "wide_resnet101_2": 126_886_696,
+    "cifar_resnet20": 269_722,
+    "cifar_resnet56": 853_018,
+    "cifar_resnet110": 1_727_962,
+    "wrn28_10": 36_479_194,
+    "resnext29_8x64d": 34_426_698,
+}
+# torchvision's published "GFLOPS" (multiply-accumulates, 224x224), and He et al.'s CIFAR figures.
+PUBLISHED_GMACS = {
+    "resnet18": (1.814, 0.005),
+    "resnet50": (4.089, 0.005),
+    "resnet152": (11.514, 0.005),
+    "resnext50_32x4d": (4.230, 0.005),
+    "wide_resnet50_2": (11.398, 0.005),
+    "cifar_resnet20": (0.041, 0.02),
+    "cifar_resnet56": (0.126, 0.02),
+}
+REQUIRED_NAMES = (
+    "resnet18 resnet34 resnet50 resnet101 resnet152 resnext50_32x4d resnext101_32x8d resnext101_64x4d "
+    "wide_resnet50_2 wide_resnet101_2 cifar_resnet20 cifar_resnet32 cifar_resnet44 cifar_resnet56 cifar_resnet110 "
+    "cifar_resnet1202 cifar_plain20 cifar_plain32 cifar_plain44 cifar_plain56 cifar_plain110 wrn16_8 wrn28_10 "
+    "wrn40_4 resnext29_8x64d resnext29_16x64d"
+).split()
+
+
+def small_input_size(name: str) -> int:
+    """A tiny resolution that still leaves every stage at least 1x1."""
+    return 32 if get_spec(name).input_size == 224 else 8
+
+
+def test_registry_has_every_required_name():
+    assert set(REQUIRED_NAMES) <= set(list_models())
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED_PARAMS))
+def test_parameter_count_matches_published(name):
+    model = create_model(name, num_classes=default_num_classes(name))
+    assert profile_model(model, get_spec(name).input_size).params == PUBLISHED_PARAMS[name]
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED_GMACS))
+def test_macs_match_published(name):
+    published, tolerance = PUBLISHED_GMACS[name]
+    model = create_model(name, num_classes=default_num_classes(name))
+    macs = profile_model(model, get_spec(name).input_size).macs
+    assert macs / 1e9 == pytest.approx(published, rel=tolerance)
+
+
+def test_cifar_resnet20_macs_by_hand():
+    """3x3 convs at 32/16/8 pixels with 16/32/64 filters, option A shortcuts (free), a 64x10 head."""
+    stem = 32 * 32 * 16 * (3 * 3 * 3)
+    stage1 = 6 * 32 * 32 * 16 * (3 * 3 * 16)
+    stage2 = 16 * 16 * 32 * (3 * 3 * 16) + 5 * 16 * 16 * 32 * (3 * 3 * 32)
+    stage3 = 8 * 8 * 64 * (3 * 3 * 32) + 5 * 8 * 8 * 64 * (3 * 3 * 64)
+    expected = stem + stage1 + stage2 + stage3 + 64 * 10
+    assert profile_model(create_model("cifar_resnet20", num_classes=10), 32).macs == expected
+
+
+def test_plain_nets_have_the_same_parameters_as_option_a_resnets():
+    """Option A shortcuts are parameter-free, so plain-N and resnet-N differ only in their wiring."""
+    for depth in (20, 56):
+        plain = profile_model(create_model(f"cifar_plain{depth}", num_classes=10), 32)
+        residual = profile_model(create_model(f"cifar_resnet{depth}", num_classes=10), 32)
+        assert plain == residual
+
+
+@pytest.mark.parametrize("name", REQUIRED_NAMES)
+def test_every_model_runs_forward_and_backward(name):
+    model = create_model(name, num_classes=5)
+    size = small_input_size(name)
+    variables = random_variables(model, size)
+    images = jnp.asarray(np.random.default_rng(1).standard_normal((2, size, size, 3), dtype=np.float32))
+
+    # Eager on purpose: XLA compiles each distinct op once per process and reuses it across the
+    # repeated blocks of every model, which is several times faster here than compiling whole graphs.
+    def loss_and_grads(params, batch_stats):
+        def loss_fn(params):
+            logits, updates = model.apply(
+                {"params": params, "batch_stats": batch_stats}, images, train=True, mutable=["batch_stats"]
+            )
+            return jnp.mean(jax.nn.log_softmax(logits)[:, 0]), (logits, updates)
+
+        return jax.value_and_grad(loss_fn, has_aux=True)(params)
+
+    (loss, (logits, updates)), grads = loss_and_grads(variables["params"], variables["batch_stats"])
+    assert logits.shape == (2, 5) and logits.dtype == jnp.float32
+    assert np.isfinite(float(loss))
+    assert all(np.isfinite(g).all() for g in jax.tree_util.tree_leaves(grads))
+    assert any(np.abs(g).max() > 0 for g in jax.tree_util.tree_leaves(grads))
+    changed = jax.tree_util.tree_map(
+        lambda a, b: not np.allclose(a, b), variables["batch_stats"], updates["batch_stats"]
+    )
+    assert all(jax.tree_util.tree_leaves(changed)), "train=True must update every running statistic"
+
+
+def test_eval_mode_leaves_batch_stats_untouched():
+    model = create_model("cifar_resnet20", num_classes=10)
+    variables = random_variables(model, 8)
+    images = jnp.ones((2, 8, 8, 3))
+    _, updates = model.apply(variables, images, train=False, mutable=["batch_stats"])
+    jax.tree_util.tree_map(np.testing.assert_array_equal, variables["batch_stats"], updates["batch_stats"])
+
+
+@pytest.mark.parametrize("name", ["cifar_resnet20", "resnet18", "wrn16_8", "resnext29_8x64d"])
+def test_bfloat16_logits_close_to_float32(name):
+    size = small_input_size(name) * 2
+    float_model = create_model(name, num_classes=10)
+    variables = random_variables(float_model, size)
+    images = jnp.asarray(np.random.default_rng(2).standard_normal((4, size, size, 3), dtype=np.float32))
+    reference = float_model.apply(variables, images)
+    bf16_logits = create_model(name, num_classes=10, dtype="bfloat16").apply(variables, images)
+    assert bf16_logits.dtype == jnp.float32, "logits stay float32 under bfloat16 compute"
+    scale = float(jnp.abs(reference).max())
+    # bf16 keeps 8 mantissa bits (relative step 2^-8 ~ 0.4%); errors accumulate over depth.
+    assert float(jnp.abs(bf16_logits - reference).max()) <= 0.1 * scale
+    assert float(jnp.abs(bf16_logits - reference).max()) > 0, "bf16 path must really compute in bf16"
+
+
+def test_bfloat16_keeps_float32_parameters_and_statistics():
+    model = create_model("cifar_resnet20", num_classes=10, dtype="bfloat16")
+    shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.ones((1, 8, 8, 3)), train=False))
+    assert {leaf.dtype for leaf in jax.tree_util.tree_leaves(shapes)} == {jnp.dtype("float32")}
+
+
+def test_he_fan_out_initialisation():
+    """Conv kernels ~ N(0, 2 / (k*k*out_channels)), as torchvision's kaiming_normal_(mode='fan_out')."""
+    model = create_model("cifar_resnet20", num_classes=10)
+    params = model.init(jax.random.key(0), jnp.ones((1, 8, 8, 3)), train=False)["params"]
+    kernel = np.asarray(params["layer3_1"]["conv2"]["kernel"])  # 3x3x64x64
+    assert kernel.std() == pytest.approx(math.sqrt(2.0 / (3 * 3 * 64)), rel=0.05)
+    assert np.asarray(params["layer3_1"]["bn2"]["scale"]).tolist() == [1.0] * 64
+
+
+def test_zero_init_residual_zeroes_the_last_bn_of_every_branch():
+    for name, last_bn in (("resnet50", "bn3"), ("cifar_resnet20", "bn2"), ("wrn16_8", "bn2")):
+        model = create_model(name, num_classes=10, zero_init_residual=True)
+        params = model.init(jax.random.key(0), jnp.ones((1, 32, 32, 3)), train=False)["params"]
+        blocks = [key for key in params if key.startswith("layer")]
+        assert blocks and all(not np.asarray(params[b][last_bn]["scale"]).any() for b in blocks), name
+        assert np.asarray(params[blocks[0]]["bn1"]["scale"]).all(), "only the last BN of a branch is zeroed"
+
+
+def _block(shortcut, preactivation=False, out_width=8):
+    return ResidualBlock(
+        block="basic",
+        inner_width=out_width,
+        out_width=out_width,
+        stride=2,
+        groups=1,
+        shortcut=shortcut,
+        preactivation=preactivation,
+        dropout_rate=0.0,
+        zero_init_residual=shortcut != "none",
+        bn_group_size=0,
+        dtype=jnp.float32,
+    )
+
+
+def test_option_a_shortcut_subsamples_and_zero_pads():
+    """With the branch zeroed, a downsampling option-A block is relu(x[::2, ::2] ++ zeros)."""
+    x = jnp.asarray(np.random.default_rng(0).standard_normal((2, 6, 6, 4), dtype=np.float32))
+    block = _block("A")
+    variables = block.init(jax.random.key(0), x, train=False)
+    assert "downsample_conv" not in variables["params"]
+    out = np.asarray(block.apply(variables, x, train=False))
+    expected = np.maximum(np.concatenate([np.asarray(x)[:, ::2, ::2, :], np.zeros((2, 3, 3, 4))], axis=-1), 0)
+    np.testing.assert_allclose(out, expected, atol=1e-6)
+
+
+def test_option_b_shortcut_projects_with_batchnorm():
+    x = jnp.asarray(np.random.default_rng(0).standard_normal((2, 6, 6, 4), dtype=np.float32))
+    block = _block("B")
+    variables = block.init(jax.random.key(0), x, train=False)
+    kernel = np.asarray(variables["params"]["downsample_conv"]["kernel"])[0, 0]  # (4, 8)
+    projected = np.asarray(x)[:, ::2, ::2, :] @ kernel
+    expected = np.maximum(projected / np.sqrt(1 + 1e-5), 0)  # fresh BN in eval: x / sqrt(1 + eps)
+    np.testing.assert_allclose(np.asarray(block.apply(variables, x, train=False)), expected, atol=1e-5)
+
+
+def test_plain_block_has_no_shortcut():
+    """A plain block's output is exactly relu(branch): scaling the last BN to 0 gives all zeros."""
+    x = jnp.asarray(np.random.default_rng(0).standard_normal((2, 6, 6, 8), dtype=np.float32))
+    block = _block("none")
+    variables = block.init(jax.random.key(0), x, train=False)
+    variables["params"]["bn2"]["scale"] = jnp.zeros(8)
+    assert not np.asarray(block.apply(variables, x, train=False)).any()
+
+
+def test_preactivation_projection_uses_the_preactivated_input():
+    """He et al. 2016b / WRN: the 1x1 projection sees relu(bn1(x)), and has no BN of its own."""
+    x = jnp.asarray(np.random.default_rng(0).standard_normal((2, 6, 6, 4), dtype=np.float32))
+    block = _block("B", preactivation=True)
+    variables = block.init(jax.random.key(0), x, train=False)
+    assert "downsample_bn" not in variables["params"]
+    kernel = np.asarray(variables["params"]["downsample_conv"]["kernel"])[0, 0]
+    preactivated = np.maximum(np.asarray(x) / np.sqrt(1 + 1e-5), 0)[:, ::2, ::2, :]
+    np.testing.assert_allclose(np.asarray(block.apply(variables, x, train=False)), preactivated @ kernel, atol=1e-5)
+
+
+def test_dropout_is_active_only_in_training():
+    model = create_model("wrn16_8", num_classes=10, dropout_rate=0.3)
+    variables = random_variables(model, 8)
+    images = jnp.ones((2, 8, 8, 3))
+
+    def run(seed):
+        return model.apply(
+            variables, images, train=True, mutable=["batch_stats"], rngs={"dropout": jax.random.key(seed)}
+        )[0]
+
+    assert not np.allclose(run(0), run(1))
+    np.testing.assert_array_equal(model.apply(variables, images), model.apply(variables, images))
+
+
+def test_return_features_gives_every_stage():
+    model = create_model("resnet50", num_classes=10)
+    variables = random_variables(model, 64)
+    features = model.apply(variables, jnp.ones((1, 64, 64, 3)), return_features=True)
+    shapes = {key: value.shape for key, value in features.items()}
+    assert shapes == {
+        "stem": (1, 16, 16, 64),
+        "layer1": (1, 16, 16, 256),
+        "layer2": (1, 8, 8, 512),
+        "layer3": (1, 4, 4, 1024),
+        "layer4": (1, 2, 2, 2048),
+        "pooled": (1, 2048),
+        "logits": (1, 10),
+    }
+    np.testing.assert_allclose(features["logits"], model.apply(variables, jnp.ones((1, 64, 64, 3))), atol=1e-6)
+
+
+def test_unknown_model_lists_valid_names():
+    with pytest.raises(ValueError, match="unknown model 'resnet51'.*resnet50.*cifar_resnet20"):
+        create_model("resnet51", num_classes=10)
+
+
+def test_unknown_override_lists_valid_fields():
+    with pytest.raises(ValueError, match="unknown override.*shortcutt.*shortcut"):
+        create_model("resnet18", num_classes=10, shortcutt="A")
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"shortcut": "C"}, "shortcut must be one of"),
+        ({"dropout_rate": 1.5}, "dropout_rate"),
+        ({"shortcut": "none", "zero_init_residual": True}, "plain network"),
+        ({"dtype": "int8"}, "dtype must be a float"),
+    ],
+)
+def test_bad_overrides_are_clear_errors(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        create_model("cifar_resnet20", num_classes=10, **overrides)
+
+
+@pytest.mark.parametrize("shape", [(8, 8, 3), (1, 8, 8, 1), (1, 3, 8, 8), (1, 1, 8, 8, 3)])
+def test_wrong_image_shape_is_a_clear_error(shape):
+    model = create_model("cifar_resnet20", num_classes=10)
+    with pytest.raises(ValueError, match=r"expected NHWC images of shape \(batch, height, width, 3\)"):
+        model.init(jax.random.key(0), jnp.ones(shape), train=False)
+
+
+def test_integer_images_are_a_clear_error():
+    model = create_model("cifar_resnet20", num_classes=10)
+    with pytest.raises(TypeError, match="floating-point images"):
+        model.init(jax.random.key(0), jnp.ones((1, 8, 8, 3), jnp.uint8), train=False)
+
+
+def test_resnet_is_one_parametrised_module():
+    assert all(isinstance(create_model(name, num_classes=10), ResNet) for name in list_models())
+
+
+def test_model_table_json_cli():
+    result = subprocess.run(
+        [sys.executable, "-m", "resnet_jax.models", "--json", "resnet50", "cifar_resnet20"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    rows = json.loads(result.stdout)
+    assert [row["name"] for row in rows] == ["resnet50", "cifar_resnet20"]
+    assert rows[0]["params"] == PUBLISHED_PARAMS["resnet50"] and rows[0]["input_size"] == 224
+    assert rows[1]["params"] == PUBLISHED_PARAMS["cifar_resnet20"] and rows[1]["input_size"] == 32
+    assert set(rows[0]) >= {"name", "params", "macs", "input_size"}
+
+
+@pytest.mark.slow
+def test_model_table_lists_every_model():
+    result = subprocess.run([sys.executable, "-m", "resnet_jax.models"], capture_output=True, text=True, check=True)
+    lines = result.stdout.strip().splitlines()
+    assert lines[0].split()[:4] == ["name", "params", "MACs", "input"]
+    assert [line.split()[0] for line in lines[1:]] == list_models()
+    assert "25,557,032" in result.stdout
+
+
+def test_model_table_rejects_unknown_names():
+    result = subprocess.run([sys.executable, "-m", "resnet_jax.models", "resnet51"], capture_output=True, text=True)
+    assert result.returncode == 2 and "unknown model 'resnet51'" in result.stderr

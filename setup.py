@@ -18,7 +18,7 @@ CORE = [
 ]
 
 EXTRAS = {
-    "dev": ["pytest>=8", "ruff>=0.6", "scikit-learn>=1.4"],
+    "dev": ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.6"],
     # Exactly this version: a CPU wheel ships locally; other specs pull multi-GB CUDA builds.
     "torch": ["torch==2.13.0"],
 }

@@ -270,4 +270,11 @@ def validate_architecture(model: ResNet) -> None:
         not (model.zero_init_residual and model.shortcut == "none"),
         "zero_init_residual=True would zero a plain network's only path; use it with shortcut 'A' or 'B'",
     )
+    if model.shortcut == "A":
+        channels = [model.stem_width] + [model._out_width(stage) for stage in range(len(model.stage_sizes))]
+        require(
+            all(a <= b for a, b in zip(channels, channels[1:], strict=False)),
+            f"option A shortcuts zero-pad channels and cannot narrow them, but the widths go {channels}; "
+            "use non-decreasing widths or shortcut='B'",
+        )
     require(jnp.issubdtype(jnp.dtype(model.dtype), jnp.floating), f"dtype must be a float type, got {model.dtype}")

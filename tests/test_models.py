@@ -138,8 +138,9 @@ def test_every_model_runs_forward_and_backward(name):
     assert all(jax.tree_util.tree_leaves(changed)), "train=True must update every running statistic"
 
 
-def test_eval_mode_leaves_batch_stats_untouched():
-    model = create_model("cifar_resnet20", num_classes=10)
+@pytest.mark.parametrize("name", ["cifar_resnet20", "wrn16_8", "resnext29_8x64d"])
+def test_eval_mode_leaves_batch_stats_untouched(name):
+    model = create_model(name, num_classes=10)
     variables = random_variables(model, 8)
     images = jnp.ones((2, 8, 8, 3))
     _, updates = model.apply(variables, images, train=False, mutable=["batch_stats"])
@@ -156,8 +157,8 @@ def test_bfloat16_logits_close_to_float32(name):
     bf16_logits = create_model(name, num_classes=10, dtype="bfloat16").apply(variables, images)
     assert bf16_logits.dtype == jnp.float32, "logits stay float32 under bfloat16 compute"
     scale = float(jnp.abs(reference).max())
-    # bf16 keeps 8 mantissa bits (relative step 2^-8 ~ 0.4%); errors accumulate over depth.
-    assert float(jnp.abs(bf16_logits - reference).max()) <= 0.1 * scale
+    # bf16 keeps 8 mantissa bits (relative step 2^-8 ~ 0.4%); measured 0.4-0.6% of the logit scale.
+    assert float(jnp.abs(bf16_logits - reference).max()) <= 0.03 * scale
     assert float(jnp.abs(bf16_logits - reference).max()) > 0, "bf16 path must really compute in bf16"
 
 

@@ -1,0 +1,122 @@
+"""Learning-rate schedules, weight-decay masks and optimizers (optax only; no TensorFlow).
+
+Schedules are functions of the number of completed optimizer steps, so ``schedule(32000)`` is the
+rate of the 32,001st update: He et al.'s "divide by 10 at 32k iterations" gives 0.01 there.
+"""
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import optax
+
+SCHEDULES = ("piecewise", "cosine", "constant")
+WARMUPS = ("linear", "constant")
+OPTIMIZERS = ("sgd", "lars", "adamw")
+WEIGHT_DECAY_MODES = ("l2", "decoupled")
+REFERENCE_BATCH_SIZE = 256  # Goyal et al. 2017's linear scaling rule: lr = base * batch / 256
+
+
+def scaled_learning_rate(base_learning_rate: float, batch_size: int, reference: int = REFERENCE_BATCH_SIZE) -> float:
+    """The linear scaling rule: ``base_learning_rate * batch_size / reference``."""
+    return base_learning_rate * batch_size / reference
+
+
+def learning_rate_schedule(
+    *,
+    base_learning_rate: float,
+    schedule: str,
+    total_steps: int,
+    boundaries: Sequence[int] = (),
+    decay_factor: float = 0.1,
+    warmup_steps: int = 0,
+    warmup: str = "linear",
+    warmup_learning_rate: float = 0.0,
+) -> optax.Schedule:
+    """Build a schedule over optimizer steps.
+
+    Args:
+      base_learning_rate: the rate after warm-up (the peak for cosine).
+      schedule: ``'piecewise'`` (multiply by ``decay_factor`` at each boundary), ``'cosine'`` (decay to
+        0 at ``total_steps``) or ``'constant'``.
+      total_steps: length of training in steps.
+      boundaries: steps at which a piecewise schedule decays; see ``epochs_to_steps``.
+      decay_factor: multiplier applied at each boundary (0.1 for He et al., 0.2 for WRN).
+      warmup_steps: steps of warm-up before the main schedule.
+      warmup: ``'linear'`` (from ``warmup_learning_rate`` up to the base rate) or ``'constant'`` (hold
+        ``warmup_learning_rate``, He et al.'s 0.01 for ResNet-110).
+      warmup_learning_rate: the starting (linear) or held (constant) warm-up rate.
+    """
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+    if warmup not in WARMUPS:
+        raise ValueError(f"warmup must be one of {WARMUPS}, got {warmup!r}")
+    if not 0 <= warmup_steps < total_steps:
+        raise ValueError(f"warmup_steps={warmup_steps} must be in [0, total_steps={total_steps})")
+    if list(boundaries) != sorted(boundaries) or any(not 0 < b < total_steps for b in boundaries):
+        raise ValueError(f"boundaries {list(boundaries)} must be increasing and inside (0, {total_steps})")
+
+    if schedule == "piecewise":
+        main = optax.piecewise_constant_schedule(base_learning_rate, {int(b): decay_factor for b in boundaries})
+    elif schedule == "cosine":
+        main = optax.cosine_decay_schedule(base_learning_rate, total_steps - warmup_steps)
+    else:
+        main = optax.constant_schedule(base_learning_rate)
+    if warmup_steps == 0:
+        return main
+    if warmup == "linear":
+        ramp = optax.linear_schedule(warmup_learning_rate, base_learning_rate, warmup_steps)
+    else:
+        ramp = optax.constant_schedule(warmup_learning_rate)
+    # Piecewise boundaries are absolute steps; cosine counts from the end of warm-up.
+    if schedule == "piecewise":
+        return lambda step: jax.numpy.where(step < warmup_steps, ramp(step), main(step))
+    return optax.join_schedules([ramp, main], [warmup_steps])
+
+
+def epochs_to_steps(epochs: Sequence[float], steps_per_epoch: int) -> list[int]:
+    """Convert epoch boundaries (e.g. WRN's 60/120/160) to optimizer steps."""
+    return [round(epoch * steps_per_epoch) for epoch in epochs]
+
+
+def weight_decay_mask(params: Any, decay_all: bool = False) -> Any:
+    """True for the leaves weight decay applies to: convolution and dense kernels, not BN or biases.
+
+    ``decay_all=True`` decays every parameter, as He et al. 2016 did.
+    """
+    return jax.tree_util.tree_map_with_path(lambda path, _: decay_all or path[-1].key == "kernel", params)
+
+
+def make_optimizer(
+    *,
+    name: str,
+    learning_rate: optax.Schedule | float,
+    weight_decay: float = 0.0,
+    weight_decay_mode: str = "l2",
+    decay_mask: Any | Callable[[Any], Any] = weight_decay_mask,
+    momentum: float = 0.9,
+    nesterov: bool = False,
+    grad_clip_norm: float | None = None,
+) -> optax.GradientTransformation:
+    """SGD (momentum, optional Nesterov), LARS or AdamW with masked L2 or decoupled weight decay.
+
+    ``weight_decay_mode='l2'`` adds ``weight_decay * param`` to the gradient before momentum, as the
+    papers (and torch.optim.SGD) do; ``'decoupled'`` subtracts ``lr * weight_decay * param`` from the
+    update directly (Loshchilov & Hutter). LARS and AdamW always decay in their own decoupled way.
+    """
+    if name not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")
+    if weight_decay_mode not in WEIGHT_DECAY_MODES:
+        raise ValueError(f"weight_decay_mode must be one of {WEIGHT_DECAY_MODES}, got {weight_decay_mode!r}")
+    clip = [optax.clip_by_global_norm(grad_clip_norm)] if grad_clip_norm else []
+    if name == "lars":
+        core = optax.lars(
+            learning_rate, weight_decay, decay_mask, momentum=momentum, nesterov=nesterov, trust_ratio_mask=decay_mask
+        )
+        return optax.chain(*clip, core)
+    if name == "adamw":
+        return optax.chain(*clip, optax.adamw(learning_rate, weight_decay=weight_decay, mask=decay_mask))
+    decay = optax.add_decayed_weights(weight_decay, decay_mask) if weight_decay else optax.identity()
+    sgd_trace = optax.trace(decay=momentum, nesterov=nesterov)
+    steps = [decay, sgd_trace] if weight_decay_mode == "l2" else [sgd_trace, decay]
+    return optax.chain(*clip, *steps, optax.scale_by_learning_rate(learning_rate))

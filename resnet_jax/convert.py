@@ -38,7 +38,7 @@ def torch_key(flax_path: tuple[str, ...]) -> str:
 def _to_numpy(value: Any) -> np.ndarray:
     """A float32 numpy copy of a torch tensor or array-like."""
     if hasattr(value, "detach"):
-        value = value.detach().cpu().numpy()
+        value = value.detach().cpu().float().numpy()  # .float(): numpy has no bfloat16
     return np.asarray(value, dtype=np.float32)
 
 

@@ -172,20 +172,41 @@ def test_he_fan_out_initialisation():
     """Conv kernels ~ N(0, 2 / (k*k*out_channels)), as torchvision's kaiming_normal_(mode='fan_out')."""
     model = create_model("cifar_resnet20", num_classes=10, stage_sizes=(1, 1, 2))
     params = jax.jit(lambda x: model.init(jax.random.key(0), x, train=False))(jnp.ones((1, 8, 8, 3)))["params"]
-    kernel = np.asarray(params["layer3_1"]["conv2"]["kernel"])  # 3x3x64x64
-    assert kernel.std() == pytest.approx(math.sqrt(2.0 / (3 * 3 * 64)), rel=0.05)
+    kernel = np.asarray(params["layer2_0"]["conv1"]["kernel"])  # 3x3x16x32: fan_out 288, fan_in 144
+    assert kernel.std() == pytest.approx(math.sqrt(2.0 / (3 * 3 * 32)), rel=0.05)
     assert np.asarray(params["layer3_1"]["bn2"]["scale"]).tolist() == [1.0] * 64
 
 
-@pytest.mark.parametrize("name, last_bn", [("resnet50", "bn3"), ("cifar_resnet20", "bn2"), ("wrn16_8", "bn2")])
-def test_zero_init_residual_zeroes_the_last_bn_of_every_branch(name, last_bn):
+@pytest.mark.parametrize(
+    "name, zeroed",
+    [("resnet50", ("bn3", "scale")), ("cifar_resnet20", ("bn2", "scale")), ("wrn16_8", ("conv2", "kernel"))],
+)
+def test_zero_init_residual_zeroes_each_branch_and_gradients_still_flow(name, zeroed):
+    """Post-activation: the last BN scale; pre-activation: the last conv (a zero BN before a ReLU kills gradients)."""
     # Narrow widths keep initialisation cheap; the block structure is the registered one.
     widths = (4,) * len(get_spec(name).kwargs["stage_sizes"])
     model = create_model(name, num_classes=10, zero_init_residual=True, widths=widths, stem_width=4)
-    params = jax.jit(lambda x: model.init(jax.random.key(0), x, train=False))(jnp.ones((1, 32, 32, 3)))["params"]
+    images = jnp.asarray(np.random.default_rng(0).standard_normal((2, 32, 32, 3), dtype=np.float32))
+    variables = jax.jit(lambda x: model.init(jax.random.key(0), x, train=False))(images)
+    params = variables["params"]
     blocks = [key for key in params if key.startswith("layer")]
-    assert blocks and all(not np.asarray(params[b][last_bn]["scale"]).any() for b in blocks)
-    assert np.asarray(params[blocks[0]]["bn1"]["scale"]).all(), "only the last BN of a branch is zeroed"
+    module, leaf = zeroed
+    assert blocks and all(not np.asarray(params[b][module][leaf]).any() for b in blocks)
+    assert np.asarray(params[blocks[0]]["conv1"]["kernel"]).any(), "only the end of a branch is zeroed"
+
+    def loss(params):
+        logits, _ = model.apply(
+            {"params": params, "batch_stats": variables["batch_stats"]}, images, train=True, mutable=["batch_stats"]
+        )
+        return jnp.sum(logits**2)
+
+    grads = jax.grad(loss)(params)
+    assert all(np.abs(np.asarray(grads[b][module][leaf])).max() > 0 for b in blocks), "zeroed leaves must learn"
+
+
+def test_preactivation_with_imagenet_stem_is_refused():
+    with pytest.raises(ValueError, match="BN-ReLU twice"):
+        create_model("resnet50", num_classes=10, preactivation=True)
 
 
 def _block(shortcut, preactivation=False, out_width=8):

@@ -21,11 +21,19 @@ BOTTLENECK_EXPANSION = 4
 
 # He et al. (2015) initialisation with fan_out, as torchvision initialises its ResNets.
 conv_kernel_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
-# torchvision's nn.Linear default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+# torchvision's nn.Linear default: weight and bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
 dense_kernel_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
 
 
-def _conv(features: int, kernel_size: int, stride: int, groups: int, dtype: Any, name: str) -> nn.Conv:
+def dense_bias_init(fan_in: int) -> nn.initializers.Initializer:
+    """U(-1/sqrt(fan_in), 1/sqrt(fan_in)), torchvision's classifier bias initialisation."""
+    bound = fan_in**-0.5
+    return lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype, -bound, bound)
+
+
+def _conv(
+    features: int, kernel_size: int, stride: int, groups: int, dtype: Any, name: str, zero_init: bool = False
+) -> nn.Conv:
     """A bias-free convolution with PyTorch's symmetric padding of kernel_size // 2."""
     pad = kernel_size // 2
     return nn.Conv(
@@ -37,7 +45,7 @@ def _conv(features: int, kernel_size: int, stride: int, groups: int, dtype: Any,
         use_bias=False,
         dtype=dtype,
         param_dtype=jnp.float32,
-        kernel_init=conv_kernel_init,
+        kernel_init=nn.initializers.zeros if zero_init else conv_kernel_init,
         name=name,
     )
 
@@ -85,15 +93,17 @@ class ResidualBlock(nn.Module):
             branch = nn.relu(self._norm("bn1")(x, train))
         projection_input = branch  # pre-activated input in pre-act nets (He et al. 2016b), x otherwise
         for index, (features, kernel, stride, groups) in enumerate(layers, start=1):
+            zero_init = self.zero_init_residual and index == last
             if index > 1:
                 if self.preactivation:
-                    bn = self._norm(f"bn{index}", zero_init=self.zero_init_residual and index == last)
-                    branch = nn.relu(bn(branch, train))
+                    branch = nn.relu(self._norm(f"bn{index}")(branch, train))
                 branch = nn.Dropout(self.dropout_rate, deterministic=not train)(branch)
-            branch = _conv(features, kernel, stride, groups, self.dtype, f"conv{index}")(branch)
+            # Pre-activation branches end in a conv, which is zeroed instead: a zeroed BN in front of a
+            # ReLU would leave relu'(0) = 0 and block every gradient of the branch for good.
+            conv_zero_init = zero_init and self.preactivation
+            branch = _conv(features, kernel, stride, groups, self.dtype, f"conv{index}", conv_zero_init)(branch)
             if not self.preactivation:
-                bn = self._norm(f"bn{index}", zero_init=self.zero_init_residual and index == last)
-                branch = bn(branch, train)
+                branch = self._norm(f"bn{index}", zero_init=zero_init)(branch, train)
                 if index < last:
                     branch = nn.relu(branch)
 
@@ -133,7 +143,8 @@ class ResNet(nn.Module):
       width_per_group: bottleneck channels per group at base width 64 (ResNeXt's "d").
       width_multiplier: widens each block's inner convolutions (Wide ResNet's "k").
       dropout_rate: dropout between a block's convolutions (Wide ResNet); needs a 'dropout' rng.
-      zero_init_residual: zero-initialise the last BatchNorm scale of every residual branch.
+      zero_init_residual: start every residual branch at zero: the last BatchNorm scale of a
+        post-activation branch, the last convolution of a pre-activation branch (which ends in a conv).
       bn_group_size: examples sharing BatchNorm statistics in training; 0 = the whole batch.
       input_channels: channels the input images must have.
       dtype: compute dtype; parameters, BatchNorm statistics and logits stay float32.
@@ -193,7 +204,12 @@ class ResNet(nn.Module):
             x = nn.relu(BatchNorm(group_size=self.bn_group_size, dtype=dtype, name="bn_final")(x, train))
         pooled = jnp.mean(x.astype(jnp.float32), axis=(1, 2))
         logits = nn.Dense(
-            self.num_classes, dtype=jnp.float32, param_dtype=jnp.float32, kernel_init=dense_kernel_init, name="fc"
+            self.num_classes,
+            dtype=jnp.float32,
+            param_dtype=jnp.float32,
+            kernel_init=dense_kernel_init,
+            bias_init=dense_bias_init(pooled.shape[-1]),
+            name="fc",
         )(pooled)
         if return_features:
             return {**features, "pooled": pooled, "logits": logits}
@@ -269,6 +285,11 @@ def validate_architecture(model: ResNet) -> None:
     require(
         not (model.zero_init_residual and model.shortcut == "none"),
         "zero_init_residual=True would zero a plain network's only path; use it with shortcut 'A' or 'B'",
+    )
+    require(
+        not (model.preactivation and model.stem == "imagenet"),
+        "preactivation=True with the ImageNet stem would apply BN-ReLU twice before layer1 (He et al. 2016b "
+        "use a special first block there, not implemented); use stem='cifar' or post-activation blocks",
     )
     if model.shortcut == "A":
         channels = [model.stem_width] + [model._out_width(stage) for stage in range(len(model.stage_sizes))]

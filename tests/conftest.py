@@ -21,9 +21,7 @@ def random_variables(model, input_size: int, seed: int = 0) -> dict:
 
     def fill(path, leaf):
         name = path[-1].key
-        if name == "var":
-            return 0.5 + rng.random(leaf.shape, dtype=np.float32)
-        if name == "scale":
+        if name in ("var", "scale"):
             return 0.5 + rng.random(leaf.shape, dtype=np.float32)
         fan_in = int(np.prod(leaf.shape[:-1])) if len(leaf.shape) > 1 else 1
         std = np.sqrt(1.0 / fan_in) if len(leaf.shape) > 1 else 0.1

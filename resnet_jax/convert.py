@@ -51,7 +51,7 @@ def _to_flax_layout(array: np.ndarray) -> np.ndarray:
     return array
 
 
-def _summarise(items: list[str], limit: int = 12) -> str:
+def summarise(items: list[str], limit: int = 12) -> str:
     """The first ``limit`` items, then how many more: errors stay readable for whole-model mismatches."""
     shown = ", ".join(items[:limit])
     return shown + (f", ... and {len(items) - limit} more" if len(items) > limit else "")
@@ -85,9 +85,9 @@ def from_torchvision(state_dict: Mapping[str, Any], name: str, num_classes: int 
 
     problems, misshaped, converted = [], [], {}
     if unknown := sorted(given - set(expected)):
-        problems.append(f"{len(unknown)} unexpected keys (not part of {name!r}): {_summarise(unknown)}")
+        problems.append(f"{len(unknown)} unexpected keys (not part of {name!r}): {summarise(unknown)}")
     if missing := sorted(set(expected) - given):
-        problems.append(f"{len(missing)} missing keys: {_summarise(missing)}")
+        problems.append(f"{len(missing)} missing keys: {summarise(missing)}")
     for key in sorted(given & set(expected)):
         path, shape = expected[key]
         array = _to_flax_layout(_to_numpy(state_dict[key]))
@@ -95,7 +95,7 @@ def from_torchvision(state_dict: Mapping[str, Any], name: str, num_classes: int 
             misshaped.append(f"{key} {tuple(np.shape(state_dict[key]))} -> Flax {array.shape}, needs {shape}")
         converted[path] = jax.numpy.asarray(array)
     if misshaped:
-        problems.append(f"{len(misshaped)} shape mismatches: {_summarise(misshaped, limit=6)}")
+        problems.append(f"{len(misshaped)} shape mismatches: {summarise(misshaped, limit=6)}")
     if problems:
         hint = f"is this a torchvision {name} checkpoint? `python -m resnet_jax.models` lists the architectures"
         raise ValueError(f"cannot convert state_dict to {name!r}:\n  " + "\n  ".join(problems) + f"\n  ({hint})")

@@ -4,7 +4,7 @@ Schedules are functions of the number of completed optimizer steps, so ``schedul
 rate of the 32,001st update: He et al.'s "divide by 10 at 32k iterations" gives 0.01 there.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -120,3 +120,48 @@ def make_optimizer(
     sgd_trace = optax.trace(decay=momentum, nesterov=nesterov)
     steps = [decay, sgd_trace] if weight_decay_mode == "l2" else [sgd_trace, decay]
     return optax.chain(*clip, *steps, optax.scale_by_learning_rate(learning_rate))
+
+
+def stage_name(top_level_module: str) -> str:
+    """Group a top-level parameter name into ``stem``, ``layerN`` or ``head`` (``fc``, ``bn_final``)."""
+    if top_level_module.startswith("layer"):
+        return top_level_module.split("_")[0]
+    return "stem" if top_level_module in ("conv1", "bn1") else "head"
+
+
+def map_stages(params: Any, value_of_stage: Callable[[str], Any]) -> Any:
+    """A tree like ``params`` whose leaves are ``value_of_stage(stage of that leaf)``."""
+    return jax.tree_util.tree_map_with_path(lambda path, _: value_of_stage(stage_name(path[0].key)), params)
+
+
+def scale_by_tree(multipliers: Any) -> optax.GradientTransformation:
+    """Multiply each update by the matching leaf of ``multipliers`` (per-stage learning rates)."""
+
+    def update(updates, state, params=None):
+        del params
+        return jax.tree_util.tree_map(lambda u, m: u * m, updates, multipliers), state
+
+    return optax.GradientTransformation(lambda _: optax.EmptyState(), update)
+
+
+def with_stage_control(
+    tx: optax.GradientTransformation,
+    params: Any,
+    freeze: Sequence[str] = (),
+    multipliers: Mapping[str, float] | None = None,
+) -> optax.GradientTransformation:
+    """Freeze whole stages (no updates, no optimizer state) and scale the others' updates.
+
+    Frozen stages go through an optax ``multi_transform`` mask to ``set_to_zero``; multipliers scale
+    the final updates, which is a per-stage learning rate for SGD, LARS and AdamW alike.
+    """
+    multipliers = multipliers or {}
+    unknown = sorted((set(freeze) | set(multipliers)) - {stage_name(name) for name in params})
+    if unknown:
+        stages = sorted({stage_name(name) for name in params})
+        raise ValueError(f"unknown stage(s) {unknown} in freeze/lr_multipliers; this model has {stages}")
+    if not freeze and not multipliers:
+        return tx
+    labels = map_stages(params, lambda stage: "frozen" if stage in freeze else "trained")
+    masked = optax.multi_transform({"frozen": optax.set_to_zero(), "trained": tx}, labels)
+    return optax.chain(masked, scale_by_tree(map_stages(params, lambda stage: multipliers.get(stage, 1.0))))

@@ -1,0 +1,109 @@
+"""Orbax checkpointing of the train state: periodic, final and on preemption; strict, resharding restore.
+
+The state is saved as a plain nested dict (``flax.serialization.to_state_dict``), so checkpoints
+are readable without this package. Restoring takes an abstract target carrying the current mesh's
+shardings, so a run can resume on a different number of devices.
+"""
+
+import os
+from pathlib import Path
+from typing import Any
+
+import flax
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+from flax import traverse_util
+
+from resnet_jax.convert import summarise
+from resnet_jax.train.state import TrainState
+
+
+def _shapes(tree: Any) -> dict[str, tuple[int, ...]]:
+    """'/'-joined path -> shape for every array leaf of a nested dict."""
+    flat = traverse_util.flatten_dict(tree, sep="/") if tree else {}
+    return {path: tuple(leaf.shape) for path, leaf in flat.items() if hasattr(leaf, "shape")}
+
+
+def check_compatible(saved: Any, target: Any, source: str) -> None:
+    """Raise a ValueError naming every missing, unexpected or mis-shaped entry between two trees."""
+    saved_shapes, target_shapes = _shapes(saved), _shapes(target)
+    missing = sorted(set(target_shapes) - set(saved_shapes))
+    unexpected = sorted(set(saved_shapes) - set(target_shapes))
+    mismatched = sorted(
+        f"{path} (saved {saved_shapes[path]}, model {shape})"
+        for path, shape in target_shapes.items()
+        if path in saved_shapes and saved_shapes[path] != shape
+    )
+    problems = [
+        f"{label}: {summarise(items)}"
+        for label, items in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", mismatched))
+        if items
+    ]
+    if problems:
+        raise ValueError(
+            f"{source} does not match this model and optimizer ({'; '.join(problems)}). Use the config the "
+            "checkpoint was written with, or start a fresh --workdir."
+        )
+
+
+class Checkpointer:
+    """A ``CheckpointManager`` in ``directory`` keeping the last ``max_to_keep`` saves, asynchronously."""
+
+    def __init__(self, directory: str | os.PathLike, max_to_keep: int = 3, asynchronous: bool = True):
+        self.directory = Path(directory).absolute()
+        options = ocp.CheckpointManagerOptions(
+            max_to_keep=max_to_keep, create=True, enable_async_checkpointing=asynchronous
+        )
+        self.manager = ocp.CheckpointManager(self.directory, options=options)
+
+    def latest_step(self) -> int | None:
+        """The newest saved step, or None for a fresh directory."""
+        return self.manager.latest_step()
+
+    def save(self, step: int, state: TrainState) -> None:
+        """Start saving ``state`` as ``step`` (returns before the write finishes when asynchronous)."""
+        if step in self.manager.all_steps():
+            return
+        self.manager.save(step, args=ocp.args.StandardSave(flax.serialization.to_state_dict(state)), force=True)
+
+    def restore(self, abstract_state: TrainState, step: int | None = None) -> TrainState:
+        """Restore ``step`` (default: latest) onto the shardings in ``abstract_state``; strict about structure."""
+        step = self.latest_step() if step is None else step
+        target = flax.serialization.to_state_dict(abstract_state)
+        saved = self.manager.item_metadata(step)
+        check_compatible(saved.tree if hasattr(saved, "tree") else saved, target, f"checkpoint {self.directory}/{step}")
+        restored = self.manager.restore(step, args=ocp.args.StandardRestore(target))
+        return flax.serialization.from_state_dict(abstract_state, restored)
+
+    def wait_until_finished(self) -> None:
+        """Block until pending asynchronous saves are on disk."""
+        self.manager.wait_until_finished()
+
+    def close(self) -> None:
+        """Finish pending saves and release the manager."""
+        self.manager.wait_until_finished()
+        self.manager.close()
+
+
+def find_checkpoint_dir(path: str | os.PathLike) -> tuple[Path, int | None]:
+    """Resolve a workdir, a ``checkpoints`` dir or one step's dir to (manager directory, step or None)."""
+    path = Path(path).absolute()
+    if (path / "checkpoints").is_dir():
+        return path / "checkpoints", None
+    if path.name.isdigit() and path.parent.is_dir():
+        return path.parent, int(path.name)
+    if path.is_dir():
+        return path, None
+    raise FileNotFoundError(f"no checkpoint at {path}; give a workdir, its checkpoints/ folder or one step's folder")
+
+
+def load_variables(path: str | os.PathLike) -> dict:
+    """``{'params', 'batch_stats'}`` (numpy) from a checkpoint written by this package, for fine-tuning."""
+    directory, step = find_checkpoint_dir(path)
+    manager = ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(read_only=True))
+    step = manager.latest_step() if step is None else step
+    if step is None:
+        raise FileNotFoundError(f"{directory} holds no checkpoints")
+    restored = manager.restore(step, args=ocp.args.StandardRestore())
+    return {key: jax.tree_util.tree_map(np.asarray, restored.get(key) or {}) for key in ("params", "batch_stats")}

@@ -1,0 +1,51 @@
+"""Fine-tuning: load pretrained variables (this package's checkpoints or torchvision files) into a model."""
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from flax import traverse_util
+
+from resnet_jax.convert import from_torchvision
+from resnet_jax.train.checkpoint import check_compatible, load_variables
+
+HEAD_MODULES = ("fc",)
+TORCH_SUFFIXES = (".pth", ".pt")
+
+
+def load(path: str | os.PathLike, model_name: str) -> dict:
+    """``{'params', 'batch_stats'}`` from a workdir/checkpoint of this package or a torchvision ``.pth``."""
+    if Path(path).suffix in TORCH_SUFFIXES:
+        try:
+            import torch
+        except ImportError as error:
+            raise ImportError("loading a .pth file needs torch: pip install -e '.[torch]'") from error
+        state_dict = torch.load(path, map_location="cpu", weights_only=True)
+        return from_torchvision(state_dict.get("state_dict", state_dict), model_name)
+    return load_variables(path)
+
+
+def merge(fresh: dict, loaded: dict, reinit_head: bool = False) -> dict:
+    """Take every variable from ``loaded`` except the head, which stays fresh if asked or if its shape differs.
+
+    Anything else missing or mis-shaped is an error naming it (a checkpoint of another architecture).
+    """
+    flat_fresh = traverse_util.flatten_dict(fresh, sep="/")
+    flat_loaded = traverse_util.flatten_dict(loaded, sep="/")
+
+    def keep_fresh(path: str) -> bool:
+        is_head = path.split("/")[1] in HEAD_MODULES
+        differs = path not in flat_loaded or np.shape(flat_loaded[path]) != np.shape(flat_fresh[path])
+        return is_head and (reinit_head or differs)
+
+    body = {path for path in flat_fresh if not keep_fresh(path)}
+    check_compatible(
+        traverse_util.unflatten_dict(
+            {p: v for p, v in flat_loaded.items() if p in body or p.split("/")[1] not in HEAD_MODULES}, sep="/"
+        ),
+        traverse_util.unflatten_dict({p: flat_fresh[p] for p in body}, sep="/"),
+        "the init_from checkpoint",
+    )
+    merged: dict[str, Any] = {p: np.asarray(flat_loaded[p] if p in body else v) for p, v in flat_fresh.items()}
+    return traverse_util.unflatten_dict(merged, sep="/")

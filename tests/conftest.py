@@ -1,6 +1,10 @@
-"""Shared test set-up: make tests/ importable for the reference networks, and small helpers."""
+"""Shared test set-up: 8 simulated CPU devices, tests/ importable for the reference networks, helpers."""
 
+import os
 import sys
+
+# Multi-device tests need several devices; XLA reads this once, before JAX is first imported.
+os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
 from pathlib import Path
 
 import jax

@@ -55,7 +55,9 @@ class Checkpointer:
         options = ocp.CheckpointManagerOptions(
             max_to_keep=max_to_keep, create=True, enable_async_checkpointing=asynchronous
         )
-        self.manager = ocp.CheckpointManager(self.directory, options=options)
+        self.manager = ocp.CheckpointManager(
+            self.directory, options=options, item_handlers=ocp.StandardCheckpointHandler()
+        )
 
     def latest_step(self) -> int | None:
         """The newest saved step, or None for a fresh directory."""
@@ -71,8 +73,7 @@ class Checkpointer:
         """Restore ``step`` (default: latest) onto the shardings in ``abstract_state``; strict about structure."""
         step = self.latest_step() if step is None else step
         target = flax.serialization.to_state_dict(abstract_state)
-        saved = self.manager.item_metadata(step)
-        check_compatible(saved.tree if hasattr(saved, "tree") else saved, target, f"checkpoint {self.directory}/{step}")
+        check_compatible(self.manager.item_metadata(step).tree, target, f"checkpoint {self.directory}/{step}")
         restored = self.manager.restore(step, args=ocp.args.StandardRestore(target))
         return flax.serialization.from_state_dict(abstract_state, restored)
 
@@ -101,9 +102,18 @@ def find_checkpoint_dir(path: str | os.PathLike) -> tuple[Path, int | None]:
 def load_variables(path: str | os.PathLike) -> dict:
     """``{'params', 'batch_stats'}`` (numpy) from a checkpoint written by this package, for fine-tuning."""
     directory, step = find_checkpoint_dir(path)
-    manager = ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(read_only=True))
+    manager = ocp.CheckpointManager(
+        directory,
+        options=ocp.CheckpointManagerOptions(read_only=True),
+        item_handlers=ocp.StandardCheckpointHandler(),
+    )
     step = manager.latest_step() if step is None else step
     if step is None:
         raise FileNotFoundError(f"{directory} holds no checkpoints")
-    restored = manager.restore(step, args=ocp.args.StandardRestore())
+    # Restore onto this process's first device, whatever topology the checkpoint was written on.
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    target = jax.tree_util.tree_map(
+        lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=device), manager.item_metadata(step).tree
+    )
+    restored = manager.restore(step, args=ocp.args.StandardRestore(target))
     return {key: jax.tree_util.tree_map(np.asarray, restored.get(key) or {}) for key in ("params", "batch_stats")}

@@ -1,0 +1,99 @@
+"""The whole job on 8 simulated devices: learning, exact eval, workdir files, divergence, bad configs."""
+
+import json
+import math
+
+import jax
+import numpy as np
+import pytest
+
+from configs import default
+from resnet_jax.train import checkpoint, loop
+
+
+def tiny_config(**fields):
+    """The default config at 8x8 pixels and batch 16: seconds per run after compilation."""
+    config = default.get_config()
+    config.image_size = 8
+    config.batch_size = 16
+    config.num_train_steps = 10
+    config.log_every_steps = 5
+    config.eval_every_steps = 100
+    config.checkpoint_every_steps = 100
+    config.synthetic.num_eval_examples = 64
+    config.update(fields)
+    return config
+
+
+def read_metrics(workdir) -> list[dict]:
+    return [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_learns_the_synthetic_rule_and_writes_the_workdir_contract(tmp_path):
+    results = loop.train_and_evaluate(tiny_config(num_train_steps=150, log_every_steps=25), tmp_path)
+    assert results["step"] == 150
+    assert results["eval/top1"] > 0.9  # chance is 0.1
+    train_losses = [r["train/loss"] for r in read_metrics(tmp_path) if "train/loss" in r]
+    assert train_losses[-1] < 0.3 * math.log(10)  # well below chance's ln(10)
+
+    assert json.loads((tmp_path / "results.json").read_text()) == pytest.approx(results)
+    assert {"step", "eval/top1", "eval/top5", "eval/loss", "num_eval_examples", "wall_time_s"} <= set(results)
+    record = json.loads((tmp_path / "config.json").read_text())
+    assert record["model"] == "cifar_resnet20" and record["batch_size"] == 16
+    assert record["devices"]["num_devices"] == 8 and record["versions"]["jax"] == jax.__version__
+    assert record["derived"]["per_device_batch"] == 2
+    logged = read_metrics(tmp_path)
+    assert all(isinstance(r["step"], int) for r in logged)
+    train_record = next(r for r in logged if "train/loss" in r)
+    for name in ("train/top1", "train/lr", "train/grad_norm", "train/grad_norm/layer1", "train/examples_per_sec"):
+        assert name in train_record
+    assert any("eval/top1" in r and r["step"] == 150 for r in logged)
+    assert list(tmp_path.glob("events.out.tfevents.*")), "TensorBoard event file missing"
+    assert checkpoint.Checkpointer(tmp_path / "checkpoints").latest_step() == 150
+
+
+def test_eval_counts_every_example_once_whatever_the_batch_size(tmp_path):
+    outcomes = []
+    for eval_batch_size in (8, 24):  # 37 examples: neither divides it
+        config = tiny_config(num_train_steps=2, eval_batch_size=eval_batch_size)
+        config.synthetic.num_eval_examples = 37
+        outcomes.append(loop.train_and_evaluate(config, tmp_path / str(eval_batch_size)))
+    for outcome in outcomes:
+        assert outcome["num_eval_examples"] == 37
+        for name in ("eval/top1", "eval/top5", "eval/loss"):
+            assert outcome[name] == pytest.approx(outcomes[0][name], abs=1e-6)
+        assert outcome["eval/top1"] * 37 == pytest.approx(round(outcome["eval/top1"] * 37), abs=1e-4)
+
+
+def test_divergence_stops_with_a_clear_error_and_keeps_a_good_checkpoint(tmp_path):
+    config = tiny_config(
+        num_train_steps=40, schedule="piecewise", lr_boundaries=(4,), lr_decay_factor=1e12, log_every_steps=2
+    )
+    config.checkpoint_every_steps = 2
+    with pytest.raises(loop.TrainingDiverged, match="last good checkpoint"):
+        loop.train_and_evaluate(config, tmp_path)
+    kept = checkpoint.load_variables(tmp_path)
+    assert all(np.isfinite(leaf).all() for leaf in jax.tree_util.tree_leaves(kept))
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"model": "resnet19"}, "unknown model 'resnet19'"),
+        ({"dataset": "mnist_typo"}, "unknown dataset 'mnist_typo'"),
+        ({"learning_rate": -0.1}, "learning_rate must be >= 0"),
+        ({"batch_size": 100}, "not divisible by the 8 devices"),
+        ({"eval_batch_size": 12}, "not divisible by the 8 devices"),
+        ({"bn_group_size": 3}, "bn_group_size=3"),
+        ({"num_epochs": 1.0}, "exactly one of num_train_steps"),
+        ({"optimizer": "rmsprop"}, "optimizer must be one of"),
+        ({"freeze": "layer9"}, "unknown stage"),
+    ],
+)
+def test_bad_configs_fail_before_any_compilation(tmp_path, monkeypatch, fields, message):
+    def no_compiling(*args, **kwargs):
+        raise AssertionError("compiled before validating the config")
+
+    monkeypatch.setattr(loop.jax, "jit", no_compiling)
+    with pytest.raises(ValueError, match=message):
+        loop.train_and_evaluate(tiny_config(**fields), tmp_path)

@@ -1,0 +1,95 @@
+"""Kill-and-resume through the real command line: the final state equals an uninterrupted run's."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from resnet_jax.train import checkpoint
+
+pytestmark = pytest.mark.xdist_group("resume")  # one worker runs the shared uninterrupted reference once
+REPO = Path(__file__).resolve().parents[1]
+NUM_STEPS = 60
+TIMEOUT_S = 240
+FLAGS = [
+    "--config=configs/default.py",
+    "--config.image_size=8",
+    "--config.batch_size=16",
+    f"--config.num_train_steps={NUM_STEPS}",
+    "--config.log_every_steps=2",
+    "--config.checkpoint_every_steps=10",
+    "--config.eval_every_steps=1000",
+    "--config.synthetic.num_eval_examples=40",
+    "--config.dropout_rate=0.2",  # the dropout RNG must resume too
+    "--config.ema_decay=0.9",  # and the EMA parameters
+]
+
+
+def start(workdir: Path, num_devices: int = 8) -> subprocess.Popen:
+    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={num_devices}")
+    command = [sys.executable, "-m", "resnet_jax.main", f"--workdir={workdir}", *FLAGS]
+    return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def finish(process: subprocess.Popen) -> None:
+    _, stderr = process.communicate(timeout=TIMEOUT_S)
+    assert process.returncode == 0, stderr[-3000:]
+
+
+def wait_for(condition, what: str) -> None:
+    deadline = time.monotonic() + TIMEOUT_S
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def final_state(workdir: Path) -> dict:
+    return checkpoint.load_variables(workdir)
+
+
+def assert_same(a: dict, b: dict, relative: float) -> None:
+    """Every leaf equal to within ``relative`` times that leaf's largest magnitude (0: bitwise)."""
+    for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True):
+        np.testing.assert_allclose(x, y, atol=relative * np.abs(y).max(), rtol=0)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("uninterrupted")
+    finish(start(workdir))
+    return workdir
+
+
+def test_sigterm_checkpoints_exits_cleanly_and_resumes_exactly(uninterrupted, tmp_path):
+    process = start(tmp_path)
+    metrics = tmp_path / "metrics.jsonl"
+    wait_for(lambda: metrics.exists() and '"step": 4,' in metrics.read_text(), "training to start")
+    process.send_signal(signal.SIGTERM)
+    finish(process)
+    stopped_at = checkpoint.Checkpointer(tmp_path / "checkpoints").latest_step()
+    assert stopped_at is not None and stopped_at < NUM_STEPS, "the run ended before SIGTERM arrived"
+    assert not (tmp_path / "results.json").exists()
+
+    finish(start(tmp_path))  # the same command again
+    assert checkpoint.Checkpointer(tmp_path / "checkpoints").latest_step() == NUM_STEPS
+    assert_same(final_state(tmp_path), final_state(uninterrupted), relative=0)
+    resumed = (tmp_path / "results.json").read_text()
+    assert resumed.split('"wall_time_s"')[0] == (uninterrupted / "results.json").read_text().split('"wall_time_s"')[0]
+
+
+def test_hard_kill_resumes_from_the_last_checkpoint_on_another_device_count(uninterrupted, tmp_path):
+    process = start(tmp_path)
+    wait_for(lambda: (tmp_path / "checkpoints" / "20").is_dir(), "the step-20 checkpoint")
+    process.kill()
+    process.wait(timeout=TIMEOUT_S)
+    assert checkpoint.Checkpointer(tmp_path / "checkpoints").latest_step() < NUM_STEPS
+
+    finish(start(tmp_path, num_devices=4))
+    # Another device count sums in another order: equal up to float rounding, not bitwise.
+    assert_same(final_state(tmp_path), final_state(uninterrupted), relative=1e-3)

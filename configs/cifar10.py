@@ -1,0 +1,62 @@
+"""He et al. 2016 (Deep Residual Learning, Sec. 4.2) on CIFAR-10: ResNet-20...1202 and the plain nets.
+
+Run (ARG is resnet20, resnet32, resnet44, resnet56, resnet110, resnet1202 or plain20...plain110):
+
+    python -m resnet_jax.main --config=configs/cifar10.py:resnet56 --workdir=runs/cifar10_resnet56
+
+Recipe: batch 128, SGD momentum 0.9, lr 0.1 divided by 10 at 32k and 48k iterations, stop at 64k,
+weight decay 1e-4 on every parameter, 4-pixel pad + random 32x32 crop + horizontal flip.
+ResNet-110 and -1202 warm up at lr 0.01 for the first 400 iterations (Sec. 4.2).
+Hardware: the paper used 2 GPUs x 64 images, so BatchNorm statistics use groups of 64
+(bn_group_size=64); one GPU or a TPU host reproduces it exactly.
+
+Published CIFAR-10 test error (Table 6): ResNet-20 8.75%, -32 7.51%, -44 7.17%, -56 6.97%,
+-110 6.43% (6.61 +- 0.16 over 5 runs), -1202 7.93%. Plain nets: Fig. 6, error grows with depth.
+"""
+
+import ml_collections
+
+from configs import default
+
+DEPTHS = {"resnet": (20, 32, 44, 56, 110, 1202), "plain": (20, 32, 44, 56, 110)}
+PUBLISHED_TEST_ERROR = {
+    "resnet20": 8.75,
+    "resnet32": 7.51,
+    "resnet44": 7.17,
+    "resnet56": 6.97,
+    "resnet110": 6.43,
+    "resnet1202": 7.93,
+}
+WARMUP_DEPTHS = (110, 1202)
+
+
+def get_config(arg: str = "resnet20") -> ml_collections.ConfigDict:
+    """He et al.'s CIFAR-10 recipe for the network ``arg`` (e.g. 'resnet56', 'plain20')."""
+    family, depth = arg.rstrip("0123456789"), int(arg[len(arg.rstrip("0123456789")) :] or 0)
+    if depth not in DEPTHS.get(family, ()):
+        valid = [f"{f}{d}" for f, depths in DEPTHS.items() for d in depths]
+        raise ValueError(f"unknown CIFAR-10 network {arg!r}; choose one of {valid}")
+    config = default.get_config()
+    config.model = f"cifar_{family}{depth}"
+    config.num_classes = 10
+    config.dataset = "cifar10"
+    config.image_size = 32
+    config.batch_size = 128
+    config.bn_group_size = 64
+    config.num_train_steps = 64_000
+    config.learning_rate = 0.1
+    config.schedule = "piecewise"
+    config.lr_boundaries = (32_000, 48_000)
+    config.lr_decay_factor = 0.1
+    if depth in WARMUP_DEPTHS:
+        config.warmup = "constant"
+        config.warmup_steps = 400
+        config.warmup_learning_rate = 0.01
+    config.optimizer = "sgd"
+    config.momentum = 0.9
+    config.weight_decay = 1e-4
+    config.weight_decay_on_all = True
+    config.log_every_steps = 100
+    config.eval_every_steps = 4_000
+    config.checkpoint_every_steps = 4_000
+    return config

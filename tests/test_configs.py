@@ -1,0 +1,96 @@
+"""Every shipped config loads, validates and produces its paper's learning rates at the boundary steps.
+
+Expected values are computed by hand from the papers' recipes (steps per epoch = examples / batch).
+"""
+
+import math
+
+import pytest
+
+from configs import cifar10, default, imagenet, resnext, wrn
+from resnet_jax.train import recipe
+
+CIFAR_TRAIN_EXAMPLES = 50_000
+ALL_CONFIGS = [
+    *[(cifar10, f"{family}{depth}") for family, depths in cifar10.DEPTHS.items() for depth in depths],
+    *[(imagenet, model) for model in imagenet.PUBLISHED_TOP1],
+    (imagenet, "resnet50,cosine"),
+    *[(wrn, f"{dataset},{model}") for dataset, model in wrn.PUBLISHED_TEST_ERROR],
+    *[(resnext, f"{dataset},{model}") for dataset, model in resnext.PUBLISHED_TEST_ERROR],
+]
+
+
+def schedule_of(config, num_train_examples):
+    length = recipe.training_length(config, num_train_examples)
+    return length, recipe.build_schedule(config, length)
+
+
+@pytest.mark.parametrize("module, arg", ALL_CONFIGS, ids=[f"{m.__name__}:{a}" for m, a in ALL_CONFIGS])
+def test_config_is_valid(module, arg):
+    config = module.get_config(arg)
+    for field in ("model", "num_classes", "dataset", "data_dir", "batch_size", "learning_rate", "seed", "dtype"):
+        assert field in config
+    config.dataset = "synthetic"  # the TFDS datasets are checked by the data tests
+    recipe.validate_config(config)
+    assert set(config) == set(default.get_config()), "configs must only set fields the default documents"
+
+
+def test_default_config_is_valid():
+    recipe.validate_config(default.get_config())
+
+
+def test_he2016_cifar_schedule_and_resnet110_warmup():
+    length, lr = schedule_of(cifar10.get_config("resnet110"), CIFAR_TRAIN_EXAMPLES)
+    assert length.num_train_steps == 64_000
+    expected = {0: 0.01, 399: 0.01, 400: 0.1, 31_999: 0.1, 32_000: 0.01, 47_999: 0.01, 48_000: 0.001, 63_999: 0.001}
+    for step, value in expected.items():
+        assert float(lr(step)) == pytest.approx(value), step
+    _, lr20 = schedule_of(cifar10.get_config("resnet20"), CIFAR_TRAIN_EXAMPLES)
+    assert float(lr20(0)) == pytest.approx(0.1)
+
+
+def test_wide_resnet_epoch_schedule():
+    length, lr = schedule_of(wrn.get_config("cifar10"), CIFAR_TRAIN_EXAMPLES)
+    steps_per_epoch = 50_000 / 128  # 390.625
+    assert length.num_train_steps == math.ceil(200 * steps_per_epoch)
+    for epoch, value in ((59, 0.1), (61, 0.02), (121, 0.004), (161, 0.0008)):
+        assert float(lr(round(epoch * steps_per_epoch))) == pytest.approx(value), epoch
+    assert float(lr(round(60 * steps_per_epoch))) == pytest.approx(0.02)  # 23,438 is the first step at 0.02
+
+
+def test_resnext_epoch_schedule():
+    _, lr = schedule_of(resnext.get_config("cifar100"), CIFAR_TRAIN_EXAMPLES)
+    assert float(lr(round(149.9 * 390.625))) == pytest.approx(0.1)
+    assert float(lr(round(150 * 390.625))) == pytest.approx(0.01)
+    assert float(lr(round(225 * 390.625))) == pytest.approx(0.001)
+
+
+def test_imagenet_2016_step_recipe():
+    length, lr = schedule_of(imagenet.get_config("resnet50"), imagenet.IMAGENET_TRAIN_EXAMPLES)
+    steps_per_epoch = 1_281_167 / 256
+    assert length.num_train_steps == math.ceil(120 * steps_per_epoch)
+    boundaries = [round(e * steps_per_epoch) for e in (30, 60, 90)]
+    assert boundaries == [150_137, 300_274, 450_410]  # 5004.56 steps per epoch
+    for boundary, before, after in zip(boundaries, (0.1, 0.01, 0.001), (0.01, 0.001, 0.0001), strict=True):
+        assert float(lr(boundary - 1)) == pytest.approx(before)
+        assert float(lr(boundary)) == pytest.approx(after)
+
+
+def test_imagenet_cosine_recipe_warms_up_to_the_linearly_scaled_peak():
+    config = imagenet.get_config("resnet50,cosine")
+    config.batch_size = 1024  # linear scaling rule: 0.1 x 1024 / 256 = 0.4
+    length, lr = schedule_of(config, imagenet.IMAGENET_TRAIN_EXAMPLES)
+    warmup = round(5 * 1_281_167 / 1024)
+    assert float(lr(0)) == pytest.approx(0.0)
+    assert float(lr(warmup // 2)) == pytest.approx(0.2, rel=1e-3)
+    assert float(lr(warmup)) == pytest.approx(0.4)
+    assert float(lr(length.num_train_steps)) == pytest.approx(0.0, abs=1e-6)
+    assert config.label_smoothing == 0.1
+
+
+@pytest.mark.parametrize(
+    "module, arg", [(cifar10, "resnet21"), (imagenet, "resnet50,linear"), (wrn, "mnist"), (resnext, "cifar10,x")]
+)
+def test_bad_config_arguments_list_the_valid_ones(module, arg):
+    with pytest.raises(ValueError, match="choose"):
+        module.get_config(arg)

@@ -10,6 +10,8 @@ import pytest
 from configs import default
 from resnet_jax.train import checkpoint, loop
 
+pytestmark = pytest.mark.xdist_group("loop")  # one worker shares the trained fixture
+
 
 def tiny_config(**fields):
     """The default config at 8x8 pixels and batch 16: seconds per run after compilation."""
@@ -29,10 +31,19 @@ def read_metrics(workdir) -> list[dict]:
     return [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
 
 
-def test_learns_the_synthetic_rule_and_writes_the_workdir_contract(tmp_path):
-    results = loop.train_and_evaluate(tiny_config(num_train_steps=150, log_every_steps=25), tmp_path)
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One 150-step run with an EMA, shared by the tests that read its workdir."""
+    workdir = tmp_path_factory.mktemp("trained")
+    config = tiny_config(num_train_steps=150, log_every_steps=25, ema_decay=0.9)
+    return workdir, loop.train_and_evaluate(config, workdir)
+
+
+def test_learns_the_synthetic_rule_and_writes_the_workdir_contract(trained):
+    tmp_path, results = trained
     assert results["step"] == 150
     assert results["eval/top1"] > 0.9  # chance is 0.1
+    assert results["eval_ema/top1"] > 0.5  # the EMA is evaluated alongside the raw parameters
     train_losses = [r["train/loss"] for r in read_metrics(tmp_path) if "train/loss" in r]
     assert train_losses[-1] < 0.3 * math.log(10)  # well below chance's ln(10)
 
@@ -50,6 +61,18 @@ def test_learns_the_synthetic_rule_and_writes_the_workdir_contract(tmp_path):
     assert any("eval/top1" in r and r["step"] == 150 for r in logged)
     assert list(tmp_path.glob("events.out.tfevents.*")), "TensorBoard event file missing"
     assert checkpoint.Checkpointer(tmp_path / "checkpoints").latest_step() == 150
+
+
+def test_fine_tuning_loads_the_body_replaces_the_head_and_freezes_stages(trained, tmp_path):
+    source, _ = trained
+    config = tiny_config(num_train_steps=3, num_classes=7, init_from=str(source), freeze="stem")
+    loop.train_and_evaluate(config, tmp_path)
+    before, after = checkpoint.load_variables(source), checkpoint.load_variables(tmp_path)
+    np.testing.assert_array_equal(after["params"]["conv1"]["kernel"], before["params"]["conv1"]["kernel"])
+    assert not np.array_equal(
+        after["params"]["layer3_0"]["conv1"]["kernel"], before["params"]["layer3_0"]["conv1"]["kernel"]
+    )
+    assert after["params"]["fc"]["kernel"].shape[-1] == 7
 
 
 def test_eval_counts_every_example_once_whatever_the_batch_size(tmp_path):

@@ -13,6 +13,7 @@ from resnet_jax.train.optim import (
     make_optimizer,
     scaled_learning_rate,
     weight_decay_mask,
+    with_stage_control,
 )
 
 
@@ -148,3 +149,19 @@ def test_every_optimizer_reduces_a_quadratic(name, mode):
         updates, state = optimizer.update(jax.grad(loss)(params), state, params)
         params = optax.apply_updates(params, updates)
     assert float(loss(params)) < 0.5 * start
+
+
+def test_frozen_stages_do_not_move_and_multipliers_scale_updates():
+    params = {
+        "conv1": {"kernel": jnp.ones((2,))},
+        "layer1_0": {"conv1": {"kernel": jnp.ones((2,))}},
+        "fc": {"kernel": jnp.ones((2,)), "bias": jnp.ones((2,))},
+    }
+    grads = jax.tree_util.tree_map(jnp.ones_like, params)
+    tx = with_stage_control(optax.sgd(0.1), params, freeze=["stem"], multipliers={"head": 0.5})
+    updates, _ = tx.update(grads, tx.init(params), params)
+    np.testing.assert_allclose(updates["conv1"]["kernel"], 0.0)
+    np.testing.assert_allclose(updates["layer1_0"]["conv1"]["kernel"], -0.1)
+    np.testing.assert_allclose(updates["fc"]["bias"], -0.05)
+    with pytest.raises(ValueError, match="unknown stage"):
+        with_stage_control(optax.sgd(0.1), params, freeze=["layer4"])

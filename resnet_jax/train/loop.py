@@ -5,11 +5,13 @@ slice of the global batch, and one jitted step (state donated) runs on all devic
 device values only at log, eval and checkpoint steps.
 """
 
+import dataclasses
 import json
 import math
 import os
 import platform
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -91,11 +93,94 @@ def _check_finite(values: dict[str, float], step: int, checkpointer: checkpoint.
         )
 
 
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """What the step loop needs besides the state: config, inputs, compiled steps and outputs."""
+
+    config: Any
+    workdir: Path
+    datasets: data_lib.Datasets
+    mesh: Any
+    schedule: Callable
+    length: recipe.Length
+    steps: "Steps"
+    writer: Any
+    checkpointer: checkpoint.Checkpointer
+
+
+@dataclasses.dataclass(frozen=True)
+class Steps:
+    """The jitted functions of a run: train (state donated) and eval, both accumulating clu metrics."""
+
+    train: Callable
+    eval: Callable
+    empty_train_metrics: Callable
+    empty_eval_metrics: Callable
+
+
+def compile_steps(config: Any, model, tx, mesh, state: TrainState, global_batch_shape: tuple[int, ...]) -> Steps:
+    """Wrap the pure steps with metric accumulation and jit them with explicit shardings."""
+    replicated, batch_sharding = sharding.replicated_sharding(mesh), sharding.batch_sharding(mesh)
+    train_step = make_train_step(
+        model,
+        tx,
+        label_smoothing=config.label_smoothing,
+        grad_accum_steps=config.grad_accum_steps,
+        num_shards=mesh.size,
+        ema_decay=config.ema_decay,
+    )
+    eval_step = make_eval_step(model)
+    abstract_batch = {
+        "image": jax.ShapeDtypeStruct(global_batch_shape, jnp.float32),
+        "label": jax.ShapeDtypeStruct(global_batch_shape[:1], jnp.int32),
+    }
+    train_metrics = metrics.collection(jax.eval_shape(train_step, state, abstract_batch)[1])
+    eval_metrics = metrics.collection(metrics.EVAL_OUTPUTS)
+
+    def train_and_accumulate(state, batch, accumulated):
+        state, outputs = train_step(state, batch)
+        return state, accumulated.merge(train_metrics.single_from_model_output(**outputs))
+
+    def eval_and_accumulate(variables, batch, accumulated):
+        return accumulated.merge(eval_metrics.single_from_model_output(**eval_step(variables, batch)))
+
+    return Steps(
+        train=jax.jit(
+            train_and_accumulate,
+            in_shardings=(replicated, batch_sharding, replicated),
+            out_shardings=(replicated, replicated),
+            donate_argnums=(0, 2),
+        ),
+        eval=jax.jit(
+            eval_and_accumulate, in_shardings=(replicated, batch_sharding, replicated), out_shardings=replicated
+        ),
+        empty_train_metrics=jax.jit(train_metrics.empty, out_shardings=replicated),
+        empty_eval_metrics=jax.jit(eval_metrics.empty, out_shardings=replicated),
+    )
+
+
+def evaluate(steps: Steps, state: TrainState, datasets: data_lib.Datasets, mesh) -> dict[str, float]:
+    """Exact metrics over the whole eval split, for the raw parameters and (if kept) their EMA."""
+    results = {}
+    for prefix, use_ema in ((EVAL_PREFIX, False), (EMA_PREFIX, True)):
+        if use_ema and state.ema_params is None:
+            continue
+        accumulated = steps.empty_eval_metrics()
+        for batch in datasets.eval_batches():
+            accumulated = steps.eval(state.variables(use_ema), sharding.to_global(batch, mesh), accumulated)
+        results.update(metrics.compute(accumulated, prefix))
+        counted = metrics.eval_count(accumulated)
+        if counted != datasets.num_eval_examples:
+            raise RuntimeError(f"eval counted {counted} examples but the split has {datasets.num_eval_examples}")
+    results["num_eval_examples"] = datasets.num_eval_examples
+    return results
+
+
 def train_and_evaluate(config: Any, workdir: str | os.PathLike) -> dict:
     """Train and evaluate as ``config`` says, resuming from ``workdir`` if it holds a checkpoint.
 
-    Returns the final metrics (also written to ``workdir/results.json``), or the last logged values
-    with ``'stopped': 'SIGTERM'`` if a stop signal ended the run early after checkpointing.
+    Returns the final metrics (also written to ``workdir/results.json``), or ``{'step', 'stopped'}``
+    if SIGTERM or Ctrl-C ended the run early (after checkpointing).
     """
     start_time = time.time()
     workdir = Path(workdir)
@@ -106,11 +191,11 @@ def train_and_evaluate(config: Any, workdir: str | os.PathLike) -> dict:
     recipe.validate_config(config)
     model = build_model(config)
     mesh = sharding.make_mesh()
-    num_devices, num_processes = mesh.size, jax.process_count()
+    num_processes = jax.process_count()
     sizes = sharding.batch_sizes(
-        config.batch_size, num_devices, num_processes, config.grad_accum_steps, config.bn_group_size
+        config.batch_size, mesh.size, num_processes, config.grad_accum_steps, config.bn_group_size
     )
-    eval_sizes = sharding.batch_sizes(config.eval_batch_size or config.batch_size, num_devices, num_processes)
+    eval_sizes = sharding.batch_sizes(config.eval_batch_size or config.batch_size, mesh.size, num_processes)
     datasets = data_lib.create_datasets(
         config,
         per_process_batch=sizes.per_process,
@@ -121,126 +206,25 @@ def train_and_evaluate(config: Any, workdir: str | os.PathLike) -> dict:
     length = recipe.training_length(config, datasets.num_train_examples)
     schedule = recipe.build_schedule(config, length)
     input_shape = (1, *datasets.image_shape)
-    abstract_variables = jax.eval_shape(lambda: init_variables(model, jax.random.PRNGKey(0), input_shape))
-    tx = recipe.build_optimizer(config, schedule, abstract_variables["params"])
+    abstract_params = jax.eval_shape(lambda: init_variables(model, jax.random.PRNGKey(0), input_shape))["params"]
+    tx = recipe.build_optimizer(config, schedule, abstract_params)
     record = run_record(config, sizes, length, recipe.base_learning_rate(config))
     logging.info("Derived sizes and learning rate: %s", record["derived"])
 
-    replicated = sharding.replicated_sharding(mesh)
-    state = _initial_state(config, model, tx, input_shape, replicated)
     checkpointer = checkpoint.Checkpointer(workdir / "checkpoints", config.max_checkpoints_to_keep)
-    if checkpointer.latest_step() is not None:
-        abstract_state = jax.tree_util.tree_map(
-            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated), state
-        )
-        state = checkpointer.restore(abstract_state)
-        logging.info("Resumed from %s at step %d.", checkpointer.directory, int(state.step))
+    state = _restore_or_initialise(config, model, tx, input_shape, mesh, checkpointer)
     if is_chief:
         _write_json(workdir / "config.json", record)
-
-    train_step = make_train_step(
-        model,
-        tx,
-        label_smoothing=config.label_smoothing,
-        grad_accum_steps=config.grad_accum_steps,
-        num_shards=num_devices,
-        ema_decay=config.ema_decay,
-    )
-    eval_step = make_eval_step(model)
-    train_metrics_type = metrics.collection(jax.eval_shape(train_step, state, _abstract_batch(sizes, datasets))[1])
-    eval_metrics_type = metrics.collection(metrics.EVAL_OUTPUTS)
-    batch_sharding = sharding.batch_sharding(mesh)
-
-    def train_and_accumulate(state, batch, accumulated):
-        state, outputs = train_step(state, batch)
-        return state, accumulated.merge(train_metrics_type.single_from_model_output(**outputs))
-
-    def eval_and_accumulate(variables, batch, accumulated):
-        return accumulated.merge(eval_metrics_type.single_from_model_output(**eval_step(variables, batch)))
-
-    train_and_accumulate = jax.jit(
-        train_and_accumulate,
-        in_shardings=(replicated, batch_sharding, replicated),
-        out_shardings=(replicated, replicated),
-        donate_argnums=(0, 2),
-    )
-    eval_and_accumulate = jax.jit(
-        eval_and_accumulate, in_shardings=(replicated, batch_sharding, replicated), out_shardings=replicated
-    )
-    empty_train_metrics = jax.jit(train_metrics_type.empty, out_shardings=replicated)
-    empty_eval_metrics = jax.jit(eval_metrics_type.empty, out_shardings=replicated)
-
-    def evaluate(state: TrainState) -> dict[str, float]:
-        results = {}
-        for prefix, use_ema in ((EVAL_PREFIX, False), (EMA_PREFIX, True)):
-            if use_ema and state.ema_params is None:
-                continue
-            accumulated = empty_eval_metrics()
-            for batch in datasets.eval_batches():
-                accumulated = eval_and_accumulate(
-                    state.variables(use_ema), sharding.to_global(batch, mesh), accumulated
-                )
-            results.update(metrics.compute(accumulated, prefix))
-            counted = metrics.eval_count(accumulated)
-            if counted != datasets.num_eval_examples:
-                raise RuntimeError(f"eval counted {counted} examples, expected {datasets.num_eval_examples}")
-        results["num_eval_examples"] = datasets.num_eval_examples
-        return results
-
+    steps = compile_steps(config, model, tx, mesh, state, (sizes.global_batch, *datasets.image_shape))
     writer = metrics.create_writer(workdir, jax.process_index())
-    step = int(state.step)
-    report_progress = periodic_actions.ReportProgress(
-        num_train_steps=length.num_train_steps, writer=writer, every_steps=config.log_every_steps, every_secs=None
-    )
-    hooks = [report_progress]
-    if config.profile and is_chief:
-        hooks.append(periodic_actions.Profile(logdir=os.fspath(workdir), num_profile_steps=5, first_profile=step + 10))
-
-    train_iterator = datasets.train_batches(step)
-    accumulated = empty_train_metrics()
-    eval_results: dict[str, float] = {}
-    last_log = (time.time(), step)
-    stopped = None
-    with StopRequest() as stop_request:
-        while step < length.num_train_steps:
-            batch = sharding.to_global(next(train_iterator), mesh)
-            state, accumulated = train_and_accumulate(state, batch, accumulated)
-            step += 1
-            for hook in hooks:
-                hook(step)
-            is_last = step == length.num_train_steps
-            log_now = step % config.log_every_steps == 0 or is_last
-            checkpoint_now = step % config.checkpoint_every_steps == 0 or is_last
-            stop_now = stop_request.requested(at_sync_point=log_now)
-            if log_now or checkpoint_now or stop_now:
-                values = metrics.compute(accumulated, "train")
-                _check_finite({k: values[k] for k in ("train/loss", "train/grad_norm")}, step, checkpointer)
-                accumulated = empty_train_metrics()
-                now = time.time()
-                examples_per_sec = (step - last_log[1]) * config.batch_size / max(now - last_log[0], 1e-9)
-                values["train/lr"] = float(schedule(step - 1))
-                values["train/examples_per_sec"] = examples_per_sec
-                values["train/eta_seconds"] = (length.num_train_steps - step) * config.batch_size / examples_per_sec
-                writer.write_scalars(step, values)
-                last_log = (now, step)
-            if step % config.eval_every_steps == 0 or is_last:
-                with report_progress.timed("eval"):
-                    eval_results = evaluate(state)
-                writer.write_scalars(step, {k: v for k, v in eval_results.items() if k != "num_eval_examples"})
-                last_log = (time.time(), step)
-            if checkpoint_now or stop_now:
-                with report_progress.timed("checkpoint"):
-                    checkpointer.save(step, state)
-            if stop_now:
-                stopped = stop_request.signal_name or "signal"
-                logging.warning("Stopped by %s at step %d; re-run the same command to resume.", stopped, step)
-                break
-    writer.flush()
-    checkpointer.close()
+    run = Run(config, workdir, datasets, mesh, schedule, length, steps, writer, checkpointer)
+    try:
+        step, eval_results, stopped = _train(run, state)
+    finally:
+        writer.flush()
+        checkpointer.close()  # pending asynchronous saves finish, even after an error
     if stopped:
         return {"step": step, "stopped": stopped}
-    if not eval_results:  # resumed at the very end: evaluate the final state once more
-        eval_results = evaluate(state)
     results = {"step": step, **eval_results, "wall_time_s": time.time() - start_time}
     if is_chief:
         _write_json(workdir / "results.json", results)
@@ -248,23 +232,77 @@ def train_and_evaluate(config: Any, workdir: str | os.PathLike) -> dict:
     return results
 
 
-def _abstract_batch(sizes: sharding.BatchSizes, datasets: data_lib.Datasets) -> dict:
-    """Shapes of one global train batch, to find the step's output names without running it."""
-    return {
-        "image": jax.ShapeDtypeStruct((sizes.global_batch, *datasets.image_shape), jnp.float32),
-        "label": jax.ShapeDtypeStruct((sizes.global_batch,), jnp.int32),
-    }
+def _train(run: Run, state: TrainState) -> tuple[int, dict[str, float], str | None]:
+    """The step loop: train, log, evaluate and checkpoint; returns (step, last eval, stop signal or None)."""
+    config, steps, length = run.config, run.steps, run.length
+    step = int(state.step)
+    report_progress = periodic_actions.ReportProgress(
+        num_train_steps=length.num_train_steps, writer=run.writer, every_steps=config.log_every_steps, every_secs=None
+    )
+    hooks = [report_progress]
+    if config.profile and jax.process_index() == 0:
+        hooks.append(periodic_actions.Profile(logdir=os.fspath(run.workdir), first_profile=step + 10))
+    train_iterator = run.datasets.train_batches(step)
+    accumulated = steps.empty_train_metrics()
+    eval_results: dict[str, float] = {}
+    last_log = (time.time(), step)
+    with StopRequest() as stop_request:
+        while step < length.num_train_steps:
+            batch = sharding.to_global(next(train_iterator), run.mesh)
+            state, accumulated = steps.train(state, batch, accumulated)
+            step += 1
+            for hook in hooks:
+                hook(step)
+            is_last = step == length.num_train_steps
+            log_now = step % config.log_every_steps == 0 or is_last
+            checkpoint_now = step % config.checkpoint_every_steps == 0 or is_last
+            stop_now = stop_request.requested(at_sync_point=log_now)
+            if log_now or checkpoint_now or stop_now:  # a host sync: never save a diverged state unseen
+                values = metrics.compute(accumulated, "train")
+                _check_finite({k: values[k] for k in ("train/loss", "train/grad_norm")}, step, run.checkpointer)
+                accumulated = steps.empty_train_metrics()
+                now = time.time()
+                examples_per_sec = (step - last_log[1]) * config.batch_size / max(now - last_log[0], 1e-9)
+                values["train/lr"] = float(run.schedule(step - 1))
+                values["train/examples_per_sec"] = examples_per_sec
+                values["train/eta_seconds"] = (length.num_train_steps - step) * config.batch_size / examples_per_sec
+                run.writer.write_scalars(step, values)
+                last_log = (now, step)
+            if step % config.eval_every_steps == 0 or is_last:
+                with report_progress.timed("eval"):
+                    eval_results = evaluate(steps, state, run.datasets, run.mesh)
+                run.writer.write_scalars(step, {k: v for k, v in eval_results.items() if k != "num_eval_examples"})
+                last_log = (time.time(), step)
+            if checkpoint_now or stop_now:
+                with report_progress.timed("checkpoint"):
+                    run.checkpointer.save(step, state)
+            if stop_now:
+                logging.warning(
+                    "Stopped by %s at step %d; re-run the same command to resume.", stop_request.signal_name, step
+                )
+                return step, eval_results, stop_request.signal_name or "signal"
+    if not eval_results:  # resumed from the final checkpoint: evaluate it again for results.json
+        eval_results = evaluate(steps, state, run.datasets, run.mesh)
+    return step, eval_results, None
 
 
-def _initial_state(config: Any, model, tx, input_shape, replicated) -> TrainState:
-    """A fresh replicated state: initialised, or loaded from ``config.init_from`` for fine-tuning."""
+def _restore_or_initialise(config: Any, model, tx, input_shape, mesh, checkpointer) -> TrainState:
+    """The latest checkpoint onto this mesh if there is one; else a fresh (or pretrained) state."""
+    replicated = sharding.replicated_sharding(mesh)
     init_rng, state_rng = jax.random.split(jax.random.PRNGKey(config.seed))
     use_ema = config.ema_decay > 0
+
+    def create_fresh() -> TrainState:
+        return create_train_state(init_variables(model, init_rng, input_shape), tx, state_rng, use_ema)
+
+    if checkpointer.latest_step() is not None:
+        abstract_state = jax.tree_util.tree_map(
+            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated), jax.eval_shape(create_fresh)
+        )
+        state = checkpointer.restore(abstract_state)
+        logging.info("Resumed from %s at step %d.", checkpointer.directory, int(state.step))
+        return state
     if not config.init_from:
-
-        def create_fresh() -> TrainState:
-            return create_train_state(init_variables(model, init_rng, input_shape), tx, state_rng, use_ema)
-
         return jax.jit(create_fresh, out_shardings=replicated)()
     fresh = jax.device_get(jax.jit(lambda: init_variables(model, init_rng, input_shape))())
     variables = pretrained.merge(fresh, pretrained.load(config.init_from, config.model), config.reinit_head)

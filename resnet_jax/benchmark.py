@@ -1,0 +1,136 @@
+"""Steady-state train-step throughput and MFU on device-resident synthetic data (jax, flax, optax only).
+
+    python -m resnet_jax.benchmark --model resnet50 --batch_size 256 --dtype bfloat16 --steps 50 --json
+
+Model FLOPs per example are 3 x 2 x MACs (forward plus a backward twice as costly); MFU divides the
+achieved model FLOP/s by a matmul peak measured on the same devices in the same dtype, so it is a
+fraction of what this machine really sustains, not of a datasheet number. Compilation is excluded.
+"""
+
+import argparse
+import json
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from resnet_jax.models import create_model, get_spec, list_models, profile_model
+from resnet_jax.train import sharding
+from resnet_jax.train.state import create_train_state, init_variables
+from resnet_jax.train.step import make_train_step
+
+FLOPS_PER_MAC = 2
+TRAIN_FLOPS_FACTOR = 3  # forward + backward (twice the forward)
+
+
+def time_call(function, *args, repeats: int) -> float:
+    """Seconds per call of an already compiled ``function``, waiting on the result."""
+    jax.block_until_ready(function(*args))
+    start = time.perf_counter()
+    for _ in range(repeats):
+        result = function(*args)
+    jax.block_until_ready(result)
+    return (time.perf_counter() - start) / repeats
+
+
+def matmul_peak_flops(dtype: str, size: int | None = None, repeats: int = 10) -> float:
+    """FLOP/s of a large square matmul on every device at once: the peak MFU is measured against."""
+    size = size or (1024 if jax.default_backend() == "cpu" else 8192)
+    mesh = sharding.make_mesh()
+    stacked = jax.device_put(
+        jnp.ones((mesh.size, size, size), dtype), jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
+    )
+    matmul = jax.jit(lambda a: jnp.einsum("dij,djk->dik", a, a, preferred_element_type=jnp.float32).astype(dtype))
+    return mesh.size * 2 * size**3 / time_call(matmul, stacked, repeats=repeats)
+
+
+def benchmark(model_name: str, batch_size: int, dtype: str, steps: int, image_size: int | None = None) -> dict:
+    """Measure the jitted data-parallel train step; returns examples/s, step time, MFU and their inputs."""
+    spec = get_spec(model_name)
+    image_size = image_size or spec.input_size
+    num_classes = 1000 if spec.input_size == 224 else 10
+    model = create_model(model_name, num_classes=num_classes, dtype=dtype)
+    mesh = sharding.make_mesh()
+    sharding.batch_sizes(batch_size, mesh.size, jax.process_count())
+    replicated = sharding.replicated_sharding(mesh)
+    tx = optax.sgd(0.1, momentum=0.9)
+
+    def create():
+        variables = init_variables(model, jax.random.PRNGKey(0), (1, image_size, image_size, 3))
+        return create_train_state(variables, tx, jax.random.PRNGKey(1))
+
+    state = jax.jit(create, out_shardings=replicated)()
+    rng = np.random.default_rng(0)
+    batch = sharding.to_global(
+        {
+            "image": rng.standard_normal((batch_size, image_size, image_size, 3), dtype=np.float32),
+            "label": rng.integers(0, num_classes, batch_size).astype(np.int32),
+        },
+        mesh,
+    )
+    step = jax.jit(
+        make_train_step(model, tx, num_shards=mesh.size),
+        in_shardings=(replicated, sharding.batch_sharding(mesh)),
+        out_shardings=(replicated, replicated),
+        donate_argnums=0,
+    )
+    compile_start = time.perf_counter()
+    state, _ = step(state, batch)
+    jax.block_until_ready(state)
+    compile_s = time.perf_counter() - compile_start
+    state, _ = step(state, batch)  # one more warm-up step
+    jax.block_until_ready(state)
+    start = time.perf_counter()
+    for _ in range(steps):
+        state, outputs = step(state, batch)
+    jax.block_until_ready((state, outputs))
+    step_time = (time.perf_counter() - start) / steps
+
+    macs = profile_model(model, image_size).macs
+    model_flops = TRAIN_FLOPS_FACTOR * FLOPS_PER_MAC * macs * batch_size / step_time
+    peak = matmul_peak_flops(dtype)
+    device = jax.devices()[0]
+    return {
+        "model": model_name,
+        "batch_size": batch_size,
+        "image_size": image_size,
+        "dtype": dtype,
+        "steps": steps,
+        "devices": f"{mesh.size} x {device.device_kind} ({device.platform})",
+        "examples_per_sec": batch_size / step_time,
+        "step_time_ms": 1000 * step_time,
+        "model_tflops_per_sec": model_flops / 1e12,
+        "matmul_peak_tflops_per_sec": peak / 1e12,
+        "mfu": model_flops / peak,
+        "gmacs_per_example": macs / 1e9,
+        "compile_s": compile_s,
+        "jax": jax.__version__,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse the command line, benchmark, print a line (or one JSON object with --json)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, choices=list_models(), metavar="NAME")
+    parser.add_argument("--batch_size", type=int, required=True, help="global batch over all devices")
+    parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+    parser.add_argument("--steps", type=int, default=20, help="timed steps after warm-up")
+    parser.add_argument("--image_size", type=int, default=None, help="default: the model's native size")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+    result = benchmark(args.model, args.batch_size, args.dtype, args.steps, args.image_size)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(
+            f"{result['model']} batch {result['batch_size']} {result['dtype']} on {result['devices']}: "
+            f"{result['examples_per_sec']:.1f} examples/s, {result['step_time_ms']:.1f} ms/step, "
+            f"MFU {100 * result['mfu']:.1f}% (model {result['model_tflops_per_sec']:.3f} TFLOP/s, "
+            f"measured matmul peak {result['matmul_peak_tflops_per_sec']:.3f} TFLOP/s)"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,16 @@
+"""The benchmark command reports its contract keys (it never asserts a time)."""
+
+import json
+
+import pytest
+
+from resnet_jax import benchmark
+
+
+def test_json_report_has_the_contract_keys(capsys):
+    benchmark.main(["--model", "cifar_resnet20", "--batch_size", "8", "--steps", "1", "--image_size", "8", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    for key in ("examples_per_sec", "step_time_ms", "mfu", "matmul_peak_tflops_per_sec"):
+        assert report[key] > 0, key
+    assert report["examples_per_sec"] * report["step_time_ms"] / 1000 == pytest.approx(8)
+    assert report["devices"].startswith("8 x")

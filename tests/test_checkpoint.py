@@ -1,0 +1,76 @@
+"""Strict checkpoint restore and pretrained-variable merging, on tiny hand-made trees."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from resnet_jax.train import checkpoint, pretrained
+from resnet_jax.train.state import TrainState
+
+
+def state_with(params: dict) -> TrainState:
+    return TrainState(
+        step=jnp.array(7, jnp.int32),
+        params=params,
+        batch_stats={"bn1": {"mean": jnp.zeros(3)}},
+        opt_state={},
+        rng=jax.random.PRNGKey(0),
+    )
+
+
+def abstract(state: TrainState) -> TrainState:
+    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    return jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), state)
+
+
+def test_restore_round_trips_the_state(tmp_path):
+    saved = state_with({"conv1": {"kernel": jnp.arange(6.0).reshape(2, 3)}})
+    manager = checkpoint.Checkpointer(tmp_path)
+    manager.save(7, saved)
+    manager.wait_until_finished()
+    restored = checkpoint.Checkpointer(tmp_path).restore(abstract(saved))
+    assert int(restored.step) == 7
+    np.testing.assert_array_equal(restored.params["conv1"]["kernel"], saved.params["conv1"]["kernel"])
+
+
+def test_restore_names_every_mismatch(tmp_path):
+    manager = checkpoint.Checkpointer(tmp_path)
+    manager.save(7, state_with({"conv1": {"kernel": jnp.ones((2, 3))}, "old": {"bias": jnp.ones(2)}}))
+    manager.wait_until_finished()
+    target = abstract(state_with({"conv1": {"kernel": jnp.ones((2, 4))}, "fc": {"bias": jnp.ones(2)}}))
+    with pytest.raises(ValueError) as error:
+        checkpoint.Checkpointer(tmp_path).restore(target)
+    message = str(error.value)
+    assert "missing: params/fc/bias" in message
+    assert "unexpected: params/old/bias" in message
+    assert "params/conv1/kernel (saved (2, 3), model (2, 4))" in message
+    assert "fresh --workdir" in message
+
+
+def test_merge_keeps_a_fresh_head_when_the_class_count_changes():
+    fresh = {"params": {"conv1": {"kernel": np.zeros((2, 2))}, "fc": {"kernel": np.zeros((2, 5))}}}
+    loaded = {"params": {"conv1": {"kernel": np.ones((2, 2))}, "fc": {"kernel": np.ones((2, 10))}}}
+    merged = pretrained.merge(fresh, loaded)
+    np.testing.assert_array_equal(merged["params"]["conv1"]["kernel"], 1.0)
+    np.testing.assert_array_equal(merged["params"]["fc"]["kernel"], np.zeros((2, 5)))
+    same_classes = {"params": {**loaded["params"], "fc": {"kernel": np.ones((2, 5))}}}
+    np.testing.assert_array_equal(pretrained.merge(fresh, same_classes)["params"]["fc"]["kernel"], 1.0)
+    reinit = pretrained.merge(fresh, same_classes, reinit_head=True)
+    np.testing.assert_array_equal(reinit["params"]["fc"]["kernel"], 0.0)
+
+
+def test_merge_refuses_another_architecture():
+    fresh = {"params": {"conv1": {"kernel": np.zeros((3, 3))}, "fc": {"kernel": np.zeros((2, 5))}}}
+    loaded = {"params": {"conv1": {"kernel": np.ones((2, 2))}, "fc": {"kernel": np.ones((2, 5))}}}
+    with pytest.raises(ValueError, match="conv1/kernel"):
+        pretrained.merge(fresh, loaded)
+
+
+def test_find_checkpoint_dir_accepts_workdir_manager_dir_and_step_dir(tmp_path):
+    (tmp_path / "checkpoints" / "40").mkdir(parents=True)
+    assert checkpoint.find_checkpoint_dir(tmp_path) == (tmp_path / "checkpoints", None)
+    assert checkpoint.find_checkpoint_dir(tmp_path / "checkpoints") == (tmp_path / "checkpoints", None)
+    assert checkpoint.find_checkpoint_dir(tmp_path / "checkpoints" / "40") == (tmp_path / "checkpoints", 40)
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        checkpoint.find_checkpoint_dir(tmp_path / "nowhere")

@@ -1,0 +1,49 @@
+"""Eval splitting and padding, and the synthetic dataset's determinism (numpy only)."""
+
+import numpy as np
+import pytest
+
+from resnet_jax.data import batching, synthetic
+
+
+@pytest.mark.parametrize("num_examples", [0, 1, 37, 50_000])
+@pytest.mark.parametrize("process_count", [1, 2, 3, 8])
+def test_processes_split_the_eval_set_into_disjoint_covering_blocks(num_examples, process_count):
+    seen = [i for p in range(process_count) for i in batching.process_range(num_examples, p, process_count)]
+    assert seen == list(range(num_examples))
+
+
+@pytest.mark.parametrize("num_examples, batch_size, process_count", [(37, 8, 1), (37, 8, 3), (50_000, 256, 8)])
+def test_padded_batches_count_every_example_once(num_examples, batch_size, process_count):
+    counts, values = [], []
+    num_batches = batching.num_eval_batches(num_examples, batch_size, process_count)
+    for process in range(process_count):
+        block = batching.process_range(num_examples, process, process_count)
+        local = {"label": np.arange(block.start, block.stop)}
+        batches = list(batching.padded_batches(local, batch_size, num_batches))
+        assert len(batches) == num_batches  # every process runs the same number of steps
+        counts.append(sum(b["mask"].sum() for b in batches))
+        values.extend(v for b in batches for v, m in zip(b["label"], b["mask"], strict=True) if m)
+    assert sum(counts) == num_examples
+    assert sorted(values) == list(range(num_examples))
+
+
+def test_padded_batches_refuse_too_few_batches():
+    with pytest.raises(ValueError, match="do not fit"):
+        list(batching.padded_batches({"x": np.zeros(10)}, 4, 2))
+
+
+def test_synthetic_train_batches_depend_only_on_seed_and_step():
+    first = synthetic.train_batch(0, 5, 16, 10, (8, 8, 3), 1.0)
+    again = synthetic.train_batch(0, 5, 16, 10, (8, 8, 3), 1.0)
+    other = synthetic.train_batch(0, 6, 16, 10, (8, 8, 3), 1.0)
+    np.testing.assert_array_equal(first["image"], again["image"])
+    assert not np.array_equal(first["image"], other["image"])
+
+
+def test_synthetic_rule_is_the_class_colour():
+    batch = synthetic.train_batch(0, 0, 512, 10, (16, 16, 3), 1.0)
+    colours = synthetic.class_colours(10, 3)
+    mean_colour = batch["image"].mean(axis=(1, 2))
+    nearest = np.argmin(((mean_colour[:, None, :] - colours[None]) ** 2).sum(-1), axis=1)
+    assert (nearest == batch["label"]).mean() > 0.95

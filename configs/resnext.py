@@ -14,7 +14,7 @@ Published test error (Table 7, CIFAR-10 / CIFAR-100): ResNeXt-29 8x64d 3.65% / 1
 
 import ml_collections
 
-from configs import default
+from configs import common
 
 PUBLISHED_TEST_ERROR = {
     ("cifar10", "resnext29_8x64d"): 3.65,
@@ -22,33 +22,15 @@ PUBLISHED_TEST_ERROR = {
     ("cifar10", "resnext29_16x64d"): 3.58,
     ("cifar100", "resnext29_16x64d"): 17.31,
 }
-NUM_CLASSES = {"cifar10": 10, "cifar100": 100}
 
 
 def get_config(arg: str = "cifar10") -> ml_collections.ConfigDict:
     """The ResNeXt-29 recipe for ``arg`` = 'DATASET' or 'DATASET,MODEL'."""
-    dataset, _, model = arg.partition(",")
-    model = model or "resnext29_8x64d"
-    if (dataset, model) not in PUBLISHED_TEST_ERROR:
-        raise ValueError(f"unknown ResNeXt setting {arg!r}; choose DATASET,MODEL from {list(PUBLISHED_TEST_ERROR)}")
-    config = default.get_config()
-    config.model = model
-    config.dataset = dataset
-    config.num_classes = NUM_CLASSES[dataset]
-    config.image_size = 32
-    config.batch_size = 128
+    config = common.cifar_sgd_config(*common.parse_setting(arg, "resnext29_8x64d", PUBLISHED_TEST_ERROR))
     config.bn_group_size = 16
-    config.num_train_steps = 0
     config.num_epochs = 300.0
-    config.optimizer = "sgd"
-    config.momentum = 0.9
-    config.learning_rate = 0.1
-    config.schedule = "piecewise"
     config.lr_boundaries_epochs = (150.0, 225.0)
     config.lr_decay_factor = 0.1
     config.weight_decay = 5e-4
     config.weight_decay_on_all = True
-    config.log_every_steps = 100
-    config.eval_every_steps = 3_910
-    config.checkpoint_every_steps = 3_910
     return config

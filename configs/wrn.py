@@ -16,7 +16,7 @@ Published test error (CIFAR-10 / CIFAR-100): WRN-28-10 4.17% / 20.50% (Table 4),
 
 import ml_collections
 
-from configs import default
+from configs import common
 
 PUBLISHED_TEST_ERROR = {
     ("cifar10", "wrn28_10"): 4.17,
@@ -26,33 +26,15 @@ PUBLISHED_TEST_ERROR = {
     ("cifar10", "wrn40_4"): 4.97,
     ("cifar100", "wrn40_4"): 22.89,
 }
-NUM_CLASSES = {"cifar10": 10, "cifar100": 100}
 
 
 def get_config(arg: str = "cifar10") -> ml_collections.ConfigDict:
     """The WRN recipe for ``arg`` = 'DATASET' or 'DATASET,MODEL' (default model wrn28_10)."""
-    dataset, _, model = arg.partition(",")
-    model = model or "wrn28_10"
-    if (dataset, model) not in PUBLISHED_TEST_ERROR:
-        raise ValueError(f"unknown WRN setting {arg!r}; choose DATASET,MODEL from {list(PUBLISHED_TEST_ERROR)}")
-    config = default.get_config()
-    config.model = model
-    config.dataset = dataset
-    config.num_classes = NUM_CLASSES[dataset]
-    config.image_size = 32
-    config.batch_size = 128
-    config.num_train_steps = 0
+    config = common.cifar_sgd_config(*common.parse_setting(arg, "wrn28_10", PUBLISHED_TEST_ERROR))
     config.num_epochs = 200.0
-    config.optimizer = "sgd"
-    config.momentum = 0.9
     config.nesterov = True
-    config.learning_rate = 0.1
-    config.schedule = "piecewise"
     config.lr_boundaries_epochs = (60.0, 120.0, 160.0)
     config.lr_decay_factor = 0.2
     config.weight_decay = 5e-4
     config.weight_decay_on_all = True
-    config.log_every_steps = 100
-    config.eval_every_steps = 3_910  # every 10 epochs at 391 steps per epoch
-    config.checkpoint_every_steps = 3_910
     return config

@@ -74,3 +74,17 @@ def test_find_checkpoint_dir_accepts_workdir_manager_dir_and_step_dir(tmp_path):
     assert checkpoint.find_checkpoint_dir(tmp_path / "checkpoints" / "40") == (tmp_path / "checkpoints", 40)
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         checkpoint.find_checkpoint_dir(tmp_path / "nowhere")
+
+
+def test_init_from_reads_a_torchvision_pth_file(tmp_path):
+    torch = pytest.importorskip("torch")
+    import torch_resnet
+
+    network = torch_resnet.build("resnet18", num_classes=1000)
+    torch.save({"state_dict": network.state_dict()}, tmp_path / "resnet18.pth")
+    variables = pretrained.load(tmp_path / "resnet18.pth", "resnet18")
+    np.testing.assert_allclose(
+        variables["params"]["layer2_0"]["conv1"]["kernel"],
+        network.layer2[0].conv1.weight.detach().numpy().transpose(2, 3, 1, 0),
+    )
+    np.testing.assert_allclose(variables["batch_stats"]["bn1"]["var"], network.bn1.running_var.numpy())

@@ -241,7 +241,9 @@ def _train(run: Run, state: TrainState) -> tuple[int, dict[str, float], str | No
     )
     hooks = [report_progress]
     if config.profile and jax.process_index() == 0:
-        hooks.append(periodic_actions.Profile(logdir=os.fspath(run.workdir), first_profile=step + 10))
+        hooks.append(
+            periodic_actions.Profile(logdir=os.fspath(run.workdir), first_profile=step + 10, profile_duration_ms=None)
+        )
     train_iterator = run.datasets.train_batches(step)
     accumulated = steps.empty_train_metrics()
     eval_results: dict[str, float] = {}

@@ -156,3 +156,16 @@ def test_to_global_shards_the_batch_axis():
     array = sharding.to_global({"x": np.arange(16, dtype=np.float32)}, mesh)["x"]
     assert array.sharding == NamedSharding(mesh, PartitionSpec("data"))
     assert [shard.data.shape for shard in array.addressable_shards] == [(2,)] * 8
+
+
+def test_bfloat16_computes_in_bf16_but_keeps_state_and_loss_in_float32():
+    model = tiny_model(dtype="bfloat16")
+    tx = optax.sgd(0.1, momentum=0.9)
+    state = create_train_state(random_variables(model, IMAGE[0]), tx, jax.random.PRNGKey(1))
+    batch = {name: jnp.asarray(value) for name, value in batch_of(4).items()}
+    new_state, outputs = make_train_step(model, tx)(state, batch)
+    for leaf in jax.tree_util.tree_leaves((new_state.params, new_state.opt_state, new_state.batch_stats)):
+        assert leaf.dtype == jnp.float32
+    assert outputs["loss"].dtype == jnp.float32
+    hidden = model.apply(state.variables(), batch["image"], return_features=True)["layer1"]
+    assert hidden.dtype == jnp.bfloat16

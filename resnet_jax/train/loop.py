@@ -83,13 +83,14 @@ def _write_json(path: Path, record: dict) -> None:
     os.replace(tmp, path)
 
 
-def _check_finite(values: dict[str, float], step: int, checkpointer: checkpoint.Checkpointer) -> None:
+def _check_finite(values: dict[str, float], steps: range, checkpointer: checkpoint.Checkpointer) -> None:
+    """Raise TrainingDiverged, naming the steps and the checkpoint to resume from, on a NaN or Inf."""
     bad = {name: value for name, value in values.items() if not math.isfinite(value)}
     if bad:
         raise TrainingDiverged(
-            f"training diverged by step {step}: {bad}. The last good checkpoint (step "
-            f"{checkpointer.latest_step()}) is kept in {checkpointer.directory}. Lower learning_rate, add warm-up "
-            "or set grad_clip_norm, then re-run the same command to resume from it."
+            f"training diverged between steps {steps.start} and {steps.stop - 1}: {bad}. The last good "
+            f"checkpoint (step {checkpointer.latest_step()}) is kept in {checkpointer.directory}. Lower "
+            "learning_rate, add warm-up or set grad_clip_norm, then re-run the same command to resume from it."
         )
 
 
@@ -247,7 +248,8 @@ def _train(run: Run, state: TrainState) -> tuple[int, dict[str, float], str | No
     train_iterator = run.datasets.train_batches(step)
     accumulated = steps.empty_train_metrics()
     eval_results: dict[str, float] = {}
-    last_log = (time.time(), step)
+    last_log = (time.time(), step)  # for examples/s
+    last_checked = step  # the metrics accumulated since were all finite up to here
     with StopRequest() as stop_request:
         while step < length.num_train_steps:
             batch = sharding.to_global(next(train_iterator), run.mesh)
@@ -261,8 +263,12 @@ def _train(run: Run, state: TrainState) -> tuple[int, dict[str, float], str | No
             stop_now = stop_request.requested(at_sync_point=log_now)
             if log_now or checkpoint_now or stop_now:  # a host sync: never save a diverged state unseen
                 values = metrics.compute(accumulated, "train")
-                _check_finite({k: values[k] for k in ("train/loss", "train/grad_norm")}, step, run.checkpointer)
-                accumulated = steps.empty_train_metrics()
+                _check_finite(
+                    {k: values[k] for k in ("train/loss", "train/grad_norm")},
+                    range(last_checked + 1, step + 1),
+                    run.checkpointer,
+                )
+                accumulated, last_checked = steps.empty_train_metrics(), step
                 now = time.time()
                 examples_per_sec = (step - last_log[1]) * config.batch_size / max(now - last_log[0], 1e-9)
                 values["train/lr"] = float(run.schedule(step - 1))

@@ -15,6 +15,7 @@ CORE = [
     "tensorflow-datasets>=4.9.8,<4.10",
     "importlib_resources>=6",
     "numpy>=1.26",
+    "scikit-learn>=1.3",  # ships the 8x8 digits: the offline dataset of the README's first command
 ]
 
 EXTRAS = {

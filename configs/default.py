@@ -28,7 +28,7 @@ def get_config() -> ml_collections.ConfigDict:
     # --- Data (resnet_jax.data) ---
     config.dataset = "synthetic"  # a dataset name; 'synthetic' always exists and needs no files
     config.data_dir = ""  # TFDS data directory ('' = the TFDS default)
-    config.image_size = 16  # side of the (square) input images
+    config.image_size = 16  # image side of the synthetic dataset (real datasets set their own)
     config.synthetic = ml_collections.ConfigDict()
     config.synthetic.num_train_examples = 50_000  # defines an epoch for epoch-based settings
     config.synthetic.num_eval_examples = 1_000

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from configs import cifar10, default, imagenet, resnext, wrn
+from configs import cifar10, default, digits, imagenet, resnext, wrn
 from resnet_jax.train import recipe
 
 CIFAR_TRAIN_EXAMPLES = 50_000
@@ -35,8 +35,9 @@ def test_config_is_valid(module, arg):
     assert set(config) == set(default.get_config()), "configs must only set fields the default documents"
 
 
-def test_default_config_is_valid():
-    recipe.validate_config(default.get_config())
+@pytest.mark.parametrize("module", [default, digits])
+def test_argument_free_configs_are_valid(module):
+    recipe.validate_config(module.get_config())
 
 
 def test_he2016_cifar_schedule_and_resnet110_warmup():

@@ -10,10 +10,21 @@ from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 
-from resnet_jax.data import batching, synthetic
+from resnet_jax.data import batching, in_memory, synthetic
 
 Batch = dict[str, np.ndarray]
-DATASETS = ("synthetic",)
+
+
+@dataclasses.dataclass(frozen=True)
+class InMemorySource:
+    """A TFDS dataset small enough for host memory, and the splits it trains and evaluates on."""
+
+    train_split: str
+    eval_split: str
+
+
+IN_MEMORY = {"digits": InMemorySource("train", "test")}
+DATASETS = ("synthetic", *IN_MEMORY)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,7 +57,48 @@ def create_datasets(
 ) -> Datasets:
     """Build the train and eval inputs that ``config.dataset`` names, for this process."""
     check_dataset_name(config.dataset)
-    return _synthetic(config, per_process_batch, per_process_eval_batch, process_index, process_count)
+    if config.dataset == "synthetic":
+        return _synthetic(config, per_process_batch, per_process_eval_batch, process_index, process_count)
+    return _in_memory(config, per_process_batch, per_process_eval_batch, process_index, process_count)
+
+
+def _eval_batches(split: Batch, per_process_eval_batch: int, process_index: int, process_count: int):
+    """This process's block of the eval split, padded and masked into equal batches."""
+    num_examples = len(split["label"])
+    mine = batching.process_range(num_examples, process_index, process_count)
+    local = {name: values[mine.start : mine.stop] for name, values in split.items()}
+    count = batching.num_eval_batches(num_examples, per_process_eval_batch, process_count)
+    return batching.padded_batches(local, per_process_eval_batch, count)
+
+
+def _in_memory(config, per_process_batch, per_process_eval_batch, process_index, process_count) -> Datasets:
+    if config.dataset == "digits":
+        import resnet_jax.data.digits  # noqa: F401  (registers the TFDS builder)
+    source = IN_MEMORY[config.dataset]
+    train = in_memory.load_split(config.dataset, source.train_split, config.data_dir)
+    test = in_memory.load_split(config.dataset, source.eval_split, config.data_dir)
+    mean, std = in_memory.channel_statistics(train["image"])
+    eval_split = {"image": in_memory.normalise(test["image"], mean, std), "label": test["label"]}
+
+    def train_batches(start_step: int) -> Iterator[Batch]:
+        return in_memory.train_batches(
+            train,
+            seed=config.seed,
+            start_step=start_step,
+            per_process_batch=per_process_batch,
+            process_index=process_index,
+            process_count=process_count,
+            mean=mean,
+            std=std,
+        )
+
+    return Datasets(
+        train_batches,
+        lambda: _eval_batches(eval_split, per_process_eval_batch, process_index, process_count),
+        num_train_examples=len(train["label"]),
+        num_eval_examples=len(test["label"]),
+        image_shape=tuple(train["image"].shape[1:]),
+    )
 
 
 def _synthetic(config, per_process_batch, per_process_eval_batch, process_index, process_count) -> Datasets:
@@ -68,9 +120,6 @@ def _synthetic(config, per_process_batch, per_process_eval_batch, process_index,
         split = synthetic.eval_split(
             config.seed, options.num_eval_examples, config.num_classes, image_shape, options.noise
         )
-        mine = batching.process_range(options.num_eval_examples, process_index, process_count)
-        local = {name: values[mine.start : mine.stop] for name, values in split.items()}
-        count = batching.num_eval_batches(options.num_eval_examples, per_process_eval_batch, process_count)
-        return batching.padded_batches(local, per_process_eval_batch, count)
+        return _eval_batches(split, per_process_eval_batch, process_index, process_count)
 
     return Datasets(train_batches, eval_batches, options.num_train_examples, options.num_eval_examples, image_shape)

@@ -36,11 +36,12 @@ class TrainingDiverged(FloatingPointError):
     """The loss or gradient norm stopped being finite."""
 
 
-def build_model(config: Any):
+def build_model(config: Any, input_channels: int = 3):
     """The zoo model the config names, with its per-run overrides."""
     return create_model(
         config.model,
         num_classes=config.num_classes,
+        input_channels=input_channels,
         dtype=config.dtype,
         zero_init_residual=config.zero_init_residual,
         dropout_rate=config.dropout_rate,
@@ -190,7 +191,7 @@ def train_and_evaluate(config: Any, workdir: str | os.PathLike) -> dict:
 
     # Everything that can be wrong with the config fails here, before any compilation.
     recipe.validate_config(config)
-    model = build_model(config)
+    build_model(config)  # architecture errors surface here
     mesh = sharding.make_mesh()
     num_processes = jax.process_count()
     sizes = sharding.batch_sizes(
@@ -204,6 +205,7 @@ def train_and_evaluate(config: Any, workdir: str | os.PathLike) -> dict:
         process_index=jax.process_index(),
         process_count=num_processes,
     )
+    model = build_model(config, input_channels=datasets.image_shape[-1])
     length = recipe.training_length(config, datasets.num_train_examples)
     schedule = recipe.build_schedule(config, length)
     input_shape = (1, *datasets.image_shape)

@@ -1,7 +1,9 @@
 """He et al. 2016 (Deep Residual Learning, Sec. 4.2) on CIFAR-10: ResNet-20...1202 and the plain nets.
 
-Run (ARG is resnet20, resnet32, resnet44, resnet56, resnet110, resnet1202 or plain20...plain110):
+Run (ARG is resnet20, resnet32, resnet44, resnet56, resnet110, resnet1202 or plain20...plain110),
+after preparing the dataset once from cifar-10-binary.tar.gz:
 
+    python -m resnet_jax.data.prepare cifar10 --data_dir ~/tensorflow_datasets --manual_dir ~/archives
     python -m resnet_jax.main --config=configs/cifar10.py:resnet56 --workdir=runs/cifar10_resnet56
 
 Recipe: batch 128, SGD momentum 0.9, lr 0.1 divided by 10 at 32k and 48k iterations, stop at 64k,
@@ -41,6 +43,8 @@ def get_config(arg: str = "resnet20") -> ml_collections.ConfigDict:
     config.num_classes = 10
     config.dataset = "cifar10"
     config.image_size = 32
+    config.crop_padding = 4
+    config.random_flip = True
     config.batch_size = 128
     config.bn_group_size = 64
     config.num_train_steps = 64_000

@@ -24,6 +24,8 @@ def cifar_sgd_config(dataset: str, model: str) -> ml_collections.ConfigDict:
     config.dataset = dataset
     config.num_classes = NUM_CLASSES[dataset]
     config.image_size = 32
+    config.crop_padding = 4
+    config.random_flip = True
     config.batch_size = 128
     config.num_train_steps = 0
     config.optimizer = "sgd"

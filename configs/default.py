@@ -29,6 +29,10 @@ def get_config() -> ml_collections.ConfigDict:
     config.dataset = "synthetic"  # a dataset name; 'synthetic' always exists and needs no files
     config.data_dir = ""  # TFDS data directory ('' = the TFDS default)
     config.image_size = 16  # image side of the synthetic dataset (real datasets set their own)
+    # Training augmentation of the in-memory datasets (cifar10/100): He et al. pad 4 and flip.
+    config.crop_padding = 0  # pad by this many pixels, then randomly crop back to the original size
+    config.pad_mode = "constant"  # 'constant' (zeros, He et al.) or 'reflect' (WRN)
+    config.random_flip = False  # random horizontal flips
     config.synthetic = ml_collections.ConfigDict()
     config.synthetic.num_train_examples = 50_000  # defines an epoch for epoch-based settings
     config.synthetic.num_eval_examples = 1_000

@@ -32,6 +32,7 @@ def get_config(arg: str = "cifar10") -> ml_collections.ConfigDict:
     """The WRN recipe for ``arg`` = 'DATASET' or 'DATASET,MODEL' (default model wrn28_10)."""
     config = common.cifar_sgd_config(*common.parse_setting(arg, "wrn28_10", PUBLISHED_TEST_ERROR))
     config.num_epochs = 200.0
+    config.pad_mode = "reflect"
     config.nesterov = True
     config.lr_boundaries_epochs = (60.0, 120.0, 160.0)
     config.lr_decay_factor = 0.2

@@ -17,13 +17,18 @@ Batch = dict[str, np.ndarray]
 
 @dataclasses.dataclass(frozen=True)
 class InMemorySource:
-    """A TFDS dataset small enough for host memory, and the splits it trains and evaluates on."""
+    """A TFDS dataset small enough for host memory: its splits, and whether it builds with no archive."""
 
     train_split: str
     eval_split: str
+    build_locally: bool = False
 
 
-IN_MEMORY = {"digits": InMemorySource("train", "test")}
+IN_MEMORY = {
+    "digits": InMemorySource("train", "test", build_locally=True),
+    "cifar10": InMemorySource("train", "test"),
+    "cifar100": InMemorySource("train", "test"),
+}
 DATASETS = ("synthetic", *IN_MEMORY)
 
 
@@ -75,8 +80,9 @@ def _in_memory(config, per_process_batch, per_process_eval_batch, process_index,
     if config.dataset == "digits":
         import resnet_jax.data.digits  # noqa: F401  (registers the TFDS builder)
     source = IN_MEMORY[config.dataset]
-    train = in_memory.load_split(config.dataset, source.train_split, config.data_dir)
-    test = in_memory.load_split(config.dataset, source.eval_split, config.data_dir)
+    train = in_memory.load_split(config.dataset, source.train_split, config.data_dir, source.build_locally)
+    test = in_memory.load_split(config.dataset, source.eval_split, config.data_dir, source.build_locally)
+    augmentation = in_memory.Augmentation(config.crop_padding, config.pad_mode, config.random_flip)
     mean, std = in_memory.channel_statistics(train["image"])
     eval_split = {"image": in_memory.normalise(test["image"], mean, std), "label": test["label"]}
 
@@ -90,6 +96,7 @@ def _in_memory(config, per_process_batch, per_process_eval_batch, process_index,
             process_count=process_count,
             mean=mean,
             std=std,
+            augmentation=augmentation,
         )
 
     return Datasets(

@@ -1,19 +1,28 @@
-"""``python -m resnet_jax.data.prepare DATASET --data_dir DIR``: build a TFDS dataset with no network.
+"""``python -m resnet_jax.data.prepare DATASET --data_dir DIR [--manual_dir DIR] [--skip_checksum]``.
 
-The result is a standard TFDS directory: ``tfds.builder(DATASET, data_dir=DIR)`` loads it.
-Today ``digits`` (built from the copy inside scikit-learn); the archive-based datasets (CIFAR,
-ImageNet) arrive with issue #4.
+Builds a TFDS dataset with no network. The result is a standard TFDS directory:
+``tfds.builder(DATASET, data_dir=DIR)`` loads it.
+- ``digits``: from the copy inside scikit-learn (no archive needed).
+- ``cifar10`` / ``cifar100``: from ``cifar-10-binary.tar.gz`` / ``cifar-100-binary.tar.gz`` in
+  ``--manual_dir``, checked against the official sha256 unless ``--skip_checksum`` (subsets, mirrors).
 """
 
 import argparse
 
-PREPARABLE = ("digits",)
+ARCHIVE_DATASETS = ("cifar10", "cifar100")
+PREPARABLE = ("digits", *ARCHIVE_DATASETS)
 
 
-def prepare(dataset: str, data_dir: str) -> str:
+def prepare(dataset: str, data_dir: str, manual_dir: str | None = None, skip_checksum: bool = False) -> str:
     """Build ``dataset`` under ``data_dir`` (no-op if already there); returns its TFDS directory."""
     if dataset not in PREPARABLE:
         raise ValueError(f"cannot prepare {dataset!r}; preparable datasets: {', '.join(PREPARABLE)}")
+    if dataset in ARCHIVE_DATASETS:
+        if not manual_dir:
+            raise ValueError(f"{dataset} is prepared from its original archive: pass --manual_dir DIR_HOLDING_IT")
+        from resnet_jax.data import cifar
+
+        return cifar.prepare(dataset, data_dir, manual_dir, skip_checksum)
     import tensorflow_datasets as tfds
 
     import resnet_jax.data.digits  # noqa: F401  (registers the builder)
@@ -28,8 +37,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dataset", choices=PREPARABLE)
     parser.add_argument("--data_dir", required=True, help="TFDS data directory to write")
+    parser.add_argument("--manual_dir", help="directory holding the original archive(s)")
+    parser.add_argument("--skip_checksum", action="store_true", help="accept an archive that is not the official one")
     args = parser.parse_args(argv)
-    print(f"prepared {args.dataset} in {prepare(args.dataset, args.data_dir)}")
+    location = prepare(args.dataset, args.data_dir, args.manual_dir, args.skip_checksum)
+    print(f"prepared {args.dataset} in {location}")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from resnet_jax.train import optim
 
 DTYPES = ("float32", "bfloat16")
 LR_SCALINGS = ("none", "linear")
+PAD_MODES = ("constant", "reflect")
 
 
 def _require(condition: bool, message: str) -> None:
@@ -33,6 +34,8 @@ def validate_config(config: Any) -> None:
     _require(config.weight_decay >= 0, f"weight_decay must be >= 0, got {config.weight_decay}")
     _require(0 <= config.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {config.label_smoothing}")
     _require(0 <= config.ema_decay < 1, f"ema_decay must be in [0, 1), got {config.ema_decay}")
+    _require(config.pad_mode in PAD_MODES, f"pad_mode must be one of {PAD_MODES}, got {config.pad_mode!r}")
+    _require(config.crop_padding >= 0, f"crop_padding must be >= 0, got {config.crop_padding}")
     _require(config.lr_scaling in LR_SCALINGS, f"lr_scaling must be one of {LR_SCALINGS}, got {config.lr_scaling!r}")
     _require(
         (config.num_train_steps > 0) != (config.num_epochs > 0),

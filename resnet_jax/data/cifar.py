@@ -1,0 +1,85 @@
+"""Offline preparation of TFDS ``cifar10`` / ``cifar100`` from the original binary archives.
+
+TFDS's own CIFAR builders do the parsing; they are only handed the archive from ``--manual_dir``
+instead of a download, after a checksum check against the official release (the values TFDS itself
+records). The result is the standard TFDS directory: ``tfds.builder('cifar10', data_dir=DIR)`` loads it.
+"""
+
+import dataclasses
+import hashlib
+from pathlib import Path
+
+import tensorflow_datasets as tfds
+from tensorflow_datasets.image_classification import cifar
+
+
+@dataclasses.dataclass(frozen=True)
+class Archive:
+    """An official release archive: file name, size in bytes and sha256."""
+
+    filename: str
+    size: int
+    sha256: str
+
+
+ARCHIVES = {
+    "cifar10": Archive(
+        "cifar-10-binary.tar.gz", 170_052_171, "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd"
+    ),
+    "cifar100": Archive(
+        "cifar-100-binary.tar.gz", 168_513_733, "58a81ae192c23a4be8b1804d68e518ed807d710a4eb253b1f2a199162a40d8ec"
+    ),
+}
+
+
+def verify_archive(path: Path, archive: Archive, skip_checksum: bool) -> None:
+    """Fail unless ``path`` is the official archive (or ``skip_checksum`` accepts a subset or mirror)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{archive.filename} not found in {path.parent}; put the original archive there")
+    if skip_checksum:
+        return
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    if digest.hexdigest() != archive.sha256:
+        raise ValueError(
+            f"{path} is not the official {archive.filename} (sha256 {digest.hexdigest()}, expected "
+            f"{archive.sha256}); pass --skip_checksum to accept a subset or a mirror."
+        )
+
+
+class _ArchiveInsteadOfDownload:
+    """Stands in for TFDS's download manager: 'downloading' the URL extracts the local archive."""
+
+    def __init__(self, download_manager, archive_path: Path):
+        self._download_manager = download_manager
+        self._archive_path = archive_path
+
+    def download_and_extract(self, url: str) -> Path:
+        """Extract the local archive, whatever the URL."""
+        del url
+        return self._download_manager.extract(self._archive_path)
+
+
+def _offline_builder(base: type, archive_path: Path) -> type:
+    """A subclass of TFDS's CIFAR builder, under the same name and version, reading ``archive_path``."""
+
+    class Offline(base, skip_registration=True):
+        name = base.name
+
+        def _split_generators(self, dl_manager):
+            return super()._split_generators(_ArchiveInsteadOfDownload(dl_manager, archive_path))
+
+    return Offline
+
+
+def prepare(name: str, data_dir: str, manual_dir: str, skip_checksum: bool = False) -> str:
+    """Build TFDS ``name`` ('cifar10' or 'cifar100') in ``data_dir`` from the archive in ``manual_dir``."""
+    archive = ARCHIVES[name]
+    archive_path = Path(manual_dir).expanduser().absolute() / archive.filename
+    verify_archive(archive_path, archive, skip_checksum)
+    base = cifar.Cifar10 if name == "cifar10" else cifar.Cifar100
+    builder = _offline_builder(base, archive_path)(data_dir=data_dir)
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+    return str(builder.data_dir)

@@ -1,1 +1,5 @@
-"""Training: optimizers and schedules (more of the loop arrives with issue #3)."""
+"""Training: pure steps (step.py), optimizers and schedules (optim.py), the data-parallel mesh
+(sharding.py), checkpoints, clu metrics and the resumable loop (loop.py).
+
+step, optim, sharding and state need only jax, flax and optax; the loop adds clu and orbax.
+"""

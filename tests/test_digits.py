@@ -19,8 +19,8 @@ def data_dir(tmp_path_factory):
 
 
 def test_prepared_splits_hold_every_sklearn_image_once_with_its_label(data_dir):
-    train = in_memory.load_split("digits", "train", data_dir)
-    test = in_memory.load_split("digits", "test", data_dir)
+    train = in_memory.load_split("digits", "train", data_dir, build_locally=True)
+    test = in_memory.load_split("digits", "test", data_dir, build_locally=True)
     assert (len(train["label"]), len(test["label"])) == (1437, 360)
     assert train["image"].shape[1:] == (8, 8, 1) and train["image"].dtype == np.uint8
     reference = load_digits()

@@ -10,10 +10,11 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import jax
 import numpy as np
 from clu import metric_writers
 from clu import metrics as clu_metrics
+
+from resnet_jax.train.sharding import to_host
 
 EVAL_OUTPUTS = ("loss", "top1", "top5")
 
@@ -32,13 +33,13 @@ def collection(output_names: Iterable[str]) -> type[clu_metrics.Collection]:
 
 def compute(metrics: clu_metrics.Collection, prefix: str) -> dict[str, float]:
     """Host values ``{'prefix/name': value}`` of an accumulated collection (a sync point)."""
-    values = jax.tree_util.tree_map(lambda x: np.asarray(x.addressable_data(0)), metrics.compute())
+    values = to_host(metrics.compute())
     return {f"{prefix}/{name.replace('__', '/')}": float(value) for name, value in values.items()}
 
 
 def eval_count(metrics: clu_metrics.Collection) -> int:
     """How many real (unmasked) examples an eval collection has seen."""
-    return int(np.asarray(metrics.top1.count.addressable_data(0)))
+    return int(to_host(metrics.top1.count))
 
 
 class JsonlWriter(metric_writers.interface.MetricWriter):

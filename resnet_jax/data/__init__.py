@@ -112,7 +112,7 @@ def _synthetic(config, per_process_batch, per_process_eval_batch, process_index,
     options = config.synthetic
     image_shape = (config.image_size, config.image_size, 3)
     global_batch = per_process_batch * process_count
-    rows = slice(process_index * per_process_batch, (process_index + 1) * per_process_batch)
+    rows = batching.process_rows(per_process_batch, process_index)
 
     def train_batches(start_step: int) -> Iterator[Batch]:
         step = start_step

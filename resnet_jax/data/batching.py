@@ -15,6 +15,11 @@ def process_range(num_examples: int, process_index: int, process_count: int) -> 
     return range(num_examples * process_index // process_count, num_examples * (process_index + 1) // process_count)
 
 
+def process_rows(per_process_batch: int, process_index: int) -> slice:
+    """The rows of a global batch that ``process_index`` feeds (process-major order)."""
+    return slice(process_index * per_process_batch, (process_index + 1) * per_process_batch)
+
+
 def num_eval_batches(num_examples: int, per_process_batch: int, process_count: int) -> int:
     """Eval steps needed so the process with the most examples sees all of them."""
     return math.ceil(math.ceil(num_examples / process_count) / per_process_batch)

@@ -10,6 +10,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from resnet_jax.data import batching
+
 AUGMENT_STREAM = 1  # keeps augmentation draws apart from the epoch permutations
 
 
@@ -111,7 +113,7 @@ def train_batches(
     """
     num_examples = len(split["label"])
     global_batch = per_process_batch * process_count
-    rows = slice(process_index * per_process_batch, (process_index + 1) * per_process_batch)
+    rows = batching.process_rows(per_process_batch, process_index)
     step = start_step
     while True:
         indices = global_batch_indices(seed, step, global_batch, num_examples)[rows]

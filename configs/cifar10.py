@@ -7,7 +7,10 @@ after preparing the dataset once from cifar-10-binary.tar.gz:
     python -m resnet_jax.main --config=configs/cifar10.py:resnet56 --workdir=runs/cifar10_resnet56
 
 Recipe: batch 128, SGD momentum 0.9, lr 0.1 divided by 10 at 32k and 48k iterations, stop at 64k,
-weight decay 1e-4 on every parameter, 4-pixel pad + random 32x32 crop + horizontal flip.
+weight decay 1e-4 on every parameter, 4-pixel pad + random 32x32 crop + horizontal flip, and the
+per-pixel mean subtracted. The paper chose this schedule on a 45k/5k train/val split: add
+--config.validation_examples=5000 to hold out the last 5,000 train images (reported as val/*; the
+test split is still eval/*).
 ResNet-110 and -1202 warm up at lr 0.01 for the first 400 iterations (Sec. 4.2).
 Hardware: the paper used 2 GPUs x 64 images, so BatchNorm statistics use groups of 64
 (bn_group_size=64); one GPU or a TPU host reproduces it exactly.
@@ -45,6 +48,7 @@ def get_config(arg: str = "resnet20") -> ml_collections.ConfigDict:
     config.image_size = 32
     config.crop_padding = 4
     config.random_flip = True
+    config.normalisation = "pixel_mean"
     config.batch_size = 128
     config.bn_group_size = 64
     config.num_train_steps = 64_000

@@ -29,10 +29,21 @@ def get_config() -> ml_collections.ConfigDict:
     config.dataset = "synthetic"  # a dataset name; 'synthetic' always exists and needs no files
     config.data_dir = ""  # TFDS data directory ('' = the TFDS default)
     config.image_size = 16  # image side of the synthetic dataset (real datasets set their own)
-    # Training augmentation of the in-memory datasets (cifar10/100): He et al. pad 4 and flip.
+    # Training augmentation of the in-memory datasets (digits, cifar10/100): He et al. pad 4 and flip.
     config.crop_padding = 0  # pad by this many pixels, then randomly crop back to the original size
     config.pad_mode = "constant"  # 'constant' (zeros, He et al.) or 'reflect' (WRN)
     config.random_flip = False  # random horizontal flips
+    # 'channel': per-channel mean and std of the train split; 'pixel_mean': subtract the train split's mean
+    # image only, as He et al. 2016 did on CIFAR. (ImageNet uses the fixed torchvision statistics.)
+    config.normalisation = "channel"
+    # > 0: hold out the last N train examples and evaluate them as val/* (He et al. chose their CIFAR
+    # schedule on 45k/5k: 5000). The test split is always evaluated, as eval/*.
+    config.validation_examples = 0
+    # ImageNet (streamed from TFDS records; image_size is the crop side, 224):
+    config.train_crop = "random_resized"  # Inception-style 8-100% area crop, or 'scale_jitter' (He et al. 2016)
+    config.scale_range = (256, 480)  # scale_jitter: shorter side resized to a random value in this range
+    config.eval_resize = 256  # eval: shorter side resized to this, then the centre image_size crop
+    config.shuffle_buffer_size = 10_000  # examples in each process's shuffle buffer (after file shuffling)
     config.synthetic = ml_collections.ConfigDict()
     config.synthetic.num_train_examples = 50_000  # defines an epoch for epoch-based settings
     config.synthetic.num_eval_examples = 1_000

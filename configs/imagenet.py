@@ -10,6 +10,12 @@ epochs 30, 60 and 90, 120 epochs (their 60e4 iterations), weight decay 1e-4 on e
 'cosine' is the warm-up + cosine variant (Goyal et al. 2017; He et al. 2019, Bag of Tricks):
 5 epochs of linear warm-up, cosine decay to 0 at 100 epochs, label smoothing 0.1, no decay on BN
 parameters and biases, zero-initialised last BN of each block.
+Both train on Inception-style random-resized crops, as torchvision's reference did; He et al.'s own
+scale augmentation (shorter side in [256, 480], random 224 crop) is --config.train_crop=scale_jitter.
+Eval: shorter side 256, centre 224 crop. Prepare the data once from the two original tars:
+
+    python -m resnet_jax.data.prepare imagenet2012 --data_dir ~/tensorflow_datasets --manual_dir ~/archives
+
 Both use the linear scaling rule: the rate is 0.1 x batch_size / 256, so changing batch_size keeps it.
 Hardware: 8 GPUs x 32 images (bn_group_size=32), or any TPU/GPU slice; use --config.dtype=bfloat16
 on accelerators.

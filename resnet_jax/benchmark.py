@@ -2,6 +2,11 @@
 
     python -m resnet_jax.benchmark --model resnet50 --batch_size 256 --dtype bfloat16 --steps 50 --json
 
+With ``--input_config`` it measures a config's input pipeline on this host instead (that mode needs
+TensorFlow and the prepared dataset):
+
+    python -m resnet_jax.benchmark --input_config configs/cifar10.py:resnet20 --data_dir DIR --batch_size 128
+
 Model FLOPs per example are 3 x 2 x MACs (forward plus a backward twice as costly); MFU divides the
 achieved model FLOP/s by a matmul peak measured on the same devices in the same dtype, so it is a
 fraction of what this machine really sustains, not of a datasheet number. Compilation is excluded.
@@ -110,26 +115,46 @@ def benchmark(model_name: str, batch_size: int, dtype: str, steps: int, image_si
     }
 
 
+def _describe(result: dict) -> str:
+    """One human-readable line for a train-step or an input-pipeline result."""
+    if "train_examples_per_sec" in result:
+        return (
+            f"{result['dataset']} input pipeline, batch {result['batch_size']} on {result['host_cpus']} host CPUs: "
+            f"train {result['train_examples_per_sec']:.0f} examples/s, eval {result['eval_examples_per_sec']:.0f} "
+            "examples/s"
+        )
+    return (
+        f"{result['model']} batch {result['batch_size']} {result['dtype']} on {result['devices']}: "
+        f"{result['examples_per_sec']:.1f} examples/s, {result['step_time_ms']:.1f} ms/step, "
+        f"MFU {100 * result['mfu']:.1f}% (model {result['model_tflops_per_sec']:.3f} TFLOP/s, "
+        f"measured matmul peak {result['matmul_peak_tflops_per_sec']:.3f} TFLOP/s)"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     """Parse the command line, benchmark, print a line (or one JSON object with --json)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True, choices=list_models(), metavar="NAME")
+    parser.add_argument("--model", choices=list_models(), metavar="NAME", help="train-step mode: the model")
+    parser.add_argument("--input_config", metavar="FILE.py[:ARG]", help="input mode: the config whose pipeline runs")
+    parser.add_argument("--data_dir", default=None, help="input mode: TFDS data directory (default: the config's)")
     parser.add_argument("--batch_size", type=int, required=True, help="global batch over all devices")
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
-    parser.add_argument("--steps", type=int, default=20, help="timed steps after warm-up")
+    parser.add_argument("--steps", type=int, default=20, help="timed steps (batches) after warm-up")
     parser.add_argument("--image_size", type=int, default=None, help="default: the model's native size")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
-    result = benchmark(args.model, args.batch_size, args.dtype, args.steps, args.image_size)
-    if args.json:
-        print(json.dumps(result))
+    if (args.model is None) == (args.input_config is None):
+        parser.error("pass --model NAME (train-step mode) or --input_config FILE.py[:ARG] (input mode)")
+    if args.input_config:
+        from resnet_jax.data import throughput
+
+        config = throughput.load_config(args.input_config)
+        if args.data_dir is not None:
+            config.data_dir = args.data_dir
+        result = throughput.measure_input(config, args.batch_size, args.steps)
     else:
-        print(
-            f"{result['model']} batch {result['batch_size']} {result['dtype']} on {result['devices']}: "
-            f"{result['examples_per_sec']:.1f} examples/s, {result['step_time_ms']:.1f} ms/step, "
-            f"MFU {100 * result['mfu']:.1f}% (model {result['model_tflops_per_sec']:.3f} TFLOP/s, "
-            f"measured matmul peak {result['matmul_peak_tflops_per_sec']:.3f} TFLOP/s)"
-        )
+        result = benchmark(args.model, args.batch_size, args.dtype, args.steps, args.image_size)
+    print(json.dumps(result) if args.json else _describe(result))
 
 
 if __name__ == "__main__":

@@ -55,3 +55,53 @@ def write_cifar_archive(directory: Path, name: str, per_train_file: int = 20, nu
         for filename, text in metadata.items():
             _add(tar, f"{prefix}/{filename}", text.encode())
     return examples
+
+
+IMAGENET_TRAIN_TAR, IMAGENET_VAL_TAR = "ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar"
+
+
+def jpeg_bytes(rng: np.random.Generator, height: int, width: int) -> bytes:
+    """A real baseline JPEG of smooth random colours (so it compresses like a photo)."""
+    from PIL import Image
+
+    coarse = rng.integers(0, 256, (max(2, height // 8), max(2, width // 8), 3), dtype=np.uint8)
+    image = Image.fromarray(coarse).resize((width, height), Image.BILINEAR)
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def _tar_bytes(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, data in members.items():
+            _add(tar, name, data)
+    return buffer.getvalue()
+
+
+def write_imagenet_archives(
+    directory: Path, synsets: list[str], per_class: int = 3, num_val: int = 6, seed: int = 0, size_range=(40, 90)
+) -> dict[str, dict[str, tuple[str, bytes]]]:
+    """Write ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar in the original layout, with real JPEGs.
+
+    The train tar holds one uncompressed tar per synset (``n01440764.tar``) of ``n01440764_K.JPEG`` files;
+    the val tar holds ``ILSVRC2012_val_%08d.JPEG`` files, whose labels are the official ones for those
+    numbers (TFDS ships them). Returns ``{split: {file_name: (synset or None, jpeg bytes)}}``.
+    """
+    rng = np.random.default_rng(seed)
+
+    def random_jpeg() -> bytes:
+        height, width = rng.integers(*size_range, size=2)
+        return jpeg_bytes(rng, int(height), int(width))
+
+    written = {"train": {}, "validation": {}}
+    class_tars = {}
+    for synset in synsets:
+        images = {f"{synset}_{number}.JPEG": random_jpeg() for number in rng.choice(10_000, per_class, replace=False)}
+        written["train"].update({name: (synset, data) for name, data in images.items()})
+        class_tars[f"{synset}.tar"] = _tar_bytes(images)
+    (directory / IMAGENET_TRAIN_TAR).write_bytes(_tar_bytes(class_tars))
+    val_images = {f"ILSVRC2012_val_{number:08d}.JPEG": random_jpeg() for number in range(1, num_val + 1)}
+    written["validation"] = {name: (None, data) for name, data in val_images.items()}
+    (directory / IMAGENET_VAL_TAR).write_bytes(_tar_bytes(val_images))
+    return written

@@ -1,11 +1,14 @@
 """The offline ``digits`` dataset: preparation, the in-memory pipeline, and a real run reaching >= 97%."""
 
+import json
+
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
 from configs import digits as digits_config
-from resnet_jax.data import in_memory, prepare
+from resnet_jax import benchmark
+from resnet_jax.data import in_memory, prepare, tfds_source
 from resnet_jax.train import loop
 
 pytestmark = pytest.mark.xdist_group("digits")  # one worker prepares the dataset once
@@ -19,8 +22,8 @@ def data_dir(tmp_path_factory):
 
 
 def test_prepared_splits_hold_every_sklearn_image_once_with_its_label(data_dir):
-    train = in_memory.load_split("digits", "train", data_dir, build_locally=True)
-    test = in_memory.load_split("digits", "test", data_dir, build_locally=True)
+    train = tfds_source.load_split("digits", "train", data_dir, build_locally=True)
+    test = tfds_source.load_split("digits", "test", data_dir, build_locally=True)
     assert (len(train["label"]), len(test["label"])) == (1437, 360)
     assert train["image"].shape[1:] == (8, 8, 1) and train["image"].dtype == np.uint8
     reference = load_digits()
@@ -34,22 +37,48 @@ def test_prepared_splits_hold_every_sklearn_image_once_with_its_label(data_dir):
     assert len(got) == 1797 and set(got) == expected
 
 
-def test_each_epoch_visits_every_example_once_and_batches_depend_only_on_the_step():
-    num_examples, batch = 10, 4
-    positions = np.concatenate([in_memory.global_batch_indices(3, step, batch, num_examples) for step in range(5)])
-    assert sorted(positions[:10]) == list(range(10))  # epoch 0
-    assert sorted(positions[10:20]) == list(range(10))  # epoch 1, in another order
-    assert not np.array_equal(positions[:10], positions[10:20])
-    np.testing.assert_array_equal(in_memory.global_batch_indices(3, 2, batch, num_examples), positions[8:12])
+def _indices(seed, step, batch, num_examples):
+    return in_memory.global_batch_indices(seed, step, batch, num_examples).numpy()
 
 
-def test_process_slices_are_disjoint_and_make_up_the_global_batch():
-    split = {"image": np.arange(20, dtype=np.uint8).reshape(20, 1, 1, 1), "label": np.arange(20, dtype=np.int32)}
-    common = dict(seed=0, start_step=3, per_process_batch=2, mean=np.zeros(1), std=np.ones(1) / 255)
-    slices = [
-        next(in_memory.train_batches(split, process_index=p, process_count=3, **common))["label"] for p in range(3)
-    ]
-    np.testing.assert_array_equal(np.concatenate(slices), in_memory.global_batch_indices(0, 3, 6, 20))
+@pytest.mark.parametrize("batch", [4, 25])  # 25 > 10: one batch spans several epochs
+def test_each_epoch_visits_every_example_once_and_batches_depend_only_on_the_step(batch):
+    num_examples = 10
+    positions = np.concatenate([_indices(3, step, batch, num_examples) for step in range(6)])
+    epochs = positions[: len(positions) // 10 * 10].reshape(-1, 10)
+    for epoch in epochs:
+        assert sorted(epoch) == list(range(10))
+    assert not np.array_equal(epochs[0], epochs[1])  # a new order each epoch
+    np.testing.assert_array_equal(_indices(3, 2, batch, num_examples), positions[2 * batch : 3 * batch])
+    assert not np.array_equal(_indices(4, 0, batch, num_examples), positions[:batch])  # the seed matters
+
+
+def _train_batches(split, start_step, process_index, process_count, per_process_batch=2, steps=3):
+    dataset = in_memory.train_dataset(
+        split,
+        seed=0,
+        start_step=start_step,
+        per_process_batch=per_process_batch,
+        process_index=process_index,
+        process_count=process_count,
+        normalisation=in_memory.Normalisation(np.zeros(1), np.ones(1)),
+        augmentation=in_memory.Augmentation(crop_padding=1, random_flip=True),
+    )
+    iterator = dataset.as_numpy_iterator()
+    return [next(iterator) for _ in range(steps)]
+
+
+def test_process_slices_are_disjoint_make_up_the_global_batch_and_resume_exactly():
+    split = {"image": np.arange(20 * 9, dtype=np.uint8).reshape(20, 3, 3, 1), "label": np.arange(20, dtype=np.int32)}
+    one_process = _train_batches(split, 0, 0, 1, per_process_batch=6, steps=5)
+    for step in (0, 3, 4):  # step 3 straddles the end of the first epoch
+        slices = [_train_batches(split, step, p, 3, steps=1)[0] for p in range(3)]
+        for name in ("label", "image"):  # same examples, and the same crops and flips, on 1 or 3 processes
+            np.testing.assert_array_equal(np.concatenate([s[name] for s in slices]), one_process[step][name])
+        np.testing.assert_array_equal(np.sort(one_process[step]["label"]), np.sort(_indices(0, step, 6, 20)))
+    resumed = _train_batches(split, 3, 0, 1, per_process_batch=6, steps=2)
+    for got, expected in zip(resumed, one_process[3:], strict=True):
+        np.testing.assert_array_equal(got["image"], expected["image"])
 
 
 def test_resnet20_reaches_97_percent_on_digits(data_dir, tmp_path):
@@ -58,3 +87,13 @@ def test_resnet20_reaches_97_percent_on_digits(data_dir, tmp_path):
     results = loop.train_and_evaluate(config, tmp_path)
     assert results["num_eval_examples"] == 360
     assert results["eval/top1"] >= 0.97, results
+
+
+def test_the_input_benchmark_reports_the_digits_pipeline(data_dir, capsys):
+    benchmark.main(
+        ["--input_config", "configs/digits.py", "--data_dir", data_dir, "--batch_size", "32", "--steps", "3", "--json"]
+    )
+    report = json.loads(capsys.readouterr().out)
+    assert report["dataset"] == "digits" and report["image_shape"] == [8, 8, 1]
+    assert report["train_examples_per_sec"] > 0 and report["eval_examples_per_sec"] > 0
+    assert report["train_batches_timed"] == 3 and report["eval_batches_timed"] == 3

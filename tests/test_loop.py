@@ -111,6 +111,10 @@ def test_divergence_stops_with_a_clear_error_and_keeps_a_good_checkpoint(tmp_pat
         ({"num_epochs": 1.0}, "exactly one of num_train_steps"),
         ({"optimizer": "rmsprop"}, "optimizer must be one of"),
         ({"freeze": "layer9"}, "unknown stage"),
+        ({"normalisation": "zca"}, "normalisation must be one of"),
+        ({"train_crop": "centre"}, "train_crop must be one of"),
+        ({"validation_examples": 100}, "validation_examples needs a TFDS dataset"),
+        ({"pad_mode": "edge"}, "pad_mode must be one of"),
     ],
 )
 def test_bad_configs_fail_before_any_compilation(tmp_path, monkeypatch, fields, message):

@@ -158,6 +158,23 @@ def test_to_global_shards_the_batch_axis():
     assert [shard.data.shape for shard in array.addressable_shards] == [(2,)] * 8
 
 
+def test_prefetch_to_device_keeps_order_runs_ahead_and_yields_everything():
+    mesh = sharding.make_mesh()
+    pulled = []
+
+    def host_batches():
+        for index in range(5):
+            pulled.append(index)
+            yield {"x": np.full(8, index, np.float32)}
+
+    prefetched = sharding.prefetch_to_device(host_batches(), mesh, size=2)
+    first = next(prefetched)
+    assert pulled == [0, 1, 2]  # two batches already on their way while batch 0 is used
+    assert first["x"].sharding == NamedSharding(mesh, PartitionSpec("data"))
+    rest = [int(batch["x"][0]) for batch in prefetched]
+    assert [int(first["x"][0]), *rest] == [0, 1, 2, 3, 4]
+
+
 def test_bfloat16_computes_in_bf16_but_keeps_state_and_loss_in_float32():
     model = tiny_model(dtype="bfloat16")
     tx = optax.sgd(0.1, momentum=0.9)

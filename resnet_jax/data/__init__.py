@@ -1,8 +1,10 @@
 """Input pipelines behind one interface: ``create_datasets(config, ...)`` -> ``Datasets``.
 
 Train batches are a deterministic function of the step, so resuming at step N reproduces the data
-position exactly. Eval batches are padded and masked so every example counts once.
-The synthetic dataset needs only numpy; TFDS-backed datasets import TensorFlow lazily.
+position exactly. Eval batches are padded and masked so every example counts once. The test split is
+always evaluated (``eval/*``); with ``validation_examples`` a held-out part of the train split is too
+(``val/*``). The synthetic dataset needs only numpy; TFDS-backed datasets import TensorFlow lazily
+and run tf.data on the host CPU.
 """
 
 import dataclasses
@@ -10,26 +12,42 @@ from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 
-from resnet_jax.data import batching, in_memory, synthetic
+from resnet_jax.data import batching, synthetic
 
 Batch = dict[str, np.ndarray]
+TEST, VALIDATION = "eval", "val"  # metric prefixes of the test split and of the held-out validation split
+PAD_MODES = ("constant", "reflect")
+NORMALISATIONS = ("channel", "pixel_mean")
+TRAIN_CROPS = ("random_resized", "scale_jitter")
 
 
 @dataclasses.dataclass(frozen=True)
-class InMemorySource:
-    """A TFDS dataset small enough for host memory: its splits, and whether it builds with no archive."""
+class TfdsDataset:
+    """A TFDS dataset: its train and test splits, whether it is held in host memory, and whether it
+    builds with no archive."""
 
     train_split: str
-    eval_split: str
+    test_split: str
+    in_memory: bool = True
     build_locally: bool = False
 
 
-IN_MEMORY = {
-    "digits": InMemorySource("train", "test", build_locally=True),
-    "cifar10": InMemorySource("train", "test"),
-    "cifar100": InMemorySource("train", "test"),
+TFDS_DATASETS = {
+    "digits": TfdsDataset("train", "test", build_locally=True),
+    "cifar10": TfdsDataset("train", "test"),
+    "cifar100": TfdsDataset("train", "test"),
+    "imagenet2012": TfdsDataset("train", "validation", in_memory=False),
 }
-DATASETS = ("synthetic", *IN_MEMORY)
+DATASETS = ("synthetic", *TFDS_DATASETS)
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalSplit:
+    """An evaluated split: ``batches()`` gives this process's padded batches, each with a ``mask``;
+    ``num_examples`` is the real (unpadded) size over all processes."""
+
+    batches: Callable[[], Iterable[Batch]]
+    num_examples: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,37 +56,75 @@ class Datasets:
 
     Attributes:
       train_batches: ``start_step -> iterator`` of this process's slice of each global train batch.
-      eval_batches: ``() -> iterable`` of this process's padded eval batches, each with a ``mask``.
+      eval_splits: metric prefix (``eval`` for the test split, ``val`` for held-out train examples) -> split.
       num_train_examples: size of the train split (defines an epoch).
-      num_eval_examples: real (unpadded) size of the eval split over all processes.
       image_shape: (height, width, channels) of one image.
     """
 
     train_batches: Callable[[int], Iterator[Batch]]
-    eval_batches: Callable[[], Iterable[Batch]]
+    eval_splits: dict[str, EvalSplit]
     num_train_examples: int
-    num_eval_examples: int
     image_shape: tuple[int, int, int]
 
 
-def check_dataset_name(name: str) -> None:
-    """Fail early, before any compilation, on a dataset this package cannot provide."""
-    if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; available datasets: {', '.join(DATASETS)}")
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+def validate_config(config) -> None:
+    """Fail early, before any compilation, on a dataset or input option this package cannot provide."""
+    _require(
+        config.dataset in DATASETS, f"unknown dataset {config.dataset!r}; available datasets: {', '.join(DATASETS)}"
+    )
+    _require(config.pad_mode in PAD_MODES, f"pad_mode must be one of {PAD_MODES}, got {config.pad_mode!r}")
+    _require(config.crop_padding >= 0, f"crop_padding must be >= 0, got {config.crop_padding}")
+    _require(
+        config.normalisation in NORMALISATIONS,
+        f"normalisation must be one of {NORMALISATIONS}, got {config.normalisation!r}",
+    )
+    _require(config.train_crop in TRAIN_CROPS, f"train_crop must be one of {TRAIN_CROPS}, got {config.train_crop!r}")
+    low, high = config.scale_range
+    _require(0 < low <= high, f"scale_range must be (low, high) with 0 < low <= high, got {config.scale_range}")
+    _require(config.validation_examples >= 0, f"validation_examples must be >= 0, got {config.validation_examples}")
+    _require(config.shuffle_buffer_size > 0, f"shuffle_buffer_size must be positive, got {config.shuffle_buffer_size}")
+    _require(
+        config.validation_examples == 0 or config.dataset != "synthetic",
+        "validation_examples needs a TFDS dataset; the synthetic one has no train examples to hold out",
+    )
+
+
+def split_names(source: TfdsDataset, validation_examples: int) -> dict[str, str]:
+    """TFDS split specs for training and for each evaluated split; the held-out part is the train split's tail."""
+    if not validation_examples:
+        return {"train": source.train_split, TEST: source.test_split}
+    return {
+        "train": f"{source.train_split}[:-{validation_examples}]",
+        VALIDATION: f"{source.train_split}[-{validation_examples}:]",
+        TEST: source.test_split,
+    }
 
 
 def create_datasets(
     config, *, per_process_batch: int, per_process_eval_batch: int, process_index: int, process_count: int
 ) -> Datasets:
     """Build the train and eval inputs that ``config.dataset`` names, for this process."""
-    check_dataset_name(config.dataset)
+    validate_config(config)
+    placement = dict(
+        per_process_batch=per_process_batch,
+        per_process_eval_batch=per_process_eval_batch,
+        process_index=process_index,
+        process_count=process_count,
+    )
     if config.dataset == "synthetic":
-        return _synthetic(config, per_process_batch, per_process_eval_batch, process_index, process_count)
-    return _in_memory(config, per_process_batch, per_process_eval_batch, process_index, process_count)
+        return _synthetic(config, **placement)
+    if TFDS_DATASETS[config.dataset].in_memory:
+        return _in_memory(config, **placement)
+    return _streamed(config, **placement)
 
 
 def _eval_batches(split: Batch, per_process_eval_batch: int, process_index: int, process_count: int):
-    """This process's block of the eval split, padded and masked into equal batches."""
+    """This process's block of an in-memory eval split, padded and masked into equal batches."""
     num_examples = len(split["label"])
     mine = batching.process_range(num_examples, process_index, process_count)
     local = {name: values[mine.start : mine.stop] for name, values in split.items()}
@@ -77,34 +133,87 @@ def _eval_batches(split: Batch, per_process_eval_batch: int, process_index: int,
 
 
 def _in_memory(config, per_process_batch, per_process_eval_batch, process_index, process_count) -> Datasets:
-    if config.dataset == "digits":
-        import resnet_jax.data.digits  # noqa: F401  (registers the TFDS builder)
-    source = IN_MEMORY[config.dataset]
-    train = in_memory.load_split(config.dataset, source.train_split, config.data_dir, source.build_locally)
-    test = in_memory.load_split(config.dataset, source.eval_split, config.data_dir, source.build_locally)
+    from resnet_jax.data import in_memory, tfds_source
+
+    source = TFDS_DATASETS[config.dataset]
+    splits = {
+        name: tfds_source.load_split(config.dataset, split, config.data_dir, source.build_locally)
+        for name, split in split_names(source, config.validation_examples).items()
+    }
+    train = splits.pop("train")
+    normalisation = in_memory.Normalisation.from_images(train["image"], config.normalisation)
     augmentation = in_memory.Augmentation(config.crop_padding, config.pad_mode, config.random_flip)
-    mean, std = in_memory.channel_statistics(train["image"])
-    eval_split = {"image": in_memory.normalise(test["image"], mean, std), "label": test["label"]}
 
     def train_batches(start_step: int) -> Iterator[Batch]:
-        return in_memory.train_batches(
+        dataset = in_memory.train_dataset(
             train,
             seed=config.seed,
             start_step=start_step,
             per_process_batch=per_process_batch,
             process_index=process_index,
             process_count=process_count,
-            mean=mean,
-            std=std,
+            normalisation=normalisation,
             augmentation=augmentation,
+        )
+        return dataset.as_numpy_iterator()
+
+    def eval_split(arrays: Batch) -> EvalSplit:
+        normalised = {"image": normalisation(arrays["image"]).numpy(), "label": arrays["label"]}
+        return EvalSplit(
+            lambda: _eval_batches(normalised, per_process_eval_batch, process_index, process_count),
+            len(arrays["label"]),
         )
 
     return Datasets(
         train_batches,
-        lambda: _eval_batches(eval_split, per_process_eval_batch, process_index, process_count),
+        {name: eval_split(arrays) for name, arrays in splits.items()},
         num_train_examples=len(train["label"]),
-        num_eval_examples=len(test["label"]),
         image_shape=tuple(train["image"].shape[1:]),
+    )
+
+
+def _streamed(config, per_process_batch, per_process_eval_batch, process_index, process_count) -> Datasets:
+    import functools
+
+    from resnet_jax.data import imagenet, streaming, tfds_source
+
+    source = TFDS_DATASETS[config.dataset]
+    builder = tfds_source.prepared_builder(config.dataset, config.data_dir)
+    splits = split_names(source, config.validation_examples)
+    crops = imagenet.Crops(config.image_size, config.train_crop, tuple(config.scale_range), config.eval_resize)
+
+    def train_batches(start_step: int) -> Iterator[Batch]:
+        dataset = streaming.train_dataset(
+            builder,
+            splits["train"],
+            seed=config.seed,
+            start_step=start_step,
+            per_process_batch=per_process_batch,
+            process_index=process_index,
+            process_count=process_count,
+            shuffle_buffer_size=config.shuffle_buffer_size,
+            train_image=functools.partial(imagenet.train_image, crops=crops),
+        )
+        return dataset.as_numpy_iterator()
+
+    def eval_split(split: str) -> EvalSplit:
+        def batches():
+            return streaming.eval_dataset(
+                builder,
+                split,
+                per_process_batch=per_process_eval_batch,
+                process_index=process_index,
+                process_count=process_count,
+                eval_image=functools.partial(imagenet.eval_image, crops=crops),
+            ).as_numpy_iterator()
+
+        return EvalSplit(batches, builder.info.splits[split].num_examples)
+
+    return Datasets(
+        train_batches,
+        {name: eval_split(split) for name, split in splits.items() if name != "train"},
+        num_train_examples=builder.info.splits[splits["train"]].num_examples,
+        image_shape=(config.image_size, config.image_size, 3),
     )
 
 
@@ -129,4 +238,9 @@ def _synthetic(config, per_process_batch, per_process_eval_batch, process_index,
         )
         return _eval_batches(split, per_process_eval_batch, process_index, process_count)
 
-    return Datasets(train_batches, eval_batches, options.num_train_examples, options.num_eval_examples, image_shape)
+    return Datasets(
+        train_batches,
+        {TEST: EvalSplit(eval_batches, options.num_eval_examples)},
+        options.num_train_examples,
+        image_shape,
+    )

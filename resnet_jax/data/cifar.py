@@ -5,48 +5,17 @@ instead of a download, after a checksum check against the official release (the 
 records). The result is the standard TFDS directory: ``tfds.builder('cifar10', data_dir=DIR)`` loads it.
 """
 
-import dataclasses
-import hashlib
 from pathlib import Path
 
 import tensorflow_datasets as tfds
 from tensorflow_datasets.image_classification import cifar
 
-
-@dataclasses.dataclass(frozen=True)
-class Archive:
-    """An official release archive: file name, size in bytes and sha256."""
-
-    filename: str
-    size: int
-    sha256: str
-
+from resnet_jax.data.checksum import Archive, verify_archive
 
 ARCHIVES = {
-    "cifar10": Archive(
-        "cifar-10-binary.tar.gz", 170_052_171, "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd"
-    ),
-    "cifar100": Archive(
-        "cifar-100-binary.tar.gz", 168_513_733, "58a81ae192c23a4be8b1804d68e518ed807d710a4eb253b1f2a199162a40d8ec"
-    ),
+    "cifar10": Archive("cifar-10-binary.tar.gz", "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd"),
+    "cifar100": Archive("cifar-100-binary.tar.gz", "58a81ae192c23a4be8b1804d68e518ed807d710a4eb253b1f2a199162a40d8ec"),
 }
-
-
-def verify_archive(path: Path, archive: Archive, skip_checksum: bool) -> None:
-    """Fail unless ``path`` is the official archive (or ``skip_checksum`` accepts a subset or mirror)."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{archive.filename} not found in {path.parent}; put the original archive there")
-    if skip_checksum:
-        return
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-    if digest.hexdigest() != archive.sha256:
-        raise ValueError(
-            f"{path} is not the official {archive.filename} (sha256 {digest.hexdigest()}, expected "
-            f"{archive.sha256}); pass --skip_checksum to accept a subset or a mirror."
-        )
 
 
 class _ArchiveInsteadOfDownload:

@@ -1,64 +1,18 @@
-"""Datasets small enough to hold in host memory (digits; CIFAR next): loaded once from TFDS.
+"""Datasets small enough for host memory (digits, CIFAR): a tf.data pipeline over the decoded arrays.
 
 Train order is a seeded permutation per epoch, and the global batch of step s is positions
-[s*B, (s+1)*B) of the concatenated epochs, so batch s is a pure function of (seed, s): a resumed run
-sees exactly the batches it would have seen, on any number of processes.
+[s*B, (s+1)*B) of the concatenated epochs; its crops and flips are drawn for the whole global batch
+from (seed, s). Batch s is therefore a pure function of (seed, s): a resumed run sees exactly the
+batches it would have seen, on any number of processes, and each process keeps only its rows.
 """
 
 import dataclasses
-from collections.abc import Iterator
 
 import numpy as np
 
-from resnet_jax.data import batching
+from resnet_jax.data import tfds_source
 
-AUGMENT_STREAM = 1  # keeps augmentation draws apart from the epoch permutations
-
-
-def load_split(name: str, split: str, data_dir: str, build_locally: bool) -> dict[str, np.ndarray]:
-    """``{'image': uint8 NHWC, 'label': int32}`` of a prepared TFDS split; a plain error if it is missing.
-
-    ``build_locally`` datasets (digits) are prepared on first use; the others need their archives.
-    """
-    import tensorflow as tf
-    import tensorflow_datasets as tfds
-
-    tf.config.set_visible_devices([], "GPU")  # the input pipeline stays on the host CPU
-    builder = tfds.builder(name, data_dir=data_dir or None)
-    if not builder.is_prepared():
-        if not build_locally:
-            raise FileNotFoundError(
-                f"dataset {name!r} is not prepared in {builder.data_dir}. Prepare it once, with no network, from "
-                f"the original archive: python -m resnet_jax.data.prepare {name} --data_dir "
-                f"{data_dir or '~/tensorflow_datasets'} --manual_dir DIR_HOLDING_THE_ARCHIVE; then train with "
-                "--config.data_dir set to the same --data_dir."
-            )
-        builder.download_and_prepare()
-    arrays = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))
-    return {"image": arrays["image"], "label": arrays["label"].astype(np.int32)}
-
-
-def channel_statistics(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and standard deviation of uint8 images, on the 0..1 scale."""
-    scaled = images.astype(np.float64) / 255
-    return scaled.mean(axis=(0, 1, 2)), scaled.std(axis=(0, 1, 2))
-
-
-def normalise(images: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    """uint8 -> float32 with per-channel zero mean and unit variance."""
-    return ((images.astype(np.float32) / 255 - mean) / std).astype(np.float32)
-
-
-def global_batch_indices(seed: int, step: int, global_batch: int, num_examples: int) -> np.ndarray:
-    """Example indices of the global batch at ``step``: consecutive positions in seeded per-epoch orders."""
-    positions = np.arange(step * global_batch, (step + 1) * global_batch)
-    epochs = positions // num_examples
-    indices = np.empty(global_batch, dtype=np.int64)
-    for epoch in np.unique(epochs):
-        order = np.random.default_rng([seed, int(epoch)]).permutation(num_examples)
-        chosen = epochs == epoch
-        indices[chosen] = order[positions[chosen] % num_examples]
-    return indices
+ORDER_STREAM, AUGMENT_STREAM = 0, 1  # keep the epoch permutations and the augmentation draws apart
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,31 +24,87 @@ class Augmentation:
     random_flip: bool = False
 
 
-def augmentation_draws(rng: np.random.Generator, count: int, augmentation: Augmentation) -> tuple[np.ndarray, ...]:
-    """Per-example crop offsets (top, left) and flip decisions for ``count`` examples."""
-    tops, lefts = rng.integers(0, 2 * augmentation.crop_padding + 1, size=(2, count))
-    return tops, lefts, rng.random(count) < 0.5
+@dataclasses.dataclass(frozen=True)
+class Normalisation:
+    """uint8 images -> float32 ``(x / 255 - mean) / std``; ``mean`` and ``std`` broadcast over HWC."""
+
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def from_images(cls, images: np.ndarray, mode: str) -> "Normalisation":
+        """Statistics of the train images: per channel ('channel'), or He et al.'s per-pixel mean image alone."""
+        if mode == "pixel_mean":
+            return cls(np.mean(images, axis=0, dtype=np.float64) / 255, np.ones(images.shape[-1]))
+        if mode == "channel":
+            axes = tuple(range(images.ndim - 1))
+            return cls(np.mean(images, axes, dtype=np.float64) / 255, np.std(images, axes, dtype=np.float64) / 255)
+        raise ValueError(f"normalisation must be 'channel' or 'pixel_mean', got {mode!r}")
+
+    def __call__(self, images):
+        """Normalise a batch (numpy or TF); returns a float32 TF tensor."""
+        tf = tfds_source.tensorflow()
+        mean, std = (tf.constant(value, tf.float32) for value in (self.mean, self.std))
+        return (tf.cast(images, tf.float32) / 255 - mean) / std
 
 
-def augment(images: np.ndarray, draws: tuple[np.ndarray, ...], augmentation: Augmentation) -> np.ndarray:
+def _stream_key(seed: int, stream: int, counter):
+    """A stateless-RNG key for ``counter`` (an epoch or a step) in one of the streams of ``seed``."""
+    tf = tfds_source.tensorflow()
+    base = tf.constant([seed, stream], tf.int64)
+    return tf.random.experimental.stateless_fold_in(base, tf.cast(counter, tf.int64))
+
+
+def epoch_order(seed: int, epoch, num_examples: int):
+    """The seeded permutation of the example indices that epoch ``epoch`` visits."""
+    tf = tfds_source.tensorflow()
+    indices = tf.range(num_examples, dtype=tf.int64)
+    return tf.random.experimental.stateless_shuffle(indices, seed=_stream_key(seed, ORDER_STREAM, epoch))
+
+
+def global_batch_indices(seed: int, step, global_batch: int, num_examples: int):
+    """Example indices of the global batch at ``step``: consecutive positions in the per-epoch orders."""
+    tf = tfds_source.tensorflow()
+    positions = tf.cast(step, tf.int64) * global_batch + tf.range(global_batch, dtype=tf.int64)
+    epochs = positions // num_examples
+    first_epoch = epochs[0]
+    orders = tf.map_fn(  # a batch may span several epochs when it is larger than the split
+        lambda epoch: epoch_order(seed, epoch, num_examples),
+        tf.range(first_epoch, epochs[-1] + 1),
+        fn_output_signature=tf.int64,
+    )
+    return tf.gather_nd(orders, tf.stack([epochs - first_epoch, positions % num_examples], axis=1))
+
+
+def augmentation_draws(seed: int, step, count: int, augmentation: Augmentation):
+    """Crop offsets (top, left) and flip decisions for the ``count`` examples of the batch at ``step``."""
+    tf = tfds_source.tensorflow()
+    keys = tf.random.experimental.stateless_split(_stream_key(seed, AUGMENT_STREAM, step), 3)
+    offsets = [
+        tf.random.stateless_uniform([count], keys[i], 0, 2 * augmentation.crop_padding + 1, dtype=tf.int32)
+        for i in (0, 1)
+    ]
+    return (*offsets, tf.random.stateless_uniform([count], keys[2]) < 0.5)
+
+
+def augment(images, draws, augmentation: Augmentation):
     """Crop (after padding) and flip a batch of NHWC images as ``draws`` say."""
+    tf = tfds_source.tensorflow()
     tops, lefts, flips = draws
-    height, width = images.shape[1:3]
+    images = tf.convert_to_tensor(images)
+    height, width = images.shape[1], images.shape[2]
     pad = augmentation.crop_padding
     if pad:
-        padded = np.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode=augmentation.pad_mode)
-        images = np.stack(
-            [
-                image[top : top + height, left : left + width]
-                for image, top, left in zip(padded, tops, lefts, strict=True)
-            ]
-        )
+        padded = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode=augmentation.pad_mode.upper())
+        rows = tops[:, None] + tf.range(height)
+        columns = lefts[:, None] + tf.range(width)
+        images = tf.gather(tf.gather(padded, rows, axis=1, batch_dims=1), columns, axis=2, batch_dims=1)
     if augmentation.random_flip:
-        images = np.where(flips[:, None, None, None], images[:, :, ::-1], images)
+        images = tf.where(flips[:, None, None, None], tf.reverse(images, axis=[2]), images)
     return images
 
 
-def train_batches(
+def train_dataset(
     split: dict[str, np.ndarray],
     *,
     seed: int,
@@ -102,22 +112,24 @@ def train_batches(
     per_process_batch: int,
     process_index: int,
     process_count: int,
-    mean: np.ndarray,
-    std: np.ndarray,
+    normalisation: Normalisation,
     augmentation: Augmentation = Augmentation(),
-) -> Iterator[dict[str, np.ndarray]]:
-    """This process's rows of every global batch from ``start_step`` on, augmented and normalised.
+):
+    """A tf.data pipeline of this process's rows of every global batch from ``start_step`` on.
 
-    The augmentation draws are made for the whole global batch from ``(seed, step)``, so an example's
-    crop and flip do not depend on how many processes share the batch.
+    Batches are built in parallel on the host CPU threads and prefetched; the draws are made for the
+    whole global batch, so an example's crop and flip do not depend on how many processes share it.
     """
-    num_examples = len(split["label"])
-    global_batch = per_process_batch * process_count
-    rows = batching.process_rows(per_process_batch, process_index)
-    step = start_step
-    while True:
-        indices = global_batch_indices(seed, step, global_batch, num_examples)[rows]
-        draws = augmentation_draws(np.random.default_rng([seed, AUGMENT_STREAM, step]), global_batch, augmentation)
-        images = augment(split["image"][indices], [draw[rows] for draw in draws], augmentation)
-        yield {"image": normalise(images, mean, std), "label": split["label"][indices]}
-        step += 1
+    tf = tfds_source.tensorflow()
+    images, labels = tf.constant(split["image"]), tf.constant(split["label"])
+    num_examples, global_batch = len(split["label"]), per_process_batch * process_count
+    mine = slice(process_index * per_process_batch, (process_index + 1) * per_process_batch)
+
+    def batch_at(step):
+        indices = global_batch_indices(seed, step, global_batch, num_examples)[mine]
+        draws = [draw[mine] for draw in augmentation_draws(seed, step, global_batch, augmentation)]
+        image = augment(tf.gather(images, indices), draws, augmentation)
+        return {"image": normalisation(image), "label": tf.gather(labels, indices)}
+
+    steps = tf.data.Dataset.range(start_step, np.iinfo(np.int64).max)
+    return steps.map(batch_at, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)

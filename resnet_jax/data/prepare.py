@@ -4,12 +4,15 @@ Builds a TFDS dataset with no network. The result is a standard TFDS directory:
 ``tfds.builder(DATASET, data_dir=DIR)`` loads it.
 - ``digits``: from the copy inside scikit-learn (no archive needed).
 - ``cifar10`` / ``cifar100``: from ``cifar-10-binary.tar.gz`` / ``cifar-100-binary.tar.gz`` in
-  ``--manual_dir``, checked against the official sha256 unless ``--skip_checksum`` (subsets, mirrors).
+  ``--manual_dir``, checked against the official sha256.
+- ``imagenet2012``: from ``ILSVRC2012_img_train.tar`` and ``ILSVRC2012_img_val.tar`` in ``--manual_dir``,
+  checked against image-net.org's md5 (hashing 154 GB takes a while; the log says so).
+``--skip_checksum`` accepts archives that differ from the official release (subsets, mirrors).
 """
 
 import argparse
 
-ARCHIVE_DATASETS = ("cifar10", "cifar100")
+ARCHIVE_DATASETS = ("cifar10", "cifar100", "imagenet2012")
 PREPARABLE = ("digits", *ARCHIVE_DATASETS)
 
 
@@ -20,16 +23,16 @@ def prepare(dataset: str, data_dir: str, manual_dir: str | None = None, skip_che
     if dataset in ARCHIVE_DATASETS:
         if not manual_dir:
             raise ValueError(f"{dataset} is prepared from its original archive: pass --manual_dir DIR_HOLDING_IT")
+        if dataset == "imagenet2012":
+            from resnet_jax.data import imagenet
+
+            return imagenet.prepare(data_dir, manual_dir, skip_checksum)
         from resnet_jax.data import cifar
 
         return cifar.prepare(dataset, data_dir, manual_dir, skip_checksum)
-    import tensorflow_datasets as tfds
+    from resnet_jax.data import tfds_source
 
-    import resnet_jax.data.digits  # noqa: F401  (registers the builder)
-
-    builder = tfds.builder(dataset, data_dir=data_dir)
-    builder.download_and_prepare()
-    return str(builder.data_dir)
+    return str(tfds_source.prepared_builder(dataset, data_dir, build_locally=True).data_dir)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -29,8 +29,6 @@ from resnet_jax.train.preemption import StopRequest
 from resnet_jax.train.state import TrainState, create_train_state, init_variables
 from resnet_jax.train.step import make_eval_step, make_train_step
 
-EVAL_PREFIX, EMA_PREFIX = "eval", "eval_ema"
-
 
 class TrainingDiverged(FloatingPointError):
     """The loss or gradient norm stopped being finite."""
@@ -162,19 +160,24 @@ def compile_steps(config: Any, model, tx, mesh, state: TrainState, global_batch_
 
 
 def evaluate(steps: Steps, state: TrainState, datasets: data_lib.Datasets, mesh) -> dict[str, float]:
-    """Exact metrics over the whole eval split, for the raw parameters and (if kept) their EMA."""
+    """Exact metrics over every eval split, for the raw parameters and (if kept) their EMA.
+
+    The test split's metrics are ``eval/*`` (``eval_ema/*``), a held-out validation split's ``val/*``;
+    ``num_eval_examples`` (``num_val_examples``) says how many examples each counted.
+    """
     results = {}
-    for prefix, use_ema in ((EVAL_PREFIX, False), (EMA_PREFIX, True)):
-        if use_ema and state.ema_params is None:
-            continue
-        accumulated = steps.empty_eval_metrics()
-        for batch in datasets.eval_batches():
-            accumulated = steps.eval(state.variables(use_ema), sharding.to_global(batch, mesh), accumulated)
-        results.update(metrics.compute(accumulated, prefix))
-        counted = metrics.eval_count(accumulated)
-        if counted != datasets.num_eval_examples:
-            raise RuntimeError(f"eval counted {counted} examples but the split has {datasets.num_eval_examples}")
-    results["num_eval_examples"] = datasets.num_eval_examples
+    for prefix, split in datasets.eval_splits.items():
+        for use_ema in (False, True):
+            if use_ema and state.ema_params is None:
+                continue
+            accumulated = steps.empty_eval_metrics()
+            for batch in split.batches():
+                accumulated = steps.eval(state.variables(use_ema), sharding.to_global(batch, mesh), accumulated)
+            results.update(metrics.compute(accumulated, f"{prefix}_ema" if use_ema else prefix))
+            counted = metrics.eval_count(accumulated)
+            if counted != split.num_examples:
+                raise RuntimeError(f"{prefix} counted {counted} examples but the split has {split.num_examples}")
+        results[f"num_{prefix}_examples"] = split.num_examples
     return results
 
 
@@ -247,14 +250,14 @@ def _train(run: Run, state: TrainState) -> tuple[int, dict[str, float], str | No
         hooks.append(
             periodic_actions.Profile(logdir=os.fspath(run.workdir), first_profile=step + 10, profile_duration_ms=None)
         )
-    train_iterator = run.datasets.train_batches(step)
+    train_iterator = sharding.prefetch_to_device(run.datasets.train_batches(step), run.mesh)
     accumulated = steps.empty_train_metrics()
     eval_results: dict[str, float] = {}
     last_log = (time.time(), step)  # for examples/s
     last_checked = step  # the metrics accumulated since were all finite up to here
     with StopRequest() as stop_request:
         while step < length.num_train_steps:
-            batch = sharding.to_global(next(train_iterator), run.mesh)
+            batch = next(train_iterator)
             state, accumulated = steps.train(state, batch, accumulated)
             step += 1
             for hook in hooks:
@@ -281,7 +284,7 @@ def _train(run: Run, state: TrainState) -> tuple[int, dict[str, float], str | No
             if step % config.eval_every_steps == 0 or is_last:
                 with report_progress.timed("eval"):
                     eval_results = evaluate(steps, state, run.datasets, run.mesh)
-                run.writer.write_scalars(step, {k: v for k, v in eval_results.items() if k != "num_eval_examples"})
+                run.writer.write_scalars(step, {k: v for k, v in eval_results.items() if not k.startswith("num_")})
                 last_log = (time.time(), step)
             if checkpoint_now or stop_now:
                 with report_progress.timed("checkpoint"):

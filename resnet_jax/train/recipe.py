@@ -10,13 +10,12 @@ from typing import Any
 
 import optax
 
-from resnet_jax.data import check_dataset_name
+from resnet_jax import data
 from resnet_jax.models import get_spec
 from resnet_jax.train import optim
 
 DTYPES = ("float32", "bfloat16")
 LR_SCALINGS = ("none", "linear")
-PAD_MODES = ("constant", "reflect")
 
 
 def _require(condition: bool, message: str) -> None:
@@ -27,15 +26,13 @@ def _require(condition: bool, message: str) -> None:
 def validate_config(config: Any) -> None:
     """Check names and ranges that do not depend on the devices or the dataset's size."""
     get_spec(config.model)
-    check_dataset_name(config.dataset)
+    data.validate_config(config)
     _require(config.num_classes > 0, f"num_classes must be positive, got {config.num_classes}")
     _require(config.dtype in DTYPES, f"dtype must be one of {DTYPES}, got {config.dtype!r}")
     _require(config.learning_rate >= 0, f"learning_rate must be >= 0, got {config.learning_rate}")
     _require(config.weight_decay >= 0, f"weight_decay must be >= 0, got {config.weight_decay}")
     _require(0 <= config.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {config.label_smoothing}")
     _require(0 <= config.ema_decay < 1, f"ema_decay must be in [0, 1), got {config.ema_decay}")
-    _require(config.pad_mode in PAD_MODES, f"pad_mode must be one of {PAD_MODES}, got {config.pad_mode!r}")
-    _require(config.crop_padding >= 0, f"crop_padding must be >= 0, got {config.crop_padding}")
     _require(config.lr_scaling in LR_SCALINGS, f"lr_scaling must be one of {LR_SCALINGS}, got {config.lr_scaling!r}")
     _require(
         (config.num_train_steps > 0) != (config.num_epochs > 0),

@@ -4,8 +4,9 @@ Every device holds a full replica of the train state; the batch's leading axis i
 ``data`` axis of a one-dimensional mesh spanning every device of every process.
 """
 
+import collections
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -73,6 +74,21 @@ def to_global(local_batch: Mapping[str, np.ndarray], mesh: Mesh) -> dict[str, ja
     """Assemble each process's slice of the batch into one global array sharded over the data axis."""
     sharding = batch_sharding(mesh)
     return {name: jax.make_array_from_process_local_data(sharding, value) for name, value in local_batch.items()}
+
+
+def prefetch_to_device(
+    local_batches: Iterator[Mapping[str, np.ndarray]], mesh: Mesh, size: int = 2
+) -> Iterator[dict[str, jax.Array]]:
+    """Global batches, each sent to the devices ``size`` steps before it is needed.
+
+    Transfers are asynchronous, so copying the next batches overlaps the step that is running.
+    """
+    queue = collections.deque()
+    for local_batch in local_batches:
+        queue.append(to_global(local_batch, mesh))
+        if len(queue) > size:
+            yield queue.popleft()
+    yield from queue
 
 
 def to_host(tree: Any) -> Any:

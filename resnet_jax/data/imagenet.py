@@ -1,0 +1,113 @@
+"""ImageNet (ILSVRC 2012): offline preparation from the original tars, and its train and eval crops.
+
+Preparation hands TFDS's own ``imagenet2012`` builder the two tars from ``--manual_dir`` after an md5
+check against the values image-net.org publishes. The crops read only the JPEG window they need
+(``decode_and_crop_jpeg``), then resize it to ``image_size`` with antialiasing, as PIL does for
+torchvision, so torchvision-trained weights see the inputs they were trained on.
+"""
+
+import dataclasses
+from pathlib import Path
+
+from resnet_jax.data import tfds_source
+from resnet_jax.data.checksum import Archive, verify_archive
+
+ARCHIVES = (
+    Archive("ILSVRC2012_img_train.tar", "1d675b47d978889d74fa0da5fadfb00e", "md5"),
+    Archive("ILSVRC2012_img_val.tar", "29b22e2961454d5413ddabcf34fc5622", "md5"),
+)
+MEAN_RGB = (0.485, 0.456, 0.406)  # the statistics torchvision's ImageNet weights expect
+STDDEV_RGB = (0.229, 0.224, 0.225)
+
+
+def prepare(data_dir: str, manual_dir: str, skip_checksum: bool = False) -> str:
+    """Build TFDS ``imagenet2012`` in ``data_dir`` from the two tars in ``manual_dir``; no network."""
+    import tensorflow_datasets as tfds
+
+    for archive in ARCHIVES:
+        verify_archive(Path(manual_dir).expanduser() / archive.filename, archive, skip_checksum)
+    builder = tfds.builder("imagenet2012", data_dir=data_dir)
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+    return str(builder.data_dir)
+
+
+@dataclasses.dataclass(frozen=True)
+class Crops:
+    """How train and eval images become ``image_size`` squares.
+
+    Attributes:
+      image_size: side of the crops fed to the model (224).
+      train_crop: 'random_resized' (Inception-style: 8%-100% of the area, aspect 3/4-4/3, as torchvision)
+        or 'scale_jitter' (He et al. 2016: shorter side resized to a random value in ``scale_range``,
+        then a random ``image_size`` crop).
+      scale_range: the shorter-side range of 'scale_jitter', inclusive.
+      eval_resize: eval images are resized to this shorter side, then centre-cropped to ``image_size``.
+    """
+
+    image_size: int = 224
+    train_crop: str = "random_resized"
+    scale_range: tuple[int, int] = (256, 480)
+    eval_resize: int = 256
+
+
+def _crop_resize_normalise(jpeg, window, image_size: int):
+    """Decode only ``window`` = (top, left, height, width) of the JPEG, resize it to a square, normalise."""
+    tf = tfds_source.tensorflow()
+    image = tf.image.decode_and_crop_jpeg(jpeg, tf.stack(window), channels=3)
+    image = tf.image.resize(image, [image_size, image_size], method="bilinear", antialias=True)
+    return (image / 255 - tf.constant(MEAN_RGB)) / tf.constant(STDDEV_RGB)
+
+
+def random_resized_window(shape, key):
+    """Inception-style window: a random area fraction in [0.08, 1] and aspect ratio in [3/4, 4/3]."""
+    tf = tfds_source.tensorflow()
+    begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
+        shape,
+        bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]),
+        seed=key,
+        min_object_covered=0.0,
+        aspect_ratio_range=(3 / 4, 4 / 3),
+        area_range=(0.08, 1.0),
+        max_attempts=10,
+        use_image_if_no_bounding_boxes=True,
+    )
+    return begin[0], begin[1], size[0], size[1]
+
+
+def scale_jitter_window(shape, key, crops: Crops):
+    """The window that resizing the shorter side to a random S in ``scale_range`` then cropping selects."""
+    tf = tfds_source.tensorflow()
+    keys = tf.random.experimental.stateless_split(key, 3)
+    low, high = crops.scale_range
+    scale = tf.random.stateless_uniform([], keys[0], low, high + 1, dtype=tf.int32)
+    shorter = tf.minimum(shape[0], shape[1])
+    side = tf.cast(
+        tf.math.round(crops.image_size * tf.cast(shorter, tf.float32) / tf.cast(scale, tf.float32)), tf.int32
+    )
+    side = tf.clip_by_value(side, 1, shorter)
+    top = tf.random.stateless_uniform([], keys[1], 0, shape[0] - side + 1, dtype=tf.int32)
+    left = tf.random.stateless_uniform([], keys[2], 0, shape[1] - side + 1, dtype=tf.int32)
+    return top, left, side, side
+
+
+def train_image(jpeg, key, crops: Crops):
+    """A random crop of the JPEG (as ``crops.train_crop`` says), randomly flipped, resized and normalised."""
+    tf = tfds_source.tensorflow()
+    crop_key, flip_key = tf.unstack(tf.random.experimental.stateless_split(key, 2))
+    shape = tf.image.extract_jpeg_shape(jpeg)
+    if crops.train_crop == "scale_jitter":
+        window = scale_jitter_window(shape, crop_key, crops)
+    else:
+        window = random_resized_window(shape, crop_key)
+    image = _crop_resize_normalise(jpeg, window, crops.image_size)
+    return tf.image.stateless_random_flip_left_right(image, flip_key)
+
+
+def eval_image(jpeg, crops: Crops):
+    """Resize the shorter side to ``eval_resize`` and centre-crop ``image_size``, reading only that window."""
+    tf = tfds_source.tensorflow()
+    shape = tf.image.extract_jpeg_shape(jpeg)
+    shorter = tf.cast(tf.minimum(shape[0], shape[1]), tf.float32)
+    side = tf.cast(tf.math.round(shorter * crops.image_size / crops.eval_resize), tf.int32)
+    window = ((shape[0] - side + 1) // 2, (shape[1] - side + 1) // 2, side, side)
+    return _crop_resize_normalise(jpeg, window, crops.image_size)

@@ -1,0 +1,46 @@
+"""Opening prepared TFDS datasets on the host CPU, with one plain error when a dataset is missing."""
+
+import numpy as np
+
+
+def tensorflow():
+    """TensorFlow, told to see no GPU: the input pipeline stays on the host CPU, the devices stay JAX's."""
+    import tensorflow as tf
+
+    tf.config.set_visible_devices([], "GPU")
+    return tf
+
+
+def prepared_builder(name: str, data_dir: str, build_locally: bool = False):
+    """The TFDS builder of a prepared dataset; builds ``build_locally`` ones (digits) on first use.
+
+    A dataset that needs its archives and is not prepared stops here, within seconds, with the command
+    that prepares it, instead of TFDS trying the network or failing deep inside.
+    """
+    tensorflow()
+    import tensorflow_datasets as tfds
+
+    if name == "digits":
+        import resnet_jax.data.digits  # noqa: F401  (registers the TFDS builder)
+    builder = tfds.builder(name, data_dir=data_dir or None)
+    if not builder.is_prepared():
+        if not build_locally:
+            raise FileNotFoundError(
+                f"dataset {name!r} is not prepared in {builder.data_dir}. Prepare it once, with no network, from "
+                f"the original archive(s): python -m resnet_jax.data.prepare {name} --data_dir "
+                f"{data_dir or '~/tensorflow_datasets'} --manual_dir DIR_HOLDING_THE_ARCHIVES; then train with "
+                "--config.data_dir set to the same --data_dir."
+            )
+        builder.download_and_prepare()
+    return builder
+
+
+def load_split(name: str, split: str, data_dir: str, build_locally: bool = False) -> dict[str, np.ndarray]:
+    """``{'image': uint8 NHWC, 'label': int32}`` of a prepared split (TFDS slicing such as 'train[:-5000]' works)."""
+    import tensorflow_datasets as tfds
+
+    builder = prepared_builder(name, data_dir, build_locally)
+    arrays = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))
+    if len(arrays["label"]) == 0:
+        raise ValueError(f"split {split!r} of {name!r} in {builder.data_dir} is empty; check the split and data_dir")
+    return {"image": arrays["image"], "label": arrays["label"].astype(np.int32)}

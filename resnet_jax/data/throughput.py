@@ -1,0 +1,56 @@
+"""Input-pipeline throughput: examples/s that a config's train and eval pipelines deliver on this host.
+
+Run through ``python -m resnet_jax.benchmark --input_config configs/FILE.py[:ARG] --data_dir DIR``. It
+reports, never asserts: compare ``train_examples_per_sec`` with what the train step consumes
+(``python -m resnet_jax.benchmark --model ...``) to see whether input could limit training.
+"""
+
+import importlib.util
+import itertools
+import os
+import time
+from pathlib import Path
+
+
+def load_config(spec: str):
+    """``configs/FILE.py[:ARG]`` -> that file's ``get_config(ARG)``, as ``--config`` of the main command reads it."""
+    path, _, arg = spec.partition(":")
+    module_spec = importlib.util.spec_from_file_location(Path(path).stem, path)
+    if module_spec is None:
+        raise FileNotFoundError(f"no config file at {path!r}; pass e.g. configs/cifar10.py:resnet20")
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module.get_config(arg) if arg else module.get_config()
+
+
+def _examples_per_sec(batches, count: int, warmup: int) -> tuple[float, int]:
+    """Examples/s over ``count`` batches after ``warmup`` untimed ones; also the batches actually timed."""
+    for _ in itertools.islice(batches, warmup):
+        pass
+    start, examples, timed = time.perf_counter(), 0, 0
+    for batch in itertools.islice(batches, count):
+        examples += len(batch["label"])
+        timed += 1
+    return examples / (time.perf_counter() - start), timed
+
+
+def measure_input(config, batch_size: int, steps: int, warmup: int = 5) -> dict:
+    """Host examples/s of the train pipeline (``steps`` batches) and of one pass over the test split."""
+    from resnet_jax import data
+
+    config.batch_size = batch_size
+    datasets = data.create_datasets(
+        config, per_process_batch=batch_size, per_process_eval_batch=batch_size, process_index=0, process_count=1
+    )
+    train_rate, _ = _examples_per_sec(datasets.train_batches(0), steps, warmup)
+    eval_rate, eval_batches = _examples_per_sec(iter(datasets.eval_splits[data.TEST].batches()), steps, 0)
+    return {
+        "dataset": config.dataset,
+        "batch_size": batch_size,
+        "image_shape": list(datasets.image_shape),
+        "train_examples_per_sec": train_rate,
+        "eval_examples_per_sec": eval_rate,
+        "train_batches_timed": steps,
+        "eval_batches_timed": eval_batches,
+        "host_cpus": os.cpu_count(),
+    }

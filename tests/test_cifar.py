@@ -27,9 +27,10 @@ def test_an_unofficial_archive_needs_skip_checksum(tmp_path):
         prepare.prepare("cifar10", str(tmp_path / "tfds"), str(tmp_path))
 
 
-def test_a_missing_dataset_is_one_plain_error_naming_the_prepare_command(tmp_path):
-    with pytest.raises(FileNotFoundError, match="python -m resnet_jax.data.prepare cifar10 --data_dir"):
-        tfds_source.load_split("cifar10", "train", str(tmp_path), build_locally=False)
+@pytest.mark.parametrize("name", ["cifar10", "imagenet2012"])
+def test_a_missing_dataset_is_one_plain_error_naming_the_prepare_command(name, tmp_path):
+    with pytest.raises(FileNotFoundError, match=f"python -m resnet_jax.data.prepare {name} --data_dir"):
+        tfds_source.prepared_builder(name, str(tmp_path))
 
 
 def _numpy(draws):

@@ -18,8 +18,13 @@ CORE = [
     "scikit-learn>=1.3",  # ships the 8x8 digits: the offline dataset of the README's first command
 ]
 
+# Notebooks and their plots (notebooks/, executed by the tests).
+NOTEBOOKS = ["matplotlib>=3.8", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29"]
+
 EXTRAS = {
-    "dev": ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.6"],
+    "notebooks": NOTEBOOKS,
+    # Pillow writes the real JPEGs of the miniature ImageNet archives the tests build.
+    "dev": ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.6", "Pillow>=10", *NOTEBOOKS],
     # Exactly this version: a CPU wheel ships locally; other specs pull multi-GB CUDA builds.
     "torch": ["torch==2.13.0"],
 }

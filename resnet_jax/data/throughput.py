@@ -8,6 +8,7 @@ reports, never asserts: compare ``train_examples_per_sec`` with what the train s
 import importlib.util
 import itertools
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -15,6 +16,9 @@ from pathlib import Path
 def load_config(spec: str):
     """``configs/FILE.py[:ARG]`` -> that file's ``get_config(ARG)``, as ``--config`` of the main command reads it."""
     path, _, arg = spec.partition(":")
+    repository = str(Path(path).resolve().parent.parent)  # config files import `configs.default`
+    if repository not in sys.path:
+        sys.path.insert(0, repository)
     module_spec = importlib.util.spec_from_file_location(Path(path).stem, path)
     if module_spec is None:
         raise FileNotFoundError(f"no config file at {path!r}; pass e.g. configs/cifar10.py:resnet20")

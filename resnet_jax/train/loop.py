@@ -47,7 +47,9 @@ def build_model(config: Any, input_channels: int = 3):
     )
 
 
-def run_record(config: Any, sizes: sharding.BatchSizes, length: recipe.Length, learning_rate: float) -> dict:
+def run_record(
+    config: Any, sizes: sharding.BatchSizes, length: recipe.Length, learning_rate: float, num_params: int
+) -> dict:
     """The resolved config plus versions, devices and derived sizes, as written to config.json."""
     devices = jax.devices()
     return {
@@ -71,6 +73,7 @@ def run_record(config: Any, sizes: sharding.BatchSizes, length: recipe.Length, l
             "base_learning_rate": learning_rate,
             "num_train_steps": length.num_train_steps,
             "steps_per_epoch": length.steps_per_epoch,
+            "num_params": num_params,
         },
     }
 
@@ -214,7 +217,8 @@ def train_and_evaluate(config: Any, workdir: str | os.PathLike) -> dict:
     input_shape = (1, *datasets.image_shape)
     abstract_params = jax.eval_shape(lambda: init_variables(model, jax.random.PRNGKey(0), input_shape))["params"]
     tx = recipe.build_optimizer(config, schedule, abstract_params)
-    record = run_record(config, sizes, length, recipe.base_learning_rate(config))
+    num_params = sum(leaf.size for leaf in jax.tree_util.tree_leaves(abstract_params))
+    record = run_record(config, sizes, length, recipe.base_learning_rate(config), num_params)
     logging.info("Derived sizes and learning rate: %s", record["derived"])
 
     checkpointer = checkpoint.Checkpointer(workdir / "checkpoints", config.max_checkpoints_to_keep)

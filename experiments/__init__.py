@@ -1,0 +1,1 @@
+"""Sweeps, reports and published tables; run the scripts from the repository root."""

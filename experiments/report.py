@@ -1,0 +1,143 @@
+"""Summarise a sweep: one row per grid point without the seed, test error as mean +- std over seeds.
+
+    python experiments/report.py SWEEP_DIR [--format markdown|csv] [--published TABLE]
+
+Reads every workdir under SWEEP_DIR (config.json, results.json, metrics.jsonl). Runs are grouped by
+the sweep's grid fields (from ``sweep.json``; without it, by every config field that differs between
+runs), the seed left out. Each row gives the varied fields, n (finished runs), the final test error
+in percent as mean +- std (sample std, n-1), parameters and mean wall time. ``--published TABLE``
+adds the paper's number for the row's model and dataset and our difference from it.
+"""
+
+import argparse
+import csv
+import io
+import json
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: configs, experiments
+
+from experiments import runs as runs_lib  # noqa: E402
+from experiments import tables  # noqa: E402
+
+IGNORED_FIELDS = ("seed",)
+
+
+def error_statistics(errors: list[float]) -> tuple[float | None, float | None]:
+    """(mean, sample standard deviation) of test errors; std is None for fewer than two runs."""
+    if not errors:
+        return None, None
+    return statistics.fmean(errors), statistics.stdev(errors) if len(errors) > 1 else None
+
+
+def format_error(mean: float | None, std: float | None) -> str:
+    """'6.97 +- 0.16', '6.97' for one run, '' for none."""
+    if mean is None:
+        return ""
+    return f"{mean:.2f}" if std is None else f"{mean:.2f} +- {std:.2f}"
+
+
+def grouping_fields(sweep_dir: Path, runs: list[runs_lib.Run]) -> list[str]:
+    """The sweep's grid fields, or every config field that differs between the runs; never the seed."""
+    record = sweep_dir / "sweep.json"
+    if record.exists():
+        fields = list(json.loads(record.read_text())["grid"])
+    else:
+        keys = sorted({key for run in runs for key in run.config})
+        fields = [key for key in keys if len({json.dumps(run.config.get(key)) for run in runs}) > 1]
+    return [field for field in fields if field not in IGNORED_FIELDS]
+
+
+def _value(config: dict, field: str):
+    for part in field.split("."):
+        config = config.get(part, {}) if isinstance(config, dict) else {}
+    return config
+
+
+def summarise(runs: list[runs_lib.Run], fields: list[str], table: tables.Table | None = None) -> list[dict]:
+    """One dict per group of runs that share the values of ``fields``, in first-seen order."""
+    groups: dict[tuple, list[runs_lib.Run]] = {}
+    for run in runs:
+        groups.setdefault(tuple(json.dumps(_value(run.config, field)) for field in fields), []).append(run)
+    rows = []
+    for key, members in groups.items():
+        finished = [run for run in members if run.results is not None]
+        mean, std = error_statistics([run.test_error for run in finished])
+        row = {field: json.loads(value) for field, value in zip(fields, key, strict=True)}
+        row.update(
+            n=len(finished),
+            unfinished=len(members) - len(finished),
+            test_error=mean,
+            test_error_std=std,
+            params=members[0].derived.get("num_params"),
+            wall_time_s=statistics.fmean(run.results["wall_time_s"] for run in finished) if finished else None,
+        )
+        if table is not None:
+            row.update(_published(table, members[0].config))
+        rows.append(row)
+    return rows
+
+
+def _published(table: tables.Table, config: dict) -> dict:
+    """The table row for this model and dataset: the paper's error and our difference from it."""
+    for row in table.rows:
+        if (row.model, row.dataset) == (config.get("model"), config.get("dataset")):
+            return {"published": row.published, "source": row.source}
+    return {"published": None, "source": "not in the table"}
+
+
+def to_csv(rows: list[dict]) -> str:
+    """Rows of dicts as CSV, every number unrounded."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def render(rows: list[dict], fields: list[str], output_format: str) -> str:
+    """The summary as a markdown table or CSV."""
+    if output_format == "csv":
+        return to_csv(rows)
+    has_published = any("published" in row for row in rows)
+    header = [*fields, "n", "test error (%)", "params", "wall time (s)"]
+    header += ["published (%)", "ours - published"] if has_published else []
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        cells = [str(row[field]) for field in fields]
+        n = f"{row['n']}" + (f" (+{row['unfinished']} unfinished)" if row["unfinished"] else "")
+        cells += [n, format_error(row["test_error"], row["test_error_std"])]
+        cells += [f"{row['params'] / 1e6:.2f}M" if row["params"] else "", _number(row["wall_time_s"], "{:.0f}")]
+        if has_published:
+            published, ours = row.get("published"), row["test_error"]
+            cells += [
+                _number(published, "{:.2f}"),
+                _number(None if None in (published, ours) else ours - published, "{:+.2f}"),
+            ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _number(value: float | None, template: str) -> str:
+    return "" if value is None else template.format(value)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse the command line and print the summary."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sweep_dir", type=Path)
+    parser.add_argument("--format", choices=("markdown", "csv"), default="markdown")
+    parser.add_argument("--published", choices=list(tables.TABLES), help="compare with this published table")
+    args = parser.parse_args(argv)
+    runs = runs_lib.find_runs(args.sweep_dir)
+    if not runs:
+        parser.error(f"no workdirs (folders with config.json) under {args.sweep_dir}")
+    fields = grouping_fields(args.sweep_dir, runs)
+    table = tables.get_table(args.published) if args.published else None
+    print(render(summarise(runs, fields, table), fields, args.format), end="")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""Reading finished (or running) workdirs: config.json, results.json and metrics.jsonl."""
+
+import dataclasses
+import json
+from pathlib import Path
+
+RECORD_EXTRAS = ("versions", "devices", "derived")  # config.json keys that are not config fields
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One workdir: its resolved config (fields only), derived sizes, final results and metric lines."""
+
+    workdir: Path
+    config: dict
+    derived: dict
+    results: dict | None
+    metrics: list[dict]
+
+    @property
+    def test_error(self) -> float | None:
+        """Final test error in percent (100 - top-1), or None if the run has not finished."""
+        return None if self.results is None else 100 * (1 - self.results["eval/top1"])
+
+    def curve(self, key: str) -> tuple[list[int], list[float]]:
+        """(steps, values) of every metrics.jsonl line that has ``key``."""
+        lines = [line for line in self.metrics if key in line]
+        return [line["step"] for line in lines], [line[key] for line in lines]
+
+
+def load_run(workdir: str | Path) -> Run:
+    """The records of one workdir (results None and metrics [] where not written yet)."""
+    workdir = Path(workdir)
+    record = json.loads((workdir / "config.json").read_text())
+    config = {key: value for key, value in record.items() if key not in RECORD_EXTRAS}
+    results_path, metrics_path = workdir / "results.json", workdir / "metrics.jsonl"
+    results = json.loads(results_path.read_text()) if results_path.exists() else None
+    metrics = [json.loads(line) for line in metrics_path.read_text().splitlines()] if metrics_path.exists() else []
+    return Run(workdir, config, record.get("derived", {}), results, metrics)
+
+
+def find_runs(root: str | Path) -> list[Run]:
+    """Every workdir (a folder with config.json) under ``root``, in path order."""
+    return [load_run(path.parent) for path in sorted(Path(root).rglob("config.json"))]

@@ -1,0 +1,164 @@
+"""Sweeps, reports, published tables and notebooks, on a tiny real sweep over the offline digits."""
+
+import csv
+import io
+import json
+import shlex
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from experiments import reproduce, tables
+from resnet_jax.data import prepare
+from resnet_jax.data.throughput import load_config
+
+pytestmark = pytest.mark.xdist_group("sweep")  # one worker runs the sweep once
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ("cifar_resnet20", "cifar_plain20")
+
+
+def _script(name: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "experiments" / name), *args], cwd=ROOT, capture_output=True, text=True, timeout=900
+    )
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """2 models x 2 seeds, 3 steps each, on digits: (sweep arguments, sweep directory, first run's stdout)."""
+    data_dir = tmp_path_factory.mktemp("tfds")
+    prepare.prepare("digits", str(data_dir))
+    sweep_dir = tmp_path_factory.mktemp("sweep")
+    arguments = ["--config", "configs/digits.py", "--workdir", str(sweep_dir)]
+    arguments += ["--grid", f"model={','.join(MODELS)}", "--grid", "seed=0,1"]
+    for field, value in dict(
+        num_train_steps=3, num_epochs=0, warmup_epochs=0, data_dir=data_dir, log_every_steps=1, eval_every_steps=3
+    ).items():
+        arguments += ["--set", f"{field}={value}"]
+    completed = _script("sweep.py", *arguments)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return arguments, sweep_dir, completed.stdout
+
+
+def test_a_tiny_sweep_writes_one_result_per_point_in_readable_directories(sweep):
+    _, sweep_dir, stdout = sweep
+    expected = {f"model={model},seed={seed}" for model in MODELS for seed in (0, 1)}
+    assert {path.parent.name for path in sweep_dir.glob("*/results.json")} == expected
+    assert json.loads(stdout.splitlines()[-1]) == {"finished": 4, "skipped": 0, "failed": 0, "stopped": 0}
+    for name in expected:
+        record = json.loads((sweep_dir / name / "config.json").read_text())
+        assert f"model={record['model']},seed={record['seed']}" == name and record["derived"]["num_train_steps"] == 3
+
+
+def test_a_second_invocation_skips_every_finished_point(sweep):
+    arguments, sweep_dir, _ = sweep
+    before = {path: path.stat().st_mtime_ns for path in sweep_dir.glob("*/results.json")}
+    completed = _script("sweep.py", *arguments)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert json.loads(completed.stdout.splitlines()[-1]) == {"finished": 0, "skipped": 4, "failed": 0, "stopped": 0}
+    assert {path: path.stat().st_mtime_ns for path in before} == before  # nothing was re-run
+
+
+def test_the_report_gives_mean_std_and_n_over_seeds(sweep):
+    _, sweep_dir, _ = sweep
+    completed = _script("report.py", str(sweep_dir), "--format", "csv")
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    rows = {row["model"]: row for row in csv.DictReader(io.StringIO(completed.stdout))}
+    assert set(rows) == set(MODELS)
+    for model, row in rows.items():
+        errors = [
+            100 * (1 - json.loads((sweep_dir / f"model={model},seed={seed}" / "results.json").read_text())["eval/top1"])
+            for seed in (0, 1)
+        ]
+        assert int(row["n"]) == 2
+        assert float(row["test_error"]) == pytest.approx(statistics.fmean(errors))
+        assert float(row["test_error_std"]) == pytest.approx(statistics.stdev(errors))
+        assert int(row["params"]) > 0
+    markdown = _script("report.py", str(sweep_dir)).stdout
+    assert markdown.startswith("| model | n | test error (%) |") and markdown.count("\n") == 2 + len(MODELS)
+
+
+def test_emitted_commands_are_runnable_and_reproduce_the_point(sweep, tmp_path):
+    arguments, sweep_dir, _ = sweep
+    completed = _script("sweep.py", *arguments, "--emit")
+    lines = completed.stdout.splitlines()
+    assert len(lines) == 4 and all(
+        line.startswith("python -m resnet_jax.main --config=configs/digits.py") for line in lines
+    )
+    argv = shlex.split(lines[0])
+    point = next(arg for arg in argv if arg.startswith("--workdir=")).split("=", 1)[1]
+    argv = [
+        sys.executable if arg == "python" else f"--workdir={tmp_path}" if arg.startswith("--workdir=") else arg
+        for arg in argv
+    ]
+    rerun = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    ours, swept = (json.loads((Path(d) / "results.json").read_text()) for d in (tmp_path, point))
+    for key in ("step", "eval/top1", "eval/loss", "num_eval_examples"):
+        assert ours[key] == swept[key], key
+
+
+@pytest.mark.parametrize("name", list(tables.TABLES))
+def test_reproduce_emits_every_row_with_its_recipe(name, capsys):
+    table = tables.TABLES[name]
+    reproduce.main([name, "--emit", "--seeds", "2", "--workdir", "out"])
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 * len(table.rows)
+    for row in table.rows:
+        mine = [line for line in lines if f"--workdir=out/{row.name}/seed=" in line]
+        assert len(mine) == 2 and all(f"--config={row.config}" in line for line in mine)
+        config = load_config(row.config)  # the recipe exists and trains the row's network on its dataset
+        assert (config.model, config.dataset) == (row.model, row.dataset)
+
+
+def test_the_tables_agree_with_the_numbers_in_the_configs():
+    from configs import cifar10, resnext, wrn
+
+    he = {row.model: row.published for row in tables.TABLES["he2016_cifar10"].rows if row.published}
+    assert he == {f"cifar_{name}": error for name, error in cifar10.PUBLISHED_TEST_ERROR.items()}
+    for table, config in (("zagoruyko2016", wrn), ("xie2017", resnext)):
+        rows = {(row.dataset, row.model): row.published for row in tables.TABLES[table].rows}
+        assert rows == config.PUBLISHED_TEST_ERROR
+
+
+def _fake_run(directory: Path, model: str, seed: int, top1: float) -> None:
+    directory.mkdir(parents=True)
+    record = {"model": model, "dataset": "cifar10", "seed": seed, "derived": {"num_params": 269_722}}
+    (directory / "config.json").write_text(json.dumps(record))
+    (directory / "results.json").write_text(json.dumps({"eval/top1": top1, "wall_time_s": 1.0}))
+
+
+def test_reproduce_report_compares_with_the_paper(tmp_path):
+    _fake_run(tmp_path / "resnet20" / "seed=0", "cifar_resnet20", 0, 0.9100)
+    _fake_run(tmp_path / "resnet20" / "seed=1", "cifar_resnet20", 1, 0.9150)
+    rows = {row["row"]: row for row in reproduce.compare(tables.TABLES["he2016_cifar10"], tmp_path)}
+    assert rows["resnet20"]["n"] == 2
+    assert rows["resnet20"]["test_error"] == pytest.approx(8.75)  # (9.00 + 8.50) / 2
+    assert rows["resnet20"]["difference"] == pytest.approx(0.0)
+    assert rows["resnet20"]["test_error_std"] == pytest.approx(0.3536, abs=1e-4)
+    assert rows["resnet56"]["n"] == 0 and rows["resnet56"]["difference"] is None
+    assert rows["plain20"]["published"] is None
+
+
+@pytest.mark.parametrize("notebook", ["compare_runs.ipynb", "gradient_flow.ipynb"])
+def test_notebooks_run_end_to_end_on_the_sweep(sweep, notebook, monkeypatch):
+    _, sweep_dir, _ = sweep
+    path = ROOT / "notebooks" / notebook
+    stored = nbformat.read(path, as_version=4)
+    assert all(
+        not cell.get("outputs") and cell.get("execution_count") is None
+        for cell in stored.cells
+        if cell.cell_type == "code"
+    )
+    monkeypatch.setenv("RESNET_JAX_RUNS", str(sweep_dir))
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    executed = NotebookClient(
+        stored, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    ).execute()
+    printed = "".join(o.get("text", "") for cell in executed.cells for o in cell.get("outputs", []))
+    assert "4 runs under" in printed

@@ -5,8 +5,9 @@
 Reads every workdir under SWEEP_DIR (config.json, results.json, metrics.jsonl). Runs are grouped by
 the sweep's grid fields (from ``sweep.json``; without it, by every config field that differs between
 runs), the seed left out. Each row gives the varied fields, n (finished runs), the final test error
-in percent as mean +- std (sample std, n-1), parameters and mean wall time. ``--published TABLE``
-adds the paper's number for the row's model and dataset and our difference from it.
+in percent as mean +- std (sample std, n-1), the last logged train loss (metrics.jsonl), parameters
+and mean wall time. ``--published TABLE`` adds the paper's number for the row's model and dataset,
+and our difference from it.
 """
 
 import argparse
@@ -71,13 +72,26 @@ def summarise(runs: list[runs_lib.Run], fields: list[str], table: tables.Table |
             unfinished=len(members) - len(finished),
             test_error=mean,
             test_error_std=std,
+            final_train_loss=_mean_of(_last(run, "train/loss") for run in finished),
             params=members[0].derived.get("num_params"),
-            wall_time_s=statistics.fmean(run.results["wall_time_s"] for run in finished) if finished else None,
+            wall_time_s=_mean_of(run.results.get("wall_time_s") for run in finished),
         )
         if table is not None:
             row.update(_published(table, members[0].config))
         rows.append(row)
     return rows
+
+
+def _last(run: runs_lib.Run, key: str) -> float | None:
+    """The last value of ``key`` in the run's metrics.jsonl, or None."""
+    values = run.curve(key)[1]
+    return values[-1] if values else None
+
+
+def _mean_of(values) -> float | None:
+    """Mean of the values that are not None; None if there are none."""
+    present = [value for value in values if value is not None]
+    return statistics.fmean(present) if present else None
 
 
 def _published(table: tables.Table, config: dict) -> dict:
@@ -102,13 +116,13 @@ def render(rows: list[dict], fields: list[str], output_format: str) -> str:
     if output_format == "csv":
         return to_csv(rows)
     has_published = any("published" in row for row in rows)
-    header = [*fields, "n", "test error (%)", "params", "wall time (s)"]
+    header = [*fields, "n", "test error (%)", "final train loss", "params", "wall time (s)"]
     header += ["published (%)", "ours - published"] if has_published else []
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         cells = [str(row[field]) for field in fields]
         n = f"{row['n']}" + (f" (+{row['unfinished']} unfinished)" if row["unfinished"] else "")
-        cells += [n, format_error(row["test_error"], row["test_error_std"])]
+        cells += [n, format_error(row["test_error"], row["test_error_std"]), _number(row["final_train_loss"], "{:.4f}")]
         cells += [f"{row['params'] / 1e6:.2f}M" if row["params"] else "", _number(row["wall_time_s"], "{:.0f}")]
         if has_published:
             published, ours = row.get("published"), row["test_error"]

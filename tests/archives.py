@@ -80,13 +80,21 @@ def _tar_bytes(members: dict[str, bytes]) -> bytes:
 
 
 def write_imagenet_archives(
-    directory: Path, synsets: list[str], per_class: int = 3, num_val: int = 6, seed: int = 0, size_range=(40, 90)
+    directory: Path,
+    synsets: list[str],
+    per_class: int = 3,
+    num_val: int = 6,
+    seed: int = 0,
+    size_range=(40, 90),
+    corrupt: tuple[str, ...] = (),
 ) -> dict[str, dict[str, tuple[str, bytes]]]:
     """Write ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar in the original layout, with real JPEGs.
 
-    The train tar holds one uncompressed tar per synset (``n01440764.tar``) of ``n01440764_K.JPEG`` files;
-    the val tar holds ``ILSVRC2012_val_%08d.JPEG`` files, whose labels are the official ones for those
-    numbers (TFDS ships them). Returns ``{split: {file_name: (synset or None, jpeg bytes)}}``.
+    The train tar holds one uncompressed tar per synset (``n01440764.tar``) of ``n01440764_K.JPEG`` files
+    (K = 0, 1, ...); the val tar holds ``ILSVRC2012_val_%08d.JPEG`` files, whose labels are the official
+    ones for those numbers (TFDS ships them). File names in ``corrupt`` get a truncated JPEG instead
+    (a broken download).
+    Returns ``{split: {file_name: (synset or None, jpeg bytes)}}``.
     """
     rng = np.random.default_rng(seed)
 
@@ -94,14 +102,18 @@ def write_imagenet_archives(
         height, width = rng.integers(*size_range, size=2)
         return jpeg_bytes(rng, int(height), int(width))
 
+    def damage(images: dict[str, bytes]) -> dict[str, bytes]:
+        return {name: data[: len(data) // 3] if name in corrupt else data for name, data in images.items()}
+
     written = {"train": {}, "validation": {}}
     class_tars = {}
     for synset in synsets:
-        images = {f"{synset}_{number}.JPEG": random_jpeg() for number in rng.choice(10_000, per_class, replace=False)}
+        images = {f"{synset}_{number}.JPEG": random_jpeg() for number in range(per_class)}
+        images = damage(images)
         written["train"].update({name: (synset, data) for name, data in images.items()})
         class_tars[f"{synset}.tar"] = _tar_bytes(images)
     (directory / IMAGENET_TRAIN_TAR).write_bytes(_tar_bytes(class_tars))
-    val_images = {f"ILSVRC2012_val_{number:08d}.JPEG": random_jpeg() for number in range(1, num_val + 1)}
+    val_images = damage({f"ILSVRC2012_val_{number:08d}.JPEG": random_jpeg() for number in range(1, num_val + 1)})
     written["validation"] = {name: (None, data) for name, data in val_images.items()}
     (directory / IMAGENET_VAL_TAR).write_bytes(_tar_bytes(val_images))
     return written

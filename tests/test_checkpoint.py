@@ -1,4 +1,7 @@
-"""Strict checkpoint restore and pretrained-variable merging, on tiny hand-made trees."""
+"""Strict checkpoint restore, damaged and partial checkpoints, and pretrained-variable merging, on tiny trees."""
+
+import logging
+import shutil
 
 import jax
 import jax.numpy as jnp
@@ -88,3 +91,72 @@ def test_init_from_reads_a_torchvision_pth_file(tmp_path):
         network.layer2[0].conv1.weight.detach().numpy().transpose(2, 3, 1, 0),
     )
     np.testing.assert_allclose(variables["batch_stats"]["bn1"]["var"], network.bn1.running_var.numpy())
+
+
+def _saved_steps(directory, steps=(1, 2)) -> None:
+    manager = checkpoint.Checkpointer(directory)
+    for step in steps:
+        manager.save(step, state_with({"conv1": {"kernel": jnp.full((2, 3), float(step))}}))
+    manager.close()
+
+
+def _truncate_data_files(step_dir) -> None:
+    for path in step_dir.rglob("*"):
+        if path.is_file() and path.parent.name == "d":
+            with path.open("r+b") as file:
+                file.truncate(5)
+
+
+TARGET = abstract(state_with({"conv1": {"kernel": jnp.ones((2, 3))}}))
+
+
+@pytest.mark.parametrize("damage", ["truncated", "missing"])
+def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_with_a_warning(tmp_path, damage, caplog):
+    _saved_steps(tmp_path)
+    if damage == "truncated":
+        _truncate_data_files(tmp_path / "2")
+    else:
+        for path in (tmp_path / "2").iterdir():
+            if path.is_dir():
+                shutil.rmtree(path)
+    manager = checkpoint.Checkpointer(tmp_path)
+    with caplog.at_level(logging.WARNING):
+        restored = manager.restore_latest(TARGET)
+    np.testing.assert_array_equal(restored.params["conv1"]["kernel"], 1.0)  # step 1's values
+    assert str(tmp_path / "2") in caplog.text and "cannot be read" in caplog.text
+    assert (tmp_path / "2.corrupt").is_dir() and manager.latest_step() == 1
+    manager.save(2, state_with({"conv1": {"kernel": jnp.full((2, 3), 5.0)}}))  # step 2 is not skipped
+    manager.close()
+    again = checkpoint.Checkpointer(tmp_path).restore_latest(TARGET)
+    np.testing.assert_array_equal(again.params["conv1"]["kernel"], 5.0)
+
+
+def test_no_readable_checkpoint_is_an_error_not_a_fresh_start(tmp_path):
+    _saved_steps(tmp_path)
+    for step in (1, 2):
+        _truncate_data_files(tmp_path / str(step))
+    with pytest.raises(checkpoint.NoReadableCheckpoint, match=r"steps \[2, 1\]"):
+        checkpoint.Checkpointer(tmp_path).restore_latest(TARGET)
+    assert (tmp_path / "1").is_dir() and (tmp_path / "2").is_dir()  # nothing renamed when nothing restored
+
+
+def test_another_models_checkpoint_is_an_error_at_once_not_a_fallback(tmp_path):
+    _saved_steps(tmp_path)
+    other = abstract(state_with({"conv1": {"kernel": jnp.ones((2, 4))}}))
+    with pytest.raises(checkpoint.IncompatibleCheckpoint, match="shape mismatch"):
+        checkpoint.Checkpointer(tmp_path).restore_latest(other)
+    assert not list(tmp_path.glob("*.corrupt"))
+
+
+def test_an_interrupted_save_is_never_picked_up_and_never_blocks_the_next(tmp_path):
+    _saved_steps(tmp_path)
+    partial = tmp_path / "3.orbax-checkpoint-tmp-1234567"  # what a write killed half-way leaves behind
+    (partial / "default").mkdir(parents=True)
+    (partial / "default" / "manifest.ocdbt").write_bytes(b"\0" * 7)
+    manager = checkpoint.Checkpointer(tmp_path)
+    assert manager.latest_step() == 2
+    np.testing.assert_array_equal(manager.restore_latest(TARGET).params["conv1"]["kernel"], 2.0)
+    manager.save(3, state_with({"conv1": {"kernel": jnp.full((2, 3), 3.0)}}))
+    manager.close()
+    assert checkpoint.Checkpointer(tmp_path).latest_step() == 3
+    assert not partial.exists()

@@ -79,6 +79,12 @@ def test_the_report_gives_mean_std_and_n_over_seeds(sweep):
         assert float(row["test_error"]) == pytest.approx(statistics.fmean(errors))
         assert float(row["test_error_std"]) == pytest.approx(statistics.stdev(errors))
         assert int(row["params"]) > 0
+        last_losses = [
+            [json.loads(line) for line in (sweep_dir / f"model={model},seed={seed}" / "metrics.jsonl").open()]
+            for seed in (0, 1)
+        ]
+        final = [next(line["train/loss"] for line in reversed(lines) if "train/loss" in line) for lines in last_losses]
+        assert float(row["final_train_loss"]) == pytest.approx(statistics.fmean(final))
     markdown = _script("report.py", str(sweep_dir)).stdout
     assert markdown.startswith("| model | n | test error (%) |") and markdown.count("\n") == 2 + len(MODELS)
 

@@ -97,6 +97,15 @@ def test_divergence_stops_with_a_clear_error_and_keeps_a_good_checkpoint(tmp_pat
         loop.train_and_evaluate(config, tmp_path)
     kept = checkpoint.load_variables(tmp_path)
     assert all(np.isfinite(leaf).all() for leaf in jax.tree_util.tree_leaves(kept))
+    last_good = checkpoint.Checkpointer(tmp_path / "checkpoints").latest_step()
+    assert 0 < last_good < 40
+
+    config.lr_decay_factor = 0.1  # the same command with a lower learning rate resumes from the good checkpoint
+    results = loop.train_and_evaluate(config, tmp_path)
+    assert results["step"] == 40 and np.isfinite(results["eval/loss"])
+    lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    train_steps = [line["step"] for line in lines if "train/loss" in line]
+    assert train_steps.count(2) == 1  # steps up to the good checkpoint were not trained again
 
 
 @pytest.mark.parametrize(

@@ -136,10 +136,12 @@ def _in_memory(config, per_process_batch, per_process_eval_batch, process_index,
     from resnet_jax.data import in_memory, tfds_source
 
     source = TFDS_DATASETS[config.dataset]
-    splits = {
-        name: tfds_source.load_split(config.dataset, split, config.data_dir, source.build_locally)
-        for name, split in split_names(source, config.validation_examples).items()
-    }
+    builder = tfds_source.prepared_builder(config.dataset, config.data_dir, source.build_locally)
+    tfds_source.check_num_classes(builder, config.num_classes)
+    splits = {}
+    for name, split in split_names(source, config.validation_examples).items():
+        splits[name] = tfds_source.load_split(config.dataset, split, config.data_dir, source.build_locally)
+        tfds_source.check_split(splits[name], f"{config.dataset} {split}", config.image_size, config.num_classes)
     train = splits.pop("train")
     normalisation = in_memory.Normalisation.from_images(train["image"], config.normalisation)
     augmentation = in_memory.Augmentation(config.crop_padding, config.pad_mode, config.random_flip)
@@ -179,6 +181,7 @@ def _streamed(config, per_process_batch, per_process_eval_batch, process_index, 
 
     source = TFDS_DATASETS[config.dataset]
     builder = tfds_source.prepared_builder(config.dataset, config.data_dir)
+    tfds_source.check_num_classes(builder, config.num_classes)
     splits = split_names(source, config.validation_examples)
     crops = imagenet.Crops(config.image_size, config.train_crop, tuple(config.scale_range), config.eval_resize)
 
@@ -194,18 +197,20 @@ def _streamed(config, per_process_batch, per_process_eval_batch, process_index, 
             shuffle_buffer_size=config.shuffle_buffer_size,
             train_image=functools.partial(imagenet.train_image, crops=crops),
         )
-        return dataset.as_numpy_iterator()
+        what = f"{config.dataset} {splits['train']}"
+        return streaming.counted_skips(dataset.as_numpy_iterator(), start_step * per_process_batch, what)
 
     def eval_split(split: str) -> EvalSplit:
         def batches():
-            return streaming.eval_dataset(
+            dataset = streaming.eval_dataset(
                 builder,
                 split,
                 per_process_batch=per_process_eval_batch,
                 process_index=process_index,
                 process_count=process_count,
                 eval_image=functools.partial(imagenet.eval_image, crops=crops),
-            ).as_numpy_iterator()
+            )
+            return streaming.decode_errors_stop_eval(dataset.as_numpy_iterator(), f"{config.dataset} {split}")
 
         return EvalSplit(batches, builder.info.splits[split].num_examples)
 

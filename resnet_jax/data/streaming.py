@@ -8,9 +8,10 @@ and the augmentation draws are keyed by stream position, so a resumed run (with 
 processes) sees exactly the examples and crops it would have seen.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
+from absl import logging
 
 from resnet_jax.data import batching, tfds_source
 
@@ -88,11 +89,48 @@ def train_dataset(
 
     def example(position, record):
         jpeg, label = _image_and_label(builder, record)
-        return {"image": train_image(jpeg, _key(seed, AUGMENT_STREAM, process_index, position)), "label": label}
+        image = train_image(jpeg, _key(seed, AUGMENT_STREAM, process_index, position))
+        return {"image": image, "label": label, "position": position}
 
     examples = records.enumerate(start=start_step * per_process_batch)
     examples = examples.map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    examples = examples.ignore_errors()  # an undecodable image is dropped here, then counted by counted_skips
     return examples.batch(per_process_batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+def counted_skips(batches: Iterator[dict], first_position: int, what: str) -> Iterator[dict]:
+    """Batches without their ``position`` key; every image that could not be decoded is counted and logged.
+
+    Dropped examples show as gaps in the stream positions. A run with undecodable images still trains
+    on every other image, but its resume position is then off by the number skipped before it.
+    """
+    expected, skipped = first_position, 0
+    for batch in batches:
+        positions = batch.pop("position")
+        missing = int(positions[-1]) + 1 - expected - len(positions)
+        if missing:
+            skipped += missing
+            logging.warning(
+                "Skipped %d undecodable image(s) of %s in this batch (%d so far); re-prepare the dataset from intact "
+                "archives to train on them.",
+                missing,
+                what,
+                skipped,
+            )
+        expected = int(positions[-1]) + 1
+        yield batch
+
+
+def decode_errors_stop_eval(batches: Iterator[dict], what: str) -> Iterator[dict]:
+    """Eval batches; an image that cannot be decoded stops the run with a plain error (eval must count all)."""
+    tf = tfds_source.tensorflow()
+    try:
+        yield from batches
+    except tf.errors.InvalidArgumentError as error:
+        raise ValueError(
+            f"an image of {what} could not be decoded ({error.message.splitlines()[0][:200]}); exact eval counts "
+            "every image, so the run stops. Re-prepare the dataset from intact archives."
+        ) from None
 
 
 def eval_dataset(

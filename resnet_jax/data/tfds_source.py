@@ -40,7 +40,37 @@ def load_split(name: str, split: str, data_dir: str, build_locally: bool = False
     import tensorflow_datasets as tfds
 
     builder = prepared_builder(name, data_dir, build_locally)
+    if builder.info.splits[split].num_examples == 0:
+        raise ValueError(
+            f"split {split!r} of {name!r} in {builder.data_dir} is empty; check the split, validation_examples "
+            "and data_dir"
+        )
     arrays = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))
-    if len(arrays["label"]) == 0:
-        raise ValueError(f"split {split!r} of {name!r} in {builder.data_dir} is empty; check the split and data_dir")
     return {"image": arrays["image"], "label": arrays["label"].astype(np.int32)}
+
+
+def check_num_classes(builder, num_classes: int) -> None:
+    """Fail early when the model's ``num_classes`` is not the dataset's class count."""
+    classes = builder.info.features["label"].num_classes
+    if classes != num_classes:
+        raise ValueError(
+            f"dataset {builder.info.name!r} has {classes} classes but the model has num_classes={num_classes}; "
+            f"set --config.num_classes={classes} (or use the dataset the config was written for)"
+        )
+
+
+def check_split(arrays: dict[str, np.ndarray], name: str, image_size: int, num_classes: int) -> None:
+    """Every image of an in-memory split is ``image_size`` square and every label in [0, num_classes)."""
+    height, width = arrays["image"].shape[1:3]
+    if (height, width) != (image_size, image_size):
+        raise ValueError(
+            f"{name} holds {height}x{width} images but the config says image_size={image_size}; "
+            f"set --config.image_size={height} if that is the dataset's size, or re-prepare the dataset"
+        )
+    labels = arrays["label"]
+    bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
+    if bad.size:
+        raise ValueError(
+            f"{name} has {bad.size} labels outside [0, {num_classes}) (first at index {bad[0]}: {labels[bad[0]]}); "
+            "the dataset and num_classes disagree: re-prepare the dataset or fix num_classes"
+        )

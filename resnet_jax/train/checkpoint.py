@@ -13,6 +13,7 @@ import flax
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+from absl import logging
 from flax import traverse_util
 
 from resnet_jax.convert import summarise
@@ -25,8 +26,16 @@ def _shapes(tree: Any) -> dict[str, tuple[int, ...]]:
     return {path: tuple(leaf.shape) for path, leaf in flat.items() if hasattr(leaf, "shape")}
 
 
+class IncompatibleCheckpoint(ValueError):
+    """A readable checkpoint of another model or optimizer (not a damaged one)."""
+
+
+class NoReadableCheckpoint(RuntimeError):
+    """Checkpoints exist, but none of them can be read."""
+
+
 def check_compatible(saved: Any, target: Any, source: str) -> None:
-    """Raise a ValueError naming every missing, unexpected or mis-shaped entry between two trees."""
+    """Raise ``IncompatibleCheckpoint`` naming every missing, unexpected or mis-shaped entry of two trees."""
     saved_shapes, target_shapes = _shapes(saved), _shapes(target)
     missing = sorted(set(target_shapes) - set(saved_shapes))
     unexpected = sorted(set(saved_shapes) - set(target_shapes))
@@ -41,7 +50,7 @@ def check_compatible(saved: Any, target: Any, source: str) -> None:
         if items
     ]
     if problems:
-        raise ValueError(
+        raise IncompatibleCheckpoint(
             f"{source} does not match this model and optimizer ({'; '.join(problems)}). Use the config the "
             "checkpoint was written with, or start a fresh --workdir."
         )
@@ -53,7 +62,10 @@ class Checkpointer:
     def __init__(self, directory: str | os.PathLike, max_to_keep: int = 3, asynchronous: bool = True):
         self.directory = Path(directory).absolute()
         options = ocp.CheckpointManagerOptions(
-            max_to_keep=max_to_keep, create=True, enable_async_checkpointing=asynchronous
+            max_to_keep=max_to_keep,
+            create=True,
+            enable_async_checkpointing=asynchronous,
+            cleanup_tmp_directories=True,  # a save interrupted mid-write never blocks the next one
         )
         self.manager = ocp.CheckpointManager(
             self.directory, options=options, item_handlers=ocp.StandardCheckpointHandler()
@@ -76,6 +88,49 @@ class Checkpointer:
         check_compatible(self.manager.item_metadata(step).tree, target, f"checkpoint {self.directory}/{step}")
         restored = self.manager.restore(step, args=ocp.args.StandardRestore(target))
         return flax.serialization.from_state_dict(abstract_state, restored)
+
+    def restore_latest(self, abstract_state: TrainState) -> TrainState:
+        """The newest checkpoint that reads back; damaged newer ones are set aside with a warning.
+
+        A damaged checkpoint (truncated or missing files) is renamed ``STEP.corrupt`` once an older one
+        has restored, so a later save of that step is not skipped. A checkpoint of another model is an
+        ``IncompatibleCheckpoint`` error at once; if no checkpoint reads back, ``NoReadableCheckpoint``:
+        a run never restarts from scratch silently while checkpoints exist.
+        """
+        damaged = []
+        for step in sorted(self.manager.all_steps(), reverse=True):
+            try:
+                state = self.restore(abstract_state, step)
+            except IncompatibleCheckpoint:
+                raise
+            except Exception as error:  # noqa: BLE001 (orbax and tensorstore raise many kinds on damaged files)
+                logging.warning(
+                    "Checkpoint %s cannot be read (%s: %s); trying the previous one.",
+                    self.directory / str(step),
+                    type(error).__name__,
+                    str(error)[:300],
+                )
+                damaged.append(step)
+                continue
+            self._set_aside(damaged)
+            return state
+        raise NoReadableCheckpoint(
+            f"no checkpoint in {self.directory} can be read (steps {damaged}; see the warnings above). Repair or "
+            "delete them to start again, or use a fresh --workdir."
+        )
+
+    def _set_aside(self, steps: list[int]) -> None:
+        """Rename damaged step folders to ``STEP.corrupt`` (kept for inspection; orbax ignores them)."""
+        if steps and jax.process_index() == 0:
+            for step in steps:
+                (self.directory / str(step)).rename(self.directory / f"{step}.corrupt")
+                logging.warning("Set aside damaged checkpoint %s as %s.corrupt.", self.directory / str(step), step)
+        if steps:
+            if jax.process_count() > 1:
+                from jax.experimental import multihost_utils
+
+                multihost_utils.sync_global_devices("checkpoints set aside")
+            self.manager.reload()
 
     def wait_until_finished(self) -> None:
         """Block until pending asynchronous saves are on disk."""

@@ -316,7 +316,7 @@ def _restore_or_initialise(config: Any, model, tx, input_shape, mesh, checkpoint
         abstract_state = jax.tree_util.tree_map(
             lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated), jax.eval_shape(create_fresh)
         )
-        state = checkpointer.restore(abstract_state)
+        state = checkpointer.restore_latest(abstract_state)
         logging.info("Resumed from %s at step %d.", checkpointer.directory, int(state.step))
         return state
     if not config.init_from:

@@ -1,0 +1,100 @@
+"""Bad input gets a clear error or a counted, logged skip, never a silent wrong result."""
+
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from archives import write_cifar_archive, write_imagenet_archives
+
+import resnet_jax.data as data
+from configs import cifar10, imagenet
+from resnet_jax.data import prepare, tfds_source
+from resnet_jax.train import loop
+
+REPO = Path(__file__).resolve().parents[1]
+PLACEMENT = dict(per_process_batch=2, per_process_eval_batch=2, process_index=0, process_count=1)
+
+
+@pytest.fixture(scope="module")
+def cifar_dir(tmp_path_factory) -> str:
+    directory = tmp_path_factory.mktemp("cifar")
+    write_cifar_archive(directory, "cifar10")
+    return prepare.prepare("cifar10", str(directory / "tfds"), str(directory), skip_checksum=True).rsplit(
+        "/cifar10", 1
+    )[0]
+
+
+def _cifar_config(data_dir: str, **fields):
+    config = cifar10.get_config("resnet20")
+    config.update(dict(data_dir=data_dir, bn_group_size=0))
+    config.update(fields)
+    return config
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"num_classes": 1000}, r"has 10 classes but the model has num_classes=1000; set --config.num_classes=10"),
+        ({"image_size": 24}, r"holds 32x32 images but the config says image_size=24"),
+        ({"validation_examples": 100}, r"split 'train\[:-100\]' of 'cifar10' .* is empty"),
+    ],
+)
+def test_a_dataset_that_does_not_fit_the_config_stops_before_compiling(
+    cifar_dir, tmp_path, monkeypatch, fields, message
+):
+    def no_compiling(*args, **kwargs):
+        raise AssertionError("compiled before checking the dataset")
+
+    monkeypatch.setattr(loop.jax, "jit", no_compiling)
+    with pytest.raises(ValueError, match=message):
+        loop.train_and_evaluate(_cifar_config(cifar_dir, **fields), tmp_path)
+
+
+def test_labels_out_of_range_are_named():
+    arrays = {"image": np.zeros((4, 8, 8, 3), np.uint8), "label": np.array([0, 3, 10, -1], np.int32)}
+    with pytest.raises(ValueError, match=r"2 labels outside \[0, 10\) \(first at index 2: 10\)"):
+        tfds_source.check_split(arrays, "toy train", image_size=8, num_classes=10)
+    tfds_source.check_split({**arrays, "label": np.array([0, 3, 9, 1])}, "toy train", image_size=8, num_classes=10)
+
+
+@pytest.fixture(scope="module")
+def corrupt_imagenet(tmp_path_factory) -> str:
+    directory = tmp_path_factory.mktemp("corrupt_imagenet")
+    broken = ("n01440764_1.JPEG", "ILSVRC2012_val_00000002.JPEG")
+    write_imagenet_archives(directory, ["n01440764", "n01443537"], per_class=3, num_val=3, corrupt=broken)
+    prepare.prepare("imagenet2012", str(directory / "tfds"), str(directory), skip_checksum=True)
+    return str(directory / "tfds")
+
+
+def _imagenet_datasets(data_dir: str) -> data.Datasets:
+    config = imagenet.get_config("resnet18")
+    config.update(dict(data_dir=data_dir, image_size=16, eval_resize=20, shuffle_buffer_size=4))
+    return data.create_datasets(config, **PLACEMENT)
+
+
+def test_a_corrupt_train_jpeg_is_skipped_counted_and_logged(corrupt_imagenet, caplog):
+    batches = _imagenet_datasets(corrupt_imagenet).train_batches(0)
+    with caplog.at_level(logging.WARNING):
+        labels = [next(batches)["label"] for _ in range(5)]  # 10 of the 5 good images a run, 2 epochs
+    assert all(len(batch) == 2 for batch in labels)
+    skips = [record.getMessage() for record in caplog.records if "undecodable" in record.getMessage()]
+    assert skips and skips[-1].endswith("re-prepare the dataset from intact archives to train on them.")
+    assert "(2 so far)" in skips[-1]  # the broken image, once in each of the two epochs read
+
+
+def test_a_corrupt_eval_jpeg_stops_eval_with_a_plain_error(corrupt_imagenet):
+    with pytest.raises(ValueError, match="could not be decoded .* exact eval counts every image"):
+        list(_imagenet_datasets(corrupt_imagenet).eval_splits["eval"].batches())
+
+
+def test_a_config_typo_is_an_error_that_suggests_the_field(tmp_path):
+    command = [sys.executable, "-m", "resnet_jax.main", "--config=configs/default.py", f"--workdir={tmp_path}"]
+    completed = subprocess.run(
+        [*command, "--config.lerning_rate=0.1"], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert completed.returncode != 0
+    assert "learning_rate" in completed.stderr and "lerning_rate" in completed.stderr
+    assert not (tmp_path / "checkpoints").exists()

@@ -1,0 +1,130 @@
+"""Two real processes x 4 simulated CPU devices on loopback (jax.distributed, gloo) against 1 x 8."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from resnet_jax.train import checkpoint
+
+pytestmark = pytest.mark.xdist_group("multihost")
+REPO = Path(__file__).resolve().parents[1]
+TIMEOUT_S = 400
+FLAGS = [
+    "--config=configs/default.py",
+    "--config.image_size=8",
+    "--config.batch_size=16",
+    "--config.num_train_steps=20",
+    "--config.log_every_steps=5",
+    "--config.checkpoint_every_steps=10",
+    "--config.eval_every_steps=20",
+    "--config.synthetic.num_eval_examples=37",  # uneven: padding and masks on both processes
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def launch(command: list[str], num_processes: int, devices_per_process: int) -> list[subprocess.CompletedProcess]:
+    """Run ``command`` as ``num_processes`` processes of one job on 127.0.0.1; every wait is bounded."""
+    env = dict(
+        os.environ,
+        XLA_FLAGS=f"--xla_force_host_platform_device_count={devices_per_process}",
+        JAX_CPU_COLLECTIVES_IMPLEMENTATION="gloo",
+    )
+    distributed = []
+    if num_processes > 1:
+        distributed = [f"--coordinator_address=127.0.0.1:{free_port()}", f"--num_processes={num_processes}"]
+    processes = [
+        subprocess.Popen(
+            [*command, *distributed, *([f"--process_id={index}"] if distributed else [])],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for index in range(num_processes)
+    ]
+    finished = []
+    try:
+        for process in processes:
+            stdout, stderr = process.communicate(timeout=TIMEOUT_S)
+            finished.append(subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr))
+    finally:
+        for process in processes:
+            process.kill()
+    for completed in finished:
+        assert completed.returncode == 0, completed.stderr[-3000:]
+    return finished
+
+
+def train(workdir: Path, num_processes: int, devices_per_process: int, *extra: str) -> dict:
+    launch(
+        [sys.executable, "-m", "resnet_jax.main", f"--workdir={workdir}", *FLAGS, *extra],
+        num_processes,
+        devices_per_process,
+    )
+    return json.loads((workdir / "results.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> tuple[Path, Path]:
+    """The same tiny job as 1 process x 8 devices and as 2 processes x 4 devices."""
+    single, multi = tmp_path_factory.mktemp("single"), tmp_path_factory.mktemp("multi")
+    train(single, 1, 8)
+    train(multi, 2, 4)
+    return single, multi
+
+
+def test_two_processes_reach_the_eval_metrics_of_one(runs):
+    single, multi = (json.loads((workdir / "results.json").read_text()) for workdir in runs)
+    assert single["num_eval_examples"] == multi["num_eval_examples"] == 37
+    for key in ("eval/top1", "eval/top5"):
+        assert multi[key] * 37 == pytest.approx(single[key] * 37, abs=1.01)  # at most one example flips
+    assert multi["eval/loss"] == pytest.approx(single["eval/loss"], rel=1e-2)
+    for a, b in zip(*(checkpoint.load_variables(workdir)["params"]["fc"].values() for workdir in runs), strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-2 * np.abs(b).max())  # float reassociation only
+
+
+def test_only_process_0_writes_metrics_tensorboard_and_results(runs):
+    _, multi = runs
+    assert len(list(multi.glob("events.out.tfevents.*"))) == 1
+    lines = [json.loads(line) for line in (multi / "metrics.jsonl").read_text().splitlines()]
+    train_steps = [line["step"] for line in lines if "train/loss" in line]
+    assert train_steps == [5, 10, 15, 20]  # one writer: no step written twice
+    assert (multi / "results.json").exists() and (multi / "config.json").exists()
+    assert json.loads((multi / "config.json").read_text())["devices"]["num_processes"] == 2
+
+
+def test_a_two_process_checkpoint_restores_onto_one_process(runs, tmp_path):
+    _, multi = runs
+    resumed = tmp_path / "resumed"
+    (resumed / "checkpoints").mkdir(parents=True)
+    for step in ("10", "20"):  # the collective checkpoints, continued by a single process
+        os.symlink(multi / "checkpoints" / step, resumed / "checkpoints" / step)
+    results = train(resumed, 1, 8, "--config.num_train_steps=30")
+    assert results["step"] == 30 and results["num_eval_examples"] == 37
+    lines = [json.loads(line) for line in (resumed / "metrics.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in lines if "train/loss" in line] == [25, 30]  # resumed at 20, not from 0
+
+
+def test_each_process_feeds_a_disjoint_slice_of_the_global_batch(tmp_path):
+    script = REPO / "tests" / "multihost_slices.py"
+    outputs = [tmp_path / "one", tmp_path / "two"]
+    launch([sys.executable, str(script), str(outputs[0])], 1, 8)
+    launch([sys.executable, str(script), str(outputs[1])], 2, 4)
+    (global_batch,) = [np.load(path)["image"] for path in sorted(outputs[0].glob("*.npz"))]
+    slices = [np.load(path)["image"] for path in sorted(outputs[1].glob("process_*.npz"))]
+    assert len(slices) == 2 and all(len(s) == len(global_batch) // 2 for s in slices)
+    rows = [{image.tobytes() for image in s} for s in slices]
+    assert not rows[0] & rows[1]  # disjoint
+    np.testing.assert_array_equal(np.concatenate(slices), global_batch)  # together, the global batch in order

@@ -48,11 +48,12 @@ def _start(workdir: Path, flags: list[str], env: dict) -> subprocess.Popen:
         return subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
-def _finish(process: subprocess.Popen, timeout_s: float) -> None:
-    process.wait(timeout=timeout_s)
-    if process.returncode != 0:
-        log = Path(process.args[3].split("=", 1)[1]) / "harness.log"
-        raise RuntimeError(f"training failed (exit code {process.returncode}):\n{log.read_text()[-3000:]}")
+def _run_to_end(workdir: Path, flags: list[str], env: dict, timeout_s: float) -> None:
+    """Train in ``workdir`` until the run finishes; a failure shows the end of its log."""
+    process = _start(workdir, flags, env)
+    if process.wait(timeout=timeout_s) != 0:
+        log = (workdir / "harness.log").read_text()
+        raise RuntimeError(f"training failed (exit code {process.returncode}):\n{log[-3000:]}")
 
 
 def _logged_steps(workdir: Path) -> list[int]:
@@ -107,7 +108,7 @@ def run_harness(
     rng = random.Random(seed)
     reference, killed = workdir / "reference", workdir / "killed"
     start = time.monotonic()
-    _finish(_start(reference, flags, env), timeout_s)
+    _run_to_end(reference, flags, env, timeout_s)
     reference_s = time.monotonic() - start
 
     record = json.loads((reference / "config.json").read_text())
@@ -142,7 +143,7 @@ def run_harness(
         during_write += writing
         redone_steps.append(max(0, last_logged - max(_checkpoint_steps(killed), default=0)))
     if not (killed / "results.json").exists():
-        _finish(_start(killed, flags, env), timeout_s)
+        _run_to_end(killed, flags, env, timeout_s)
     killed_s = time.monotonic() - killed_start
 
     reference_variables, reference_eval = _final(reference)

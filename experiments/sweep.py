@@ -83,7 +83,7 @@ def command(config: str, workdir: Path, overrides: dict[str, str], python: str =
 
 def check_fields(config_spec: str, fields) -> None:
     """Fail before running anything if a field is not in the config (with the closest names)."""
-    from resnet_jax.data.throughput import load_config
+    from resnet_jax.config_file import load_config
 
     config = load_config(config_spec)
     known = _field_names(config.to_dict())

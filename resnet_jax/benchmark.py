@@ -146,9 +146,10 @@ def main(argv: list[str] | None = None) -> None:
     if (args.model is None) == (args.input_config is None):
         parser.error("pass --model NAME (train-step mode) or --input_config FILE.py[:ARG] (input mode)")
     if args.input_config:
+        from resnet_jax.config_file import load_config
         from resnet_jax.data import throughput
 
-        config = throughput.load_config(args.input_config)
+        config = load_config(args.input_config)
         if args.data_dir is not None:
             config.data_dir = args.data_dir
         result = throughput.measure_input(config, args.batch_size, args.steps)

@@ -14,8 +14,8 @@ import pytest
 from nbclient import NotebookClient
 
 from experiments import reproduce, tables
+from resnet_jax.config_file import load_config
 from resnet_jax.data import prepare
-from resnet_jax.data.throughput import load_config
 
 pytestmark = pytest.mark.xdist_group("sweep")  # one worker runs the sweep once
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,6 +8,7 @@ and run tf.data on the host CPU.
 """
 
 import dataclasses
+import functools
 from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
@@ -140,7 +141,7 @@ def _in_memory(config, per_process_batch, per_process_eval_batch, process_index,
     tfds_source.check_num_classes(builder, config.num_classes)
     splits = {}
     for name, split in split_names(source, config.validation_examples).items():
-        splits[name] = tfds_source.load_split(config.dataset, split, config.data_dir, source.build_locally)
+        splits[name] = tfds_source.split_arrays(builder, split)
         tfds_source.check_split(splits[name], f"{config.dataset} {split}", config.image_size, config.num_classes)
     train = splits.pop("train")
     normalisation = in_memory.Normalisation.from_images(train["image"], config.normalisation)
@@ -175,8 +176,6 @@ def _in_memory(config, per_process_batch, per_process_eval_batch, process_index,
 
 
 def _streamed(config, per_process_batch, per_process_eval_batch, process_index, process_count) -> Datasets:
-    import functools
-
     from resnet_jax.data import imagenet, streaming, tfds_source
 
     source = TFDS_DATASETS[config.dataset]

@@ -37,13 +37,17 @@ def prepared_builder(name: str, data_dir: str, build_locally: bool = False):
 
 def load_split(name: str, split: str, data_dir: str, build_locally: bool = False) -> dict[str, np.ndarray]:
     """``{'image': uint8 NHWC, 'label': int32}`` of a prepared split (TFDS slicing such as 'train[:-5000]' works)."""
+    return split_arrays(prepared_builder(name, data_dir, build_locally), split)
+
+
+def split_arrays(builder, split: str) -> dict[str, np.ndarray]:
+    """A split of an open TFDS builder as arrays in host memory; an empty split is a plain error."""
     import tensorflow_datasets as tfds
 
-    builder = prepared_builder(name, data_dir, build_locally)
     if builder.info.splits[split].num_examples == 0:
         raise ValueError(
-            f"split {split!r} of {name!r} in {builder.data_dir} is empty; check the split, validation_examples "
-            "and data_dir"
+            f"split {split!r} of {builder.info.name!r} in {builder.data_dir} is empty; check the split, "
+            "validation_examples and data_dir"
         )
     arrays = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))
     return {"image": arrays["image"], "label": arrays["label"].astype(np.int32)}

@@ -7,6 +7,7 @@ used (``num_batches_tracked`` aside). A partial load is always an error that nam
 Torch itself is not imported: values may be torch tensors or numpy arrays.
 """
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,12 +27,16 @@ TORCH_LEAF = {
     ("batch_stats", "var"): "running_var",
 }
 TORCH_MODULE = {"downsample_conv": "downsample.0", "downsample_bn": "downsample.1"}
+BLOCK_NAME = re.compile(r"^(layer\d+)_(\d+)$")  # layer2_0 -> layer2.0 (block 0 of the Sequential layer2)
 
 
 def torch_key(flax_path: tuple[str, ...]) -> str:
-    """``('batch_stats', 'layer2_0', 'downsample_bn', 'var')`` -> ``'layer2.0.downsample.1.running_var'``."""
+    """``('batch_stats', 'layer2_0', 'downsample_bn', 'var')`` -> ``'layer2.0.downsample.1.running_var'``.
+
+    Other module names are kept as they are: pre-activation nets' ``bn_final`` stays ``bn_final``.
+    """
     collection, *modules, leaf = flax_path
-    names = [TORCH_MODULE.get(module, module.replace("_", ".")) for module in modules]
+    names = [TORCH_MODULE.get(module, BLOCK_NAME.sub(r"\1.\2", module)) for module in modules]
     return ".".join([*names, TORCH_LEAF[(collection, leaf)]])
 
 

@@ -7,6 +7,7 @@ from resnet_jax.convert import expected_torch_keys, from_torchvision
 from resnet_jax.models import create_model
 
 torch = pytest.importorskip("torch", reason="parity tests need torch: pip install -e '.[torch]'")
+import torch_cifar  # noqa: E402  (needs torch)
 import torch_resnet  # noqa: E402  (needs torch)
 
 IMAGENET_MODELS = sorted(torch_resnet.TORCHVISION_ARCHITECTURES)
@@ -33,6 +34,34 @@ def test_logits_and_stage_features_match_pytorch(name):
         reference = expected[key].transpose(0, 2, 3, 1) if expected[key].ndim == 4 else expected[key]
         assert np.asarray(got[key]).shape == reference.shape, key
         assert np.abs(np.asarray(got[key]) - reference).max() <= 1e-4, key
+
+
+CIFAR_REFERENCES = {
+    "cifar_resnet20": lambda: torch_cifar.he2016(20, "A"),
+    "cifar_plain20": lambda: torch_cifar.he2016(20, "none"),
+    "wrn16_8": lambda: torch_cifar.wide_resnet(16, 8, dropout=0.3),
+    "resnext29_8x64d": lambda: torch_cifar.resnext29(8, 64),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CIFAR_REFERENCES))
+def test_cifar_family_matches_an_independent_pytorch_network(name):
+    """He et al.'s option A and plain nets, pre-activation WRN and ResNeXt-29, against PyTorch from the papers."""
+    generator = torch.Generator().manual_seed(1)
+    torch.manual_seed(1)
+    network = CIFAR_REFERENCES[name]().eval()
+    torch_resnet.randomise_batchnorm(network, generator)
+    images = torch.randn(2, 3, 32, 32, generator=generator)
+    with torch.no_grad():
+        expected = {key: value.numpy() for key, value in network(images).items()}
+    variables = from_torchvision(network.state_dict(), name)
+    model = create_model(name, num_classes=10)
+    got = model.apply(variables, images.numpy().transpose(0, 2, 3, 1), train=False, return_features=True)
+    for key in ("stem", "layer1", "layer2", "layer3", "logits"):
+        reference = expected[key].transpose(0, 2, 3, 1) if expected[key].ndim == 4 else expected[key]
+        assert np.asarray(got[key]).shape == reference.shape, key
+        scale = np.abs(reference).max()
+        assert np.abs(np.asarray(got[key]) - reference).max() <= 1e-4 * max(1.0, scale), key
 
 
 @pytest.mark.parametrize("name", IMAGENET_MODELS)

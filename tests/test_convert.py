@@ -1,5 +1,7 @@
 """torchvision state_dict -> Flax: strict key mapping and numerical parity with a PyTorch reference."""
 
+import copy
+
 import numpy as np
 import pytest
 
@@ -62,6 +64,65 @@ def test_cifar_family_matches_an_independent_pytorch_network(name):
         assert np.asarray(got[key]).shape == reference.shape, key
         scale = np.abs(reference).max()
         assert np.abs(np.asarray(got[key]) - reference).max() <= 1e-4 * max(1.0, scale), key
+
+
+TRAINING_REFERENCES = {  # no dropout: the two frameworks draw different masks
+    "cifar_resnet20": lambda: torch_cifar.he2016(20, "A"),
+    "wrn16_8": lambda: torch_cifar.wide_resnet(16, 8, dropout=0.0),
+}
+
+
+def _torch_training_step(name, network, images, labels) -> tuple[float, dict]:
+    """Loss, and Flax-layout variables holding each parameter's gradient and the updated BN statistics."""
+    loss = torch.nn.functional.cross_entropy(network(images)["logits"], labels)
+    loss.backward()
+    after = {**network.state_dict(), **{key: p.grad for key, p in network.named_parameters()}}
+    return loss.item(), from_torchvision(after, name)
+
+
+@pytest.mark.parametrize("name", sorted(TRAINING_REFERENCES))
+def test_training_mode_matches_pytorch(name):
+    """Batch-statistics forward, updated running statistics and every gradient of the loss, as in PyTorch.
+
+    BatchNorm's backward pass loses digits in float32 (PyTorch's own float32 gradients are ~0.1% off),
+    so the reference is PyTorch in float64: each leaf's relative error may be at most 10x PyTorch's.
+    """
+    import jax
+    import optax
+
+    generator = torch.Generator().manual_seed(2)
+    torch.manual_seed(2)
+    network = TRAINING_REFERENCES[name]().train()
+    torch_resnet.randomise_batchnorm(network, generator)
+    variables = from_torchvision(network.state_dict(), name)  # before the forward pass updates them
+    images = torch.randn(8, 3, 16, 16, generator=generator)  # 16x16 keeps it fast; the nets are convolutional
+    labels = torch.randint(0, 10, (8,), generator=generator)
+    exact_loss, exact = _torch_training_step(name, copy.deepcopy(network).double(), images.double(), labels)
+    _, float32 = _torch_training_step(name, network, images, labels)
+
+    model = create_model(name, num_classes=10)
+
+    def loss_fn(params):
+        logits, updates = model.apply(
+            {"params": params, "batch_stats": variables["batch_stats"]},
+            images.numpy().transpose(0, 2, 3, 1),
+            train=True,
+            mutable=["batch_stats"],
+        )
+        return optax.softmax_cross_entropy_with_integer_labels(logits, labels.numpy()).mean(), updates
+
+    (loss, updates), grads = jax.jit(jax.value_and_grad(loss_fn, has_aux=True))(variables["params"])
+    assert abs(float(loss) - exact_loss) <= 1e-5
+    got = {"params": grads, "batch_stats": updates["batch_stats"]}
+
+    def relative_error(value, reference):
+        return float(np.linalg.norm(np.asarray(value) - reference) / max(np.linalg.norm(reference), 1e-30))
+
+    errors = jax.tree.map(relative_error, got, exact)
+    torch_errors = jax.tree.map(relative_error, float32, exact)
+    leaves = zip(jax.tree_util.tree_leaves_with_path(errors), jax.tree.leaves(torch_errors), strict=True)
+    for (path, error), torch_error in leaves:
+        assert error <= 10 * torch_error + 1e-6, f"{jax.tree_util.keystr(path)}: {error} vs PyTorch's {torch_error}"
 
 
 @pytest.mark.parametrize("name", IMAGENET_MODELS)

@@ -23,19 +23,23 @@ def _reference(name: str, num_classes: int = 10, seed: int = 0):
     return network, generator
 
 
-@pytest.mark.parametrize("name", ["resnet18", "resnet50", "resnext50_32x4d", "wide_resnet50_2"])
-def test_logits_and_stage_features_match_pytorch(name):
-    network, generator = _reference(name)
-    images = torch.randn(2, 3, 64, 64, generator=generator)
+def _assert_features_match(name, network, images) -> None:
+    """The converted model's stem, stage outputs and logits equal the eval-mode PyTorch network's to 1e-4."""
     with torch.no_grad():
         expected = {key: value.numpy() for key, value in network(images).items()}
     variables = from_torchvision(network.state_dict(), name)
     model = create_model(name, num_classes=10)
     got = model.apply(variables, images.numpy().transpose(0, 2, 3, 1), train=False, return_features=True)
-    for key in ("stem", "layer1", "layer2", "layer3", "layer4", "logits"):
-        reference = expected[key].transpose(0, 2, 3, 1) if expected[key].ndim == 4 else expected[key]
+    for key, value in expected.items():
+        reference = value.transpose(0, 2, 3, 1) if value.ndim == 4 else value
         assert np.asarray(got[key]).shape == reference.shape, key
         assert np.abs(np.asarray(got[key]) - reference).max() <= 1e-4, key
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50", "resnext50_32x4d", "wide_resnet50_2"])
+def test_logits_and_stage_features_match_pytorch(name):
+    network, generator = _reference(name)
+    _assert_features_match(name, network, torch.randn(2, 3, 64, 64, generator=generator))
 
 
 CIFAR_REFERENCES = {
@@ -53,17 +57,7 @@ def test_cifar_family_matches_an_independent_pytorch_network(name):
     torch.manual_seed(1)
     network = CIFAR_REFERENCES[name]().eval()
     torch_resnet.randomise_batchnorm(network, generator)
-    images = torch.randn(2, 3, 32, 32, generator=generator)
-    with torch.no_grad():
-        expected = {key: value.numpy() for key, value in network(images).items()}
-    variables = from_torchvision(network.state_dict(), name)
-    model = create_model(name, num_classes=10)
-    got = model.apply(variables, images.numpy().transpose(0, 2, 3, 1), train=False, return_features=True)
-    for key in ("stem", "layer1", "layer2", "layer3", "logits"):
-        reference = expected[key].transpose(0, 2, 3, 1) if expected[key].ndim == 4 else expected[key]
-        assert np.asarray(got[key]).shape == reference.shape, key
-        scale = np.abs(reference).max()
-        assert np.abs(np.asarray(got[key]) - reference).max() <= 1e-4 * max(1.0, scale), key
+    _assert_features_match(name, network, torch.randn(2, 3, 32, 32, generator=generator))
 
 
 TRAINING_REFERENCES = {  # no dropout: the two frameworks draw different masks

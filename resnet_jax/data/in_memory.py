@@ -10,7 +10,7 @@ import dataclasses
 
 import numpy as np
 
-from resnet_jax.data import tfds_source
+from resnet_jax.data import batching, tfds_source
 
 ORDER_STREAM, AUGMENT_STREAM = 0, 1  # keep the epoch permutations and the augmentation draws apart
 
@@ -48,18 +48,11 @@ class Normalisation:
         return (tf.cast(images, tf.float32) / 255 - mean) / std
 
 
-def _stream_key(seed: int, stream: int, counter):
-    """A stateless-RNG key for ``counter`` (an epoch or a step) in one of the streams of ``seed``."""
-    tf = tfds_source.tensorflow()
-    base = tf.constant([seed, stream], tf.int64)
-    return tf.random.experimental.stateless_fold_in(base, tf.cast(counter, tf.int64))
-
-
 def epoch_order(seed: int, epoch, num_examples: int):
     """The seeded permutation of the example indices that epoch ``epoch`` visits."""
     tf = tfds_source.tensorflow()
     indices = tf.range(num_examples, dtype=tf.int64)
-    return tf.random.experimental.stateless_shuffle(indices, seed=_stream_key(seed, ORDER_STREAM, epoch))
+    return tf.random.experimental.stateless_shuffle(indices, seed=tfds_source.stateless_key(seed, ORDER_STREAM, epoch))
 
 
 def global_batch_indices(seed: int, step, global_batch: int, num_examples: int):
@@ -79,7 +72,7 @@ def global_batch_indices(seed: int, step, global_batch: int, num_examples: int):
 def augmentation_draws(seed: int, step, count: int, augmentation: Augmentation):
     """Crop offsets (top, left) and flip decisions for the ``count`` examples of the batch at ``step``."""
     tf = tfds_source.tensorflow()
-    keys = tf.random.experimental.stateless_split(_stream_key(seed, AUGMENT_STREAM, step), 3)
+    keys = tf.random.experimental.stateless_split(tfds_source.stateless_key(seed, AUGMENT_STREAM, step), 3)
     offsets = [
         tf.random.stateless_uniform([count], keys[i], 0, 2 * augmentation.crop_padding + 1, dtype=tf.int32)
         for i in (0, 1)
@@ -123,7 +116,7 @@ def train_dataset(
     tf = tfds_source.tensorflow()
     images, labels = tf.constant(split["image"]), tf.constant(split["label"])
     num_examples, global_batch = len(split["label"]), per_process_batch * process_count
-    mine = slice(process_index * per_process_batch, (process_index + 1) * per_process_batch)
+    mine = batching.process_rows(per_process_batch, process_index)
 
     def batch_at(step):
         indices = global_batch_indices(seed, step, global_batch, num_examples)[mine]

@@ -11,6 +11,15 @@ def tensorflow():
     return tf
 
 
+def stateless_key(seed: int, stream: int, *counters):
+    """A TF stateless-RNG key for one stream of ``seed``, folded with each counter (epoch, step, position) in turn."""
+    tf = tensorflow()
+    key = tf.constant([seed, stream], tf.int64)
+    for counter in counters:
+        key = tf.random.experimental.stateless_fold_in(key, tf.cast(counter, tf.int64))
+    return key
+
+
 def prepared_builder(name: str, data_dir: str, build_locally: bool = False):
     """The TFDS builder of a prepared dataset; builds ``build_locally`` ones (digits) on first use.
 

@@ -131,11 +131,23 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_with_a_warning(t
     np.testing.assert_array_equal(again.params["conv1"]["kernel"], 5.0)
 
 
+def test_a_step_damaged_twice_is_set_aside_twice(tmp_path):
+    _saved_steps(tmp_path)
+    for value in (5.0, 6.0):
+        _truncate_data_files(tmp_path / "2")
+        manager = checkpoint.Checkpointer(tmp_path)
+        np.testing.assert_array_equal(manager.restore_latest(TARGET).params["conv1"]["kernel"], 1.0)
+        manager.save(2, state_with({"conv1": {"kernel": jnp.full((2, 3), value)}}))
+        manager.close()
+    assert (tmp_path / "2.corrupt").is_dir() and (tmp_path / "2.corrupt1").is_dir()
+    np.testing.assert_array_equal(checkpoint.Checkpointer(tmp_path).restore_latest(TARGET).params["conv1"]["kernel"], 6)
+
+
 def test_no_readable_checkpoint_is_an_error_not_a_fresh_start(tmp_path):
     _saved_steps(tmp_path)
     for step in (1, 2):
         _truncate_data_files(tmp_path / str(step))
-    with pytest.raises(checkpoint.NoReadableCheckpoint, match=r"steps \[2, 1\]"):
+    with pytest.raises(checkpoint.NoReadableCheckpoint, match=r"steps \[2, 1\]; the newest failed with \w+"):
         checkpoint.Checkpointer(tmp_path).restore_latest(TARGET)
     assert (tmp_path / "1").is_dir() and (tmp_path / "2").is_dir()  # nothing renamed when nothing restored
 

@@ -2,9 +2,12 @@
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -33,8 +36,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def launch(command: list[str], num_processes: int, devices_per_process: int) -> list[subprocess.CompletedProcess]:
-    """Run ``command`` as ``num_processes`` processes of one job on 127.0.0.1; every wait is bounded."""
+def launch(command: list[str], num_processes: int, devices_per_process: int) -> list[str]:
+    """Run ``command`` as ``num_processes`` processes of one job on 127.0.0.1; returns their logs. Waits are bounded."""
     env = dict(
         os.environ,
         XLA_FLAGS=f"--xla_force_host_platform_device_count={devices_per_process}",
@@ -43,28 +46,32 @@ def launch(command: list[str], num_processes: int, devices_per_process: int) -> 
     distributed = []
     if num_processes > 1:
         distributed = [f"--coordinator_address=127.0.0.1:{free_port()}", f"--num_processes={num_processes}"]
+    logs = [tempfile.TemporaryFile("w+") for _ in range(num_processes)]  # files: a full pipe would stall a process
     processes = [
         subprocess.Popen(
             [*command, *distributed, *([f"--process_id={index}"] if distributed else [])],
             cwd=REPO,
             env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             text=True,
         )
-        for index in range(num_processes)
+        for index, log in enumerate(logs)
     ]
-    finished = []
+    deadline = time.monotonic() + TIMEOUT_S
     try:
         for process in processes:
-            stdout, stderr = process.communicate(timeout=TIMEOUT_S)
-            finished.append(subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr))
+            process.wait(timeout=max(1.0, deadline - time.monotonic()))
     finally:
         for process in processes:
             process.kill()
-    for completed in finished:
-        assert completed.returncode == 0, completed.stderr[-3000:]
-    return finished
+    outputs = []
+    for process, log in zip(processes, logs, strict=True):
+        log.seek(0)
+        outputs.append(log.read())
+        log.close()
+        assert process.returncode == 0, outputs[-1][-3000:]
+    return outputs
 
 
 def train(workdir: Path, num_processes: int, devices_per_process: int, *extra: str) -> dict:
@@ -115,6 +122,23 @@ def test_a_two_process_checkpoint_restores_onto_one_process(runs, tmp_path):
     assert results["step"] == 30 and results["num_eval_examples"] == 37
     lines = [json.loads(line) for line in (resumed / "metrics.jsonl").read_text().splitlines()]
     assert [line["step"] for line in lines if "train/loss" in line] == [25, 30]  # resumed at 20, not from 0
+
+
+def test_two_processes_agree_to_fall_back_from_a_damaged_checkpoint(runs, tmp_path):
+    _, multi = runs
+    resumed = tmp_path / "resumed"
+    for step in ("10", "20"):
+        shutil.copytree(multi / "checkpoints" / step, resumed / "checkpoints" / step)
+    for path in (resumed / "checkpoints" / "20").rglob("*"):  # truncate step 20's array data
+        if path.is_file() and path.parent.name == "d":
+            with path.open("r+b") as file:
+                file.truncate(5)
+    logs = launch([sys.executable, "-m", "resnet_jax.main", f"--workdir={resumed}", *FLAGS], 2, 4)
+    assert all("cannot be read" in log for log in logs)
+    assert (resumed / "checkpoints" / "20.corrupt").is_dir()
+    lines = [json.loads(line) for line in (resumed / "metrics.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in lines if "train/loss" in line] == [15, 20]  # both resumed from step 10
+    assert json.loads((resumed / "results.json").read_text())["num_eval_examples"] == 37
 
 
 def test_each_process_feeds_a_disjoint_slice_of_the_global_batch(tmp_path):

@@ -56,6 +56,15 @@ def check_compatible(saved: Any, target: Any, source: str) -> None:
         )
 
 
+def _on_every_process(ok: bool) -> bool:
+    """Whether ``ok`` holds on every process (a collective when there are several)."""
+    if jax.process_count() == 1:
+        return ok
+    from jax.experimental import multihost_utils
+
+    return bool(np.all(multihost_utils.process_allgather(np.array(ok))))
+
+
 class Checkpointer:
     """A ``CheckpointManager`` in ``directory`` keeping the last ``max_to_keep`` saves, asynchronously."""
 
@@ -90,47 +99,56 @@ class Checkpointer:
         return flax.serialization.from_state_dict(abstract_state, restored)
 
     def restore_latest(self, abstract_state: TrainState) -> TrainState:
-        """The newest checkpoint that reads back; damaged newer ones are set aside with a warning.
+        """The newest checkpoint that reads back on every process; damaged newer ones are set aside with a warning.
 
         A damaged checkpoint (truncated or missing files) is renamed ``STEP.corrupt`` once an older one
-        has restored, so a later save of that step is not skipped. A checkpoint of another model is an
+        has restored, so a later save of that step is not skipped. Processes agree on each step before
+        accepting it, so all of them resume from the same one. A checkpoint of another model is an
         ``IncompatibleCheckpoint`` error at once; if no checkpoint reads back, ``NoReadableCheckpoint``:
         a run never restarts from scratch silently while checkpoints exist.
         """
-        damaged = []
+        damaged, first_error = [], None
         for step in sorted(self.manager.all_steps(), reverse=True):
             try:
-                state = self.restore(abstract_state, step)
+                state, error = self.restore(abstract_state, step), None
             except IncompatibleCheckpoint:
                 raise
-            except Exception as error:  # noqa: BLE001 (orbax and tensorstore raise many kinds on damaged files)
-                logging.warning(
-                    "Checkpoint %s cannot be read (%s: %s); trying the previous one.",
-                    self.directory / str(step),
-                    type(error).__name__,
-                    str(error)[:300],
-                )
-                damaged.append(step)
-                continue
-            self._set_aside(damaged)
-            return state
+            except Exception as caught:  # noqa: BLE001 (orbax and tensorstore raise many kinds on damaged files)
+                state, error = None, f"{type(caught).__name__}: {str(caught)[:300]}"
+            if _on_every_process(error is None):
+                self._set_aside(damaged)
+                return state
+            logging.warning(
+                "Checkpoint %s cannot be read (%s); trying the previous one.",
+                self.directory / str(step),
+                error or "it failed on another process",
+            )
+            damaged.append(step)
+            first_error = first_error or error
         raise NoReadableCheckpoint(
-            f"no checkpoint in {self.directory} can be read (steps {damaged}; see the warnings above). Repair or "
-            "delete them to start again, or use a fresh --workdir."
+            f"no checkpoint in {self.directory} can be read (steps {damaged}; the newest failed with "
+            f"{first_error}). If the files are damaged, delete them to start again or use a fresh --workdir; "
+            "if the error is not about the files (memory, permissions), fix that and re-run."
         )
 
     def _set_aside(self, steps: list[int]) -> None:
         """Rename damaged step folders to ``STEP.corrupt`` (kept for inspection; orbax ignores them)."""
-        if steps and jax.process_index() == 0:
+        if not steps:
+            return
+        if jax.process_index() == 0:
             for step in steps:
-                (self.directory / str(step)).rename(self.directory / f"{step}.corrupt")
-                logging.warning("Set aside damaged checkpoint %s as %s.corrupt.", self.directory / str(step), step)
-        if steps:
-            if jax.process_count() > 1:
-                from jax.experimental import multihost_utils
+                target = self.directory / f"{step}.corrupt"
+                for attempt in range(1, 1000):  # the same step may have been damaged before
+                    if not target.exists():
+                        break
+                    target = self.directory / f"{step}.corrupt{attempt}"
+                (self.directory / str(step)).rename(target)
+                logging.warning("Set aside damaged checkpoint %s as %s.", self.directory / str(step), target.name)
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
 
-                multihost_utils.sync_global_devices("checkpoints set aside")
-            self.manager.reload()
+            multihost_utils.sync_global_devices("checkpoints set aside")
+        self.manager.reload()
 
     def wait_until_finished(self) -> None:
         """Block until pending asynchronous saves are on disk."""

@@ -48,12 +48,22 @@ def _start(workdir: Path, flags: list[str], env: dict) -> subprocess.Popen:
         return subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
+def _failure(workdir: Path, return_code: int) -> RuntimeError:
+    """The error for a run that failed on its own, with the end of its log."""
+    log = (workdir / "harness.log").read_text()
+    return RuntimeError(f"training failed (exit code {return_code}):\n{log[-3000:]}")
+
+
 def _run_to_end(workdir: Path, flags: list[str], env: dict, timeout_s: float) -> None:
     """Train in ``workdir`` until the run finishes; a failure shows the end of its log."""
     process = _start(workdir, flags, env)
-    if process.wait(timeout=timeout_s) != 0:
-        log = (workdir / "harness.log").read_text()
-        raise RuntimeError(f"training failed (exit code {process.returncode}):\n{log[-3000:]}")
+    try:
+        return_code = process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
+    if return_code != 0:
+        raise _failure(workdir, return_code)
 
 
 def _logged_steps(workdir: Path) -> list[int]:
@@ -134,6 +144,8 @@ def run_harness(
             target = rng.randint(resumed_from + 1, min(resumed_from + 2 * interval, total_steps - 1))
             _wait(lambda: max(_logged_steps(killed), default=0) >= target, timeout_s, "a random step", process)  # noqa: B023
         writing = _writing_checkpoint(killed)
+        if process.poll() not in (None, 0):  # it crashed by itself (a failed restore, say): that is a failure
+            raise _failure(killed, process.returncode)
         process.kill()
         process.wait(timeout=timeout_s)
         if (killed / "results.json").exists():  # it finished before the kill landed: no more kills possible

@@ -1,5 +1,9 @@
 """The SIGKILL harness: 10 kills at random moments (checkpoint writes included), then bitwise equality."""
 
+import json
+import subprocess
+import sys
+
 import pytest
 
 from experiments import kill_harness
@@ -15,3 +19,19 @@ def test_ten_random_sigkills_and_restarts_end_bitwise_equal_to_an_uninterrupted_
     assert figures["kills_during_checkpoint_write"] >= 1, figures["restart_log"]
     assert figures["bitwise_identical_parameters"], figures
     assert figures["identical_eval_metrics"], figures
+
+
+def test_a_restart_that_crashes_by_itself_fails_the_harness_with_its_log(tmp_path, monkeypatch):
+    (tmp_path / "reference").mkdir()
+    record = {"derived": {"num_train_steps": 100}, "checkpoint_every_steps": 10}
+    (tmp_path / "reference" / "config.json").write_text(json.dumps(record))
+    monkeypatch.setattr(kill_harness, "_run_to_end", lambda *args: None)  # the reference "trained"
+
+    def crashing_run(workdir, flags, env):
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / "harness.log").write_text("no checkpoint can be read\n")
+        return subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+
+    monkeypatch.setattr(kill_harness, "_start", crashing_run)
+    with pytest.raises(RuntimeError, match=r"exit code 3\):\nno checkpoint can be read"):
+        kill_harness.run_harness(tmp_path, [], kills=2, seed=0, timeout_s=30)

@@ -33,6 +33,11 @@ def error_statistics(errors: list[float]) -> tuple[float | None, float | None]:
     return statistics.fmean(errors), statistics.stdev(errors) if len(errors) > 1 else None
 
 
+def difference(ours: float | None, published: float | None) -> float | None:
+    """Our test error minus the paper's, in points; None when either is missing."""
+    return None if ours is None or published is None else ours - published
+
+
 def format_error(mean: float | None, std: float | None) -> str:
     """'6.97 +- 0.16', '6.97' for one run, '' for none."""
     if mean is None:
@@ -77,7 +82,8 @@ def summarise(runs: list[runs_lib.Run], fields: list[str], table: tables.Table |
             wall_time_s=_mean_of(run.results.get("wall_time_s") for run in finished),
         )
         if table is not None:
-            row.update(_published(table, members[0].config))
+            published = _published(table, members[0].config)
+            row.update(published, difference=difference(mean, published["published"]))
         rows.append(row)
     return rows
 
@@ -95,7 +101,7 @@ def _mean_of(values) -> float | None:
 
 
 def _published(table: tables.Table, config: dict) -> dict:
-    """The table row for this model and dataset: the paper's error and our difference from it."""
+    """The paper's error for this model and dataset, and its source (paper, table, row)."""
     for row in table.rows:
         if (row.model, row.dataset) == (config.get("model"), config.get("dataset")):
             return {"published": row.published, "source": row.source}
@@ -125,11 +131,7 @@ def render(rows: list[dict], fields: list[str], output_format: str) -> str:
         cells += [n, format_error(row["test_error"], row["test_error_std"]), _number(row["final_train_loss"], "{:.4f}")]
         cells += [f"{row['params'] / 1e6:.2f}M" if row["params"] else "", _number(row["wall_time_s"], "{:.0f}")]
         if has_published:
-            published, ours = row.get("published"), row["test_error"]
-            cells += [
-                _number(published, "{:.2f}"),
-                _number(None if None in (published, ours) else ours - published, "{:+.2f}"),
-            ]
+            cells += [_number(row["published"], "{:.2f}"), _number(row["difference"], "{:+.2f}")]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -43,7 +43,7 @@ def compare(table: tables.Table, workdir: Path) -> list[dict]:
                 "test_error": mean,
                 "test_error_std": std,
                 "published": row.published,
-                "difference": None if None in (mean, row.published) else mean - row.published,
+                "difference": report.difference(mean, row.published),
                 "reference": row.reference,
                 "source": row.source,
             }

@@ -5,7 +5,8 @@
 
 Points run one after another, each through the main command (``python -m resnet_jax.main``) in
 ``SWEEP_DIR/FIELD=v,FIELD=w``. A finished point (``results.json`` present) is skipped; an unfinished
-one resumes from its checkpoint. Ctrl-C or SIGTERM lets the running point checkpoint, then stops the
+one resumes from its checkpoint; a point started with other overrides (a changed ``--set``) is an
+error rather than a silent reuse. Ctrl-C or SIGTERM lets the running point checkpoint, then stops the
 sweep: re-run the same command to go on. ``--emit`` prints one complete command per point instead,
 for a cluster or TPU-pod scheduler. ``SWEEP_DIR/sweep.json`` records the grid for ``report.py``.
 """
@@ -24,6 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: configs, experiments
 SWEEP_RECORD = "sweep.json"
+POINT_RECORD = "sweep_point.json"  # in each point's workdir: the overrides it was started with
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,6 +123,23 @@ def _run_point(argv: list[str], stop_signals: list[int]) -> int:
             signal.signal(number, handler)
 
 
+def check_started_points(sweep_dir: Path, points: list[Point]) -> None:
+    """Refuse to skip or resume a point that was started with other overrides (a changed --set, say)."""
+    conflicts = []
+    for point in points:
+        record = sweep_dir / point.name / POINT_RECORD
+        if record.exists() and (before := json.loads(record.read_text())) != point.overrides:
+            changed = sorted(set(before.items()) ^ set(point.overrides.items()))
+            fields = sorted({field for field, _ in changed})
+            details = ", ".join(f"{field}: {before.get(field)} -> {point.overrides.get(field)}" for field in fields)
+            conflicts.append(f"{point.name} ({details})")
+    if conflicts:
+        raise ValueError(
+            "these points were started with other settings, so their results or checkpoints do not match what "
+            f"you asked for: {'; '.join(conflicts)}. Use a new --workdir, or delete those point directories."
+        )
+
+
 def run_sweep(config: str, sweep_dir: Path, points: list[Point], log=print) -> dict[str, list[str]]:
     """Run the unfinished points in order; returns {'finished', 'skipped', 'failed', 'stopped'} names."""
     outcome = {"finished": [], "skipped": [], "failed": [], "stopped": []}
@@ -134,6 +153,8 @@ def run_sweep(config: str, sweep_dir: Path, points: list[Point], log=print) -> d
         remaining = len(points) - index + 1
         eta = f", about {sum(durations) / len(durations) * remaining / 60:.1f} min left" if durations else ""
         log(f"[{index}/{len(points)}] {point.name}: running{eta}")
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / POINT_RECORD).write_text(json.dumps(point.overrides, indent=2) + "\n")
         start = time.time()
         return_code = _run_point(command(config, workdir, point.overrides), stop_signals)
         durations.append(time.time() - start)
@@ -159,13 +180,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override for every point")
     parser.add_argument("--emit", action="store_true", help="print the commands instead of running them")
     args = parser.parse_args(argv)
-    grid = parse_grid(args.grid)
-    fixed = dict(parse_assignment(text) for text in args.set)
-    if overlap := set(grid) & set(fixed):
-        parser.error(f"{sorted(overlap)} both in --grid and --set; keep each field in one of them")
-    check_fields(args.config, [*grid, *fixed])
     sweep_dir = Path(args.workdir)
-    points = grid_points(grid, fixed)
+    try:
+        grid = parse_grid(args.grid)
+        fixed = dict(parse_assignment(text) for text in args.set)
+        if overlap := set(grid) & set(fixed):
+            raise ValueError(f"{sorted(overlap)} both in --grid and --set; keep each field in one of them")
+        check_fields(args.config, [*grid, *fixed])
+        points = grid_points(grid, fixed)
+        if not args.emit:
+            check_started_points(sweep_dir, points)
+    except ValueError as error:
+        parser.error(str(error))
     if args.emit:
         for point in points:
             print(shlex.join(command(args.config, sweep_dir / point.name, point.overrides, python="python")))

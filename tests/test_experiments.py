@@ -14,6 +14,7 @@ import pytest
 from nbclient import NotebookClient
 
 from experiments import reproduce, tables
+from experiments import sweep as sweep_script
 from resnet_jax.config_file import load_config
 from resnet_jax.data import prepare
 
@@ -62,6 +63,26 @@ def test_a_second_invocation_skips_every_finished_point(sweep):
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert json.loads(completed.stdout.splitlines()[-1]) == {"finished": 0, "skipped": 4, "failed": 0, "stopped": 0}
     assert {path: path.stat().st_mtime_ns for path in before} == before  # nothing was re-run
+
+
+def test_a_changed_set_is_refused_rather_than_reusing_old_points(sweep, capsys):
+    arguments, sweep_dir, _ = sweep
+    changed = [argument.replace("num_train_steps=3", "num_train_steps=4") for argument in arguments]
+    before = {path: path.stat().st_mtime_ns for path in sweep_dir.glob("*/results.json")}
+    with pytest.raises(SystemExit) as exit_info:
+        sweep_script.main(changed)
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert "started with other settings" in error and "num_train_steps: 3 -> 4" in error
+    assert error.count("num_train_steps: 3 -> 4") == 4  # every point named
+    assert {path: path.stat().st_mtime_ns for path in before} == before
+
+
+def test_a_misspelt_field_is_refused_with_the_closest_names(capsys, tmp_path):
+    with pytest.raises(SystemExit):
+        sweep_script.main(["--config", "configs/digits.py", "--workdir", str(tmp_path), "--grid", "lerning_rate=0.1"])
+    assert "'lerning_rate' is not a field of configs/digits.py; did you mean learning_rate" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())  # nothing ran
 
 
 def test_the_report_gives_mean_std_and_n_over_seeds(sweep):
@@ -149,6 +170,18 @@ def test_reproduce_report_compares_with_the_paper(tmp_path):
     assert rows["resnet20"]["test_error_std"] == pytest.approx(0.3536, abs=1e-4)
     assert rows["resnet56"]["n"] == 0 and rows["resnet56"]["difference"] is None
     assert rows["plain20"]["published"] is None
+
+
+def test_report_with_published_gives_the_difference_in_csv_too(tmp_path):
+    _fake_run(tmp_path / "a", "cifar_resnet20", 0, 0.9100)
+    _fake_run(tmp_path / "b", "cifar_resnet20", 1, 0.9150)
+    _fake_run(tmp_path / "c", "cifar_resnet56", 0, 0.9300)
+    completed = _script("report.py", str(tmp_path), "--format", "csv", "--published", "he2016_cifar10")
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    rows = {row["model"]: row for row in csv.DictReader(io.StringIO(completed.stdout))}
+    assert float(rows["cifar_resnet20"]["published"]) == 8.75  # He et al. Table 6
+    assert float(rows["cifar_resnet20"]["difference"]) == pytest.approx(0.0)
+    assert float(rows["cifar_resnet56"]["difference"]) == pytest.approx(7.0 - 6.97)
 
 
 @pytest.mark.parametrize("notebook", ["compare_runs.ipynb", "gradient_flow.ipynb"])

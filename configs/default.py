@@ -77,7 +77,7 @@ def get_config() -> ml_collections.ConfigDict:
     # --- Regularisation ---
     config.label_smoothing = 0.0
     config.grad_clip_norm = 0.0  # > 0: clip the global gradient norm
-    config.ema_decay = 0.0  # > 0: keep an EMA of the parameters and evaluate it too (eval_ema/*)
+    config.ema_decay = 0.0  # > 0: keep an EMA of the parameters and evaluate it too (eval_ema/*, val_ema/*)
 
     # --- Fine-tuning ---
     config.init_from = ""  # a workdir/checkpoint of this package, or a torchvision .pth file

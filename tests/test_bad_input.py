@@ -53,6 +53,21 @@ def test_a_dataset_that_does_not_fit_the_config_stops_before_compiling(
         loop.train_and_evaluate(_cifar_config(cifar_dir, **fields), tmp_path)
 
 
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"eval_resize": 200}, r"eval_resize=200 is smaller than image_size=224.*at least 224"),
+        ({"train_crop": "scale_jitter", "scale_range": (192, 480)}, r"scale_range=\(192, 480\) starts below"),
+    ],
+)
+def test_imagenet_crops_that_cannot_fit_are_refused(fields, message):
+    config = imagenet.get_config("resnet50")
+    data.validate_config(config)  # the recipe itself is fine
+    config.update(fields)
+    with pytest.raises(ValueError, match=message):
+        data.validate_config(config)
+
+
 def test_labels_out_of_range_are_named():
     arrays = {"image": np.zeros((4, 8, 8, 3), np.uint8), "label": np.array([0, 3, 10, -1], np.int32)}
     with pytest.raises(ValueError, match=r"2 labels outside \[0, 10\) \(first at index 2: 10\)"):

@@ -89,6 +89,19 @@ def validate_config(config) -> None:
     _require(0 < low <= high, f"scale_range must be (low, high) with 0 < low <= high, got {config.scale_range}")
     _require(config.validation_examples >= 0, f"validation_examples must be >= 0, got {config.validation_examples}")
     _require(config.shuffle_buffer_size > 0, f"shuffle_buffer_size must be positive, got {config.shuffle_buffer_size}")
+    if config.dataset in TFDS_DATASETS and not TFDS_DATASETS[config.dataset].in_memory:
+        _require(
+            config.eval_resize >= config.image_size,
+            f"eval_resize={config.eval_resize} is smaller than image_size={config.image_size}: the centre "
+            f"{config.image_size} crop must fit in the resized image; set --config.eval_resize to at least "
+            f"{config.image_size} (the standard is 256 for 224 crops).",
+        )
+        _require(
+            config.train_crop != "scale_jitter" or low >= config.image_size,
+            f"scale_range={tuple(config.scale_range)} starts below image_size={config.image_size}: the random "
+            f"{config.image_size} crop must fit in the resized image; use a range starting at {config.image_size} "
+            "or more (He et al.: [256, 480] for 224 crops).",
+        )
     _require(
         config.validation_examples == 0 or config.dataset != "synthetic",
         "validation_examples needs a TFDS dataset; the synthetic one has no train examples to hold out",

@@ -22,14 +22,17 @@ def _examples_per_sec(batches, count: int, warmup: int) -> tuple[float, int]:
 
 
 def measure_input(config, batch_size: int, steps: int, warmup: int = 5) -> dict:
-    """Host examples/s of the train pipeline (``steps`` batches) and of one pass over the test split."""
+    """Host examples/s of the train pipeline and of the test split's eval pipeline, ``steps`` batches each.
+
+    Eval batches are padded to full size, so the eval figure counts padding rows too.
+    """
     from resnet_jax import data
 
     config.batch_size = batch_size
     datasets = data.create_datasets(
         config, per_process_batch=batch_size, per_process_eval_batch=batch_size, process_index=0, process_count=1
     )
-    train_rate, _ = _examples_per_sec(datasets.train_batches(0), steps, warmup)
+    train_rate, train_batches = _examples_per_sec(datasets.train_batches(0), steps, warmup)
     eval_rate, eval_batches = _examples_per_sec(iter(datasets.eval_splits[data.TEST].batches()), steps, 0)
     return {
         "dataset": config.dataset,
@@ -37,7 +40,7 @@ def measure_input(config, batch_size: int, steps: int, warmup: int = 5) -> dict:
         "image_shape": list(datasets.image_shape),
         "train_examples_per_sec": train_rate,
         "eval_examples_per_sec": eval_rate,
-        "train_batches_timed": steps,
+        "train_batches_timed": train_batches,
         "eval_batches_timed": eval_batches,
         "host_cpus": os.cpu_count(),
     }

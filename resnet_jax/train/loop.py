@@ -169,15 +169,16 @@ def evaluate(steps: Steps, state: TrainState, datasets: data_lib.Datasets, mesh)
     ``num_eval_examples`` (``num_val_examples``) says how many examples each counted.
     """
     results = {}
+    variants = {"": False} if state.ema_params is None else {"": False, "_ema": True}
     for prefix, split in datasets.eval_splits.items():
-        for use_ema in (False, True):
-            if use_ema and state.ema_params is None:
-                continue
-            accumulated = steps.empty_eval_metrics()
-            for batch in split.batches():
-                accumulated = steps.eval(state.variables(use_ema), sharding.to_global(batch, mesh), accumulated)
-            results.update(metrics.compute(accumulated, f"{prefix}_ema" if use_ema else prefix))
-            counted = metrics.eval_count(accumulated)
+        accumulated = {suffix: steps.empty_eval_metrics() for suffix in variants}
+        for batch in split.batches():  # each batch is read once, for the raw parameters and the EMA
+            global_batch = sharding.to_global(batch, mesh)
+            for suffix, use_ema in variants.items():
+                accumulated[suffix] = steps.eval(state.variables(use_ema), global_batch, accumulated[suffix])
+        for suffix, sums in accumulated.items():
+            results.update(metrics.compute(sums, prefix + suffix))
+            counted = metrics.eval_count(sums)
             if counted != split.num_examples:
                 raise RuntimeError(f"{prefix} counted {counted} examples but the split has {split.num_examples}")
         results[f"num_{prefix}_examples"] = split.num_examples

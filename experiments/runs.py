@@ -4,7 +4,8 @@ import dataclasses
 import json
 from pathlib import Path
 
-RECORD_EXTRAS = ("versions", "devices", "derived")  # config.json keys that are not config fields
+# config.json keys that are not config fields (resumed_with_changes: resnet_jax.train.loop.RESUME_CHANGES)
+RECORD_EXTRAS = ("versions", "devices", "derived", "resumed_with_changes")
 
 
 @dataclasses.dataclass(frozen=True)

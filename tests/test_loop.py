@@ -106,6 +106,8 @@ def test_divergence_stops_with_a_clear_error_and_keeps_a_good_checkpoint(tmp_pat
     lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     train_steps = [line["step"] for line in lines if "train/loss" in line]
     assert train_steps.count(2) == 1  # steps up to the good checkpoint were not trained again
+    history = json.loads((tmp_path / "config.json").read_text())["resumed_with_changes"]
+    assert history == [{"step": last_good, "changes": {"lr_decay_factor": [1e12, 0.1]}}]  # tuples are no change
 
 
 @pytest.mark.parametrize(

@@ -78,6 +78,38 @@ def run_record(
     }
 
 
+RESUME_CHANGES = "resumed_with_changes"  # config.json key: config fields changed when the run was resumed
+RECORD_EXTRAS = ("versions", "devices", "derived", RESUME_CHANGES)  # config.json keys that are not config fields
+
+
+def with_resume_history(path: Path, record: dict, step: int) -> dict:
+    """``record``, plus the history of config changes made on resuming the run recorded at ``path``.
+
+    A resumed run may change its config (a lower learning rate after a divergence, say); each change
+    is logged as a warning and kept in config.json as ``{"step", "changes": {field: [before, now]}}``.
+    """
+    if not path.exists():
+        return record
+    previous = json.loads(path.read_text())
+    now = json.loads(json.dumps(record, default=str))  # tuples become lists, as in the saved file
+    changes = {
+        key: [previous.get(key), value]
+        for key, value in now.items()
+        if key not in RECORD_EXTRAS and previous.get(key) != value
+    }
+    history = previous.get(RESUME_CHANGES, [])
+    if changes:
+        logging.warning(
+            "Resuming at step %d with a config that differs from %s: %s", step, path, _describe_changes(changes)
+        )
+        history = [*history, {"step": step, "changes": changes}]
+    return {**record, RESUME_CHANGES: history} if history else record
+
+
+def _describe_changes(changes: dict[str, list]) -> str:
+    return ", ".join(f"{field} {before!r} -> {now!r}" for field, (before, now) in changes.items())
+
+
 def _write_json(path: Path, record: dict) -> None:
     """Write atomically, so a crash never leaves a half-written file."""
     tmp = path.with_suffix(".tmp")
@@ -225,7 +257,7 @@ def train_and_evaluate(config: Any, workdir: str | os.PathLike) -> dict:
     checkpointer = checkpoint.Checkpointer(workdir / "checkpoints", config.max_checkpoints_to_keep)
     state = _restore_or_initialise(config, model, tx, input_shape, mesh, checkpointer)
     if is_chief:
-        _write_json(workdir / "config.json", record)
+        _write_json(workdir / "config.json", with_resume_history(workdir / "config.json", record, int(state.step)))
     steps = compile_steps(config, model, tx, mesh, state, (sizes.global_batch, *datasets.image_shape))
     writer = metrics.create_writer(workdir, jax.process_index())
     run = Run(config, workdir, datasets, mesh, schedule, length, steps, writer, checkpointer)

@@ -124,7 +124,7 @@ class Checkpointer:
                 error or "it failed on another process",
             )
             damaged.append(step)
-            first_error = first_error or error
+            first_error = first_error or error or "an error on another process"
         raise NoReadableCheckpoint(
             f"no checkpoint in {self.directory} can be read (steps {damaged}; the newest failed with "
             f"{first_error}). If the files are damaged, delete them to start again or use a fresh --workdir; "
@@ -137,10 +137,9 @@ class Checkpointer:
             return
         if jax.process_index() == 0:
             for step in steps:
-                target = self.directory / f"{step}.corrupt"
-                for attempt in range(1, 1000):  # the same step may have been damaged before
-                    if not target.exists():
-                        break
+                target, attempt = self.directory / f"{step}.corrupt", 0
+                while target.exists():  # the same step was damaged before
+                    attempt += 1
                     target = self.directory / f"{step}.corrupt{attempt}"
                 (self.directory / str(step)).rename(target)
                 logging.warning("Set aside damaged checkpoint %s as %s.", self.directory / str(step), target.name)

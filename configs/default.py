@@ -29,10 +29,17 @@ def get_config() -> ml_collections.ConfigDict:
     config.dataset = "synthetic"  # a dataset name; 'synthetic' always exists and needs no files
     config.data_dir = ""  # TFDS data directory ('' = the TFDS default)
     config.image_size = 16  # image side of the synthetic dataset (real datasets set their own)
-    # Training augmentation of the in-memory datasets (digits, cifar10/100): He et al. pad 4 and flip.
+    # Training augmentation of the in-memory datasets (digits, fashion_mnist, cifar10/100): He et al. pad 4 and flip.
     config.crop_padding = 0  # pad by this many pixels, then randomly crop back to the original size
     config.pad_mode = "constant"  # 'constant' (zeros, He et al.) or 'reflect' (WRN)
     config.random_flip = False  # random horizontal flips
+    # Random Erasing (Zhong et al. 2017), after crop and flip, for the in-memory datasets; p = 0 is off.
+    # The other values are the paper's: area fraction in [sl, sh], aspect ratio in [r1, 1/r1].
+    config.random_erasing = ml_collections.ConfigDict()
+    config.random_erasing.probability = 0.0  # p: the chance that an image is erased (the paper: 0.5)
+    config.random_erasing.area_range = (0.02, 0.4)  # (sl, sh)
+    config.random_erasing.min_aspect_ratio = 0.3  # r1
+    config.random_erasing.fill = "random"  # 'random' pixels in [0, 255] (the paper), 'mean' colour or 'zero'
     # 'channel': per-channel mean and std of the train split; 'pixel_mean': subtract the train split's mean
     # image only, as He et al. 2016 did on CIFAR. (ImageNet uses the fixed torchvision statistics.)
     config.normalisation = "channel"

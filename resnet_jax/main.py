@@ -39,9 +39,10 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     initialize_distributed()
+    from resnet_jax.errors import exit_on_user_error
     from resnet_jax.train.loop import train_and_evaluate
 
-    results = train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    results = exit_on_user_error(train_and_evaluate, _CONFIG.value, _WORKDIR.value)
     logging.info("Final results: %s", results)
     print({key: value for key, value in results.items()}, file=sys.stdout, flush=True)
 

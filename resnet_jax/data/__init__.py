@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 
-from resnet_jax.data import batching, synthetic
+from resnet_jax.data import batching, erasing, synthetic
 
 Batch = dict[str, np.ndarray]
 TEST, VALIDATION = "eval", "val"  # metric prefixes of the test split and of the held-out validation split
@@ -24,8 +24,8 @@ TRAIN_CROPS = ("random_resized", "scale_jitter")
 
 @dataclasses.dataclass(frozen=True)
 class TfdsDataset:
-    """A TFDS dataset: its train and test splits, whether it is held in host memory, and whether it
-    builds with no archive."""
+    """A TFDS dataset: its train and test splits, whether it is held in host memory, and whether it is
+    prepared on first use from files already on this machine (``build_locally``)."""
 
     train_split: str
     test_split: str
@@ -34,7 +34,8 @@ class TfdsDataset:
 
 
 TFDS_DATASETS = {
-    "digits": TfdsDataset("train", "test", build_locally=True),
+    "digits": TfdsDataset("train", "test", build_locally=True),  # scikit-learn's copy
+    "fashion_mnist": TfdsDataset("train", "test", build_locally=True),  # Debian's dataset-fashion-mnist
     "cifar10": TfdsDataset("train", "test"),
     "cifar100": TfdsDataset("train", "test"),
     "imagenet2012": TfdsDataset("train", "validation", in_memory=False),
@@ -102,9 +103,38 @@ def validate_config(config) -> None:
             f"{config.image_size} crop must fit in the resized image; use a range starting at {config.image_size} "
             "or more (He et al.: [256, 480] for 224 crops).",
         )
+    _validate_random_erasing(config)
     _require(
         config.validation_examples == 0 or config.dataset != "synthetic",
         "validation_examples needs a TFDS dataset; the synthetic one has no train examples to hold out",
+    )
+
+
+def random_erasing_settings(config) -> erasing.RandomErasing:
+    """The config's ``random_erasing`` group as settings."""
+    group = config.random_erasing
+    return erasing.RandomErasing(group.probability, tuple(group.area_range), group.min_aspect_ratio, group.fill)
+
+
+def _validate_random_erasing(config) -> None:
+    group = config.random_erasing
+    _require(0 <= group.probability <= 1, f"random_erasing.probability must be in [0, 1], got {group.probability}")
+    low, high = group.area_range
+    _require(
+        0 < low <= high < 1,
+        f"random_erasing.area_range must be (sl, sh) with 0 < sl <= sh < 1 (the paper: (0.02, 0.4)), got "
+        f"{tuple(group.area_range)}",
+    )
+    _require(
+        0 < group.min_aspect_ratio <= 1,
+        f"random_erasing.min_aspect_ratio (r1) must be in (0, 1] (the paper: 0.3), got {group.min_aspect_ratio}",
+    )
+    _require(group.fill in erasing.FILLS, f"random_erasing.fill must be one of {erasing.FILLS}, got {group.fill!r}")
+    in_memory = [name for name, source in TFDS_DATASETS.items() if source.in_memory]
+    _require(
+        group.probability == 0 or config.dataset in in_memory,
+        f"random_erasing is applied by the in-memory pipeline ({', '.join(in_memory)}), not to dataset "
+        f"{config.dataset!r}; set --config.random_erasing.probability=0 or use one of those datasets",
     )
 
 
@@ -158,7 +188,9 @@ def _in_memory(config, per_process_batch, per_process_eval_batch, process_index,
         tfds_source.check_split(splits[name], f"{config.dataset} {split}", config.image_size, config.num_classes)
     train = splits.pop("train")
     normalisation = in_memory.Normalisation.from_images(train["image"], config.normalisation)
-    augmentation = in_memory.Augmentation(config.crop_padding, config.pad_mode, config.random_flip)
+    augmentation = in_memory.Augmentation(
+        config.crop_padding, config.pad_mode, config.random_flip, random_erasing_settings(config)
+    )
 
     def train_batches(start_step: int) -> Iterator[Batch]:
         dataset = in_memory.train_dataset(

@@ -11,6 +11,7 @@ import tensorflow_datasets as tfds
 from tensorflow_datasets.image_classification import cifar
 
 from resnet_jax.data.checksum import Archive, verify_archive
+from resnet_jax.data.offline import offline_builder
 
 ARCHIVES = {
     "cifar10": Archive("cifar-10-binary.tar.gz", "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd"),
@@ -18,37 +19,12 @@ ARCHIVES = {
 }
 
 
-class _ArchiveInsteadOfDownload:
-    """Stands in for TFDS's download manager: 'downloading' the URL extracts the local archive."""
-
-    def __init__(self, download_manager, archive_path: Path):
-        self._download_manager = download_manager
-        self._archive_path = archive_path
-
-    def download_and_extract(self, url: str) -> Path:
-        """Extract the local archive, whatever the URL."""
-        del url
-        return self._download_manager.extract(self._archive_path)
-
-
-def _offline_builder(base: type, archive_path: Path) -> type:
-    """A subclass of TFDS's CIFAR builder, under the same name and version, reading ``archive_path``."""
-
-    class Offline(base, skip_registration=True):
-        name = base.name
-
-        def _split_generators(self, dl_manager):
-            return super()._split_generators(_ArchiveInsteadOfDownload(dl_manager, archive_path))
-
-    return Offline
-
-
 def prepare(name: str, data_dir: str, manual_dir: str, skip_checksum: bool = False) -> str:
     """Build TFDS ``name`` ('cifar10' or 'cifar100') in ``data_dir`` from the archive in ``manual_dir``."""
     archive = ARCHIVES[name]
-    archive_path = Path(manual_dir).expanduser().absolute() / archive.filename
-    verify_archive(archive_path, archive, skip_checksum)
+    directory = Path(manual_dir).expanduser().absolute()
+    verify_archive(directory / archive.filename, archive, skip_checksum)
     base = cifar.Cifar10 if name == "cifar10" else cifar.Cifar100
-    builder = _offline_builder(base, archive_path)(data_dir=data_dir)
+    builder = offline_builder(base, directory)(data_dir=data_dir)
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
     return str(builder.data_dir)

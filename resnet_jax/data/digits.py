@@ -46,3 +46,10 @@ class Digits(tfds.core.GeneratorBasedBuilder):
     def _generate_examples(self, images, labels):
         for index, (image, label) in enumerate(zip(images, labels, strict=True)):
             yield index, {"image": image, "label": int(label)}
+
+
+def prepare(data_dir: str) -> str:
+    """Build the ``digits`` TFDS dataset in ``data_dir`` (no-op if already there); returns its directory."""
+    builder = Digits(data_dir=data_dir or None)
+    builder.download_and_prepare()
+    return str(builder.data_dir)

@@ -10,18 +10,21 @@ import dataclasses
 
 import numpy as np
 
-from resnet_jax.data import batching, tfds_source
+from resnet_jax.data import batching, erasing, tfds_source
 
-ORDER_STREAM, AUGMENT_STREAM = 0, 1  # keep the epoch permutations and the augmentation draws apart
+# Keep the epoch permutations, the crop/flip draws and the Random Erasing draws apart.
+ORDER_STREAM, AUGMENT_STREAM, ERASE_STREAM = 0, 1, 2
 
 
 @dataclasses.dataclass(frozen=True)
 class Augmentation:
-    """He et al.'s CIFAR augmentation: pad, random crop back to size, random horizontal flip."""
+    """He et al.'s CIFAR augmentation (pad, random crop back to size, random horizontal flip), then
+    Zhong et al.'s Random Erasing."""
 
     crop_padding: int = 0
     pad_mode: str = "constant"  # 'constant' (zeros, He et al.) or 'reflect' (WRN)
     random_flip: bool = False
+    random_erasing: erasing.RandomErasing = erasing.RandomErasing()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,6 +100,20 @@ def augment(images, draws, augmentation: Augmentation):
     return images
 
 
+def erase_batch(images, seed: int, step, global_batch: int, rows: slice, augmentation: Augmentation, mean_pixel):
+    """Random Erasing of this process's ``rows`` of the global batch at ``step``, drawn for the whole batch."""
+    tf = tfds_source.tensorflow()
+    settings = augmentation.random_erasing
+    keys = tf.random.experimental.stateless_split(tfds_source.stateless_key(seed, ERASE_STREAM, step), 2)
+    rectangle_key, fill_key = keys[0], keys[1]
+    height, width = images.shape[1], images.shape[2]
+    drawn = erasing.draw_rectangles(rectangle_key, global_batch, height, width, settings)
+    fill = erasing.fill_values(fill_key, tuple(images.shape[1:]), global_batch, settings, mean_pixel)
+    if settings.fill == "random":  # one value per pixel of each example of the global batch
+        fill = fill[rows]
+    return erasing.erase(images, {name: values[rows] for name, values in drawn.items()}, fill)
+
+
 def train_dataset(
     split: dict[str, np.ndarray],
     *,
@@ -111,7 +128,7 @@ def train_dataset(
     """A tf.data pipeline of this process's rows of every global batch from ``start_step`` on.
 
     Batches are built in parallel on the host CPU threads and prefetched; the draws are made for the
-    whole global batch, so an example's crop and flip do not depend on how many processes share it.
+    whole global batch, so an example's crop, flip and erasing do not depend on how many processes share it.
     """
     tf = tfds_source.tensorflow()
     images, labels = tf.constant(split["image"]), tf.constant(split["label"])
@@ -122,6 +139,8 @@ def train_dataset(
         indices = global_batch_indices(seed, step, global_batch, num_examples)[mine]
         draws = [draw[mine] for draw in augmentation_draws(seed, step, global_batch, augmentation)]
         image = augment(tf.gather(images, indices), draws, augmentation)
+        if augmentation.random_erasing.probability > 0:
+            image = erase_batch(image, seed, step, global_batch, mine, augmentation, normalisation.mean * 255)
         return {"image": normalisation(image), "label": tf.gather(labels, indices)}
 
     steps = tf.data.Dataset.range(start_step, np.iinfo(np.int64).max)

@@ -3,6 +3,9 @@
 Builds a TFDS dataset with no network. The result is a standard TFDS directory:
 ``tfds.builder(DATASET, data_dir=DIR)`` loads it.
 - ``digits``: from the copy inside scikit-learn (no archive needed).
+- ``fashion_mnist``: from the four original IDX ``.gz`` files in ``--manual_dir``, by default
+  ``/usr/share/datasets/fashion-mnist`` where ``apt-get install dataset-fashion-mnist`` puts them;
+  checked against the upstream sha256, or that of the decompressed content (Debian re-compresses them).
 - ``cifar10`` / ``cifar100``: from ``cifar-10-binary.tar.gz`` / ``cifar-100-binary.tar.gz`` in
   ``--manual_dir``, checked against the official sha256.
 - ``imagenet2012``: from ``ILSVRC2012_img_train.tar`` and ``ILSVRC2012_img_val.tar`` in ``--manual_dir``,
@@ -12,27 +15,35 @@ Builds a TFDS dataset with no network. The result is a standard TFDS directory:
 
 import argparse
 
-ARCHIVE_DATASETS = ("cifar10", "cifar100", "imagenet2012")
-PREPARABLE = ("digits", *ARCHIVE_DATASETS)
+from resnet_jax.errors import MissingFilesError, exit_on_user_error
+
+ARCHIVE_DATASETS = ("cifar10", "cifar100", "imagenet2012")  # need --manual_dir
+PREPARABLE = ("digits", "fashion_mnist", *ARCHIVE_DATASETS)
 
 
 def prepare(dataset: str, data_dir: str, manual_dir: str | None = None, skip_checksum: bool = False) -> str:
     """Build ``dataset`` under ``data_dir`` (no-op if already there); returns its TFDS directory."""
     if dataset not in PREPARABLE:
         raise ValueError(f"cannot prepare {dataset!r}; preparable datasets: {', '.join(PREPARABLE)}")
-    if dataset in ARCHIVE_DATASETS:
-        if not manual_dir:
-            raise ValueError(f"{dataset} is prepared from its original archive: pass --manual_dir DIR_HOLDING_IT")
-        if dataset == "imagenet2012":
-            from resnet_jax.data import imagenet
+    if dataset in ARCHIVE_DATASETS and not manual_dir:
+        raise MissingFilesError(
+            f"{dataset} is prepared from its original archive(s): pass --manual_dir DIR_HOLDING_THEM"
+        )
+    if dataset == "digits":
+        from resnet_jax.data import digits
 
-            return imagenet.prepare(data_dir, manual_dir, skip_checksum)
-        from resnet_jax.data import cifar
+        return digits.prepare(data_dir)
+    if dataset == "fashion_mnist":
+        from resnet_jax.data import fashion_mnist
 
-        return cifar.prepare(dataset, data_dir, manual_dir, skip_checksum)
-    from resnet_jax.data import tfds_source
+        return fashion_mnist.prepare(data_dir, manual_dir, skip_checksum)
+    if dataset == "imagenet2012":
+        from resnet_jax.data import imagenet
 
-    return str(tfds_source.prepared_builder(dataset, data_dir, build_locally=True).data_dir)
+        return imagenet.prepare(data_dir, manual_dir, skip_checksum)
+    from resnet_jax.data import cifar
+
+    return cifar.prepare(dataset, data_dir, manual_dir, skip_checksum)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -40,10 +51,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dataset", choices=PREPARABLE)
     parser.add_argument("--data_dir", required=True, help="TFDS data directory to write")
-    parser.add_argument("--manual_dir", help="directory holding the original archive(s)")
+    parser.add_argument(
+        "--manual_dir",
+        help="directory holding the original archive(s) (fashion_mnist: default /usr/share/datasets/fashion-mnist)",
+    )
     parser.add_argument("--skip_checksum", action="store_true", help="accept an archive that is not the official one")
     args = parser.parse_args(argv)
-    location = prepare(args.dataset, args.data_dir, args.manual_dir, args.skip_checksum)
+    location = exit_on_user_error(prepare, args.dataset, args.data_dir, args.manual_dir, args.skip_checksum)
     print(f"prepared {args.dataset} in {location}")
 
 

@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from resnet_jax.errors import MissingFilesError
+
 
 def tensorflow():
     """TensorFlow, told to see no GPU: the input pipeline stays on the host CPU, the devices stay JAX's."""
@@ -21,10 +23,12 @@ def stateless_key(seed: int, stream: int, *counters):
 
 
 def prepared_builder(name: str, data_dir: str, build_locally: bool = False):
-    """The TFDS builder of a prepared dataset; builds ``build_locally`` ones (digits) on first use.
+    """The TFDS builder of a prepared dataset; prepares ``build_locally`` ones on first use.
 
-    A dataset that needs its archives and is not prepared stops here, within seconds, with the command
-    that prepares it, instead of TFDS trying the network or failing deep inside.
+    ``build_locally`` datasets are made from files already on this machine (digits: scikit-learn's
+    copy; fashion_mnist: Debian's package). A dataset that needs its archives and is not prepared stops
+    here, within seconds, with the command that prepares it, instead of TFDS trying the network or
+    failing deep inside.
     """
     tensorflow()
     import tensorflow_datasets as tfds
@@ -32,16 +36,19 @@ def prepared_builder(name: str, data_dir: str, build_locally: bool = False):
     if name == "digits":
         import resnet_jax.data.digits  # noqa: F401  (registers the TFDS builder)
     builder = tfds.builder(name, data_dir=data_dir or None)
-    if not builder.is_prepared():
-        if not build_locally:
-            raise FileNotFoundError(
-                f"dataset {name!r} is not prepared in {builder.data_dir}. Prepare it once, with no network, from "
-                f"the original archive(s): python -m resnet_jax.data.prepare {name} --data_dir "
-                f"{data_dir or '~/tensorflow_datasets'} --manual_dir DIR_HOLDING_THE_ARCHIVES; then train with "
-                "--config.data_dir set to the same --data_dir."
-            )
-        builder.download_and_prepare()
-    return builder
+    if builder.is_prepared():
+        return builder
+    if not build_locally:
+        raise MissingFilesError(
+            f"dataset {name!r} is not prepared in {builder.data_dir}. Prepare it once, with no network, from "
+            f"the original archive(s): python -m resnet_jax.data.prepare {name} --data_dir "
+            f"{data_dir or '~/tensorflow_datasets'} --manual_dir DIR_HOLDING_THE_ARCHIVES; then train with "
+            "--config.data_dir set to the same --data_dir."
+        )
+    from resnet_jax.data import prepare
+
+    prepare.prepare(name, data_dir)
+    return tfds.builder(name, data_dir=data_dir or None)
 
 
 def load_split(name: str, split: str, data_dir: str, build_locally: bool = False) -> dict[str, np.ndarray]:

@@ -1,0 +1,33 @@
+"""Zhong et al. 2017's Random Erasing recipe on Fashion-MNIST (Xiao et al. 2017), real data offline.
+
+ARG is MODEL plus optional tokens, comma-separated in any order: MODEL is resnet20, resnet32, resnet44,
+resnet56, resnet110 or wrn28_10 (or plain20 ... plain110 for the degradation study); ',erasing' adds
+Random Erasing (p = 0.5, sl = 0.02, sh = 0.4, r1 = 0.3, random fill); ',budget' is a short schedule.
+
+    sudo apt-get install dataset-fashion-mnist    # the four original files, in /usr/share/datasets/fashion-mnist
+    python -m resnet_jax.main --config=configs/fashion_mnist.py:resnet20,erasing,budget --workdir=runs/fm_r20_re
+
+The dataset is prepared on first use from Debian's files (or explicitly: python -m resnet_jax.data.prepare
+fashion_mnist --data_dir DIR [--manual_dir DIR]). 60,000 train / 10,000 test 28x28 grayscale images.
+
+Recipe: as configs/random_erasing.py (the paper and the authors' fashionmnist.py): batch 128, SGD
+momentum 0.9, lr 0.1 divided by 10 at epochs 150 and 225, 300 epochs, weight decay 5e-4 on every
+parameter, zero-pad 4 + random 28x28 crop + horizontal flip. Hardware: one GPU (300 epochs of ResNet-20
+take about 10 hours on 2 CPU cores).
+
+',budget' is NOT the paper's schedule: 5 epochs with cosine decay from lr 0.1, so that cifar_resnet20
+trains in about 20 minutes on 2 CPU cores. Expect a higher error than the paper's.
+
+Published test error (experiments/tables, table 'zhong2017', Fashion-MNIST): ResNet-20 4.39% baseline,
+4.02% with Random Erasing; WRN-28-10 4.01% / 3.65%. The authors' script reports the best test accuracy
+over all epochs; the paper used the first Fashion-MNIST release, whose test set overlapped the train set.
+"""
+
+import ml_collections
+
+from configs import random_erasing
+
+
+def get_config(arg: str = "resnet20") -> ml_collections.ConfigDict:
+    """The Fashion-MNIST recipe for ``arg`` = 'MODEL[,erasing][,budget]'."""
+    return random_erasing.get_config(f"fashion_mnist,{arg}")

@@ -1,0 +1,89 @@
+"""Random Erasing (Zhong et al. 2017, "Random Erasing Data Augmentation", Algorithm 1) on uint8 batches.
+
+Each image is erased with probability ``p``. Erasing draws a rectangle: area ``Se = U(sl, sh) * S``
+(``S = H * W``), aspect ratio ``re = U(r1, 1/r1)``, height ``sqrt(Se * re)`` and width ``sqrt(Se / re)``,
+and a top-left corner uniform over the whole image. A rectangle that does not fit inside the image is
+drawn again, size and corner both, until one fits (the paper's ``while True`` loop); its pixels then
+get the fill. Sides are rounded to whole pixels (at least one) and corners are whole pixels.
+
+The paper loops without bound; here each image gets ``MAX_ATTEMPTS`` draws and the first that fits is
+used. With the paper's values about 31% of draws fit on a 28x28 image, so an image that should be
+erased is left intact with probability below 1e-15. Draws are made for a whole batch from one key,
+so (seed, step) determines every erased pixel.
+
+Fills: 'random' gives every erased pixel and channel an independent value in [0, 255] (the paper);
+'mean' the train split's mean colour (what ``torchvision.transforms.RandomErasing(value=0)`` after
+normalisation does, and the authors' released script approximately); 'zero' black.
+"""
+
+import dataclasses
+
+import numpy as np
+
+from resnet_jax.data import tfds_source
+
+FILLS = ("random", "mean", "zero")
+MAX_ATTEMPTS = 100
+
+
+@dataclasses.dataclass(frozen=True)
+class RandomErasing:
+    """Random Erasing's settings; the defaults are the paper's (p = 0 switches it off)."""
+
+    probability: float = 0.0  # p
+    area_range: tuple[float, float] = (0.02, 0.4)  # (sl, sh): erased fraction of the image area
+    min_aspect_ratio: float = 0.3  # r1: aspect ratios (height / width) lie in [r1, 1 / r1]
+    fill: str = "random"  # 'random', 'mean' or 'zero'
+
+
+def draw_rectangles(key, count: int, height: int, width: int, erasing: RandomErasing) -> dict:
+    """For each of ``count`` images: ``erase`` (bool) and the rectangle's ``top``, ``left``, ``height``, ``width``."""
+    tf = tfds_source.tensorflow()
+    keys = tf.random.experimental.stateless_split(key, 5)
+    shape = [count, MAX_ATTEMPTS]
+    low, high = erasing.area_range
+    area = tf.random.stateless_uniform(shape, keys[0], low, high, tf.float64) * (height * width)
+    ratio = tf.random.stateless_uniform(
+        shape, keys[1], erasing.min_aspect_ratio, 1 / erasing.min_aspect_ratio, tf.float64
+    )
+
+    def side(value):
+        return tf.maximum(tf.cast(tf.round(tf.sqrt(value)), tf.int32), 1)
+
+    sizes = {"height": side(area * ratio), "width": side(area / ratio)}
+    corners = {
+        "top": tf.random.stateless_uniform(shape, keys[2], 0, height, tf.int32),
+        "left": tf.random.stateless_uniform(shape, keys[3], 0, width, tf.int32),
+    }
+    fits = (corners["top"] + sizes["height"] <= height) & (corners["left"] + sizes["width"] <= width)
+    first_fit = tf.argmax(tf.cast(fits, tf.int32), axis=1, output_type=tf.int32)
+    chosen = {name: tf.gather(values, first_fit, batch_dims=1) for name, values in {**sizes, **corners}.items()}
+    erase = (tf.random.stateless_uniform([count], keys[4], dtype=tf.float64) < erasing.probability) & tf.reduce_any(
+        fits, axis=1
+    )
+    return {"erase": erase, **chosen}
+
+
+def fill_values(key, image_shape: tuple[int, ...], count: int, erasing: RandomErasing, mean_pixel: np.ndarray):
+    """What erased pixels become: per-pixel random uint8 values for 'random', else one broadcastable colour."""
+    tf = tfds_source.tensorflow()
+    if erasing.fill == "random":
+        return tf.cast(tf.random.stateless_uniform([count, *image_shape], key, 0, 256, tf.int32), tf.uint8)
+    if erasing.fill == "mean":
+        return tf.constant(np.round(mean_pixel).astype(np.uint8))
+    return tf.zeros([image_shape[-1]], tf.uint8)
+
+
+def erase(images, rectangles: dict, fill):
+    """Images (uint8 NHWC) with each chosen rectangle replaced by ``fill`` where ``erase`` is set."""
+    tf = tfds_source.tensorflow()
+    images = tf.convert_to_tensor(images)
+    rows, columns = tf.range(images.shape[1]), tf.range(images.shape[2])
+
+    def inside(positions, start, size):
+        return (positions >= start[:, None]) & (positions < (start + size)[:, None])
+
+    in_rows = inside(rows, rectangles["top"], rectangles["height"])
+    in_columns = inside(columns, rectangles["left"], rectangles["width"])
+    mask = rectangles["erase"][:, None, None] & in_rows[:, :, None] & in_columns[:, None, :]
+    return tf.where(mask[..., None], tf.broadcast_to(fill, tf.shape(images)), images)

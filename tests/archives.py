@@ -117,3 +117,36 @@ def write_imagenet_archives(
     written["validation"] = {name: (None, data) for name, data in val_images.items()}
     (directory / IMAGENET_VAL_TAR).write_bytes(_tar_bytes(val_images))
     return written
+
+
+FASHION_MNIST_FILES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """An IDX file of unsigned bytes: 0x00 0x00, type 0x08, the number of dimensions, each size as a
+    big-endian uint32, then the values in row-major order (LeCun's MNIST format)."""
+    header = bytes([0, 0, 0x08, array.ndim]) + np.asarray(array.shape, ">u4").tobytes()
+    return header + array.astype(np.uint8).tobytes()
+
+
+def write_fashion_mnist_files(directory: Path, num_train: int = 24, num_test: int = 10, seed: int = 0, mtime=0):
+    """Write the four gzipped IDX files of Fashion-MNIST; returns {split: [(label, 28x28x1 image)]}.
+
+    ``mtime`` goes into each gzip header, so two writes of the same content differ in their bytes
+    (as Debian's re-compressed copies differ from upstream's).
+    """
+    import gzip
+
+    rng = np.random.default_rng(seed)
+    examples = {}
+    for split, count in (("train", num_train), ("test", num_test)):
+        images = rng.integers(0, 256, (count, 28, 28), dtype=np.uint8)
+        labels = rng.integers(0, 10, count).astype(np.uint8)
+        for filename, array in zip(FASHION_MNIST_FILES[split], (images, labels), strict=True):
+            with open(directory / filename, "wb") as raw, gzip.GzipFile(filename, "wb", fileobj=raw, mtime=mtime) as gz:
+                gz.write(idx_bytes(array))
+        examples[split] = [(int(label), image[..., None]) for label, image in zip(labels, images, strict=True)]
+    return examples

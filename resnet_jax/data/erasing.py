@@ -6,10 +6,11 @@ and a top-left corner uniform over the whole image. A rectangle that does not fi
 drawn again, size and corner both, until one fits (the paper's ``while True`` loop); its pixels then
 get the fill. Sides are rounded to whole pixels (at least one) and corners are whole pixels.
 
-The paper loops without bound; here each image gets ``MAX_ATTEMPTS`` draws and the first that fits is
-used. With the paper's values about 31% of draws fit on a 28x28 image, so an image that should be
-erased is left intact with probability below 1e-15. Draws are made for a whole batch from one key,
-so (seed, step) determines every erased pixel.
+The paper loops without bound; here each image gets a fixed number of draws and the first that fits
+is used. That number is computed from the chance that one draw fits (``fit_probability``) so that an
+image due for erasing is left intact with probability below ``MISS_PROBABILITY``: with the paper's
+values about 31% of draws fit a 28x28 image, and 75 draws suffice. Draws are made for a whole batch
+from one key, so (seed, step) determines every erased pixel.
 
 Fills: 'random' gives every erased pixel and channel an independent value in [0, 255] (the paper);
 'mean' the train split's mean colour (what ``torchvision.transforms.RandomErasing(value=0)`` after
@@ -17,13 +18,16 @@ normalisation does, and the authors' released script approximately); 'zero' blac
 """
 
 import dataclasses
+import math
 
 import numpy as np
 
 from resnet_jax.data import tfds_source
 
 FILLS = ("random", "mean", "zero")
-MAX_ATTEMPTS = 100
+MISS_PROBABILITY = 1e-12  # chance that an image due for erasing finds no fitting rectangle in its draws
+MAX_ATTEMPTS = 10_000
+GRID = 512  # points per axis of the (area, aspect ratio) grid that fit_probability averages over
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,11 +40,44 @@ class RandomErasing:
     fill: str = "random"  # 'random', 'mean' or 'zero'
 
 
+def _sides(area, ratio):
+    """Rectangle sides in whole pixels (at least 1) from an area in pixels and an aspect ratio (height / width)."""
+    return np.maximum(np.round(np.sqrt(area * ratio)), 1), np.maximum(np.round(np.sqrt(area / ratio)), 1)
+
+
+def fit_probability(height: int, width: int, erasing: RandomErasing) -> float:
+    """The chance that one draw (area, aspect ratio, corner) fits inside a ``height`` x ``width`` image.
+
+    The corner is uniform over the image, so a ``h`` x ``w`` rectangle fits with probability
+    ``(height - h + 1)(width - w + 1) / (height * width)``; this averages that over a midpoint grid of
+    areas and aspect ratios.
+    """
+    low, high = erasing.area_range
+    midpoints = (np.arange(GRID) + 0.5) / GRID
+    area = (low + (high - low) * midpoints[:, None]) * height * width
+    r1 = erasing.min_aspect_ratio
+    h, w = _sides(area, r1 + (1 / r1 - r1) * midpoints[None, :])
+    return float(np.mean(np.clip(height - h + 1, 0, None) * np.clip(width - w + 1, 0, None)) / (height * width))
+
+
+def attempts_needed(height: int, width: int, erasing: RandomErasing) -> int:
+    """Draws per image so that a fitting rectangle is missed with probability below ``MISS_PROBABILITY``."""
+    fits = 0.9 * fit_probability(height, width, erasing)  # 10% margin for the grid's approximation
+    attempts = math.ceil(math.log(MISS_PROBABILITY) / math.log1p(-fits)) if 0 < fits < 1 else 1
+    if fits == 0 or attempts > MAX_ATTEMPTS:
+        raise ValueError(
+            f"random_erasing area_range={tuple(erasing.area_range)} and min_aspect_ratio={erasing.min_aspect_ratio} "
+            f"give rectangles that almost never fit a {height}x{width} image (a draw fits with probability "
+            f"{fits / 0.9:.2g}); use a smaller area range or aspect ratios closer to 1"
+        )
+    return attempts
+
+
 def draw_rectangles(key, count: int, height: int, width: int, erasing: RandomErasing) -> dict:
     """For each of ``count`` images: ``erase`` (bool) and the rectangle's ``top``, ``left``, ``height``, ``width``."""
     tf = tfds_source.tensorflow()
     keys = tf.random.experimental.stateless_split(key, 5)
-    shape = [count, MAX_ATTEMPTS]
+    shape = [count, attempts_needed(height, width, erasing)]
     low, high = erasing.area_range
     area = tf.random.stateless_uniform(shape, keys[0], low, high, tf.float64) * (height * width)
     ratio = tf.random.stateless_uniform(

@@ -101,9 +101,9 @@ def _mean_of(values) -> float | None:
 
 
 def _published(table: tables.Table, config: dict) -> dict:
-    """The paper's error for this model and dataset, and its source (paper, table, row)."""
+    """The paper's error for this model, dataset (and augmentation), and its source (paper, table, row)."""
     for row in table.rows:
-        if (row.model, row.dataset) == (config.get("model"), config.get("dataset")):
+        if row.matches(config):
             return {"published": row.published, "source": row.source}
     return {"published": None, "source": "not in the table"}
 

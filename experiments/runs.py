@@ -28,6 +28,23 @@ class Run:
         lines = [line for line in self.metrics if key in line]
         return [line["step"] for line in lines], [line[key] for line in lines]
 
+    def error_curve(self, key: str) -> tuple[list[int], list[float]]:
+        """(steps, error in percent) from a top-1 accuracy key such as 'eval/top1' or 'train/top1'."""
+        steps, values = self.curve(key)
+        return steps, [100 * (1 - value) for value in values]
+
+    @property
+    def best_test_error(self) -> tuple[float, int] | None:
+        """(lowest test error in percent over every evaluation, its step), or None before the first one."""
+        steps, errors = self.error_curve("eval/top1")
+        return min(zip(errors, steps, strict=True)) if errors else None
+
+    @property
+    def final_train_error(self) -> float | None:
+        """Training error in percent over the last logged interval (augmented batches, BN in training mode)."""
+        errors = self.error_curve("train/top1")[1]
+        return errors[-1] if errors else None
+
 
 def load_run(workdir: str | Path) -> Run:
     """The records of one workdir (results None and metrics [] where not written yet)."""

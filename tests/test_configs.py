@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from configs import cifar10, default, digits, imagenet, resnext, wrn
+from configs import cifar10, default, digits, fashion_mnist, imagenet, random_erasing, resnext, wrn
 from resnet_jax.train import recipe
 
 CIFAR_TRAIN_EXAMPLES = 50_000
@@ -17,6 +17,8 @@ ALL_CONFIGS = [
     (imagenet, "resnet50,cosine"),
     *[(wrn, f"{dataset},{model}") for dataset, model in wrn.PUBLISHED_TEST_ERROR],
     *[(resnext, f"{dataset},{model}") for dataset, model in resnext.PUBLISHED_TEST_ERROR],
+    *[(fashion_mnist, f"{model}{options}") for model in random_erasing.MODELS for options in ("", ",erasing,budget")],
+    *[(random_erasing, f"{dataset},resnet56,erasing") for dataset in ("cifar10", "cifar100")],
 ]
 
 
@@ -31,6 +33,7 @@ def test_config_is_valid(module, arg):
     for field in ("model", "num_classes", "dataset", "data_dir", "batch_size", "learning_rate", "seed", "dtype"):
         assert field in config
     config.dataset = "synthetic"  # the TFDS datasets are checked by the data tests
+    config.random_erasing.probability = 0.0  # only the in-memory TFDS datasets erase (tested there)
     recipe.validate_config(config)
     assert set(config) == set(default.get_config()), "configs must only set fields the default documents"
 
@@ -95,3 +98,51 @@ def test_imagenet_cosine_recipe_warms_up_to_the_linearly_scaled_peak():
 def test_bad_config_arguments_list_the_valid_ones(module, arg):
     with pytest.raises(ValueError, match="choose"):
         module.get_config(arg)
+
+
+FASHION_MNIST_TRAIN_EXAMPLES = 60_000
+
+
+def test_zhong2017_fashion_mnist_recipe_is_the_papers():
+    # Zhong et al. 2017 and their fashionmnist.py: batch 128, SGD momentum 0.9, lr 0.1 / 10 at epochs 150
+    # and 225, 300 epochs, weight decay 5e-4 (PyTorch's, so on every parameter), pad 4 + crop 28 + flip;
+    # Random Erasing p = 0.5, sl = 0.02, sh = 0.4, r1 = 0.3, random values.
+    config = fashion_mnist.get_config("erasing,resnet20")  # tokens in any order
+    assert (config.model, config.dataset, config.num_classes, config.image_size) == (
+        "cifar_resnet20",
+        "fashion_mnist",
+        10,
+        28,
+    )
+    assert (config.batch_size, config.momentum, config.nesterov, config.weight_decay) == (128, 0.9, False, 5e-4)
+    assert config.weight_decay_on_all and config.optimizer == "sgd" and config.bn_group_size == 0
+    assert (config.crop_padding, config.pad_mode, config.random_flip) == (4, "constant", True)
+    erasing = config.random_erasing
+    assert (erasing.probability, tuple(erasing.area_range), erasing.min_aspect_ratio, erasing.fill) == (
+        0.5,
+        (0.02, 0.4),
+        0.3,
+        "random",
+    )
+    length, lr = schedule_of(config, FASHION_MNIST_TRAIN_EXAMPLES)
+    steps_per_epoch = 60_000 / 128  # 468.75
+    assert length.num_train_steps == math.ceil(300 * steps_per_epoch)
+    for epoch, value in ((149.9, 0.1), (150, 0.01), (224.9, 0.01), (225, 0.001)):
+        assert float(lr(round(epoch * steps_per_epoch))) == pytest.approx(value), epoch
+    assert fashion_mnist.get_config("resnet20").random_erasing.probability == 0  # the baseline
+
+
+def test_the_budget_recipe_is_a_short_cosine_schedule_of_the_same_recipe():
+    full, budget = fashion_mnist.get_config("wrn28_10"), fashion_mnist.get_config("wrn28_10,budget")
+    length, lr = schedule_of(budget, FASHION_MNIST_TRAIN_EXAMPLES)
+    assert length.num_train_steps == math.ceil(5 * 60_000 / 128) == 2344
+    assert float(lr(0)) == pytest.approx(0.1) and float(lr(1172)) == pytest.approx(0.05, rel=1e-3)
+    assert float(lr(2344)) == pytest.approx(0.0, abs=1e-7)
+    differing = {field for field in full if full[field] != budget[field]}
+    assert differing == {"num_epochs", "schedule", "lr_boundaries_epochs"}
+
+
+@pytest.mark.parametrize("arg", ["resnet21", "resnet20,resnet32", "resnet20,cutout", "cifar10,resnet20", ""])
+def test_bad_fashion_mnist_arguments_say_what_is_allowed(arg):
+    with pytest.raises(ValueError, match="give one dataset .* one model .* options erasing, budget"):
+        fashion_mnist.get_config(arg)

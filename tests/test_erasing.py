@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
+import resnet_jax.data as data
+from configs import default
 from resnet_jax.data import erasing, in_memory, tfds_source
 
 PAPER = erasing.RandomErasing(probability=0.5, area_range=(0.02, 0.4), min_aspect_ratio=0.3)
@@ -172,3 +174,27 @@ def test_the_fit_probability_is_that_of_one_draw_of_algorithm_1(area_range, min_
 def test_settings_that_almost_never_fit_are_refused():
     with pytest.raises(ValueError, match="almost never fit a 4x4 image"):
         erasing.attempts_needed(4, 4, erasing.RandomErasing(1.0, (0.9, 0.99), 0.05))
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"probability": 1.5}, r"random_erasing.probability must be in \[0, 1\], got 1.5"),
+        ({"area_range": (0.4, 0.02)}, r"area_range must be \(sl, sh\) with 0 < sl <= sh < 1"),
+        ({"min_aspect_ratio": 3.0}, r"min_aspect_ratio \(r1\) must be in \(0, 1\]"),
+        ({"fill": "noise"}, r"random_erasing.fill must be one of \('random', 'mean', 'zero'\)"),
+    ],
+)
+def test_bad_random_erasing_settings_are_refused_with_the_valid_range(fields, message):
+    config = default.get_config()
+    config.dataset = "fashion_mnist"
+    config.random_erasing.update(fields)
+    with pytest.raises(ValueError, match=message):
+        data.validate_config(config)
+
+
+def test_random_erasing_is_refused_where_the_pipeline_cannot_apply_it():
+    config = default.get_config()  # the synthetic dataset
+    config.random_erasing.probability = 0.5
+    with pytest.raises(ValueError, match="not to dataset 'synthetic'; set --config.random_erasing.probability=0"):
+        data.validate_config(config)

@@ -201,3 +201,60 @@ def test_notebooks_run_end_to_end_on_the_sweep(sweep, notebook, monkeypatch):
     ).execute()
     printed = "".join(o.get("text", "") for cell in executed.cells for o in cell.get("outputs", []))
     assert "4 runs under" in printed
+
+
+def _fake_curves(directory: Path, config: dict, train_top1: list[float], eval_top1: list[float]) -> None:
+    """A finished run with a config.json, metrics.jsonl (train every 10 steps, eval every 20) and results.json."""
+    directory.mkdir(parents=True)
+    (directory / "config.json").write_text(json.dumps({**config, "derived": {"num_params": 1000}}))
+    lines = [{"step": 10 * (i + 1), "train/top1": top1} for i, top1 in enumerate(train_top1)]
+    lines += [{"step": 20 * (i + 1), "eval/top1": top1} for i, top1 in enumerate(eval_top1)]
+    (directory / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    results = {"step": 20 * len(eval_top1), "eval/top1": eval_top1[-1], "num_eval_examples": 100, "wall_time_s": 2.0}
+    (directory / "results.json").write_text(json.dumps(results))
+
+
+def test_reproduce_reports_final_and_best_test_error_and_writes_json_and_a_figure(tmp_path):
+    runs, name = tmp_path / "runs", "he2016_degradation_fashion_mnist"
+    table = tables.TABLES[name]
+    for row in table.rows:
+        config = {"model": row.model, "dataset": row.dataset, "seed": 0}
+        _fake_curves(runs / row.name / "seed=0", config, [0.5, 0.7, 0.8, 0.9], [0.6, 0.9, 0.85])
+    json_path, png_path = tmp_path / "study.json", tmp_path / "study.png"
+    reproduce.main([name, "--report", str(runs), "--json", str(json_path), "--plot", str(png_path)])
+    record = json.loads(json_path.read_text())
+    row = next(row for row in record["comparison"] if row["row"] == "plain56")
+    assert row["test_error"] == pytest.approx(15.0) and row["best_test_error"] == pytest.approx(10.0)  # 1 - 0.85, 0.9
+    assert row["final_train_error"] == pytest.approx(10.0) and row["published"] is None
+    run = record["runs"]["plain56"][0]
+    assert run["best_test_error_step"] == 40 and run["steps"] == 60
+    emitted = reproduce.row_commands(table, runs, 1, {})
+    assert run["command"] == shlex.join(next(argv for argv in emitted if "plain56/" in argv[4]))
+    assert "--config.num_epochs=2" in run["command"]  # the study's shared budget
+    assert png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png_path.stat().st_size > 20_000
+
+
+def test_random_erasing_rows_match_only_runs_with_random_erasing(tmp_path):
+    for name, probability, top1 in (("base", 0.0, 0.95), ("erased", 0.5, 0.96)):
+        config = {"model": "cifar_resnet20", "dataset": "fashion_mnist", "seed": 0}
+        _fake_curves(tmp_path / name, {**config, "random_erasing": {"probability": probability}}, [0.9], [top1])
+    completed = _script("report.py", str(tmp_path), "--format", "csv", "--published", "zhong2017")
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    rows = {row["random_erasing"]: row for row in csv.DictReader(io.StringIO(completed.stdout))}
+    published = {float(row["published"]) for row in rows.values()}
+    assert published == {4.39, 4.02}  # Zhong et al. Table 1, ResNet-20 on Fashion-MNIST, baseline and + RE
+
+
+def test_zhong2017_agrees_with_the_authors_readme():
+    # github.com/zhunzhong07/Random-Erasing, "Our results" (baseline, + RE), independent of the table's source.
+    readme = {
+        ("cifar10", "cifar_resnet20"): (7.21, 6.73),
+        ("cifar100", "cifar_resnet110"): (23.73, 22.10),
+        ("fashion_mnist", "cifar_resnet32"): (4.16, 3.80),
+        ("fashion_mnist", "wrn28_10"): (4.01, 3.65),
+    }
+    rows = tables.TABLES["zhong2017"].rows
+    assert len(rows) == 3 * 6 * 2
+    for (dataset, model), expected in readme.items():
+        found = tuple(row.published for row in rows if (row.dataset, row.model) == (dataset, model))
+        assert found == expected

@@ -145,6 +145,10 @@ def _config(data_dir: str, **overrides):
 
 
 def test_training_without_the_files_stops_before_compiling(tmp_path, monkeypatch):
+    def no_compiling(*args, **kwargs):
+        raise AssertionError("compiled before checking the dataset")
+
+    monkeypatch.setattr(loop.jax, "jit", no_compiling)
     monkeypatch.setattr(fashion_mnist, "DEBIAN_DIR", tmp_path / "not_installed")
     with pytest.raises(MissingFilesError, match="apt-get install dataset-fashion-mnist"):
         loop.train_and_evaluate(_config(str(tmp_path / "tfds")), tmp_path / "workdir")

@@ -2,7 +2,8 @@
 
 ``TABLES[name].rows`` are ``Row``s; a row's ``published`` is a test error in percent (top-1 error
 for ImageNet), with its source given as paper, table and row. ``reference`` is a second published
-value where one exists (torchvision's single-crop error of its reference weights).
+value where one exists (torchvision's single-crop error of its reference weights). A table may also
+be a study with no published numbers (the paper gives curves only); its rows still say what to run.
 """
 
 import dataclasses
@@ -21,6 +22,9 @@ class Row:
       source: where the number is printed: paper, table, row.
       reference: an independent second value (percent error), or None.
       reference_source: where ``reference`` comes from.
+      published_std: the paper's standard deviation over runs, where it prints one.
+      random_erasing: whether the row trains with Random Erasing (matches runs with probability > 0).
+      panel: the panel of the row's curves in ``reproduce.py --plot`` ('' = the only panel).
     """
 
     name: str
@@ -31,15 +35,29 @@ class Row:
     source: str
     reference: float | None = None
     reference_source: str = ""
+    published_std: float | None = None
+    random_erasing: bool = False
+    panel: str = ""
+
+    def matches(self, config: dict) -> bool:
+        """Whether a run's resolved config (config.json) trains this row's network, dataset and augmentation."""
+        erasing = config.get("random_erasing", {}).get("probability", 0) > 0
+        return (self.model, self.dataset, self.random_erasing) == (config.get("model"), config.get("dataset"), erasing)
 
 
 @dataclasses.dataclass(frozen=True)
 class Table:
-    """A published table: a title, the default number of seeds to run per row, and its rows."""
+    """A published table: a title, the default number of seeds to run per row, and its rows.
+
+    ``overrides`` are config fields set on every row's command (a study's shared budget, say);
+    ``measured_at`` says how the paper's numbers were taken (final or best epoch), where its source says.
+    """
 
     title: str
     seeds: int
     rows: tuple[Row, ...]
+    overrides: tuple[tuple[str, str], ...] = ()
+    measured_at: str = "final epoch"
 
 
 def _he2016_cifar10() -> Table:
@@ -142,11 +160,120 @@ def _xie2017() -> Table:
     )
 
 
+# Zhong et al. 2017, Random Erasing Data Augmentation (arXiv 1708.04896 v2, Table 1; AAAI 2020): test
+# error (%) as mean +- std over 5 runs, baseline then +RE. The means agree with the authors' README
+# (github.com/zhunzhong07/Random-Erasing); the standard deviations are from a transcription of the v2 PDF.
+ZHONG2017_ERRORS = {
+    "cifar10": {
+        "resnet20": ((7.21, 0.17), (6.73, 0.09)),
+        "resnet32": ((6.41, 0.06), (5.66, 0.10)),
+        "resnet44": ((5.53, 0.08), (5.13, 0.09)),
+        "resnet56": ((5.31, 0.07), (4.89, 0.07)),
+        "resnet110": ((5.10, 0.07), (4.61, 0.06)),
+        "wrn28_10": ((3.80, 0.07), (3.08, 0.05)),
+    },
+    "cifar100": {
+        "resnet20": ((30.84, 0.19), (29.97, 0.11)),
+        "resnet32": ((28.50, 0.37), (27.18, 0.32)),
+        "resnet44": ((25.27, 0.21), (24.29, 0.16)),
+        "resnet56": ((24.82, 0.27), (23.69, 0.33)),
+        "resnet110": ((23.73, 0.37), (22.10, 0.41)),
+        "wrn28_10": ((18.49, 0.11), (17.73, 0.15)),
+    },
+    "fashion_mnist": {
+        "resnet20": ((4.39, 0.08), (4.02, 0.07)),
+        "resnet32": ((4.16, 0.13), (3.80, 0.05)),
+        "resnet44": ((4.41, 0.09), (4.01, 0.14)),
+        "resnet56": ((4.39, 0.10), (4.13, 0.42)),
+        "resnet110": ((4.40, 0.10), (4.01, 0.13)),
+        "wrn28_10": ((4.01, 0.10), (3.65, 0.03)),
+    },
+}
+ZHONG2017_MEASURED_AT = (
+    "not stated in the paper; the authors' released scripts print the best test accuracy over all epochs "
+    "('Best acc'), so most likely best epoch"
+)
+ZHONG2017_DATASET_NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "fashion_mnist": "Fashion-MNIST"}
+
+
+def _zhong2017_rows(budget: bool = False, datasets=tuple(ZHONG2017_ERRORS), models=None) -> tuple[Row, ...]:
+    """Zhong et al.'s rows: every (dataset, model), baseline and +RE, with the recipe that trains each."""
+    rows = []
+    for dataset in datasets:
+        for model, results in ZHONG2017_ERRORS[dataset].items():
+            if models is not None and model not in models:
+                continue
+            for erasing, (error, std) in zip((False, True), results, strict=True):
+                tokens = [model] + ["erasing"] * erasing + ["budget"] * budget
+                config = (
+                    f"configs/fashion_mnist.py:{','.join(tokens)}"
+                    if dataset == "fashion_mnist"
+                    else f"configs/random_erasing.py:{','.join([dataset, *tokens])}"
+                )
+                label = model.replace("resnet", "ResNet-").replace("wrn28_10", "WRN-28-10")
+                rows.append(
+                    Row(
+                        f"{dataset}_{model}" + "_re" * erasing,
+                        config,
+                        model if model.startswith("wrn") else f"cifar_{model}",
+                        dataset,
+                        error,
+                        f"Zhong et al. 2017, Random Erasing, Table 1, {label} "
+                        f"{'+ RE' if erasing else 'baseline'} ({ZHONG2017_DATASET_NAMES[dataset]})",
+                        published_std=std,
+                        random_erasing=erasing,
+                    )
+                )
+    return tuple(rows)
+
+
+def _he2016_degradation_fashion_mnist() -> Table:
+    rows = tuple(
+        Row(
+            name,
+            f"configs/fashion_mnist.py:{name},budget",
+            f"cifar_{name}",
+            "fashion_mnist",
+            None,
+            f"He et al. 2016, Fig. 1 and Fig. 6 (CIFAR-10): {claim}; curves only",
+            panel="plain" if name.startswith("plain") else "ResNet",
+        )
+        for name, claim in (
+            ("plain20", "the 20-layer plain net has the lower training error"),
+            ("plain56", "the 56-layer plain net has a higher training error than the 20-layer one"),
+            ("resnet20", "residual nets do not degrade with depth"),
+            ("resnet56", "the 56-layer ResNet is at least as good as the 20-layer one"),
+        )
+    )
+    return Table(
+        "He et al. 2016's degradation problem on Fashion-MNIST: plain vs residual, 20 and 56 layers, same 2-epoch "
+        "budget (the ',budget' recipe shortened to 2 epochs)",
+        1,
+        rows,
+        overrides=(("num_epochs", "2"), ("eval_every_steps", "100")),  # test-error curves, not two points
+        measured_at="",
+    )
+
+
 TABLES = {
     "he2016_cifar10": _he2016_cifar10(),
     "he2016_imagenet": _he2016_imagenet(),
     "zagoruyko2016": _zagoruyko2016(),
     "xie2017": _xie2017(),
+    "zhong2017": Table(
+        "Zhong et al. 2017: Random Erasing on CIFAR-10, CIFAR-100 and Fashion-MNIST (300 epochs, 5 runs)",
+        5,
+        _zhong2017_rows(),
+        measured_at=ZHONG2017_MEASURED_AT,
+    ),
+    "zhong2017_budget": Table(
+        "Zhong et al. 2017's ResNet-20 on Fashion-MNIST, baseline and + Random Erasing, with the 5-epoch cosine "
+        "',budget' schedule (not the paper's 300 epochs); published: the paper's 300-epoch numbers",
+        3,
+        _zhong2017_rows(budget=True, datasets=("fashion_mnist",), models=("resnet20",)),
+        measured_at=ZHONG2017_MEASURED_AT,
+    ),
+    "he2016_degradation_fashion_mnist": _he2016_degradation_fashion_mnist(),
 }
 
 

@@ -6,6 +6,7 @@ The result is the standard TFDS directory: ``tfds.builder(NAME, data_dir=DIR)`` 
 """
 
 import posixpath
+import types
 from pathlib import Path
 
 
@@ -27,16 +28,18 @@ class LocalFilesInsteadOfDownload:
         return self._download_manager.extract(self.local_path(urls))
 
 
-def offline_builder(base: type, directory: Path, mixin: type = object) -> type:
+def offline_builder(base: type, directory: Path, mixin: type | None = None) -> type:
     """A subclass of TFDS builder ``base``, under the same name and version, reading files from ``directory``.
 
-    ``mixin``'s methods come before ``base``'s (and reach them through ``super()``).
+    ``mixin``'s methods, if given, come before ``base``'s (and reach them through ``super()``).
     """
 
-    class Offline(mixin, base, skip_registration=True):
-        name = base.name
+    def split_generators(self, dl_manager):
+        return super(offline, self)._split_generators(LocalFilesInsteadOfDownload(dl_manager, directory))
 
-        def _split_generators(self, dl_manager):
-            return super()._split_generators(LocalFilesInsteadOfDownload(dl_manager, directory))
+    def body(namespace: dict) -> None:
+        namespace.update(name=base.name, _split_generators=split_generators)
 
-    return Offline
+    bases = (base,) if mixin is None else (mixin, base)
+    offline = types.new_class(f"Offline{base.__name__}", bases, {"skip_registration": True}, body)
+    return offline

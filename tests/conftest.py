@@ -32,3 +32,23 @@ def random_variables(model, input_size: int, seed: int = 0) -> dict:
         return (std * rng.standard_normal(leaf.shape)).astype(np.float32)
 
     return jax.tree_util.tree_map_with_path(fill, shapes)
+
+
+def in_memory_batches(split, start_step, process_index, process_count, per_process_batch, steps, **pipeline) -> list:
+    """The first ``steps`` batches (numpy) of this process's in-memory train pipeline from ``start_step``, seed 0.
+
+    ``pipeline`` gives ``normalisation`` and ``augmentation`` (``in_memory.train_dataset``'s arguments).
+    """
+    from resnet_jax.data import in_memory
+
+    dataset = in_memory.train_dataset(
+        split,
+        seed=0,
+        start_step=start_step,
+        per_process_batch=per_process_batch,
+        process_index=process_index,
+        process_count=process_count,
+        **pipeline,
+    )
+    iterator = dataset.as_numpy_iterator()
+    return [next(iterator) for _ in range(steps)]

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import in_memory_batches
 from sklearn.datasets import load_digits
 
 from configs import digits as digits_config
@@ -54,18 +55,16 @@ def test_each_epoch_visits_every_example_once_and_batches_depend_only_on_the_ste
 
 
 def _train_batches(split, start_step, process_index, process_count, per_process_batch=2, steps=3):
-    dataset = in_memory.train_dataset(
+    return in_memory_batches(
         split,
-        seed=0,
-        start_step=start_step,
-        per_process_batch=per_process_batch,
-        process_index=process_index,
-        process_count=process_count,
+        start_step,
+        process_index,
+        process_count,
+        per_process_batch,
+        steps,
         normalisation=in_memory.Normalisation(np.zeros(1), np.ones(1)),
         augmentation=in_memory.Augmentation(crop_padding=1, random_flip=True),
     )
-    iterator = dataset.as_numpy_iterator()
-    return [next(iterator) for _ in range(steps)]
 
 
 def test_process_slices_are_disjoint_make_up_the_global_batch_and_resume_exactly():

@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+from conftest import in_memory_batches
 from scipy import stats
 
 import resnet_jax.data as data
@@ -132,18 +133,16 @@ def test_random_fill_values_are_uniform_bytes():
 
 
 def _erased_batches(split, start_step, process_index, process_count, per_process_batch, steps):
-    dataset = in_memory.train_dataset(
+    return in_memory_batches(
         split,
-        seed=0,
-        start_step=start_step,
-        per_process_batch=per_process_batch,
-        process_index=process_index,
-        process_count=process_count,
+        start_step,
+        process_index,
+        process_count,
+        per_process_batch,
+        steps,
         normalisation=in_memory.Normalisation(np.zeros(1), np.ones(1) / 255),
         augmentation=in_memory.Augmentation(random_flip=True, random_erasing=PAPER),  # no crop: no zeros padded in
     )
-    iterator = dataset.as_numpy_iterator()
-    return [next(iterator) for _ in range(steps)]
 
 
 def test_the_pipeline_erases_the_same_pixels_on_any_process_count_and_after_resuming():

@@ -9,12 +9,12 @@ get the fill. Sides are rounded to whole pixels (at least one) and corners are w
 The paper loops without bound; here each image gets a fixed number of draws and the first that fits
 is used. That number is computed from the chance that one draw fits (``fit_probability``) so that an
 image due for erasing is left intact with probability below ``MISS_PROBABILITY``: with the paper's
-values about 31% of draws fit a 28x28 image, and 75 draws suffice. Draws are made for a whole batch
+values about 31% of draws fit a 28x28 image, and 85 draws (75 plus a margin) are made. Draws are made for a whole batch
 from one key, so (seed, step) determines every erased pixel.
 
 Fills: 'random' gives every erased pixel and channel an independent value in [0, 255] (the paper);
 'mean' the train split's mean colour (what ``torchvision.transforms.RandomErasing(value=0)`` after
-normalisation does, and the authors' released script approximately); 'zero' black.
+normalisation amounts to; the authors' released scripts also fill a constant); 'zero' black.
 """
 
 import dataclasses

@@ -1,12 +1,15 @@
 """Reproduce a published table: print the commands that train every row, or compare finished runs with it.
 
     python experiments/reproduce.py TABLE --emit [--workdir DIR] [--seeds N] [--set FIELD=VALUE ...]
+    python experiments/reproduce.py TABLE --run [--workdir DIR] [--seeds N] [--set FIELD=VALUE ...]
     python experiments/reproduce.py TABLE --report DIR [--format markdown|csv] [--json FILE] [--plot FILE.png]
     python experiments/reproduce.py --list
 
 ``--emit`` prints one main command per row and seed, with the row's recipe config (and the table's
 shared overrides), into ``DIR/ROW/seed=K`` (DIR defaults to runs/TABLE). Run them anywhere (a
-scheduler, a pod, this machine), then ``--report DIR`` prints our test error (mean +- std over seeds)
+scheduler, a pod), or here one after another with ``--run``, as ``sweep.py`` runs a grid: finished
+runs are skipped, unfinished ones resume, and Ctrl-C checkpoints the running one and stops. Then
+``--report DIR`` prints our test error (mean +- std over seeds)
 next to the paper's: at the final step, and the best over the run's evaluations, since papers report
 one or the other (the table says which, where its source does). ``--json`` writes every number with
 each run's command; ``--plot`` draws training (thin) and test (bold) error against iterations.
@@ -24,15 +27,24 @@ from experiments import plots, report, sweep, tables  # noqa: E402
 from experiments import runs as runs_lib  # noqa: E402
 
 
-def row_command(table: tables.Table, row: tables.Row, workdir: Path, seed: int, fixed: dict[str, str]) -> list[str]:
-    """The main command that trains ``row`` with ``seed`` in ``workdir/ROW/seed=K``."""
-    overrides = {"seed": str(seed), **dict(table.overrides), **fixed}
-    return sweep.command(row.config, workdir / row.name / f"seed={seed}", overrides, python="python")
+def row_point(table: tables.Table, row: tables.Row, seed: int, fixed: dict[str, str]) -> sweep.Point:
+    """The run of ``row`` with ``seed``: named 'ROW/seed=K', with the row's recipe config and the table's overrides."""
+    return sweep.Point(f"{row.name}/seed={seed}", {"seed": str(seed), **dict(table.overrides), **fixed}, row.config)
+
+
+def table_points(table: tables.Table, seeds: int, fixed: dict[str, str]) -> list[sweep.Point]:
+    """Every row x seed of ``table``."""
+    return [row_point(table, row, seed, fixed) for row in table.rows for seed in range(seeds)]
+
+
+def point_command(point: sweep.Point, workdir: Path) -> list[str]:
+    """The main command that trains ``point`` in ``workdir/ROW/seed=K``, as ``--emit`` prints it."""
+    return sweep.command(point.config, workdir / point.name, point.overrides, python="python")
 
 
 def row_commands(table: tables.Table, workdir: Path, seeds: int, fixed: dict[str, str]) -> list[list[str]]:
     """The main command of every row x seed of ``table``."""
-    return [row_command(table, row, workdir, seed, fixed) for row in table.rows for seed in range(seeds)]
+    return [point_command(point, workdir) for point in table_points(table, seeds, fixed)]
 
 
 def finished_runs(workdir: Path, row: tables.Row) -> list[runs_lib.Run]:
@@ -108,9 +120,7 @@ def record(table_name: str, workdir: Path, argv: list[str]) -> dict:
                 {
                     "seed": run.config["seed"],
                     "workdir": str(run.workdir),
-                    "command": shlex.join(
-                        row_command(table, row, workdir, run.config["seed"], {})
-                    ),  # as --emit prints it
+                    "command": shlex.join(point_command(row_point(table, row, run.config["seed"], {}), workdir)),
                     "steps": run.results["step"],
                     "test_error": run.test_error,
                     "best_test_error": best and best[0],
@@ -141,16 +151,26 @@ def plot(table: tables.Table, workdir: Path, path: Path) -> None:
     plots.learning_curves(panels, path, table.title)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Parse the command line; emit commands, print the comparison, or list the tables."""
+def run(table: tables.Table, workdir: Path, seeds: int, fixed: dict[str, str]) -> int:
+    """Train every row x seed here, one after another, as sweep.py runs a grid; returns the exit code."""
+    points = table_points(table, seeds, fixed)
+    sweep.check_started_points(workdir, points)
+    outcome = sweep.run_sweep("", workdir, points)
+    print(json.dumps({key: len(names) for key, names in outcome.items()}))
+    return 1 if outcome["failed"] else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line; emit or run the commands, print the comparison, or list the tables."""
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("table", nargs="?", choices=list(tables.TABLES))
     parser.add_argument("--list", action="store_true", help="list the tables and their rows")
     parser.add_argument("--emit", action="store_true", help="print the commands that reproduce the table")
+    parser.add_argument("--run", action="store_true", help="run those commands here, one after another")
     parser.add_argument("--report", type=Path, metavar="DIR", help="compare the runs in DIR with the table")
-    parser.add_argument("--workdir", type=Path, help="--emit: where the runs go (default runs/TABLE)")
-    parser.add_argument("--seeds", type=int, help="--emit: seeds per row (default: the table's)")
+    parser.add_argument("--workdir", type=Path, help="--emit/--run: where the runs go (default runs/TABLE)")
+    parser.add_argument("--seeds", type=int, help="--emit/--run: seeds per row (default: the table's)")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override for every run")
     parser.add_argument("--format", choices=("markdown", "csv"), default="markdown")
     parser.add_argument("--json", type=Path, metavar="FILE", help="--report: also write every number to FILE")
@@ -159,22 +179,29 @@ def main(argv: list[str] | None = None) -> None:
     if args.list:
         for name, table in tables.TABLES.items():
             print(f"{name}: {table.title} ({', '.join(row.name for row in table.rows)})")
-        return
-    if args.table is None or args.emit == (args.report is not None):
-        parser.error("give TABLE and exactly one of --emit or --report DIR (or --list)")
+        return 0
+    if args.table is None or [args.emit, args.run, args.report is not None].count(True) != 1:
+        parser.error("give TABLE and exactly one of --emit, --run or --report DIR (or --list)")
     table = tables.get_table(args.table)
-    if args.emit:
+    if args.report is not None:
+        print(render(compare(table, args.report), args.format, table.measured_at), end="")
+        if args.json:
+            args.json.write_text(json.dumps(record(args.table, args.report, argv), indent=2) + "\n")
+        if args.plot:
+            plot(table, args.report, args.plot)
+        return 0
+    workdir, seeds = args.workdir or Path("runs") / args.table, args.seeds or table.seeds
+    try:
         fixed = dict(sweep.parse_assignment(text) for text in args.set)
-        seeds = args.seeds or table.seeds
-        for argv_ in row_commands(table, args.workdir or Path("runs") / args.table, seeds, fixed):
-            print(shlex.join(argv_))
-        return
-    print(render(compare(table, args.report), args.format, table.measured_at), end="")
-    if args.json:
-        args.json.write_text(json.dumps(record(args.table, args.report, argv), indent=2) + "\n")
-    if args.plot:
-        plot(table, args.report, args.plot)
+        sweep.check_fields(table.rows[0].config, fixed)
+        if args.run:
+            return run(table, workdir, seeds, fixed)
+    except ValueError as error:
+        parser.error(str(error))
+    for argv_ in row_commands(table, workdir, seeds, fixed):
+        print(shlex.join(argv_))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -30,10 +30,12 @@ POINT_RECORD = "sweep_point.json"  # in each point's workdir: the overrides it w
 
 @dataclasses.dataclass(frozen=True)
 class Point:
-    """One grid point: its directory name and the config overrides (grid values, then --set values)."""
+    """One run: its directory name, the config overrides (grid values, then --set values), and its own
+    config file where it differs from the sweep's (a published table's rows, say)."""
 
     name: str
     overrides: dict[str, str]
+    config: str = ""
 
 
 def parse_assignment(text: str) -> tuple[str, str]:
@@ -141,7 +143,8 @@ def check_started_points(sweep_dir: Path, points: list[Point]) -> None:
 
 
 def run_sweep(config: str, sweep_dir: Path, points: list[Point], log=print) -> dict[str, list[str]]:
-    """Run the unfinished points in order; returns {'finished', 'skipped', 'failed', 'stopped'} names."""
+    """Run the unfinished points in order (each with its own config, or ``config``); returns
+    {'finished', 'skipped', 'failed', 'stopped'} names."""
     outcome = {"finished": [], "skipped": [], "failed": [], "stopped": []}
     durations, stop_signals = [], []
     for index, point in enumerate(points, 1):
@@ -156,7 +159,7 @@ def run_sweep(config: str, sweep_dir: Path, points: list[Point], log=print) -> d
         workdir.mkdir(parents=True, exist_ok=True)
         (workdir / POINT_RECORD).write_text(json.dumps(point.overrides, indent=2) + "\n")
         start = time.time()
-        return_code = _run_point(command(config, workdir, point.overrides), stop_signals)
+        return_code = _run_point(command(point.config or config, workdir, point.overrides), stop_signals)
         durations.append(time.time() - start)
         if (workdir / "results.json").exists():
             outcome["finished"].append(point.name)

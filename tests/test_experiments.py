@@ -258,3 +258,23 @@ def test_zhong2017_agrees_with_the_authors_readme():
     for (dataset, model), expected in readme.items():
         found = tuple(row.published for row in rows if (row.dataset, row.model) == (dataset, model))
         assert found == expected
+
+
+def test_reproduce_run_trains_every_row_once_with_the_emitted_commands(tmp_path, monkeypatch, capsys):
+    ran = []
+
+    def fake_run_point(argv, stop_signals):  # stands in for training: records the command, writes results
+        ran.append(argv)
+        workdir = Path(next(arg for arg in argv if arg.startswith("--workdir=")).split("=", 1)[1])
+        (workdir / "results.json").write_text("{}")
+        return 0
+
+    monkeypatch.setattr(sweep_script, "_run_point", fake_run_point)
+    arguments = ["he2016_degradation_fashion_mnist", "--workdir", str(tmp_path), "--set", "learning_rate=0.05"]
+    assert reproduce.main([*arguments, "--run"]) == 0
+    reproduce.main([*arguments, "--emit"])
+    emitted = [shlex.split(line) for line in capsys.readouterr().out.splitlines() if line.startswith("python ")]
+    assert [argv[1:] for argv in ran] == [argv[1:] for argv in emitted] and len(ran) == 4
+    assert all(argv[0] == sys.executable for argv in ran)
+    assert reproduce.main([*arguments, "--run"]) == 0 and len(ran) == 4  # finished runs are skipped
+    assert '"skipped": 4' in capsys.readouterr().out

@@ -114,7 +114,7 @@ def test_missing_files_are_one_error_naming_the_package_and_the_four_files(tmp_p
     with pytest.raises(MissingFilesError) as error:
         prepare.prepare("fashion_mnist", str(tmp_path / "tfds"), str(tmp_path))
     message = str(error.value)
-    assert "apt-get install dataset-fashion-mnist" in message and "t10k-labels-idx1-ubyte.gz is missing" in message
+    assert "apt-get install dataset-fashion-mnist" in message and "t10k-labels-idx1-ubyte.gz missing in" in message
     assert all(name in message for name in FILE_NAMES)
     monkeypatch.setattr(fashion_mnist, "DEBIAN_DIR", tmp_path / "not_installed")  # no package, no --manual_dir
     with pytest.raises(MissingFilesError, match="no --manual_dir given"):

@@ -91,9 +91,12 @@ def _require_files(directory: Path | None) -> Path:
     where = f"in {directory}" if directory is not None else f"(no --manual_dir given and no {DEBIAN_DIR})"
     raise MissingFilesError(
         f"Fashion-MNIST needs its four original files, {', '.join(file.filename for file in FILES)}; "
-        f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing {where}. Install them with "
+        + ("none of them is there " if len(missing) == len(FILES) else f"{', '.join(missing)} missing ")
+        + f"{where}. Install them with "
         f"Debian's package: 'sudo apt-get install {DEBIAN_PACKAGE}' (into {DEBIAN_DIR}, used by default), or "
-        "download them from https://github.com/zalandoresearch/fashion-mnist and pass --manual_dir DIR."
+        "download them from https://github.com/zalandoresearch/fashion-mnist and prepare the dataset from them: "
+        "python -m resnet_jax.data.prepare fashion_mnist --data_dir DIR --manual_dir DIR_WITH_THE_FILES "
+        "(then train with --config.data_dir=DIR)."
     )
 
 

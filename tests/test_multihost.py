@@ -10,6 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 
@@ -27,6 +28,9 @@ FLAGS = [
     "--config.checkpoint_every_steps=10",
     "--config.eval_every_steps=20",
     "--config.synthetic.num_eval_examples=37",  # uneven: padding and masks on both processes
+    # Small steps: float reassociation (1e-6) stays at that level instead of growing chaotically, as it
+    # does at lr 0.1 (to percents within 20 steps), so a real difference between the runs would show.
+    "--config.learning_rate=0.002",
 ]
 
 
@@ -97,9 +101,12 @@ def test_two_processes_reach_the_eval_metrics_of_one(runs):
     assert single["num_eval_examples"] == multi["num_eval_examples"] == 37
     for key in ("eval/top1", "eval/top5"):
         assert multi[key] * 37 == pytest.approx(single[key] * 37, abs=1.01)  # at most one example flips
-    assert multi["eval/loss"] == pytest.approx(single["eval/loss"], rel=1e-2)
-    for a, b in zip(*(checkpoint.load_variables(workdir)["params"]["fc"].values() for workdir in runs), strict=True):
-        np.testing.assert_allclose(a, b, rtol=0, atol=1e-2 * np.abs(b).max())  # float reassociation only
+    assert multi["eval/loss"] == pytest.approx(single["eval/loss"], rel=1e-4)
+    variables = [checkpoint.load_variables(workdir) for workdir in runs]
+    leaves = [jax.tree_util.tree_leaves_with_path(tree) for tree in variables]
+    assert len(leaves[0]) == len(leaves[1]) > 60  # every parameter and BN statistic of cifar_resnet20
+    for (path, a), (_, b) in zip(*leaves, strict=True):  # float reassociation only
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5, err_msg=jax.tree_util.keystr(path))
 
 
 def test_only_process_0_writes_metrics_tensorboard_and_results(runs):

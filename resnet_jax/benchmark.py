@@ -51,8 +51,13 @@ def matmul_peak_flops(dtype: str, size: int | None = None, repeats: int = 10) ->
     return mesh.size * 2 * size**3 / time_call(matmul, stacked, repeats=repeats)
 
 
-def benchmark(model_name: str, batch_size: int, dtype: str, steps: int, image_size: int | None = None) -> dict:
-    """Measure the jitted data-parallel train step; returns examples/s, step time, MFU and their inputs."""
+def benchmark(
+    model_name: str, batch_size: int, dtype: str, steps: int, image_size: int | None = None, reference: bool = False
+) -> dict:
+    """Measure the jitted data-parallel train step; returns examples/s, step time, MFU and their inputs.
+
+    ``reference`` also times a bare-Flax step of the same network (``benchmark_reference``) in this run.
+    """
     spec = get_spec(model_name)
     image_size = image_size or spec.input_size
     num_classes = 1000 if spec.input_size == 224 else 10
@@ -81,18 +86,8 @@ def benchmark(model_name: str, batch_size: int, dtype: str, steps: int, image_si
         out_shardings=(replicated, replicated),
         donate_argnums=0,
     )
-    compile_start = time.perf_counter()
-    state, _ = step(state, batch)
-    jax.block_until_ready(state)
-    compile_s = time.perf_counter() - compile_start
-    state, _ = step(state, batch)  # one more warm-up step
-    jax.block_until_ready(state)
-    start = time.perf_counter()
-    for _ in range(steps):
-        state, outputs = step(state, batch)
-    jax.block_until_ready((state, outputs))
-    step_time = (time.perf_counter() - start) / steps
-
+    measured = time_steps(step, state, batch, steps)
+    step_time = measured["step_time_s"]
     macs = profile_model(model, image_size).macs
     model_flops = TRAIN_FLOPS_FACTOR * FLOPS_PER_MAC * macs * batch_size / step_time
     peak = matmul_peak_flops(dtype)
@@ -110,8 +105,53 @@ def benchmark(model_name: str, batch_size: int, dtype: str, steps: int, image_si
         "matmul_peak_tflops_per_sec": peak / 1e12,
         "mfu": model_flops / peak,
         "gmacs_per_example": macs / 1e9,
-        "compile_s": compile_s,
+        "compile_s": measured["compile_s"],
+        "bytes_accessed": measured["bytes_accessed"],
         "jax": jax.__version__,
+        **(reference_step(model_name, num_classes, dtype, batch, tx, mesh, steps, measured) if reference else {}),
+    }
+
+
+def time_steps(step, state, batch, steps: int) -> dict:
+    """Compile the jitted ``step`` (timed), read XLA's cost analysis of it, warm up, then time ``steps`` steps."""
+    compile_start = time.perf_counter()
+    compiled = step.lower(state, batch).compile()
+    compile_s = time.perf_counter() - compile_start
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost  # a list of one dict in older jax
+    for _ in range(2):  # warm-up
+        state, _ = compiled(state, batch)
+    jax.block_until_ready(state)
+    start = time.perf_counter()
+    for _ in range(steps):
+        state, outputs = compiled(state, batch)
+    jax.block_until_ready((state, outputs))
+    step_time = (time.perf_counter() - start) / steps
+    return {"step_time_s": step_time, "compile_s": compile_s, "bytes_accessed": float(cost.get("bytes accessed", 0.0))}
+
+
+def reference_step(model_name: str, num_classes: int, dtype: str, batch, tx, mesh, steps: int, ours: dict) -> dict:
+    """Time the bare-Flax twin of the model on the same batch and devices; its numbers, and ours relative to them."""
+    from resnet_jax import benchmark_reference
+
+    model = benchmark_reference.minimal_model(model_name, num_classes, dtype)
+    replicated = sharding.replicated_sharding(mesh)
+    image_shape = batch["image"].shape[1:]
+    state = jax.jit(lambda: benchmark_reference.create_state(model, tx, image_shape), out_shardings=replicated)()
+    step = jax.jit(
+        benchmark_reference.train_step,
+        in_shardings=(replicated, sharding.batch_sharding(mesh)),
+        out_shardings=(replicated, replicated),
+        donate_argnums=0,
+    )
+    measured = time_steps(step, state, batch, steps)
+    batch_size = batch["image"].shape[0]
+    return {
+        "reference_examples_per_sec": batch_size / measured["step_time_s"],
+        "reference_step_time_ms": 1000 * measured["step_time_s"],
+        "reference_bytes_accessed": measured["bytes_accessed"],
+        "throughput_vs_reference": measured["step_time_s"] / ours["step_time_s"],
+        "bytes_accessed_vs_reference": ours["bytes_accessed"] / measured["bytes_accessed"],
     }
 
 
@@ -128,6 +168,13 @@ def _describe(result: dict) -> str:
         f"{result['examples_per_sec']:.1f} examples/s, {result['step_time_ms']:.1f} ms/step, "
         f"MFU {100 * result['mfu']:.1f}% (model {result['model_tflops_per_sec']:.3f} TFLOP/s, "
         f"measured matmul peak {result['matmul_peak_tflops_per_sec']:.3f} TFLOP/s)"
+        + (
+            f"; bare Flax: {result['reference_examples_per_sec']:.1f} examples/s, so ours runs at "
+            f"{result['throughput_vs_reference']:.3f}x its speed with {result['bytes_accessed_vs_reference']:.3f}x "
+            "its bytes accessed"
+            if "reference_examples_per_sec" in result
+            else ""
+        )
     )
 
 
@@ -141,10 +188,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     parser.add_argument("--steps", type=int, default=20, help="timed steps (batches) after warm-up")
     parser.add_argument("--image_size", type=int, default=None, help="default: the model's native size")
+    parser.add_argument(
+        "--reference", action="store_true", help="also time a bare-Flax step of the same network, and the ratio"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     if (args.model is None) == (args.input_config is None):
         parser.error("pass --model NAME (train-step mode) or --input_config FILE.py[:ARG] (input mode)")
+    if args.reference:
+        if args.model is None:
+            parser.error("--reference needs --model: it times a bare-Flax step of that network")
+        from resnet_jax.benchmark_reference import minimal_model
+
+        try:
+            minimal_model(args.model, num_classes=10, dtype=args.dtype)
+        except ValueError as error:
+            parser.error(str(error))
     if args.input_config:
         from resnet_jax.config_file import load_config
         from resnet_jax.data import throughput
@@ -154,7 +213,7 @@ def main(argv: list[str] | None = None) -> None:
             config.data_dir = args.data_dir
         result = throughput.measure_input(config, args.batch_size, args.steps)
     else:
-        result = benchmark(args.model, args.batch_size, args.dtype, args.steps, args.image_size)
+        result = benchmark(args.model, args.batch_size, args.dtype, args.steps, args.image_size, args.reference)
     print(json.dumps(result) if args.json else _describe(result))
 
 

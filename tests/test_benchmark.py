@@ -1,10 +1,19 @@
-"""The benchmark command reports its contract keys (it never asserts a time)."""
+"""The benchmark reports its contract keys; its bare-Flax reference builds and trains the same network.
+
+No test asserts a time.
+"""
 
 import json
 
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
 import pytest
 
 from resnet_jax import benchmark
+from resnet_jax.benchmark_reference import create_state, minimal_model, train_step
+from resnet_jax.models import create_model, get_spec
 
 
 def test_json_report_has_the_contract_keys(capsys):
@@ -23,3 +32,56 @@ def test_exactly_one_mode_is_required(argv, capsys):
     with pytest.raises(SystemExit):
         benchmark.main(argv)
     assert "pass --model NAME" in capsys.readouterr().err
+
+
+TORCHVISION_RESNET50_PARAMETERS = 25_557_032  # torchvision.models.resnet50(), its model card
+
+
+def _parameter_count(model, image_size: int) -> int:
+    shapes = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, image_size, image_size, 3))))
+    return sum(leaf.size for leaf in jax.tree_util.tree_leaves(shapes["params"]))
+
+
+@pytest.mark.parametrize(
+    "name", ["resnet50", "resnext50_32x4d", "wide_resnet50_2", "cifar_resnet20", "cifar_plain20", "resnext29_8x64d"]
+)
+def test_the_bare_flax_twin_has_the_registered_networks_parameters(name):
+    size = get_spec(name).input_size
+    classes = 1000 if size == 224 else 10
+    twin = _parameter_count(minimal_model(name, classes, "float32"), size)
+    assert twin == _parameter_count(create_model(name, num_classes=classes), size)
+    if name == "resnet50":
+        assert twin == TORCHVISION_RESNET50_PARAMETERS
+
+
+def test_the_bare_flax_step_trains():
+    rng = np.random.default_rng(0)
+    batch = {"image": rng.standard_normal((16, 8, 8, 3)).astype(np.float32), "label": rng.integers(0, 10, 16)}
+    state = create_state(minimal_model("cifar_resnet20", 10, "float32"), optax.sgd(0.05, momentum=0.9), (8, 8, 3))
+    step = jax.jit(train_step)
+    losses = []
+    for _ in range(15):
+        state, outputs = step(state, batch)
+        losses.append(float(outputs["loss"]))
+    assert losses[-1] < 0.5 * losses[0]
+    assert int(state.step) == 15
+
+
+def test_reference_mode_reports_both_steps_and_their_ratios(capsys):
+    argv = ["--model", "cifar_resnet20", "--batch_size", "8", "--steps", "1", "--image_size", "8", "--json"]
+    benchmark.main([*argv, "--reference"])
+    report = json.loads(capsys.readouterr().out)
+    for key in ("reference_examples_per_sec", "reference_bytes_accessed", "bytes_accessed"):
+        assert report[key] > 0, key
+    assert report["throughput_vs_reference"] == pytest.approx(
+        report["examples_per_sec"] / report["reference_examples_per_sec"]
+    )
+    assert report["bytes_accessed_vs_reference"] == pytest.approx(
+        report["bytes_accessed"] / report["reference_bytes_accessed"]
+    )
+
+
+def test_reference_mode_refuses_a_pre_activation_network_in_one_line(capsys):
+    with pytest.raises(SystemExit):
+        benchmark.main(["--model", "wrn16_8", "--batch_size", "8", "--reference"])
+    assert "post-activation ResNets only" in capsys.readouterr().err

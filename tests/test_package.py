@@ -14,6 +14,7 @@ CORE = [
     "resnet_jax.train.sharding",
     "resnet_jax.train.state",
     "resnet_jax.benchmark",
+    "resnet_jax.benchmark_reference",
 ]
 FORBIDDEN = ("tensorflow", "tensorflow_datasets", "torch", "clu", "ml_collections")
 

@@ -13,13 +13,16 @@ fraction of what this machine really sustains, not of a datasheet number. Compil
 """
 
 import argparse
+import dataclasses
 import json
 import time
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import Mesh
 
 from resnet_jax.models import create_model, get_spec, list_models, profile_model
 from resnet_jax.train import sharding
@@ -51,27 +54,36 @@ def matmul_peak_flops(dtype: str, size: int | None = None, repeats: int = 10) ->
     return mesh.size * 2 * size**3 / time_call(matmul, stacked, repeats=repeats)
 
 
-def benchmark(
-    model_name: str, batch_size: int, dtype: str, steps: int, image_size: int | None = None, reference: bool = False
-) -> dict:
-    """Measure the jitted data-parallel train step; returns examples/s, step time, MFU and their inputs.
+@dataclasses.dataclass
+class Compiled:
+    """A compiled train step, the state it starts from, its compile time and XLA's cost analysis."""
 
-    ``reference`` also times a bare-Flax step of the same network (``benchmark_reference``) in this run.
-    """
-    spec = get_spec(model_name)
-    image_size = image_size or spec.input_size
-    num_classes = 1000 if spec.input_size == 224 else 10
+    step: Any
+    state: Any
+    compile_s: float
+    bytes_accessed: float
+    flops: float
+
+
+@dataclasses.dataclass
+class Steps:
+    """The compiled train steps of one measurement: ours and, with ``--reference``, the bare-Flax one."""
+
+    model: Any
+    mesh: Mesh
+    batch: dict[str, jax.Array]
+    ours: Compiled
+    reference: Compiled | None
+
+
+def compile_steps(model_name: str, batch_size: int, dtype: str, image_size: int, reference: bool) -> Steps:
+    """Build and compile the data-parallel train step of ``model_name`` (and its bare-Flax twin) on one batch."""
+    num_classes = 1000 if get_spec(model_name).input_size == 224 else 10
     model = create_model(model_name, num_classes=num_classes, dtype=dtype)
     mesh = sharding.make_mesh()
     sharding.batch_sizes(batch_size, mesh.size, jax.process_count())
     replicated = sharding.replicated_sharding(mesh)
     tx = optax.sgd(0.1, momentum=0.9)
-
-    def create():
-        variables = init_variables(model, jax.random.PRNGKey(0), (1, image_size, image_size, 3))
-        return create_train_state(variables, tx, jax.random.PRNGKey(1))
-
-    state = jax.jit(create, out_shardings=replicated)()
     rng = np.random.default_rng(0)
     batch = sharding.to_global(
         {
@@ -80,79 +92,104 @@ def benchmark(
         },
         mesh,
     )
-    step = jax.jit(
-        make_train_step(model, tx, num_shards=mesh.size),
-        in_shardings=(replicated, sharding.batch_sharding(mesh)),
-        out_shardings=(replicated, replicated),
-        donate_argnums=0,
-    )
-    measured = time_steps(step, state, batch, steps)
-    step_time = measured["step_time_s"]
-    macs = profile_model(model, image_size).macs
-    model_flops = TRAIN_FLOPS_FACTOR * FLOPS_PER_MAC * macs * batch_size / step_time
-    peak = matmul_peak_flops(dtype)
+
+    def compile_step(step_function, create_state) -> Compiled:
+        state = jax.jit(create_state, out_shardings=replicated)()
+        step = jax.jit(
+            step_function,
+            in_shardings=(replicated, sharding.batch_sharding(mesh)),
+            out_shardings=(replicated, replicated),
+            donate_argnums=0,
+        )
+        start = time.perf_counter()
+        compiled = step.lower(state, batch).compile()
+        compile_s = time.perf_counter() - start
+        cost = compiled.cost_analysis()
+        cost = cost[0] if isinstance(cost, list) else cost  # a list of one dict in older jax
+        return Compiled(compiled, state, compile_s, float(cost["bytes accessed"]), float(cost["flops"]))
+
+    def create_ours():
+        variables = init_variables(model, jax.random.PRNGKey(0), (1, image_size, image_size, 3))
+        return create_train_state(variables, tx, jax.random.PRNGKey(1))
+
+    ours = compile_step(make_train_step(model, tx, num_shards=mesh.size), create_ours)
+    twin = None
+    if reference:
+        from resnet_jax import benchmark_reference
+
+        bare = benchmark_reference.minimal_model(model_name, num_classes, dtype)
+        shape = (image_size, image_size, 3)
+        twin = compile_step(benchmark_reference.train_step, lambda: benchmark_reference.create_state(bare, tx, shape))
+    return Steps(model, mesh, batch, ours, twin)
+
+
+def seconds_per_step(compiled: Compiled, batch: dict[str, jax.Array], steps: int) -> float:
+    """Seconds per step of a compiled train step, after two warm-up steps."""
+    state = compiled.state
+    for _ in range(2):
+        state, _ = compiled.step(state, batch)
+    jax.block_until_ready(state)
+    start = time.perf_counter()
+    for _ in range(steps):
+        state, outputs = compiled.step(state, batch)
+    jax.block_until_ready((state, outputs))
+    return (time.perf_counter() - start) / steps
+
+
+def benchmark(
+    model_name: str,
+    batch_size: int,
+    dtype: str,
+    steps: int,
+    image_size: int | None = None,
+    reference: bool = False,
+    cost_only: bool = False,
+) -> dict:
+    """Measure the jitted data-parallel train step; returns examples/s, step time, MFU, bytes accessed.
+
+    ``reference`` also measures a bare-Flax step of the same network (``benchmark_reference``) in this
+    run, and ours relative to it; ``cost_only`` compiles and reads XLA's cost analysis without running.
+    """
+    image_size = image_size or get_spec(model_name).input_size
+    compiled = compile_steps(model_name, batch_size, dtype, image_size, reference)
     device = jax.devices()[0]
-    return {
+    result = {
         "model": model_name,
         "batch_size": batch_size,
         "image_size": image_size,
         "dtype": dtype,
-        "steps": steps,
-        "devices": f"{mesh.size} x {device.device_kind} ({device.platform})",
-        "examples_per_sec": batch_size / step_time,
-        "step_time_ms": 1000 * step_time,
-        "model_tflops_per_sec": model_flops / 1e12,
-        "matmul_peak_tflops_per_sec": peak / 1e12,
-        "mfu": model_flops / peak,
-        "gmacs_per_example": macs / 1e9,
-        "compile_s": measured["compile_s"],
-        "bytes_accessed": measured["bytes_accessed"],
+        "devices": f"{compiled.mesh.size} x {device.device_kind} ({device.platform})",
+        "compile_s": compiled.ours.compile_s,
+        "bytes_accessed": compiled.ours.bytes_accessed,
+        "xla_flops": compiled.ours.flops,
         "jax": jax.__version__,
-        **(reference_step(model_name, num_classes, dtype, batch, tx, mesh, steps, measured) if reference else {}),
     }
-
-
-def time_steps(step, state, batch, steps: int) -> dict:
-    """Compile the jitted ``step`` (timed), read XLA's cost analysis of it, warm up, then time ``steps`` steps."""
-    compile_start = time.perf_counter()
-    compiled = step.lower(state, batch).compile()
-    compile_s = time.perf_counter() - compile_start
-    cost = compiled.cost_analysis()
-    cost = cost[0] if isinstance(cost, list) else cost  # a list of one dict in older jax
-    for _ in range(2):  # warm-up
-        state, _ = compiled(state, batch)
-    jax.block_until_ready(state)
-    start = time.perf_counter()
-    for _ in range(steps):
-        state, outputs = compiled(state, batch)
-    jax.block_until_ready((state, outputs))
-    step_time = (time.perf_counter() - start) / steps
-    return {"step_time_s": step_time, "compile_s": compile_s, "bytes_accessed": float(cost.get("bytes accessed", 0.0))}
-
-
-def reference_step(model_name: str, num_classes: int, dtype: str, batch, tx, mesh, steps: int, ours: dict) -> dict:
-    """Time the bare-Flax twin of the model on the same batch and devices; its numbers, and ours relative to them."""
-    from resnet_jax import benchmark_reference
-
-    model = benchmark_reference.minimal_model(model_name, num_classes, dtype)
-    replicated = sharding.replicated_sharding(mesh)
-    image_shape = batch["image"].shape[1:]
-    state = jax.jit(lambda: benchmark_reference.create_state(model, tx, image_shape), out_shardings=replicated)()
-    step = jax.jit(
-        benchmark_reference.train_step,
-        in_shardings=(replicated, sharding.batch_sharding(mesh)),
-        out_shardings=(replicated, replicated),
-        donate_argnums=0,
+    if reference:
+        result["reference_bytes_accessed"] = compiled.reference.bytes_accessed
+        result["bytes_accessed_vs_reference"] = compiled.ours.bytes_accessed / compiled.reference.bytes_accessed
+    if cost_only:
+        return result
+    step_time = seconds_per_step(compiled.ours, compiled.batch, steps)
+    macs = profile_model(compiled.model, image_size).macs
+    model_flops = TRAIN_FLOPS_FACTOR * FLOPS_PER_MAC * macs * batch_size / step_time
+    peak = matmul_peak_flops(dtype)
+    result.update(
+        steps=steps,
+        examples_per_sec=batch_size / step_time,
+        step_time_ms=1000 * step_time,
+        model_tflops_per_sec=model_flops / 1e12,
+        matmul_peak_tflops_per_sec=peak / 1e12,
+        mfu=model_flops / peak,
+        gmacs_per_example=macs / 1e9,
     )
-    measured = time_steps(step, state, batch, steps)
-    batch_size = batch["image"].shape[0]
-    return {
-        "reference_examples_per_sec": batch_size / measured["step_time_s"],
-        "reference_step_time_ms": 1000 * measured["step_time_s"],
-        "reference_bytes_accessed": measured["bytes_accessed"],
-        "throughput_vs_reference": measured["step_time_s"] / ours["step_time_s"],
-        "bytes_accessed_vs_reference": ours["bytes_accessed"] / measured["bytes_accessed"],
-    }
+    if reference:
+        reference_time = seconds_per_step(compiled.reference, compiled.batch, steps)
+        result.update(
+            reference_examples_per_sec=batch_size / reference_time,
+            reference_step_time_ms=1000 * reference_time,
+            throughput_vs_reference=reference_time / step_time,
+        )
+    return result
 
 
 def _describe(result: dict) -> str:
@@ -163,19 +200,22 @@ def _describe(result: dict) -> str:
             f"train {result['train_examples_per_sec']:.0f} examples/s, eval {result['eval_examples_per_sec']:.0f} "
             "examples/s"
         )
-    return (
-        f"{result['model']} batch {result['batch_size']} {result['dtype']} on {result['devices']}: "
-        f"{result['examples_per_sec']:.1f} examples/s, {result['step_time_ms']:.1f} ms/step, "
-        f"MFU {100 * result['mfu']:.1f}% (model {result['model_tflops_per_sec']:.3f} TFLOP/s, "
-        f"measured matmul peak {result['matmul_peak_tflops_per_sec']:.3f} TFLOP/s)"
-        + (
-            f"; bare Flax: {result['reference_examples_per_sec']:.1f} examples/s, so ours runs at "
-            f"{result['throughput_vs_reference']:.3f}x its speed with {result['bytes_accessed_vs_reference']:.3f}x "
-            "its bytes accessed"
-            if "reference_examples_per_sec" in result
-            else ""
+    line = f"{result['model']} batch {result['batch_size']} {result['dtype']} on {result['devices']}: "
+    if "step_time_ms" in result:
+        line += (
+            f"{result['examples_per_sec']:.1f} examples/s, {result['step_time_ms']:.1f} ms/step, "
+            f"MFU {100 * result['mfu']:.1f}% (model {result['model_tflops_per_sec']:.3f} TFLOP/s, "
+            f"measured matmul peak {result['matmul_peak_tflops_per_sec']:.3f} TFLOP/s), "
         )
-    )
+    line += f"{result['bytes_accessed'] / 1e9:.3f} GB accessed per step (XLA cost analysis)"
+    if "reference_bytes_accessed" in result:
+        line += f"; against the bare-Flax step: {result['bytes_accessed_vs_reference']:.3f}x its bytes accessed"
+    if "reference_examples_per_sec" in result:
+        line += (
+            f" and {result['throughput_vs_reference']:.3f}x its speed "
+            f"(bare Flax: {result['reference_examples_per_sec']:.1f} examples/s)"
+        )
+    return line
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -190,6 +230,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--image_size", type=int, default=None, help="default: the model's native size")
     parser.add_argument(
         "--reference", action="store_true", help="also time a bare-Flax step of the same network, and the ratio"
+    )
+    parser.add_argument(
+        "--cost_only", action="store_true", help="compile and report XLA's bytes accessed and FLOPs, without running"
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
@@ -213,7 +256,9 @@ def main(argv: list[str] | None = None) -> None:
             config.data_dir = args.data_dir
         result = throughput.measure_input(config, args.batch_size, args.steps)
     else:
-        result = benchmark(args.model, args.batch_size, args.dtype, args.steps, args.image_size, args.reference)
+        result = benchmark(
+            args.model, args.batch_size, args.dtype, args.steps, args.image_size, args.reference, args.cost_only
+        )
     print(json.dumps(result) if args.json else _describe(result))
 
 

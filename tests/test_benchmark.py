@@ -81,6 +81,14 @@ def test_reference_mode_reports_both_steps_and_their_ratios(capsys):
     )
 
 
+def test_cost_only_compiles_both_steps_and_runs_neither(capsys):
+    argv = ["--model", "cifar_resnet20", "--batch_size", "8", "--image_size", "8", "--json"]
+    benchmark.main([*argv, "--reference", "--cost_only"])
+    report = json.loads(capsys.readouterr().out)
+    assert report["bytes_accessed"] > 0 and report["reference_bytes_accessed"] > 0
+    assert not {"examples_per_sec", "reference_examples_per_sec", "mfu"} & set(report)
+
+
 def test_reference_mode_refuses_a_pre_activation_network_in_one_line(capsys):
     with pytest.raises(SystemExit):
         benchmark.main(["--model", "wrn16_8", "--batch_size", "8", "--reference"])

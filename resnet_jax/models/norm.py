@@ -22,7 +22,8 @@ class BatchNorm(nn.Module):
       momentum: running-average decay in Flax's convention (PyTorch momentum 0.1 == 0.9 here).
       epsilon: added to the variance, as in PyTorch (1e-5).
       group_size: examples that share statistics in training; 0 means the whole (global) batch.
-      dtype: compute dtype of the output; statistics and the normalisation itself run in float32.
+      dtype: compute dtype of the output; statistics and the normalisation itself run in float32, the
+        moments in one pass over the activations (about the running mean, against round-off).
       scale_init: initialiser of the scale (gamma); zeros give a zero-initialised residual branch.
     """
 
@@ -41,13 +42,17 @@ class BatchNorm(nn.Module):
         running_mean = self.variable("batch_stats", "mean", jnp.zeros, (features,), jnp.float32)
         running_var = self.variable("batch_stats", "var", jnp.ones, (features,), jnp.float32)
 
-        x32 = x.astype(jnp.float32)
         if train:
-            grouped = self._group(x32)
+            grouped = self._group(x)
             reduce_axes = tuple(range(1, grouped.ndim - 1))
-            mean = grouped.mean(axis=reduce_axes, keepdims=True)
-            var = jnp.square(grouped - mean).mean(axis=reduce_axes, keepdims=True)
-            normalised = ((grouped - mean) * jax.lax.rsqrt(var + self.epsilon)).reshape(x.shape)
+            # Both moments in one fused pass over the activations, in float32 whatever x's dtype. They are
+            # taken about the running mean, a constant: the variance is unchanged, but E[d^2] - E[d]^2
+            # no longer cancels catastrophically when a channel's mean is large against its spread.
+            shift = jax.lax.stop_gradient(running_mean.value)
+            centred = grouped.astype(jnp.float32) - shift
+            shifted_mean = jnp.mean(centred, axis=reduce_axes, keepdims=True)
+            var = jnp.maximum(jnp.mean(jnp.square(centred), axis=reduce_axes, keepdims=True) - shifted_mean**2, 0.0)
+            mean = shifted_mean + shift
             if not self.is_initializing():
                 count = grouped.size // (grouped.shape[0] * features)
                 unbiased_var = var * count / max(count - 1, 1)
@@ -56,8 +61,11 @@ class BatchNorm(nn.Module):
                 running_mean.value = self.momentum * running_mean.value + (1 - self.momentum) * new_mean
                 running_var.value = self.momentum * running_var.value + (1 - self.momentum) * new_var
         else:
-            normalised = (x32 - running_mean.value) * jax.lax.rsqrt(running_var.value + self.epsilon)
-        return (normalised * scale + bias).astype(self.dtype)
+            grouped, mean, var = x, running_mean.value, running_var.value
+        # y = x * multiplier + offset: one multiply-add per element, the per-channel terms in float32.
+        multiplier = jax.lax.rsqrt(var + self.epsilon) * scale
+        offset = bias - mean * multiplier
+        return (grouped.astype(jnp.float32) * multiplier + offset).reshape(x.shape).astype(self.dtype)
 
     def _group(self, x: jax.Array) -> jax.Array:
         """Reshape the batch axis into (num_groups, group_size) so statistics are per group."""

@@ -23,7 +23,7 @@ class BatchNorm(nn.Module):
       epsilon: added to the variance, as in PyTorch (1e-5).
       group_size: examples that share statistics in training; 0 means the whole (global) batch.
       dtype: compute dtype of the output; statistics and the normalisation itself run in float32, the
-        moments in one pass over the activations (about the running mean, against round-off).
+        moments in one pass over the activations (about a constant near the mean, against round-off).
       scale_init: initialiser of the scale (gamma); zeros give a zero-initialised residual branch.
     """
 
@@ -46,9 +46,10 @@ class BatchNorm(nn.Module):
             grouped = self._group(x)
             reduce_axes = tuple(range(1, grouped.ndim - 1))
             # Both moments in one fused pass over the activations, in float32 whatever x's dtype. They are
-            # taken about the running mean, a constant: the variance is unchanged, but E[d^2] - E[d]^2
-            # no longer cancels catastrophically when a channel's mean is large against its spread.
-            shift = jax.lax.stop_gradient(running_mean.value)
+            # taken about a constant near the mean, the first example's per-channel mean in each group:
+            # the variance is unchanged, but E[d^2] - E[d]^2 does not cancel catastrophically when a
+            # channel's mean is large against its spread. Reading one example per group costs little.
+            shift = jax.lax.stop_gradient(jnp.mean(grouped[:, :1], axis=reduce_axes, keepdims=True, dtype=jnp.float32))
             centred = grouped.astype(jnp.float32) - shift
             shifted_mean = jnp.mean(centred, axis=reduce_axes, keepdims=True)
             var = jnp.maximum(jnp.mean(jnp.square(centred), axis=reduce_axes, keepdims=True) - shifted_mean**2, 0.0)

@@ -19,8 +19,7 @@ import optax
 from flax.training import train_state
 
 from resnet_jax.models import get_spec
-
-BOTTLENECK_EXPANSION = 4
+from resnet_jax.models.resnet import BOTTLENECK_EXPANSION
 
 
 class Block(nn.Module):

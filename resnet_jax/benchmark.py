@@ -124,16 +124,27 @@ def compile_steps(model_name: str, batch_size: int, dtype: str, image_size: int,
 
 
 def seconds_per_step(compiled: Compiled, batch: dict[str, jax.Array], steps: int) -> float:
-    """Seconds per step of a compiled train step, after two warm-up steps."""
+    """Seconds per step of a compiled train step over ``steps`` steps; ``compiled.state`` moves on with them."""
     state = compiled.state
-    for _ in range(2):
-        state, _ = compiled.step(state, batch)
     jax.block_until_ready(state)
     start = time.perf_counter()
     for _ in range(steps):
         state, outputs = compiled.step(state, batch)
     jax.block_until_ready((state, outputs))
+    compiled.state = state
     return (time.perf_counter() - start) / steps
+
+
+def median_seconds_per_step(steps_to_time: list[Compiled], batch: dict[str, jax.Array], steps: int, rounds: int):
+    """Median seconds per step of each compiled step, timed in alternating rounds after two warm-up steps
+    each, so that a drift in clocks or host load hits every step alike; also each one's spread (max / min)."""
+    for compiled in steps_to_time:
+        seconds_per_step(compiled, batch, 2)
+    times = [[] for _ in steps_to_time]
+    for _ in range(rounds):
+        for compiled, measured in zip(steps_to_time, times, strict=True):
+            measured.append(seconds_per_step(compiled, batch, steps))
+    return [float(np.median(measured)) for measured in times], [max(measured) / min(measured) for measured in times]
 
 
 def benchmark(
@@ -144,8 +155,11 @@ def benchmark(
     image_size: int | None = None,
     reference: bool = False,
     cost_only: bool = False,
+    rounds: int = 1,
 ) -> dict:
     """Measure the jitted data-parallel train step; returns examples/s, step time, MFU, bytes accessed.
+
+    The step time is the median of ``rounds`` timings of ``steps`` steps each, with its spread (max / min).
 
     ``reference`` also measures a bare-Flax step of the same network (``benchmark_reference``) in this
     run, and ours relative to it; ``cost_only`` compiles and reads XLA's cost analysis without running.
@@ -169,12 +183,15 @@ def benchmark(
         result["bytes_accessed_vs_reference"] = compiled.ours.bytes_accessed / compiled.reference.bytes_accessed
     if cost_only:
         return result
-    step_time = seconds_per_step(compiled.ours, compiled.batch, steps)
+    timed = [compiled.ours] + ([compiled.reference] if reference else [])
+    (step_time, *reference_time), spreads = median_seconds_per_step(timed, compiled.batch, steps, rounds)
     macs = profile_model(compiled.model, image_size).macs
     model_flops = TRAIN_FLOPS_FACTOR * FLOPS_PER_MAC * macs * batch_size / step_time
     peak = matmul_peak_flops(dtype)
     result.update(
         steps=steps,
+        rounds=rounds,
+        step_time_spread=spreads[0],
         examples_per_sec=batch_size / step_time,
         step_time_ms=1000 * step_time,
         model_tflops_per_sec=model_flops / 1e12,
@@ -183,10 +200,11 @@ def benchmark(
         gmacs_per_example=macs / 1e9,
     )
     if reference:
-        reference_time = seconds_per_step(compiled.reference, compiled.batch, steps)
+        (reference_time,) = reference_time
         result.update(
             reference_examples_per_sec=batch_size / reference_time,
             reference_step_time_ms=1000 * reference_time,
+            reference_step_time_spread=spreads[1],
             throughput_vs_reference=reference_time / step_time,
         )
     return result
@@ -226,7 +244,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data_dir", default=None, help="input mode: TFDS data directory (default: the config's)")
     parser.add_argument("--batch_size", type=int, required=True, help="global batch over all devices")
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
-    parser.add_argument("--steps", type=int, default=20, help="timed steps (batches) after warm-up")
+    parser.add_argument("--steps", type=int, default=20, help="timed steps (batches) after warm-up, per round")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="timing rounds (alternating with --reference); the median is reported"
+    )
     parser.add_argument("--image_size", type=int, default=None, help="default: the model's native size")
     parser.add_argument(
         "--reference", action="store_true", help="also time a bare-Flax step of the same network, and the ratio"
@@ -257,7 +278,14 @@ def main(argv: list[str] | None = None) -> None:
         result = throughput.measure_input(config, args.batch_size, args.steps)
     else:
         result = benchmark(
-            args.model, args.batch_size, args.dtype, args.steps, args.image_size, args.reference, args.cost_only
+            args.model,
+            args.batch_size,
+            args.dtype,
+            args.steps,
+            args.image_size,
+            args.reference,
+            args.cost_only,
+            args.rounds,
         )
     print(json.dumps(result) if args.json else _describe(result))
 

@@ -69,8 +69,10 @@ def test_the_bare_flax_step_trains():
 
 def test_reference_mode_reports_both_steps_and_their_ratios(capsys):
     argv = ["--model", "cifar_resnet20", "--batch_size", "8", "--steps", "1", "--image_size", "8", "--json"]
-    benchmark.main([*argv, "--reference"])
+    benchmark.main([*argv, "--reference", "--rounds", "3"])
     report = json.loads(capsys.readouterr().out)
+    assert report["rounds"] == 3
+    assert report["step_time_spread"] >= 1 and report["reference_step_time_spread"] >= 1
     for key in ("reference_examples_per_sec", "reference_bytes_accessed", "bytes_accessed"):
         assert report[key] > 0, key
     assert report["throughput_vs_reference"] == pytest.approx(

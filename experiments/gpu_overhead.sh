@@ -17,7 +17,6 @@ bench() {
 bench --model resnet50 --batch_size 256 --dtype bfloat16 --steps 30
 bench --model cifar_resnet20 --batch_size 128 --steps 100
 bench --model cifar_resnet56 --batch_size 128 --steps 50
-bench --model wrn28_10 --batch_size 128 --dtype bfloat16 --steps 30
 bench --model resnext29_8x64d --batch_size 128 --dtype bfloat16 --steps 20
 python3 - "$out/overhead.jsonl" <<'PY'
 import json, sys

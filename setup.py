@@ -3,8 +3,9 @@
 from setuptools import find_packages, setup
 
 # Version ranges verified to install together on a fresh Python 3.11 machine (see README).
+JAX = "jax>=0.6,<0.11"
 CORE = [
-    "jax>=0.6,<0.11",
+    JAX,
     "flax>=0.10.6,<0.13",
     "optax>=0.2.4,<0.3",
     "orbax-checkpoint>=0.11,<0.13",
@@ -27,6 +28,9 @@ EXTRAS = {
     "dev": ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.6", "Pillow>=10", *NOTEBOOKS],
     # Exactly this version: a CPU wheel ships locally; other specs pull multi-GB CUDA builds.
     "torch": ["torch==2.13.0"],
+    # Accelerators: the same JAX with the CUDA 12 plugin (NVIDIA driver >= 525) or libtpu, from PyPI.
+    "cuda12": [JAX.replace("jax", "jax[cuda12]", 1)],
+    "tpu": [JAX.replace("jax", "jax[tpu]", 1)],
 }
 
 setup(

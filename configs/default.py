@@ -99,4 +99,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.checkpoint_every_steps = 100  # also saved at the end and on SIGTERM/SIGINT
     config.max_checkpoints_to_keep = 3
     config.profile = False  # capture a jax.profiler trace of a few steps into the workdir
+    # JAX's persistent compilation cache, so a resumed or repeated run recompiles nothing: '' = the user
+    # cache directory ($JAX_COMPILATION_CACHE_DIR, else ~/.cache/resnet_jax/jax_compilation_cache); 'none' = off.
+    config.compilation_cache_dir = ""
     return config

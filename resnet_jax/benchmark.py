@@ -1,4 +1,4 @@
-"""Steady-state train-step throughput and MFU on device-resident synthetic data (jax, flax, optax only).
+"""Steady-state train-step throughput and MFU on device-resident synthetic uint8 images (jax, flax, optax only).
 
     python -m resnet_jax.benchmark --model resnet50 --batch_size 256 --dtype bfloat16 --steps 50 --json
 
@@ -24,6 +24,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh
 
+from resnet_jax.data.normalisation import Normalisation
 from resnet_jax.models import create_model, get_spec, list_models, profile_model
 from resnet_jax.train import sharding
 from resnet_jax.train.state import create_train_state, init_variables
@@ -87,7 +88,7 @@ def compile_steps(model_name: str, batch_size: int, dtype: str, image_size: int,
     rng = np.random.default_rng(0)
     batch = sharding.to_global(
         {
-            "image": rng.standard_normal((batch_size, image_size, image_size, 3), dtype=np.float32),
+            "image": rng.integers(0, 256, (batch_size, image_size, image_size, 3), dtype=np.uint8),
             "label": rng.integers(0, num_classes, batch_size).astype(np.int32),
         },
         mesh,
@@ -112,7 +113,9 @@ def compile_steps(model_name: str, batch_size: int, dtype: str, image_size: int,
         variables = init_variables(model, jax.random.PRNGKey(0), (1, image_size, image_size, 3))
         return create_train_state(variables, tx, jax.random.PRNGKey(1))
 
-    ours = compile_step(make_train_step(model, tx, num_shards=mesh.size), create_ours)
+    ours = compile_step(
+        make_train_step(model, tx, num_shards=mesh.size, normalise=Normalisation.imagenet()), create_ours
+    )
     twin = None
     if reference:
         from resnet_jax import benchmark_reference

@@ -116,11 +116,13 @@ def create_state(model: MinimalResNet, tx: optax.GradientTransformation, image_s
 
 
 def train_step(state: State, batch: dict[str, jax.Array]) -> tuple[State, dict[str, jax.Array]]:
-    """One SGD step on the batch's mean cross-entropy; returns the new state, loss and accuracy."""
+    """One SGD step on the batch's mean cross-entropy (uint8 images scaled to about [-2, 2] first);
+    returns the new state, loss and accuracy."""
+    images = (batch["image"].astype(jnp.float32) - 127.5) / 64.0
 
     def loss_fn(params):
         logits, updates = state.apply_fn(
-            {"params": params, "batch_stats": state.batch_stats}, batch["image"], mutable=["batch_stats"]
+            {"params": params, "batch_stats": state.batch_stats}, images, mutable=["batch_stats"]
         )
         loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"]).mean()
         return loss, (logits, updates["batch_stats"])

@@ -38,6 +38,9 @@ def main(argv: list[str]) -> None:
     """Set up the process, then train and evaluate."""
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    from resnet_jax.data.tfds_source import tensorflow
+
+    tensorflow()  # before anything starts TensorFlow's runtime: it must not see (and take) the GPUs
     initialize_distributed()
     from resnet_jax.errors import exit_on_user_error
     from resnet_jax.train.loop import train_and_evaluate

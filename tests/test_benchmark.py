@@ -56,7 +56,7 @@ def test_the_bare_flax_twin_has_the_registered_networks_parameters(name):
 
 def test_the_bare_flax_step_trains():
     rng = np.random.default_rng(0)
-    batch = {"image": rng.standard_normal((16, 8, 8, 3)).astype(np.float32), "label": rng.integers(0, 10, 16)}
+    batch = {"image": rng.integers(0, 256, (16, 8, 8, 3), dtype=np.uint8), "label": rng.integers(0, 10, 16)}
     state = create_state(minimal_model("cifar_resnet20", 10, "float32"), optax.sgd(0.05, momentum=0.9), (8, 8, 3))
     step = jax.jit(train_step)
     losses = []

@@ -7,6 +7,7 @@ from archives import write_cifar_archive
 import resnet_jax.data as data
 from configs import cifar10
 from resnet_jax.data import in_memory, prepare, tfds_source
+from resnet_jax.data.normalisation import Normalisation
 from resnet_jax.train import loop
 
 
@@ -63,10 +64,10 @@ def test_no_augmentation_is_the_identity():
 
 def test_normalisation_per_channel_and_he_et_al_per_pixel_mean():
     images = np.random.default_rng(0).integers(0, 256, (50, 4, 4, 3), dtype=np.uint8)
-    channel = in_memory.Normalisation.from_images(images, "channel")(images).numpy()
+    channel = np.asarray(Normalisation.from_images(images, "channel")(images))
     np.testing.assert_allclose(channel.mean(axis=(0, 1, 2)), 0, atol=1e-5)
     np.testing.assert_allclose(channel.std(axis=(0, 1, 2)), 1, atol=1e-4)
-    pixel = in_memory.Normalisation.from_images(images, "pixel_mean")(images).numpy()
+    pixel = np.asarray(Normalisation.from_images(images, "pixel_mean")(images))
     np.testing.assert_allclose(pixel.mean(axis=0), 0, atol=1e-6)  # every pixel position is centred...
     np.testing.assert_allclose(pixel, images / 255 - (images / 255).mean(axis=0), atol=1e-6)  # ...and not scaled
 
@@ -82,12 +83,14 @@ def test_a_held_out_validation_split_is_the_train_tail_and_the_test_split_stays(
     assert datasets.num_train_examples == 100 - 25
     assert {name: split.num_examples for name, split in datasets.eval_splits.items()} == {"val": 25, "eval": 30}
     train = tfds_source.load_split("cifar10", "train", str(tmp_path / "tfds"))
-    normalise = in_memory.Normalisation.from_images(train["image"][:-25], config.normalisation)  # train part only
     val = list(datasets.eval_splits["val"].batches())
     mask = np.concatenate([b["mask"] for b in val]).astype(bool)
     np.testing.assert_array_equal(np.concatenate([b["label"] for b in val])[mask], train["label"][-25:])
     val_images = np.concatenate([b["image"] for b in val])[mask]
-    np.testing.assert_allclose(val_images, normalise(train["image"][-25:]).numpy(), atol=1e-6)
+    np.testing.assert_array_equal(val_images, train["image"][-25:])  # uint8 as stored; the step normalises
+    expected = Normalisation.from_images(train["image"][:-25], config.normalisation)  # from the train part only
+    np.testing.assert_allclose(datasets.normalisation.mean, expected.mean)
+    np.testing.assert_allclose(datasets.normalisation.std, expected.std)
     test = list(datasets.eval_splits["eval"].batches())
     test_labels = np.concatenate([b["label"] for b in test])[np.concatenate([b["mask"] for b in test]).astype(bool)]
     assert sorted(test_labels) == sorted(label for label, _ in records["test"])

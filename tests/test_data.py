@@ -44,6 +44,7 @@ def test_synthetic_train_batches_depend_only_on_seed_and_step():
 def test_synthetic_rule_is_the_class_colour():
     batch = synthetic.train_batch(0, 0, 512, 10, (16, 16, 3), 1.0)
     colours = synthetic.class_colours(10, 3)
-    mean_colour = batch["image"].mean(axis=(1, 2))
+    assert batch["image"].dtype == np.uint8
+    mean_colour = np.asarray(synthetic.normalisation(3)(batch["image"])).mean(axis=(1, 2))
     nearest = np.argmin(((mean_colour[:, None, :] - colours[None]) ** 2).sum(-1), axis=1)
     assert (nearest == batch["label"]).mean() > 0.95

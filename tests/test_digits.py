@@ -62,7 +62,6 @@ def _train_batches(split, start_step, process_index, process_count, per_process_
         process_count,
         per_process_batch,
         steps,
-        normalisation=in_memory.Normalisation(np.zeros(1), np.ones(1)),
         augmentation=in_memory.Augmentation(crop_padding=1, random_flip=True),
     )
 

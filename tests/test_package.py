@@ -1,7 +1,9 @@
-"""Package contracts: the core imports no TensorFlow, tfds, clu or ml_collections (accelerator images lack them)."""
+"""Package contracts: the core imports no TensorFlow, tfds, clu or ml_collections (accelerator images lack them);
+the accelerator extras install the core's JAX."""
 
 import subprocess
 import sys
+from importlib import metadata
 
 import pytest
 
@@ -12,6 +14,8 @@ CORE = [
     "resnet_jax.train.step",
     "resnet_jax.train.optim",
     "resnet_jax.train.sharding",
+    "resnet_jax.data",
+    "resnet_jax.data.normalisation",
     "resnet_jax.train.state",
     "resnet_jax.benchmark",
     "resnet_jax.benchmark_reference",
@@ -29,3 +33,36 @@ def test_core_modules_do_not_import_tensorflow(module):
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_accelerator_extras_install_the_cores_jax_with_their_plugin():
+    from packaging.requirements import Requirement
+
+    requirements = [Requirement(line) for line in metadata.requires("resnet_jax")]
+    jax = {str(r.marker): r for r in requirements if r.name == "jax"}
+    core = jax.pop("None")
+    assert not core.extras
+    assert {marker: (r.extras, r.specifier) for marker, r in jax.items()} == {
+        'extra == "cuda12"': ({"cuda12"}, core.specifier),
+        'extra == "tpu"': ({"tpu"}, core.specifier),
+    }
+
+
+def test_main_tells_tensorflow_to_see_no_gpu_before_anything_else(monkeypatch):
+    import tensorflow as tf
+
+    from resnet_jax import main
+
+    hidden = []
+    monkeypatch.setattr(tf.config, "set_visible_devices", lambda devices, kind: hidden.append((list(devices), kind)))
+
+    class Started(Exception):
+        """Raised where the job would join the distributed runtime, the first step after TensorFlow's set-up."""
+
+    def started():
+        raise Started
+
+    monkeypatch.setattr(main, "initialize_distributed", started)
+    with pytest.raises(Started):
+        main.main(["resnet_jax.main"])
+    assert hidden == [([], "GPU")]

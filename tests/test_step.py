@@ -151,6 +151,17 @@ def test_batch_sizes_derive_every_level():
     assert (sizes.per_process, sizes.per_device, sizes.per_device_microbatch) == (128, 32, 16)
 
 
+def test_the_mesh_is_jaxs_topology_ordered_one_over_every_device(monkeypatch):
+    calls = []
+    make_mesh = jax.make_mesh
+    monkeypatch.setattr(jax, "make_mesh", lambda *args, **kwargs: calls.append(args) or make_mesh(*args, **kwargs))
+    mesh = sharding.make_mesh()
+    assert calls == [((8,), ("data",))]  # jax orders the devices by the physical topology (TPU slices, NVLink)
+    assert list(mesh.devices) == list(make_mesh((8,), ("data",), devices=jax.devices()).devices)
+    assert mesh.axis_types == (jax.sharding.AxisType.Auto,)  # jit's shardings decide, as with a plain Mesh
+    assert list(sharding.make_mesh(jax.devices()[:2]).devices) == jax.devices()[:2]
+
+
 def test_to_global_shards_the_batch_axis():
     mesh = sharding.make_mesh()
     array = sharding.to_global({"x": np.arange(16, dtype=np.float32)}, mesh)["x"]

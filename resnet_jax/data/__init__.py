@@ -3,8 +3,9 @@
 Train batches are a deterministic function of the step, so resuming at step N reproduces the data
 position exactly. Eval batches are padded and masked so every example counts once. The test split is
 always evaluated (``eval/*``); with ``validation_examples`` a held-out part of the train split is too
-(``val/*``). The synthetic dataset needs only numpy; TFDS-backed datasets import TensorFlow lazily
-and run tf.data on the host CPU.
+(``val/*``). Images stay uint8 up to the devices; ``Datasets.normalisation`` is applied in the step.
+The synthetic dataset needs only numpy and jax; TFDS-backed datasets import TensorFlow lazily and run
+tf.data on the host CPU.
 """
 
 import dataclasses
@@ -14,11 +15,12 @@ from collections.abc import Callable, Iterable, Iterator
 import numpy as np
 
 from resnet_jax.data import batching, erasing, synthetic
+from resnet_jax.data.normalisation import MODES as NORMALISATIONS
+from resnet_jax.data.normalisation import Normalisation
 
 Batch = dict[str, np.ndarray]
 TEST, VALIDATION = "eval", "val"  # metric prefixes of the test split and of the held-out validation split
 PAD_MODES = ("constant", "reflect")
-NORMALISATIONS = ("channel", "pixel_mean")
 TRAIN_CROPS = ("random_resized", "scale_jitter")
 
 
@@ -60,13 +62,15 @@ class Datasets:
       train_batches: ``start_step -> iterator`` of this process's slice of each global train batch.
       eval_splits: metric prefix (``eval`` for the test split, ``val`` for held-out train examples) -> split.
       num_train_examples: size of the train split (defines an epoch).
-      image_shape: (height, width, channels) of one image.
+      image_shape: (height, width, channels) of one uint8 image.
+      normalisation: what the train and eval steps apply to the images on the device.
     """
 
     train_batches: Callable[[int], Iterator[Batch]]
     eval_splits: dict[str, EvalSplit]
     num_train_examples: int
     image_shape: tuple[int, int, int]
+    normalisation: Normalisation
 
 
 def _require(condition: bool, message: str) -> None:
@@ -187,7 +191,7 @@ def _in_memory(config, per_process_batch, per_process_eval_batch, process_index,
         splits[name] = tfds_source.split_arrays(builder, split)
         tfds_source.check_split(splits[name], f"{config.dataset} {split}", config.image_size, config.num_classes)
     train = splits.pop("train")
-    normalisation = in_memory.Normalisation.from_images(train["image"], config.normalisation)
+    normalisation = Normalisation.from_images(train["image"], config.normalisation)
     augmentation = in_memory.Augmentation(
         config.crop_padding, config.pad_mode, config.random_flip, random_erasing_settings(config)
     )
@@ -200,16 +204,14 @@ def _in_memory(config, per_process_batch, per_process_eval_batch, process_index,
             per_process_batch=per_process_batch,
             process_index=process_index,
             process_count=process_count,
-            normalisation=normalisation,
             augmentation=augmentation,
+            mean_pixel=normalisation.mean * 255,
         )
         return dataset.as_numpy_iterator()
 
     def eval_split(arrays: Batch) -> EvalSplit:
-        normalised = {"image": normalisation(arrays["image"]).numpy(), "label": arrays["label"]}
         return EvalSplit(
-            lambda: _eval_batches(normalised, per_process_eval_batch, process_index, process_count),
-            len(arrays["label"]),
+            lambda: _eval_batches(arrays, per_process_eval_batch, process_index, process_count), len(arrays["label"])
         )
 
     return Datasets(
@@ -217,6 +219,7 @@ def _in_memory(config, per_process_batch, per_process_eval_batch, process_index,
         {name: eval_split(arrays) for name, arrays in splits.items()},
         num_train_examples=len(train["label"]),
         image_shape=tuple(train["image"].shape[1:]),
+        normalisation=normalisation,
     )
 
 
@@ -263,6 +266,7 @@ def _streamed(config, per_process_batch, per_process_eval_batch, process_index, 
         {name: eval_split(split) for name, split in splits.items() if name != "train"},
         num_train_examples=builder.info.splits[splits["train"]].num_examples,
         image_shape=(config.image_size, config.image_size, 3),
+        normalisation=Normalisation.imagenet(),
     )
 
 
@@ -292,4 +296,5 @@ def _synthetic(config, per_process_batch, per_process_eval_batch, process_index,
         {TEST: EvalSplit(eval_batches, options.num_eval_examples)},
         options.num_train_examples,
         image_shape,
+        synthetic.normalisation(image_shape[-1]),
     )

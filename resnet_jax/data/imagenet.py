@@ -16,8 +16,6 @@ ARCHIVES = (
     Archive("ILSVRC2012_img_train.tar", "1d675b47d978889d74fa0da5fadfb00e", "md5"),
     Archive("ILSVRC2012_img_val.tar", "29b22e2961454d5413ddabcf34fc5622", "md5"),
 )
-MEAN_RGB = (0.485, 0.456, 0.406)  # the statistics torchvision's ImageNet weights expect
-STDDEV_RGB = (0.229, 0.224, 0.225)
 
 
 def prepare(data_dir: str, manual_dir: str, skip_checksum: bool = False) -> str:
@@ -50,12 +48,13 @@ class Crops:
     eval_resize: int = 256
 
 
-def _crop_resize_normalise(jpeg, window, image_size: int):
-    """Decode only ``window`` = (top, left, height, width) of the JPEG, resize it to a square, normalise."""
+def _crop_resize(jpeg, window, image_size: int):
+    """Decode only ``window`` = (top, left, height, width) of the JPEG and resize it to a uint8 square
+    (rounded, as PIL's resize gives torchvision); the step normalises it on the device."""
     tf = tfds_source.tensorflow()
     image = tf.image.decode_and_crop_jpeg(jpeg, tf.stack(window), channels=3)
     image = tf.image.resize(image, [image_size, image_size], method="bilinear", antialias=True)
-    return (image / 255 - tf.constant(MEAN_RGB)) / tf.constant(STDDEV_RGB)
+    return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
 
 
 def random_resized_window(shape, key):
@@ -91,7 +90,7 @@ def scale_jitter_window(shape, key, crops: Crops):
 
 
 def train_image(jpeg, key, crops: Crops):
-    """A random crop of the JPEG (as ``crops.train_crop`` says), randomly flipped, resized and normalised."""
+    """A random crop of the JPEG (as ``crops.train_crop`` says), randomly flipped and resized (uint8)."""
     tf = tfds_source.tensorflow()
     crop_key, flip_key = tf.unstack(tf.random.experimental.stateless_split(key, 2))
     shape = tf.image.extract_jpeg_shape(jpeg)
@@ -99,7 +98,7 @@ def train_image(jpeg, key, crops: Crops):
         window = scale_jitter_window(shape, crop_key, crops)
     else:
         window = random_resized_window(shape, crop_key)
-    image = _crop_resize_normalise(jpeg, window, crops.image_size)
+    image = _crop_resize(jpeg, window, crops.image_size)
     return tf.image.stateless_random_flip_left_right(image, flip_key)
 
 
@@ -110,4 +109,4 @@ def eval_image(jpeg, crops: Crops):
     shorter = tf.cast(tf.minimum(shape[0], shape[1]), tf.float32)
     side = tf.cast(tf.math.round(shorter * crops.image_size / crops.eval_resize), tf.int32)
     window = ((shape[0] - side + 1) // 2, (shape[1] - side + 1) // 2, side, side)
-    return _crop_resize_normalise(jpeg, window, crops.image_size)
+    return _crop_resize(jpeg, window, crops.image_size)

@@ -27,30 +27,6 @@ class Augmentation:
     random_erasing: erasing.RandomErasing = erasing.RandomErasing()
 
 
-@dataclasses.dataclass(frozen=True)
-class Normalisation:
-    """uint8 images -> float32 ``(x / 255 - mean) / std``; ``mean`` and ``std`` broadcast over HWC."""
-
-    mean: np.ndarray
-    std: np.ndarray
-
-    @classmethod
-    def from_images(cls, images: np.ndarray, mode: str) -> "Normalisation":
-        """Statistics of the train images: per channel ('channel'), or He et al.'s per-pixel mean image alone."""
-        if mode == "pixel_mean":
-            return cls(np.mean(images, axis=0, dtype=np.float64) / 255, np.ones(images.shape[-1]))
-        if mode == "channel":
-            axes = tuple(range(images.ndim - 1))
-            return cls(np.mean(images, axes, dtype=np.float64) / 255, np.std(images, axes, dtype=np.float64) / 255)
-        raise ValueError(f"normalisation must be 'channel' or 'pixel_mean', got {mode!r}")
-
-    def __call__(self, images):
-        """Normalise a batch (numpy or TF); returns a float32 TF tensor."""
-        tf = tfds_source.tensorflow()
-        mean, std = (tf.constant(value, tf.float32) for value in (self.mean, self.std))
-        return (tf.cast(images, tf.float32) / 255 - mean) / std
-
-
 def epoch_order(seed: int, epoch, num_examples: int):
     """The seeded permutation of the example indices that epoch ``epoch`` visits."""
     tf = tfds_source.tensorflow()
@@ -122,10 +98,11 @@ def train_dataset(
     per_process_batch: int,
     process_index: int,
     process_count: int,
-    normalisation: Normalisation,
     augmentation: Augmentation = Augmentation(),
+    mean_pixel: np.ndarray | None = None,
 ):
-    """A tf.data pipeline of this process's rows of every global batch from ``start_step`` on.
+    """A tf.data pipeline of this process's rows of every global batch from ``start_step`` on, uint8
+    images as stored (the step normalises them on the device); ``mean_pixel`` is 'mean' erasing's fill.
 
     Batches are built in parallel on the host CPU threads and prefetched; the draws are made for the
     whole global batch, so an example's crop, flip and erasing do not depend on how many processes share it.
@@ -140,8 +117,8 @@ def train_dataset(
         draws = [draw[mine] for draw in augmentation_draws(seed, step, global_batch, augmentation)]
         image = augment(tf.gather(images, indices), draws, augmentation)
         if augmentation.random_erasing.probability > 0:
-            image = erase_batch(image, seed, step, global_batch, mine, augmentation, normalisation.mean * 255)
-        return {"image": normalisation(image), "label": tf.gather(labels, indices)}
+            image = erase_batch(image, seed, step, global_batch, mine, augmentation, mean_pixel)
+        return {"image": image, "label": tf.gather(labels, indices)}
 
     steps = tf.data.Dataset.range(start_step, np.iinfo(np.int64).max)
     return steps.map(batch_at, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)

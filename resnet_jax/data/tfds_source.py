@@ -6,7 +6,10 @@ from resnet_jax.errors import MissingFilesError
 
 
 def tensorflow():
-    """TensorFlow, told to see no GPU: the input pipeline stays on the host CPU, the devices stay JAX's."""
+    """TensorFlow, told to see no GPU: the input pipeline stays on the host CPU, the devices stay JAX's.
+
+    ``resnet_jax.main`` calls it first thing, so neither a TFDS dataset nor clu's TensorBoard writer
+    (which starts TensorFlow on any dataset) can take GPU memory."""
     import tensorflow as tf
 
     tf.config.set_visible_devices([], "GPU")

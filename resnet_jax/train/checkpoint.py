@@ -6,7 +6,6 @@ shardings, so a run can resume on a different number of devices.
 """
 
 import os
-from pathlib import Path
 from typing import Any
 
 import flax
@@ -14,9 +13,11 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
+from etils import epath
 from flax import traverse_util
 
 from resnet_jax.convert import summarise
+from resnet_jax.train.paths import resolve
 from resnet_jax.train.state import TrainState
 
 
@@ -69,7 +70,7 @@ class Checkpointer:
     """A ``CheckpointManager`` in ``directory`` keeping the last ``max_to_keep`` saves, asynchronously."""
 
     def __init__(self, directory: str | os.PathLike, max_to_keep: int = 3, asynchronous: bool = True):
-        self.directory = Path(directory).absolute()
+        self.directory = resolve(directory)
         options = ocp.CheckpointManagerOptions(
             max_to_keep=max_to_keep,
             create=True,
@@ -159,9 +160,9 @@ class Checkpointer:
         self.manager.close()
 
 
-def find_checkpoint_dir(path: str | os.PathLike) -> tuple[Path, int | None]:
+def find_checkpoint_dir(path: str | os.PathLike) -> tuple[epath.Path, int | None]:
     """Resolve a workdir, a ``checkpoints`` dir or one step's dir to (manager directory, step or None)."""
-    path = Path(path).absolute()
+    path = resolve(path)
     if (path / "checkpoints").is_dir():
         return path / "checkpoints", None
     if path.name.isdigit() and path.parent.is_dir():

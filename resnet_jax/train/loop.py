@@ -12,7 +12,6 @@ import os
 import platform
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import flax
@@ -21,10 +20,12 @@ import jax.numpy as jnp
 import optax
 from absl import logging
 from clu import periodic_actions
+from etils import epath
 
 from resnet_jax import data as data_lib
 from resnet_jax.models import create_model
-from resnet_jax.train import checkpoint, metrics, pretrained, recipe, sharding
+from resnet_jax.train import checkpoint, compilation_cache, metrics, pretrained, recipe, sharding
+from resnet_jax.train.paths import resolve
 from resnet_jax.train.preemption import StopRequest
 from resnet_jax.train.state import TrainState, create_train_state, init_variables
 from resnet_jax.train.step import make_eval_step, make_train_step
@@ -82,7 +83,7 @@ RESUME_CHANGES = "resumed_with_changes"  # config.json key: config fields change
 RECORD_EXTRAS = ("versions", "devices", "derived", RESUME_CHANGES)  # config.json keys that are not config fields
 
 
-def with_resume_history(path: Path, record: dict, step: int) -> dict:
+def with_resume_history(path: epath.Path, record: dict, step: int) -> dict:
     """``record``, plus the history of config changes made on resuming the run recorded at ``path``.
 
     A resumed run may change its config (a lower learning rate after a divergence, say); each change
@@ -110,11 +111,11 @@ def _describe_changes(changes: dict[str, list]) -> str:
     return ", ".join(f"{field} {before!r} -> {now!r}" for field, (before, now) in changes.items())
 
 
-def _write_json(path: Path, record: dict) -> None:
+def _write_json(path: epath.Path, record: dict) -> None:
     """Write atomically, so a crash never leaves a half-written file."""
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
-    os.replace(tmp, path)
+    tmp.replace(path)
 
 
 def _check_finite(values: dict[str, float], steps: range, checkpointer: checkpoint.Checkpointer) -> None:
@@ -133,7 +134,7 @@ class Run:
     """What the step loop needs besides the state: config, inputs, compiled steps and outputs."""
 
     config: Any
-    workdir: Path
+    workdir: epath.Path
     datasets: data_lib.Datasets
     mesh: Any
     schedule: Callable
@@ -141,6 +142,7 @@ class Run:
     steps: "Steps"
     writer: Any
     checkpointer: checkpoint.Checkpointer
+    startup: "Startup"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,8 +155,11 @@ class Steps:
     empty_eval_metrics: Callable
 
 
-def compile_steps(config: Any, model, tx, mesh, state: TrainState, global_batch_shape: tuple[int, ...]) -> Steps:
-    """Wrap the pure steps with metric accumulation and jit them with explicit shardings."""
+def compile_steps(
+    config: Any, model, tx, mesh, state: TrainState, global_batch_shape: tuple[int, ...], normalisation
+) -> Steps:
+    """Wrap the pure steps (normalising uint8 images on the device) with metric accumulation; jit them
+    with explicit shardings."""
     replicated, batch_sharding = sharding.replicated_sharding(mesh), sharding.batch_sharding(mesh)
     train_step = make_train_step(
         model,
@@ -163,10 +168,11 @@ def compile_steps(config: Any, model, tx, mesh, state: TrainState, global_batch_
         grad_accum_steps=config.grad_accum_steps,
         num_shards=mesh.size,
         ema_decay=config.ema_decay,
+        normalise=normalisation,
     )
-    eval_step = make_eval_step(model)
+    eval_step = make_eval_step(model, normalisation)
     abstract_batch = {
-        "image": jax.ShapeDtypeStruct(global_batch_shape, jnp.float32),
+        "image": jax.ShapeDtypeStruct(global_batch_shape, jnp.uint8),
         "label": jax.ShapeDtypeStruct(global_batch_shape[:1], jnp.int32),
     }
     train_metrics = metrics.collection(jax.eval_shape(train_step, state, abstract_batch)[1])
@@ -217,6 +223,45 @@ def evaluate(steps: Steps, state: TrainState, datasets: data_lib.Datasets, mesh)
     return results
 
 
+class Startup:
+    """Seconds from the process's start to its first training step, in phases: launch (interpreter,
+    imports, flags, up to ``train_and_evaluate``; in a notebook, the whole session before the call),
+    data, init or restore, and the first step (compiled, or read from the compilation cache)."""
+
+    def __init__(self):
+        self.phases = {"launch": time.time() - process_start_time()}
+        self._last = time.perf_counter()
+        self.reported = False
+
+    def mark(self, phase: str) -> None:
+        """End ``phase`` now."""
+        now = time.perf_counter()
+        self.phases[phase] = now - self._last
+        self._last = now
+
+    def report(self, writer, step: int, first_step: Any) -> None:
+        """Wait for the first step, then log the phases and write them as ``startup/*`` scalars."""
+        jax.block_until_ready(first_step)
+        self.mark("first_step")
+        total = sum(self.phases.values())
+        logging.info(
+            "First step after %.1f s: %s.", total, ", ".join(f"{name} {s:.1f} s" for name, s in self.phases.items())
+        )
+        writer.write_scalars(step, {"startup/total_s": total, **{f"startup/{k}_s": v for k, v in self.phases.items()}})
+        self.reported = True
+
+
+def process_start_time() -> float:
+    """When this process started (Unix time), from the kernel where it says; else the time of this call."""
+    try:
+        with open("/proc/self/stat") as stat, open("/proc/uptime") as uptime_file:
+            ticks = int(stat.read().rsplit(")", 1)[1].split()[19])
+            uptime = float(uptime_file.read().split()[0])
+        return time.time() - uptime + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return time.time()
+
+
 def train_and_evaluate(config: Any, workdir: str | os.PathLike) -> dict:
     """Train and evaluate as ``config`` says, resuming from ``workdir`` if it holds a checkpoint.
 
@@ -224,12 +269,14 @@ def train_and_evaluate(config: Any, workdir: str | os.PathLike) -> dict:
     if SIGTERM or Ctrl-C ended the run early (after checkpointing).
     """
     start_time = time.time()
-    workdir = Path(workdir)
+    startup = Startup()
+    workdir = resolve(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     is_chief = jax.process_index() == 0
 
     # Everything that can be wrong with the config fails here, before any compilation.
     recipe.validate_config(config)
+    compilation_cache.enable(config.compilation_cache_dir)
     build_model(config)  # architecture errors surface here
     mesh = sharding.make_mesh()
     num_processes = jax.process_count()
@@ -244,6 +291,7 @@ def train_and_evaluate(config: Any, workdir: str | os.PathLike) -> dict:
         process_index=jax.process_index(),
         process_count=num_processes,
     )
+    startup.mark("data")
     model = build_model(config, input_channels=datasets.image_shape[-1])
     length = recipe.training_length(config, datasets.num_train_examples)
     schedule = recipe.build_schedule(config, length)
@@ -256,11 +304,14 @@ def train_and_evaluate(config: Any, workdir: str | os.PathLike) -> dict:
 
     checkpointer = checkpoint.Checkpointer(workdir / "checkpoints", config.max_checkpoints_to_keep)
     state = _restore_or_initialise(config, model, tx, input_shape, mesh, checkpointer)
+    jax.block_until_ready(state)
+    startup.mark("restore" if int(state.step) else "init")
     if is_chief:
         _write_json(workdir / "config.json", with_resume_history(workdir / "config.json", record, int(state.step)))
-    steps = compile_steps(config, model, tx, mesh, state, (sizes.global_batch, *datasets.image_shape))
+    global_batch_shape = (sizes.global_batch, *datasets.image_shape)
+    steps = compile_steps(config, model, tx, mesh, state, global_batch_shape, datasets.normalisation)
     writer = metrics.create_writer(workdir, jax.process_index())
-    run = Run(config, workdir, datasets, mesh, schedule, length, steps, writer, checkpointer)
+    run = Run(config, workdir, datasets, mesh, schedule, length, steps, writer, checkpointer, startup)
     try:
         step, eval_results, stopped = _train(run, state)
     finally:
@@ -297,6 +348,8 @@ def _train(run: Run, state: TrainState) -> tuple[int, dict[str, float], str | No
             batch = next(train_iterator)
             state, accumulated = steps.train(state, batch, accumulated)
             step += 1
+            if not run.startup.reported:
+                run.startup.report(run.writer, step, first_step=state)
             for hook in hooks:
                 hook(step)
             is_last = step == length.num_train_steps

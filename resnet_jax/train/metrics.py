@@ -7,13 +7,13 @@ host reads them only when it writes: exact sums divided by counts, never means o
 import json
 import os
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from clu import metric_writers
 from clu import metrics as clu_metrics
 
+from resnet_jax.train.paths import resolve
 from resnet_jax.train.sharding import to_host
 
 EVAL_OUTPUTS = ("loss", "top1", "top5")
@@ -46,7 +46,7 @@ class JsonlWriter(metric_writers.interface.MetricWriter):
     """Appends one JSON object per write, ``{"step": int, name: value, ...}``, to a file."""
 
     def __init__(self, path: str | os.PathLike):
-        self._file = Path(path).open("a")
+        self._file = resolve(path).open("a")
 
     def write_scalars(self, step: int, scalars: Mapping[str, Any]) -> None:
         """Write one line holding every scalar of this step."""
@@ -89,4 +89,4 @@ def create_writer(workdir: str | os.PathLike, process_index: int) -> metric_writ
     if process_index > 0:
         return metric_writers.create_default_writer(just_logging=True, asynchronous=False)
     default = metric_writers.create_default_writer(os.fspath(workdir), asynchronous=True)
-    return metric_writers.MultiWriter([default, JsonlWriter(Path(workdir) / "metrics.jsonl")])
+    return metric_writers.MultiWriter([default, JsonlWriter(resolve(workdir) / "metrics.jsonl")])

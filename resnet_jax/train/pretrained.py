@@ -1,7 +1,6 @@
 """Fine-tuning: load pretrained variables (this package's checkpoints or torchvision files) into a model."""
 
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -9,6 +8,7 @@ from flax import traverse_util
 
 from resnet_jax.convert import from_torchvision
 from resnet_jax.train.checkpoint import check_compatible, load_variables
+from resnet_jax.train.paths import resolve
 
 HEAD_MODULES = ("fc",)
 TORCH_SUFFIXES = (".pth", ".pt")
@@ -16,12 +16,14 @@ TORCH_SUFFIXES = (".pth", ".pt")
 
 def load(path: str | os.PathLike, model_name: str) -> dict:
     """``{'params', 'batch_stats'}`` from a workdir/checkpoint of this package or a torchvision ``.pth``."""
-    if Path(path).suffix in TORCH_SUFFIXES:
+    path = resolve(path)
+    if path.suffix in TORCH_SUFFIXES:
         try:
             import torch
         except ImportError as error:
             raise ImportError("loading a .pth file needs torch: pip install -e '.[torch]'") from error
-        state_dict = torch.load(path, map_location="cpu", weights_only=True)
+        with path.open("rb") as file:  # local or gs://
+            state_dict = torch.load(file, map_location="cpu", weights_only=True)
         return from_torchvision(state_dict.get("state_dict", state_dict), model_name)
     return load_variables(path)
 

@@ -11,14 +11,19 @@ from typing import Any
 
 import jax
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
 DATA_AXIS = "data"
 
 
 def make_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
-    """A one-axis (``'data'``) mesh over ``devices`` (default: every device of every process)."""
-    return Mesh(np.asarray(devices if devices is not None else jax.devices()), (DATA_AXIS,))
+    """A one-axis (``'data'``) mesh over ``devices`` (default: every device of every process).
+
+    ``jax.make_mesh`` orders the devices by the physical topology (TPU slices, NVLink islands), so
+    neighbours on the axis are neighbours on the interconnect; the axis is ``Auto``, sharded by jit.
+    """
+    devices = list(devices) if devices is not None else jax.devices()
+    return jax.make_mesh((len(devices),), (DATA_AXIS,), axis_types=(AxisType.Auto,), devices=devices)
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:

@@ -1,6 +1,7 @@
 """Pure train and eval steps (jax, flax and optax only), ready for ``jax.jit`` over a data-parallel mesh.
 
-Steps return per-example values (loss, top-1/top-5 correctness, mask) and per-step scalars (gradient
+Images arrive as stored (uint8) and are normalised here, on the device, by the ``normalise`` the
+dataset provides. Steps return per-example values (loss, top-1/top-5 correctness, mask) and per-step scalars (gradient
 norms); the caller reduces them to exact sums, so no host synchronisation happens inside the step.
 """
 
@@ -16,6 +17,11 @@ from resnet_jax.train.optim import stage_name
 from resnet_jax.train.state import TrainState
 
 Batch = dict[str, jax.Array]
+Normalise = Callable[[jax.Array], jax.Array]
+
+
+def _identity(images: jax.Array) -> jax.Array:
+    return images
 
 
 def cross_entropy(logits: jax.Array, labels: jax.Array, label_smoothing: float = 0.0) -> jax.Array:
@@ -70,8 +76,11 @@ def make_train_step(
     grad_accum_steps: int = 1,
     num_shards: int = 1,
     ema_decay: float = 0.0,
+    normalise: Normalise = _identity,
 ) -> Callable[[TrainState, Batch], tuple[TrainState, dict[str, jax.Array]]]:
     """Build ``train_step(state, batch) -> (state, outputs)`` for ``batch = {'image', 'label'}``.
+
+    ``normalise`` maps the batch's images to the model's input (the dataset's ``Normalisation``).
 
     With ``grad_accum_steps = k`` the batch is processed as k microbatches; gradients are averaged
     and each microbatch's BatchNorm update starts from the same running statistics, then the k
@@ -96,7 +105,8 @@ def make_train_step(
 
     def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, dict[str, jax.Array]]:
         step_rng = jax.random.fold_in(state.rng, state.step)
-        micro = split_microbatches({"image": batch["image"], "label": batch["label"]}, grad_accum_steps, num_shards)
+        images = normalise(batch["image"])
+        micro = split_microbatches({"image": images, "label": batch["label"]}, grad_accum_steps, num_shards)
 
         # A Python loop, not lax.scan: XLA:CPU runs convolutions inside loops an order of magnitude slower.
         grad_sum, stats_sum, outputs = None, None, []
@@ -124,7 +134,7 @@ def make_train_step(
     return train_step
 
 
-def make_eval_step(model: nn.Module) -> Callable[[dict, Batch], dict[str, jax.Array]]:
+def make_eval_step(model: nn.Module, normalise: Normalise = _identity) -> Callable[[dict, Batch], dict[str, jax.Array]]:
     """Build ``eval_step(variables, batch) -> outputs`` with per-example loss, top1, top5 and mask.
 
     ``batch['mask']`` is 0 for padding examples; callers sum ``value * mask`` and divide by the
@@ -132,7 +142,7 @@ def make_eval_step(model: nn.Module) -> Callable[[dict, Batch], dict[str, jax.Ar
     """
 
     def eval_step(variables: dict, batch: Batch) -> dict[str, jax.Array]:
-        logits = model.apply(variables, batch["image"], train=False)
+        logits = model.apply(variables, normalise(batch["image"]), train=False)
         labels = batch["label"]
         return {
             "loss": cross_entropy(logits, labels),

@@ -1,0 +1,45 @@
+"""Image normalisation, applied on the device inside the jitted steps (numpy and jax only).
+
+Every pipeline sends uint8 images to the devices, a quarter of the bytes of float32; the train and eval
+steps turn them into ``(x / 255 - mean) / std`` in float32 there, as one multiply-add per pixel that
+XLA fuses into the first convolution's input.
+"""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+MODES = ("channel", "pixel_mean")
+IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))  # the mean and std torchvision's ImageNet weights expect
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Normalisation:
+    """uint8 images -> float32 ``(x / 255 - mean) / std``; ``mean`` and ``std`` broadcast over HWC."""
+
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def from_images(cls, images: np.ndarray, mode: str) -> "Normalisation":
+        """Statistics of the train images: per channel ('channel'), or He et al.'s per-pixel mean image alone."""
+        if mode == "pixel_mean":
+            return cls(np.mean(images, axis=0, dtype=np.float64) / 255, np.ones(images.shape[-1]))
+        if mode == "channel":
+            axes = tuple(range(images.ndim - 1))
+            return cls(np.mean(images, axes, dtype=np.float64) / 255, np.std(images, axes, dtype=np.float64) / 255)
+        raise ValueError(f"normalisation must be one of {MODES}, got {mode!r}")
+
+    @classmethod
+    def imagenet(cls) -> "Normalisation":
+        """torchvision's ImageNet statistics (what its pretrained weights expect)."""
+        mean, std = IMAGENET
+        return cls(np.asarray(mean), np.asarray(std))
+
+    def __call__(self, images: jax.Array) -> jax.Array:
+        """Normalise a batch of uint8 images (traceable; runs inside the jitted step)."""
+        scale = (1 / (255 * np.asarray(self.std, np.float64))).astype(np.float32)
+        offset = (-np.asarray(self.mean, np.float64) / self.std).astype(np.float32)
+        return images.astype(jnp.float32) * scale + offset

@@ -9,6 +9,7 @@ CORE = [
     "flax>=0.10.6,<0.13",
     "optax>=0.2.4,<0.3",
     "orbax-checkpoint>=0.11,<0.13",
+    "google-cloud-storage>=2.18,<4",  # orbax needs it for gs:// workdirs
     "ml-collections>=1.0,<2",
     "clu>=0.0.12,<0.1",
     "tensorboard>=2.18,<2.22",
@@ -24,8 +25,17 @@ NOTEBOOKS = ["matplotlib>=3.8", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=
 
 EXTRAS = {
     "notebooks": NOTEBOOKS,
-    # Pillow writes the real JPEGs of the miniature ImageNet archives the tests build.
-    "dev": ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.6", "Pillow>=10", *NOTEBOOKS],
+    # Pillow writes the real JPEGs of the miniature ImageNet archives the tests build; the GCS emulator
+    # (exactly this version: tests/fake_gcs.py patches two of its gaps) and cryptography serve gs:// locally.
+    "dev": [
+        "pytest>=8",
+        "pytest-xdist>=3.5",
+        "ruff>=0.6",
+        "Pillow>=10",
+        "gcp-storage-emulator==2026.7.19",
+        "cryptography>=41",
+        *NOTEBOOKS,
+    ],
     # Exactly this version: a CPU wheel ships locally; other specs pull multi-GB CUDA builds.
     "torch": ["torch==2.13.0"],
     # Accelerators: the same JAX with the CUDA 12 plugin (NVIDIA driver >= 525) or libtpu, from PyPI.

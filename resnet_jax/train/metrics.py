@@ -4,6 +4,7 @@ Metrics accumulate on device as clu ``Average`` sums and counts (masked for eval
 host reads them only when it writes: exact sums divided by counts, never means of means.
 """
 
+import contextlib
 import json
 import os
 from collections.abc import Iterable, Mapping
@@ -46,7 +47,8 @@ class JsonlWriter(metric_writers.interface.MetricWriter):
     """Appends one JSON object per write, ``{"step": int, name: value, ...}``, to a file."""
 
     def __init__(self, path: str | os.PathLike):
-        self._file = resolve(path).open("a")
+        self._open = contextlib.ExitStack()  # epath opens files as context managers
+        self._file = self._open.enter_context(resolve(path).open("a"))
 
     def write_scalars(self, step: int, scalars: Mapping[str, Any]) -> None:
         """Write one line holding every scalar of this step."""
@@ -81,7 +83,7 @@ class JsonlWriter(metric_writers.interface.MetricWriter):
 
     def close(self):
         """Close the file."""
-        self._file.close()
+        self._open.close()
 
 
 def create_writer(workdir: str | os.PathLike, process_index: int) -> metric_writers.MetricWriter:

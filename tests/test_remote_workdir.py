@@ -1,0 +1,56 @@
+"""A whole run on a ``gs://`` workdir (an in-memory bucket on 127.0.0.1, ``fake_gcs``): every workdir file
+lands in the bucket, and a resume from it ends bitwise where an uninterrupted local run ends."""
+
+import json
+import os
+
+import pytest
+from etils import epath
+from fake_gcs import FakeGCS
+
+from configs import default
+from resnet_jax.train import loop
+
+
+@pytest.fixture(scope="module")
+def bucket():
+    with FakeGCS("runs"):
+        yield "gs://runs"
+
+
+def tiny_config(num_train_steps: int):
+    config = default.get_config()
+    config.update(
+        dict(
+            image_size=8,
+            batch_size=16,
+            schedule="constant",  # the learning rate does not depend on the run's length
+            num_train_steps=num_train_steps,
+            log_every_steps=3,
+            eval_every_steps=6,
+            checkpoint_every_steps=3,
+        )
+    )
+    config.synthetic.num_eval_examples = 64
+    return config
+
+
+def test_a_run_on_gs_writes_everything_there_and_resumes_from_it(bucket, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a path mistaken for a local one would appear here, as ./gs:
+    workdir = epath.Path(f"{bucket}/cifar_resnet20")
+    loop.train_and_evaluate(tiny_config(6), os.fspath(workdir))
+    resumed = loop.train_and_evaluate(tiny_config(12), os.fspath(workdir))
+    uninterrupted = loop.train_and_evaluate(tiny_config(12), tmp_path / "local")
+
+    assert resumed == {**uninterrupted, "wall_time_s": resumed["wall_time_s"]}  # bitwise the same metrics
+    names = {path.name for path in workdir.iterdir()}
+    assert {"config.json", "metrics.jsonl", "results.json", "checkpoints"} <= names
+    assert any(name.startswith("events.out.tfevents") for name in names)  # TensorBoard, through tf.io.gfile
+    assert {"6", "12"} <= {path.name for path in (workdir / "checkpoints").iterdir()}
+    lines = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    starts = [(line["step"], "startup/restore_s" in line) for line in lines if "startup/total_s" in line]
+    assert starts == [(1, False), (7, True)]  # the second process restored step 6 and went on from there
+    assert json.loads((workdir / "results.json").read_text())["step"] == 12
+    changes = json.loads((workdir / "config.json").read_text())["resumed_with_changes"]
+    assert changes == [{"step": 6, "changes": {"num_train_steps": [6, 12]}}]
+    assert not any(name.startswith("gs") for name in os.listdir(tmp_path))

@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository r
 
 from experiments import runs as runs_lib  # noqa: E402
 from experiments import tables  # noqa: E402
+from resnet_jax.train.paths import resolve  # noqa: E402
 
 IGNORED_FIELDS = ("seed",)
 
@@ -45,7 +46,7 @@ def format_error(mean: float | None, std: float | None) -> str:
     return f"{mean:.2f}" if std is None else f"{mean:.2f} +- {std:.2f}"
 
 
-def grouping_fields(sweep_dir: Path, runs: list[runs_lib.Run]) -> list[str]:
+def grouping_fields(sweep_dir, runs: list[runs_lib.Run]) -> list[str]:
     """The sweep's grid fields, or every config field that differs between the runs; never the seed."""
     record = sweep_dir / "sweep.json"
     if record.exists():
@@ -143,7 +144,7 @@ def _number(value: float | None, template: str) -> str:
 def main(argv: list[str] | None = None) -> None:
     """Parse the command line and print the summary."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("sweep_dir", type=Path)
+    parser.add_argument("sweep_dir", type=resolve, help="a sweep's directory, local or gs://")
     parser.add_argument("--format", choices=("markdown", "csv"), default="markdown")
     parser.add_argument("--published", choices=list(tables.TABLES), help="compare with this published table")
     args = parser.parse_args(argv)

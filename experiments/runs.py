@@ -1,8 +1,12 @@
-"""Reading finished (or running) workdirs: config.json, results.json and metrics.jsonl."""
+"""Reading finished (or running) workdirs, local or ``gs://``: config.json, results.json and metrics.jsonl."""
 
 import dataclasses
 import json
-from pathlib import Path
+import os
+
+from etils import epath
+
+from resnet_jax.train.paths import resolve
 
 # config.json keys that are not config fields (resumed_with_changes: resnet_jax.train.loop.RESUME_CHANGES)
 RECORD_EXTRAS = ("versions", "devices", "derived", "resumed_with_changes")
@@ -12,7 +16,7 @@ RECORD_EXTRAS = ("versions", "devices", "derived", "resumed_with_changes")
 class Run:
     """One workdir: its resolved config (fields only), derived sizes, final results and metric lines."""
 
-    workdir: Path
+    workdir: epath.Path
     config: dict
     derived: dict
     results: dict | None
@@ -46,9 +50,9 @@ class Run:
         return errors[-1] if errors else None
 
 
-def load_run(workdir: str | Path) -> Run:
+def load_run(workdir: str | os.PathLike) -> Run:
     """The records of one workdir (results None and metrics [] where not written yet)."""
-    workdir = Path(workdir)
+    workdir = resolve(workdir)
     record = json.loads((workdir / "config.json").read_text())
     config = {key: value for key, value in record.items() if key not in RECORD_EXTRAS}
     results_path, metrics_path = workdir / "results.json", workdir / "metrics.jsonl"
@@ -57,6 +61,11 @@ def load_run(workdir: str | Path) -> Run:
     return Run(workdir, config, record.get("derived", {}), results, metrics)
 
 
-def find_runs(root: str | Path) -> list[Run]:
+def find_runs(root: str | os.PathLike) -> list[Run]:
     """Every workdir (a folder with config.json) under ``root``, in path order."""
-    return [load_run(path.parent) for path in sorted(Path(root).rglob("config.json"))]
+    workdirs = []
+    for folder, subfolders, files in resolve(root).walk():
+        subfolders[:] = [name for name in subfolders if name != "checkpoints"]  # no need to list them (GCS RPCs)
+        if "config.json" in files:
+            workdirs.append(folder)
+    return [load_run(workdir) for workdir in sorted(workdirs, key=os.fspath)]

@@ -9,6 +9,7 @@ from etils import epath
 from fake_gcs import FakeGCS
 
 from configs import default
+from experiments import runs
 from resnet_jax.train import loop
 
 
@@ -54,3 +55,5 @@ def test_a_run_on_gs_writes_everything_there_and_resumes_from_it(bucket, tmp_pat
     changes = json.loads((workdir / "config.json").read_text())["resumed_with_changes"]
     assert changes == [{"step": 6, "changes": {"num_train_steps": [6, 12]}}]
     assert not any(name.startswith("gs") for name in os.listdir(tmp_path))
+    (found,) = runs.find_runs(bucket)  # the experiment tools read gs:// sweeps too
+    assert found.results == resumed and found.config["num_train_steps"] == 12

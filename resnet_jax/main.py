@@ -3,19 +3,74 @@
 Multi-host: ``--coordinator_address=HOST:PORT --num_processes=N --process_id=I`` call
 ``jax.distributed.initialize``; without them JAX's own auto-detection (TPU pods, SLURM, Open MPI)
 applies. Re-running the same command with the same workdir resumes the run.
+
+The config is loaded and checked before TensorFlow or JAX start and before anything is written: a
+mistake in it, or in a flag, is one paragraph on stderr and exit code 2, with no traceback (``--debug``
+shows it), and leaves no workdir behind. Libraries' INFO lines are hidden unless ``--verbosity`` is given.
 """
 
+import re
 import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from resnet_jax.console import quiet_libraries
+from resnet_jax.errors import ConfigError, debugging, exit_on_user_error, exit_with
+
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/cifar10.py:resnet56.")
-_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and results.")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and results (local or gs://).")
 _COORDINATOR = flags.DEFINE_string("coordinator_address", None, "HOST:PORT of process 0 (multi-host).")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes (multi-host).")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index (multi-host).")
+flags.DEFINE_bool("debug", False, "Show the traceback of every error, users' mistakes included.")
 flags.mark_flags_as_required(["config", "workdir"])
+
+EXAMPLE = "e.g. --config=configs/digits.py --workdir=workdirs/digits"
+
+
+def unknown_field_message(error: AttributeError, argv: list[str]) -> str:
+    """ml_collections' 'did you mean' for a misspelt ``--config.FIELD`` override, as one sentence."""
+    text = str(error).encode().decode("unicode_escape")
+    field = re.search(r"'([^']+)'", text)
+    suggestion = re.search(r'Did you mean "([^"]+)"', text)
+    name = field.group(1) if field else "?"
+    given = next((arg for arg in argv if re.match(rf"--config\.(\w+\.)*{re.escape(name)}(=|$)", arg)), name)
+    hint = f' Did you mean "{suggestion.group(1)}"?' if suggestion else ""
+    return (
+        f"the config has no field {name!r} ({given}).{hint} Every field is listed, with its meaning, in "
+        "configs/default.py."
+    )
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl's flag parsing, with a misspelt or mistyped flag or config field as a usage error (exit 2)."""
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as error:
+        message = f"{error}. Run with --helpfull for every flag; {EXAMPLE}."
+    except AttributeError as error:  # an override of a field the config does not have
+        if debugging():
+            raise
+        message = unknown_field_message(error, argv)
+    exit_with(ConfigError(message))
+
+
+def load_config():
+    """The config that ``--config`` names, checked (names, values, ranges) before anything starts."""
+    from resnet_jax.train import recipe
+
+    try:
+        config = _CONFIG.value
+        config.to_dict()  # config_flags reports a failure to load at the first use of the config
+    except OSError as error:  # config_flags reports any failure to load the file this way
+        detail = " ".join(line.strip() for line in str(error).splitlines()[1:]) or str(error)
+        raise ConfigError(
+            f"could not load the config file given to --config ({detail}). Give the path of a config file, "
+            f"optionally with :ARG, from the repository root (configs import configs/default.py); {EXAMPLE}."
+        ) from error
+    recipe.validate_config(config)
+    return config
 
 
 def initialize_distributed() -> None:
@@ -35,20 +90,22 @@ def initialize_distributed() -> None:
 
 
 def main(argv: list[str]) -> None:
-    """Set up the process, then train and evaluate."""
+    """Check the config, set up the process, then train and evaluate."""
     if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+        exit_with(ConfigError(f"unexpected arguments: {' '.join(argv[1:])}; {EXAMPLE}."))
+    if not flags.FLAGS["verbosity"].present:
+        quiet_libraries()
+    config = exit_on_user_error(load_config)
     from resnet_jax.data.tfds_source import tensorflow
 
     tensorflow()  # before anything starts TensorFlow's runtime: it must not see (and take) the GPUs
     initialize_distributed()
-    from resnet_jax.errors import exit_on_user_error
     from resnet_jax.train.loop import train_and_evaluate
 
-    results = exit_on_user_error(train_and_evaluate, _CONFIG.value, _WORKDIR.value)
+    results = exit_on_user_error(train_and_evaluate, config, _WORKDIR.value)
     logging.info("Final results: %s", results)
     print({key: value for key, value in results.items()}, file=sys.stdout, flush=True)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

@@ -1,6 +1,7 @@
 """Bad input gets a clear error or a counted, logged skip, never a silent wrong result."""
 
 import logging
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -105,11 +106,38 @@ def test_a_corrupt_eval_jpeg_stops_eval_with_a_plain_error(corrupt_imagenet):
         list(_imagenet_datasets(corrupt_imagenet).eval_splits["eval"].batches())
 
 
-def test_a_config_typo_is_an_error_that_suggests_the_field(tmp_path):
-    command = [sys.executable, "-m", "resnet_jax.main", "--config=configs/default.py", f"--workdir={tmp_path}"]
+@pytest.mark.parametrize(
+    "arguments, words",
+    [
+        (["--config.lerning_rate=0.1"], ["no field 'lerning_rate'", 'Did you mean "learning_rate"?']),
+        (["--config.synthetic.nois=2"], ["--config.synthetic.nois=2", 'Did you mean "noise"?']),
+        (["--config.batch_size=abc"], ["--config.batch_size=abc", "invalid literal"]),
+        (["--config.model=resnet19"], ["unknown model 'resnet19'", "cifar_resnet20"]),
+        (["--config=configs/nope.py"], ["could not load the config file", "configs/nope.py", "--config=configs/"]),
+        (["--config.batch_size=12"], ["batch_size=12 is not divisible by the 8 devices", "use a multiple of 8"]),
+        (["--config.num_train_steps=0"], ["set num_train_steps > 0 or num_epochs > 0"]),
+        (["surplus"], ["unexpected arguments: surplus"]),
+    ],
+)
+def test_a_users_mistake_is_one_paragraph_exit_2_no_traceback_and_no_workdir(tmp_path, arguments, words):
+    workdir = tmp_path / "run"
+    command = [sys.executable, "-m", "resnet_jax.main", "--config=configs/default.py", f"--workdir={workdir}"]
+    environment = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
     completed = subprocess.run(
-        [*command, "--config.lerning_rate=0.1"], cwd=REPO, capture_output=True, text=True, timeout=300
+        [*command, *arguments], cwd=REPO, capture_output=True, text=True, timeout=300, env=environment
+    )
+    assert completed.returncode == 2, completed.stderr[-2000:]
+    assert "Traceback" not in completed.stderr
+    (message,) = [line for line in completed.stderr.splitlines() if line.startswith("error: ")]
+    for word in words:
+        assert word in message
+    assert not workdir.exists()
+
+
+def test_debug_shows_the_traceback_of_a_users_mistake(tmp_path):
+    command = [sys.executable, "-m", "resnet_jax.main", "--config=configs/default.py", f"--workdir={tmp_path}/run"]
+    completed = subprocess.run(
+        [*command, "--config.model=resnet19", "--debug"], cwd=REPO, capture_output=True, text=True, timeout=300
     )
     assert completed.returncode != 0
-    assert "learning_rate" in completed.stderr and "lerning_rate" in completed.stderr
-    assert not (tmp_path / "checkpoints").exists()
+    assert "Traceback" in completed.stderr and "ConfigError: unknown model 'resnet19'" in completed.stderr

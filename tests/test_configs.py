@@ -146,3 +146,15 @@ def test_the_budget_recipe_is_a_short_cosine_schedule_of_the_same_recipe():
 def test_bad_fashion_mnist_arguments_say_what_is_allowed(arg):
     with pytest.raises(ValueError, match="give one dataset .* one model .* options erasing, budget"):
         fashion_mnist.get_config(arg)
+
+
+def test_num_train_steps_wins_over_an_epoch_recipe_and_says_so(caplog):
+    config = cifar10.get_config("resnet20")
+    config.num_train_steps, config.num_epochs = 0, 3.0
+    recipe.validate_config(config)
+    assert recipe.training_length(config, CIFAR_TRAIN_EXAMPLES).num_train_steps == math.ceil(3 * 50_000 / 128)
+    config.num_train_steps = 7  # set on the command line of an epoch-based recipe
+    recipe.validate_config(config)
+    with caplog.at_level("INFO"):
+        assert recipe.training_length(config, CIFAR_TRAIN_EXAMPLES).num_train_steps == 7
+    assert "num_train_steps=7 overrides num_epochs=3" in caplog.text

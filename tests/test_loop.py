@@ -119,7 +119,7 @@ def test_divergence_stops_with_a_clear_error_and_keeps_a_good_checkpoint(tmp_pat
         ({"batch_size": 100}, "not divisible by the 8 devices"),
         ({"eval_batch_size": 12}, "not divisible by the 8 devices"),
         ({"bn_group_size": 3}, "bn_group_size=3"),
-        ({"num_epochs": 1.0}, "exactly one of num_train_steps"),
+        ({"num_train_steps": 0}, "set num_train_steps > 0 or num_epochs > 0"),
         ({"optimizer": "rmsprop"}, "optimizer must be one of"),
         ({"freeze": "layer9"}, "unknown stage"),
         ({"normalisation": "zca"}, "normalisation must be one of"),
@@ -134,4 +134,5 @@ def test_bad_configs_fail_before_any_compilation(tmp_path, monkeypatch, fields, 
 
     monkeypatch.setattr(loop.jax, "jit", no_compiling)
     with pytest.raises(ValueError, match=message):
-        loop.train_and_evaluate(tiny_config(**fields), tmp_path)
+        loop.train_and_evaluate(tiny_config(**fields), tmp_path / "run")
+    assert not (tmp_path / "run").exists()  # a mistake leaves no workdir behind

@@ -63,6 +63,7 @@ def test_main_tells_tensorflow_to_see_no_gpu_before_anything_else(monkeypatch):
         raise Started
 
     monkeypatch.setattr(main, "initialize_distributed", started)
+    monkeypatch.setattr(main, "load_config", lambda: None)  # checked before TensorFlow starts
     with pytest.raises(Started):
         main.main(["resnet_jax.main"])
     assert hidden == [([], "GPU")]

@@ -3,6 +3,7 @@
 import dataclasses
 from typing import Any
 
+from resnet_jax.errors import ConfigError
 from resnet_jax.models.resnet import ResNet
 
 IMAGENET_INPUT_SIZE = 224
@@ -112,7 +113,7 @@ def list_models() -> list[str]:
 def get_spec(name: str) -> ModelSpec:
     """The registry entry for ``name``; an unknown name is an error listing the valid ones."""
     if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; valid names: {', '.join(MODELS)}")
+        raise ConfigError(f"unknown model {name!r}; valid names: {', '.join(MODELS)}")
     return MODELS[name]
 
 
@@ -124,5 +125,5 @@ def create_model(name: str, *, num_classes: int, **overrides: Any) -> ResNet:
     spec = get_spec(name)
     unknown = sorted(set(overrides) - set(OVERRIDABLE))
     if unknown:
-        raise ValueError(f"unknown override(s) {unknown} for model {name!r}; valid fields: {', '.join(OVERRIDABLE)}")
+        raise ConfigError(f"unknown override(s) {unknown} for model {name!r}; valid fields: {', '.join(OVERRIDABLE)}")
     return ResNet(num_classes=num_classes, **{**spec.kwargs, **overrides})

@@ -17,6 +17,7 @@ from etils import epath
 from flax import traverse_util
 
 from resnet_jax.convert import summarise
+from resnet_jax.errors import UserError
 from resnet_jax.train.paths import resolve
 from resnet_jax.train.state import TrainState
 
@@ -27,11 +28,11 @@ def _shapes(tree: Any) -> dict[str, tuple[int, ...]]:
     return {path: tuple(leaf.shape) for path, leaf in flat.items() if hasattr(leaf, "shape")}
 
 
-class IncompatibleCheckpoint(ValueError):
+class IncompatibleCheckpoint(UserError, ValueError):
     """A readable checkpoint of another model or optimizer (not a damaged one)."""
 
 
-class NoReadableCheckpoint(RuntimeError):
+class NoReadableCheckpoint(UserError, RuntimeError):
     """Checkpoints exist, but none of them can be read."""
 
 

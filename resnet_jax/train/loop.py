@@ -233,7 +233,6 @@ def train_and_evaluate(config: Any, workdir: str | os.PathLike) -> dict:
     start_time = time.time()
     startup = Startup()
     workdir = resolve(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
     is_chief = jax.process_index() == 0
 
     # Everything that can be wrong with the config fails here, before any compilation.
@@ -264,6 +263,7 @@ def train_and_evaluate(config: Any, workdir: str | os.PathLike) -> dict:
     record = run_record(config, sizes, length, recipe.base_learning_rate(config), num_params)
     logging.info("Derived sizes and learning rate: %s", record["derived"])
 
+    workdir.mkdir(parents=True, exist_ok=True)  # only now: a config or dataset mistake leaves no workdir behind
     checkpointer = checkpoint.Checkpointer(workdir / "checkpoints", config.max_checkpoints_to_keep)
     state = _restore_or_initialise(config, model, tx, input_shape, mesh, checkpointer)
     jax.block_until_ready(state)

@@ -10,6 +10,8 @@ from typing import Any
 import jax
 import optax
 
+from resnet_jax.errors import ConfigError
+
 SCHEDULES = ("piecewise", "cosine", "constant")
 WARMUPS = ("linear", "constant")
 OPTIMIZERS = ("sgd", "lars", "adamw")
@@ -48,13 +50,13 @@ def learning_rate_schedule(
       warmup_learning_rate: the starting (linear) or held (constant) warm-up rate.
     """
     if schedule not in SCHEDULES:
-        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+        raise ConfigError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
     if warmup not in WARMUPS:
-        raise ValueError(f"warmup must be one of {WARMUPS}, got {warmup!r}")
+        raise ConfigError(f"warmup must be one of {WARMUPS}, got {warmup!r}")
     if not 0 <= warmup_steps < total_steps:
-        raise ValueError(f"warmup_steps={warmup_steps} must be in [0, total_steps={total_steps})")
+        raise ConfigError(f"warmup_steps={warmup_steps} must be in [0, total_steps={total_steps})")
     if list(boundaries) != sorted(boundaries) or any(not 0 < b < total_steps for b in boundaries):
-        raise ValueError(f"boundaries {list(boundaries)} must be increasing and inside (0, {total_steps})")
+        raise ConfigError(f"boundaries {list(boundaries)} must be increasing and inside (0, {total_steps})")
 
     if schedule == "piecewise":
         main = optax.piecewise_constant_schedule(base_learning_rate, {int(b): decay_factor for b in boundaries})
@@ -105,9 +107,9 @@ def make_optimizer(
     update directly (Loshchilov & Hutter). LARS and AdamW always decay in their own decoupled way.
     """
     if name not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")
+        raise ConfigError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")
     if weight_decay_mode not in WEIGHT_DECAY_MODES:
-        raise ValueError(f"weight_decay_mode must be one of {WEIGHT_DECAY_MODES}, got {weight_decay_mode!r}")
+        raise ConfigError(f"weight_decay_mode must be one of {WEIGHT_DECAY_MODES}, got {weight_decay_mode!r}")
     clip = [optax.clip_by_global_norm(grad_clip_norm)] if grad_clip_norm else []
     if name == "lars":
         core = optax.lars(
@@ -159,7 +161,7 @@ def with_stage_control(
     unknown = sorted((set(freeze) | set(multipliers)) - {stage_name(name) for name in params})
     if unknown:
         stages = sorted({stage_name(name) for name in params})
-        raise ValueError(f"unknown stage(s) {unknown} in freeze/lr_multipliers; this model has {stages}")
+        raise ConfigError(f"unknown stage(s) {unknown} in freeze/lr_multipliers; this model has {stages}")
     if not freeze and not multipliers:
         return tx
     labels = map_stages(params, lambda stage: "frozen" if stage in freeze else "trained")

@@ -9,8 +9,10 @@ import math
 from typing import Any
 
 import optax
+from absl import logging
 
 from resnet_jax import data
+from resnet_jax.errors import require
 from resnet_jax.models import get_spec
 from resnet_jax.train import optim
 
@@ -18,33 +20,28 @@ DTYPES = ("float32", "bfloat16")
 LR_SCALINGS = ("none", "linear")
 
 
-def _require(condition: bool, message: str) -> None:
-    if not condition:
-        raise ValueError(message)
-
-
 def validate_config(config: Any) -> None:
     """Check names and ranges that do not depend on the devices or the dataset's size."""
     get_spec(config.model)
     data.validate_config(config)
-    _require(config.num_classes > 0, f"num_classes must be positive, got {config.num_classes}")
-    _require(config.dtype in DTYPES, f"dtype must be one of {DTYPES}, got {config.dtype!r}")
-    _require(config.learning_rate >= 0, f"learning_rate must be >= 0, got {config.learning_rate}")
-    _require(config.weight_decay >= 0, f"weight_decay must be >= 0, got {config.weight_decay}")
-    _require(0 <= config.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {config.label_smoothing}")
-    _require(0 <= config.ema_decay < 1, f"ema_decay must be in [0, 1), got {config.ema_decay}")
-    _require(config.lr_scaling in LR_SCALINGS, f"lr_scaling must be one of {LR_SCALINGS}, got {config.lr_scaling!r}")
-    _require(
-        (config.num_train_steps > 0) != (config.num_epochs > 0),
-        f"set exactly one of num_train_steps (got {config.num_train_steps}) and num_epochs (got {config.num_epochs})",
+    require(config.num_classes > 0, f"num_classes must be positive, got {config.num_classes}")
+    require(config.dtype in DTYPES, f"dtype must be one of {DTYPES}, got {config.dtype!r}")
+    require(config.learning_rate >= 0, f"learning_rate must be >= 0, got {config.learning_rate}")
+    require(config.weight_decay >= 0, f"weight_decay must be >= 0, got {config.weight_decay}")
+    require(0 <= config.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {config.label_smoothing}")
+    require(0 <= config.ema_decay < 1, f"ema_decay must be in [0, 1), got {config.ema_decay}")
+    require(config.lr_scaling in LR_SCALINGS, f"lr_scaling must be one of {LR_SCALINGS}, got {config.lr_scaling!r}")
+    require(
+        config.num_train_steps > 0 or config.num_epochs > 0,
+        f"set num_train_steps > 0 or num_epochs > 0 (got {config.num_train_steps} and {config.num_epochs})",
     )
-    _require(
+    require(
         not (config.lr_boundaries and config.lr_boundaries_epochs),
         "set lr_boundaries (steps) or lr_boundaries_epochs, not both",
     )
-    _require(not (config.warmup_steps and config.warmup_epochs), "set warmup_steps or warmup_epochs, not both")
+    require(not (config.warmup_steps and config.warmup_epochs), "set warmup_steps or warmup_epochs, not both")
     for field in ("log_every_steps", "eval_every_steps", "checkpoint_every_steps", "max_checkpoints_to_keep"):
-        _require(getattr(config, field) > 0, f"{field} must be positive, got {getattr(config, field)}")
+        require(getattr(config, field) > 0, f"{field} must be positive, got {getattr(config, field)}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,9 +53,18 @@ class Length:
 
 
 def training_length(config: Any, num_train_examples: int) -> Length:
-    """Resolve ``num_train_steps`` directly or from ``num_epochs`` and the split size."""
+    """Resolve ``num_train_steps`` directly or from ``num_epochs`` and the split size; a positive
+    ``num_train_steps`` wins over ``num_epochs`` (logged), as in flax's examples."""
     steps_per_epoch = num_train_examples / config.batch_size
     if config.num_train_steps > 0:
+        if config.num_epochs > 0:
+            logging.info(
+                "num_train_steps=%d overrides num_epochs=%g: training for %d steps (%.2f epochs).",
+                config.num_train_steps,
+                config.num_epochs,
+                config.num_train_steps,
+                config.num_train_steps / steps_per_epoch,
+            )
         return Length(int(config.num_train_steps), steps_per_epoch)
     return Length(math.ceil(config.num_epochs * steps_per_epoch), steps_per_epoch)
 
@@ -98,7 +104,7 @@ def parse_multipliers(text: str) -> dict[str, float]:
     multipliers = {}
     for part in parse_stages(text):
         stage, sep, value = part.partition("=")
-        _require(bool(sep), f"lr_multipliers entries look like 'layer1=0.1', got {part!r}")
+        require(bool(sep), f"lr_multipliers entries look like 'layer1=0.1', got {part!r}")
         multipliers[stage.strip()] = float(value)
     return multipliers
 

@@ -13,6 +13,8 @@ import jax
 import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
+from resnet_jax.errors import ConfigError
+
 DATA_AXIS = "data"
 
 
@@ -52,23 +54,23 @@ def batch_sizes(
 ) -> BatchSizes:
     """Derive per-process, per-device and microbatch sizes, or fail with an error saying what to change."""
     if global_batch <= 0:
-        raise ValueError(f"batch_size must be positive, got {global_batch}")
+        raise ConfigError(f"batch_size must be positive, got {global_batch}")
     if grad_accum_steps <= 0:
-        raise ValueError(f"grad_accum_steps must be at least 1, got {grad_accum_steps}")
+        raise ConfigError(f"grad_accum_steps must be at least 1, got {grad_accum_steps}")
     if global_batch % num_devices:
-        raise ValueError(
+        raise ConfigError(
             f"batch_size={global_batch} is not divisible by the {num_devices} devices; use a multiple of "
             f"{num_devices} (e.g. {num_devices * max(1, round(global_batch / num_devices))})."
         )
     per_device = global_batch // num_devices
     if per_device % grad_accum_steps:
-        raise ValueError(
+        raise ConfigError(
             f"the per-device batch of {per_device} (batch_size={global_batch} over {num_devices} devices) is not "
             f"divisible by grad_accum_steps={grad_accum_steps}; pick grad_accum_steps dividing {per_device}."
         )
     microbatch = per_device // grad_accum_steps
     if bn_group_size < 0 or (bn_group_size and microbatch % bn_group_size):
-        raise ValueError(
+        raise ConfigError(
             f"bn_group_size={bn_group_size} must be 0 (whole-batch statistics) or divide the per-device "
             f"microbatch of {microbatch} examples (batch_size / devices / grad_accum_steps)."
         )

@@ -1,21 +1,20 @@
-"""What the main command prints: this package's progress, metrics and results, and every library's
-warnings; the libraries' INFO lines (orbax, TFDS, TensorFlow, JAX) only when ``--verbosity`` is given."""
+"""What the main command prints: this package's lines (start-up, progress, evaluations, summary) and
+every library's warnings; the libraries' INFO lines (orbax, TFDS, JAX) only when ``--verbosity`` is given."""
 
 import logging
 import os
 
 from absl import logging as absl_logging
 
-# Sources whose INFO lines are the run's own: this package, and clu's metric lines.
-OWN_SOURCES = (os.path.join("resnet_jax", ""), os.path.join("clu", "metric_writers", "logging_writer.py"))
+OWN_SOURCE = os.path.join("resnet_jax", "")  # INFO lines from files under a resnet_jax/ folder are the run's own
 
 
 class LibraryInfoFilter(logging.Filter):
-    """Passes warnings and errors from anywhere, and INFO lines from ``OWN_SOURCES`` only."""
+    """Passes warnings and errors from anywhere, and INFO lines from this package only."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Whether ``record`` is printed."""
-        return record.levelno >= logging.WARNING or any(source in record.pathname for source in OWN_SOURCES)
+        return record.levelno >= logging.WARNING or OWN_SOURCE in record.pathname
 
 
 def quiet_libraries() -> None:

@@ -103,7 +103,6 @@ def main(argv: list[str]) -> None:
     from resnet_jax.train.loop import train_and_evaluate
 
     results = exit_on_user_error(train_and_evaluate, config, _WORKDIR.value)
-    logging.info("Final results: %s", results)
     print({key: value for key, value in results.items()}, file=sys.stdout, flush=True)
 
 

@@ -24,7 +24,7 @@ from etils import epath
 
 from resnet_jax import data as data_lib
 from resnet_jax.models import create_model
-from resnet_jax.train import checkpoint, compilation_cache, metrics, pretrained, recipe, sharding
+from resnet_jax.train import checkpoint, compilation_cache, metrics, pretrained, progress, recipe, sharding
 from resnet_jax.train.paths import resolve
 from resnet_jax.train.preemption import StopRequest
 from resnet_jax.train.startup import Startup
@@ -284,6 +284,7 @@ def train_and_evaluate(config: Any, workdir: str | os.PathLike) -> dict:
     results = {"step": step, **eval_results, "wall_time_s": time.time() - start_time}
     if is_chief:
         _write_json(workdir / "results.json", results)
+    logging.info(progress.summary_line(results))
     writer.close()
     return results
 
@@ -292,10 +293,7 @@ def _train(run: Run, state: TrainState) -> tuple[int, dict[str, float], str | No
     """The step loop: train, log, evaluate and checkpoint; returns (step, last eval, stop signal or None)."""
     config, steps, length = run.config, run.steps, run.length
     step = int(state.step)
-    report_progress = periodic_actions.ReportProgress(
-        num_train_steps=length.num_train_steps, writer=run.writer, every_steps=config.log_every_steps, every_secs=None
-    )
-    hooks = [report_progress]
+    hooks = []
     if config.profile and jax.process_index() == 0:
         hooks.append(
             periodic_actions.Profile(logdir=os.fspath(run.workdir), first_profile=step + 10, profile_duration_ms=None)
@@ -332,15 +330,16 @@ def _train(run: Run, state: TrainState) -> tuple[int, dict[str, float], str | No
                 values["train/examples_per_sec"] = examples_per_sec
                 values["train/eta_seconds"] = (length.num_train_steps - step) * config.batch_size / examples_per_sec
                 run.writer.write_scalars(step, values)
+                logging.info(progress.train_line(step, length.num_train_steps, values))
                 last_log = (now, step)
             if step % config.eval_every_steps == 0 or is_last:
-                with report_progress.timed("eval"):
-                    eval_results = evaluate(steps, state, run.datasets, run.mesh)
+                eval_results = evaluate(steps, state, run.datasets, run.mesh)
                 run.writer.write_scalars(step, {k: v for k, v in eval_results.items() if not k.startswith("num_")})
+                for line in progress.eval_lines(step, eval_results):
+                    logging.info(line)
                 last_log = (time.time(), step)
             if checkpoint_now or stop_now:
-                with report_progress.timed("checkpoint"):
-                    run.checkpointer.save(step, state)
+                run.checkpointer.save(step, state)
             if stop_now:
                 logging.warning(
                     "Stopped by %s at step %d; re-run the same command to resume.", stop_request.signal_name, step

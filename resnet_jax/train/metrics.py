@@ -87,8 +87,9 @@ class JsonlWriter(metric_writers.interface.MetricWriter):
 
 
 def create_writer(workdir: str | os.PathLike, process_index: int) -> metric_writers.MetricWriter:
-    """Process 0: log + TensorBoard + metrics.jsonl; other processes: log only."""
+    """Process 0: TensorBoard (asynchronous) + metrics.jsonl; other processes: nothing. The console gets
+    the loop's own progress lines (``progress``), not every scalar."""
     if process_index > 0:
-        return metric_writers.create_default_writer(just_logging=True, asynchronous=False)
-    default = metric_writers.create_default_writer(os.fspath(workdir), asynchronous=True)
-    return metric_writers.MultiWriter([default, JsonlWriter(resolve(workdir) / "metrics.jsonl")])
+        return metric_writers.MultiWriter([])
+    tensorboard = metric_writers.AsyncWriter(metric_writers.SummaryWriter(os.fspath(workdir)))
+    return metric_writers.MultiWriter([tensorboard, JsonlWriter(resolve(workdir) / "metrics.jsonl")])

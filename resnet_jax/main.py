@@ -17,6 +17,7 @@ from ml_collections import config_flags
 
 from resnet_jax.console import quiet_libraries
 from resnet_jax.errors import ConfigError, debugging, exit_on_user_error, exit_with
+from resnet_jax.train.preemption import exit_on_stop_signals
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/cifar10.py:resnet56.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and results (local or gs://).")
@@ -93,6 +94,7 @@ def main(argv: list[str]) -> None:
     """Check the config, set up the process, then train and evaluate."""
     if len(argv) > 1:
         exit_with(ConfigError(f"unexpected arguments: {' '.join(argv[1:])}; {EXAMPLE}."))
+    exit_on_stop_signals("during start-up; nothing was written")
     if not flags.FLAGS["verbosity"].present:
         quiet_libraries()
     config = exit_on_user_error(load_config)
@@ -103,7 +105,21 @@ def main(argv: list[str]) -> None:
     from resnet_jax.train.loop import train_and_evaluate
 
     results = exit_on_user_error(train_and_evaluate, config, _WORKDIR.value)
+    if results.get("stopped"):
+        report_stop(results)
     print({key: value for key, value in results.items()}, file=sys.stdout, flush=True)
+
+
+def report_stop(results: dict) -> None:
+    """One line for a run that SIGTERM or Ctrl-C ended; exit 0 if a checkpoint holds its progress, else 1."""
+    saved = results["checkpoint_step"]
+    where = (
+        f"its checkpoint of step {saved} is in {_WORKDIR.value}; re-run the same command to resume"
+        if saved is not None
+        else "no checkpoint was written yet"
+    )
+    print(f"Stopped by {results['stopped']} at step {results['step']}: {where}.", file=sys.stderr, flush=True)
+    sys.exit(0 if saved is not None else 1)
 
 
 if __name__ == "__main__":

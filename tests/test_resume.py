@@ -93,3 +93,51 @@ def test_hard_kill_resumes_from_the_last_checkpoint_on_another_device_count(unin
     finish(start(tmp_path, num_devices=4))
     # Another device count sums in another order: equal up to float rounding, not bitwise.
     assert_same(final_state(tmp_path), final_state(uninterrupted), relative=1e-3)
+
+
+def stop_when_logged(workdir: Path, marker: str, signals: list[int], tmp_path: Path) -> tuple[int, str]:
+    """Start a fresh run with no compilation cache; send ``signals`` once ``marker`` is logged: (exit code, stderr)."""
+    log = tmp_path / "stderr.txt"
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8")
+    command = [
+        sys.executable,
+        "-m",
+        "resnet_jax.main",
+        f"--workdir={workdir}",
+        *FLAGS,
+        "--config.compilation_cache_dir=none",
+    ]
+    with log.open("w") as stderr:
+        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+        wait_for(lambda: marker in log.read_text() or process.poll() is not None, marker)
+        for signum in signals:
+            process.send_signal(signum)
+            time.sleep(0.2)
+        process.wait(timeout=TIMEOUT_S)
+    return process.returncode, log.read_text()
+
+
+def assert_one_clean_line(stderr: str, signal_name: str) -> None:
+    assert "Traceback" not in stderr and "Segmentation fault" not in stderr and "Fatal Python error" not in stderr
+    assert sum(line.startswith(f"Stopped by {signal_name}") for line in stderr.splitlines()) == 1, stderr[-3000:]
+
+
+def test_ctrl_c_during_compilation_stops_before_the_first_step_with_one_line(tmp_path):
+    returncode, stderr = stop_when_logged(tmp_path / "run", "Derived sizes", [signal.SIGINT], tmp_path)
+    assert_one_clean_line(stderr, "SIGINT")
+    saved = checkpoint.Checkpointer(tmp_path / "run" / "checkpoints").latest_step()
+    assert (returncode, saved) in ((1, None), (0, saved or -1))  # 0 only if the signal came after a step
+    if saved is None:
+        assert "at step 0: no checkpoint was written yet." in stderr
+
+
+def test_ctrl_c_twice_during_compilation_exits_at_once(tmp_path):
+    returncode, stderr = stop_when_logged(tmp_path / "run", "Derived sizes", [signal.SIGINT, signal.SIGINT], tmp_path)
+    assert returncode == 128 + signal.SIGINT
+    assert_one_clean_line(stderr, "SIGINT twice")
+
+
+def test_sigterm_during_start_up_ends_with_one_line(tmp_path):
+    returncode, stderr = stop_when_logged(tmp_path / "run", "Running as a single process", [signal.SIGTERM], tmp_path)
+    assert returncode in (128 + signal.SIGTERM, 1)  # before the run set up its stop request, or after
+    assert_one_clean_line(stderr, "SIGTERM")

@@ -144,6 +144,7 @@ class Run:
     writer: Any
     checkpointer: checkpoint.Checkpointer
     startup: "Startup"
+    stop_request: StopRequest
 
 
 @dataclasses.dataclass(frozen=True)
@@ -227,9 +228,15 @@ def evaluate(steps: Steps, state: TrainState, datasets: data_lib.Datasets, mesh)
 def train_and_evaluate(config: Any, workdir: str | os.PathLike) -> dict:
     """Train and evaluate as ``config`` says, resuming from ``workdir`` if it holds a checkpoint.
 
-    Returns the final metrics (also written to ``workdir/results.json``), or ``{'step', 'stopped'}``
-    if SIGTERM or Ctrl-C ended the run early (after checkpointing).
+    Returns the final metrics (also written to ``workdir/results.json``), or ``{'step', 'stopped',
+    'checkpoint_step'}`` if SIGTERM or Ctrl-C ended the run early: after checkpointing during training;
+    with no new checkpoint when it came during start-up or compilation (those finish first).
     """
+    with StopRequest() as stop_request:
+        return _train_and_evaluate(config, workdir, stop_request)
+
+
+def _train_and_evaluate(config: Any, workdir: str | os.PathLike, stop_request: StopRequest) -> dict:
     start_time = time.time()
     startup = Startup()
     workdir = resolve(workdir)
@@ -273,14 +280,16 @@ def train_and_evaluate(config: Any, workdir: str | os.PathLike) -> dict:
     global_batch_shape = (sizes.global_batch, *datasets.image_shape)
     steps = compile_steps(config, model, tx, mesh, state, global_batch_shape, datasets.normalisation)
     writer = metrics.create_writer(workdir, jax.process_index())
-    run = Run(config, workdir, datasets, mesh, schedule, length, steps, writer, checkpointer, startup)
+    run = Run(config, workdir, datasets, mesh, schedule, length, steps, writer, checkpointer, startup, stop_request)
     try:
         step, eval_results, stopped = _train(run, state)
     finally:
         writer.flush()
-        checkpointer.close()  # pending asynchronous saves finish, even after an error
+        checkpointer.wait_until_finished()  # pending asynchronous saves finish, even after an error
+        checkpoint_step = checkpointer.latest_step()
+        checkpointer.close()
     if stopped:
-        return {"step": step, "stopped": stopped}
+        return {"step": step, "stopped": stopped, "checkpoint_step": checkpoint_step}
     results = {"step": step, **eval_results, "wall_time_s": time.time() - start_time}
     if is_chief:
         _write_json(workdir / "results.json", results)
@@ -303,48 +312,50 @@ def _train(run: Run, state: TrainState) -> tuple[int, dict[str, float], str | No
     eval_results: dict[str, float] = {}
     last_log = (time.time(), step)  # for examples/s
     last_checked = step  # the metrics accumulated since were all finite up to here
-    with StopRequest() as stop_request:
-        while step < length.num_train_steps:
-            batch = next(train_iterator)
-            state, accumulated = steps.train(state, batch, accumulated)
-            step += 1
-            if not run.startup.reported:
-                run.startup.report(run.writer, step, first_step=state)
-            for hook in hooks:
-                hook(step)
-            is_last = step == length.num_train_steps
-            log_now = step % config.log_every_steps == 0 or is_last
-            checkpoint_now = step % config.checkpoint_every_steps == 0 or is_last
-            stop_now = stop_request.requested(at_sync_point=log_now)
-            if log_now or checkpoint_now or stop_now:  # a host sync: never save a diverged state unseen
-                values = metrics.compute(accumulated, "train")
-                _check_finite(
-                    {k: values[k] for k in ("train/loss", "train/grad_norm")},
-                    range(last_checked + 1, step + 1),
-                    run.checkpointer,
-                )
-                accumulated, last_checked = steps.empty_train_metrics(), step
-                now = time.time()
-                examples_per_sec = (step - last_log[1]) * config.batch_size / max(now - last_log[0], 1e-9)
-                values["train/lr"] = float(run.schedule(step - 1))
-                values["train/examples_per_sec"] = examples_per_sec
-                values["train/eta_seconds"] = (length.num_train_steps - step) * config.batch_size / examples_per_sec
-                run.writer.write_scalars(step, values)
-                logging.info(progress.train_line(step, length.num_train_steps, values))
-                last_log = (now, step)
-            if step % config.eval_every_steps == 0 or is_last:
-                eval_results = evaluate(steps, state, run.datasets, run.mesh)
-                run.writer.write_scalars(step, {k: v for k, v in eval_results.items() if not k.startswith("num_")})
-                for line in progress.eval_lines(step, eval_results):
-                    logging.info(line)
-                last_log = (time.time(), step)
-            if checkpoint_now or stop_now:
-                run.checkpointer.save(step, state)
-            if stop_now:
-                logging.warning(
-                    "Stopped by %s at step %d; re-run the same command to resume.", stop_request.signal_name, step
-                )
-                return step, eval_results, stop_request.signal_name or "signal"
+    stop_request = run.stop_request
+    if stop_request.requested(at_sync_point=True):  # came during start-up or compilation
+        return step, eval_results, stop_request.signal_name or "signal"
+    while step < length.num_train_steps:
+        batch = next(train_iterator)
+        state, accumulated = steps.train(state, batch, accumulated)
+        step += 1
+        if not run.startup.reported:
+            run.startup.report(run.writer, step, first_step=state)
+        for hook in hooks:
+            hook(step)
+        is_last = step == length.num_train_steps
+        log_now = step % config.log_every_steps == 0 or is_last
+        checkpoint_now = step % config.checkpoint_every_steps == 0 or is_last
+        stop_now = stop_request.requested(at_sync_point=log_now)
+        if log_now or checkpoint_now or stop_now:  # a host sync: never save a diverged state unseen
+            values = metrics.compute(accumulated, "train")
+            _check_finite(
+                {k: values[k] for k in ("train/loss", "train/grad_norm")},
+                range(last_checked + 1, step + 1),
+                run.checkpointer,
+            )
+            accumulated, last_checked = steps.empty_train_metrics(), step
+            now = time.time()
+            examples_per_sec = (step - last_log[1]) * config.batch_size / max(now - last_log[0], 1e-9)
+            values["train/lr"] = float(run.schedule(step - 1))
+            values["train/examples_per_sec"] = examples_per_sec
+            values["train/eta_seconds"] = (length.num_train_steps - step) * config.batch_size / examples_per_sec
+            run.writer.write_scalars(step, values)
+            logging.info(progress.train_line(step, length.num_train_steps, values))
+            last_log = (now, step)
+        if step % config.eval_every_steps == 0 or is_last:
+            eval_results = evaluate(steps, state, run.datasets, run.mesh)
+            run.writer.write_scalars(step, {k: v for k, v in eval_results.items() if not k.startswith("num_")})
+            for line in progress.eval_lines(step, eval_results):
+                logging.info(line)
+            last_log = (time.time(), step)
+        if checkpoint_now or stop_now:
+            run.checkpointer.save(step, state)
+        if stop_now:
+            logging.warning(
+                "Stopped by %s at step %d; re-run the same command to resume.", stop_request.signal_name, step
+            )
+            return step, eval_results, stop_request.signal_name or "signal"
     if not eval_results:  # resumed from the final checkpoint: evaluate it again for results.json
         eval_results = evaluate(steps, state, run.datasets, run.mesh)
     return step, eval_results, None

@@ -109,6 +109,26 @@ def _published(table: tables.Table, config: dict) -> dict:
     return {"published": None, "source": "not in the table"}
 
 
+def unmatched_warning(runs: list[runs_lib.Run], table: tables.Table, name: str) -> str | None:
+    """A warning naming the runs' (model, dataset) pairs that no row of the published table describes."""
+    missing = sorted(
+        {
+            f"{run.config.get('model')} on {run.config.get('dataset')}"
+            for run in runs
+            if not any(row.matches(run.config) for row in table.rows)
+        }
+    )
+    if not missing:
+        return None
+    models = sorted({row.model for row in table.rows})
+    datasets = sorted({row.dataset for row in table.rows})
+    return (
+        f"warning: --published {name} has no row for {', '.join(missing)} (its models: {', '.join(models)}; "
+        f"its datasets: {', '.join(datasets)}), so those rows' published column is empty. Pick the table of "
+        "these runs' models and dataset."
+    )
+
+
 def to_csv(rows: list[dict]) -> str:
     """Rows of dicts as CSV, every number unrounded."""
     buffer = io.StringIO()
@@ -153,6 +173,9 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"no workdirs (folders with config.json) under {args.sweep_dir}")
     fields = grouping_fields(args.sweep_dir, runs)
     table = tables.get_table(args.published) if args.published else None
+    warning = table and unmatched_warning(runs, table, args.published)
+    if warning:
+        print(warning, file=sys.stderr)
     print(render(summarise(runs, fields, table), fields, args.format), end="")
 
 

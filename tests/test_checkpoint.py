@@ -51,10 +51,12 @@ def test_restore_names_every_mismatch(tmp_path):
     assert "fresh --workdir" in message
 
 
-def test_merge_keeps_a_fresh_head_when_the_class_count_changes():
+def test_merge_keeps_a_fresh_head_when_the_class_count_changes(caplog):
     fresh = {"params": {"conv1": {"kernel": np.zeros((2, 2))}, "fc": {"kernel": np.zeros((2, 5))}}}
     loaded = {"params": {"conv1": {"kernel": np.ones((2, 2))}, "fc": {"kernel": np.ones((2, 10))}}}
-    merged = pretrained.merge(fresh, loaded)
+    with caplog.at_level("INFO"):
+        merged = pretrained.merge(fresh, loaded)
+    assert "loaded 1 arrays (4 values); re-initialised params/fc/kernel (shape differs)" in caplog.text
     np.testing.assert_array_equal(merged["params"]["conv1"]["kernel"], 1.0)
     np.testing.assert_array_equal(merged["params"]["fc"]["kernel"], np.zeros((2, 5)))
     same_classes = {"params": {**loaded["params"], "fc": {"kernel": np.ones((2, 5))}}}

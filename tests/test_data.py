@@ -48,3 +48,18 @@ def test_synthetic_rule_is_the_class_colour():
     mean_colour = np.asarray(synthetic.normalisation(3)(batch["image"])).mean(axis=(1, 2))
     nearest = np.argmin(((mean_colour[:, None, :] - colours[None]) ** 2).sum(-1), axis=1)
     assert (nearest == batch["label"]).mean() > 0.95
+
+
+def test_random_streams_keep_the_ids_every_recorded_run_used():
+    from resnet_jax.data.streams import Stream, SyntheticStream
+
+    # Changing an id changes the data of every run that uses the stream: these are the historic values.
+    assert {stream.name: int(stream) for stream in Stream} == {
+        "EPOCH_ORDER": 0,
+        "CROP_FLIP": 1,
+        "ERASING": 2,
+        "FILE_ORDER": 10,
+        "SHUFFLE": 11,
+        "TRAIN_CROP": 12,
+    }
+    assert {stream.name: int(stream) for stream in SyntheticStream} == {"TRAIN": 0, "EVAL": 1}

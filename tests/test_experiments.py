@@ -184,6 +184,16 @@ def test_report_with_published_gives_the_difference_in_csv_too(tmp_path):
     assert float(rows["cifar_resnet56"]["difference"]) == pytest.approx(7.0 - 6.97)
 
 
+def test_report_warns_when_the_published_table_is_for_other_models_or_data(tmp_path):
+    _fake_run(tmp_path / "a", "cifar_resnet20", 0, 0.9100)
+    completed = _script("report.py", str(tmp_path), "--published", "he2016_imagenet")
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "warning: --published he2016_imagenet has no row for cifar_resnet20 on cifar10" in completed.stderr
+    assert "its datasets: imagenet2012" in completed.stderr
+    matching = _script("report.py", str(tmp_path), "--published", "he2016_cifar10")
+    assert "warning" not in matching.stderr
+
+
 @pytest.mark.parametrize("notebook", ["compare_runs.ipynb", "gradient_flow.ipynb"])
 def test_notebooks_run_end_to_end_on_the_sweep(sweep, notebook, monkeypatch):
     _, sweep_dir, _ = sweep

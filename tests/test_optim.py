@@ -151,14 +151,17 @@ def test_every_optimizer_reduces_a_quadratic(name, mode):
     assert float(loss(params)) < 0.5 * start
 
 
-def test_frozen_stages_do_not_move_and_multipliers_scale_updates():
+def test_frozen_stages_do_not_move_and_multipliers_scale_updates(caplog):
     params = {
         "conv1": {"kernel": jnp.ones((2,))},
         "layer1_0": {"conv1": {"kernel": jnp.ones((2,))}},
         "fc": {"kernel": jnp.ones((2,)), "bias": jnp.ones((2,))},
     }
     grads = jax.tree_util.tree_map(jnp.ones_like, params)
-    tx = with_stage_control(optax.sgd(0.1), params, freeze=["stem"], multipliers={"head": 0.5})
+    with caplog.at_level("INFO"):
+        tx = with_stage_control(optax.sgd(0.1), params, freeze=["stem"], multipliers={"head": 0.5})
+    assert "stem: frozen (2 parameters)." in caplog.text  # what each setting hit, logged once
+    assert "head: learning rate x0.5 (4 parameters)." in caplog.text
     updates, _ = tx.update(grads, tx.init(params), params)
     np.testing.assert_allclose(updates["conv1"]["kernel"], 0.0)
     np.testing.assert_allclose(updates["layer1_0"]["conv1"]["kernel"], -0.1)

@@ -11,9 +11,7 @@ import dataclasses
 import numpy as np
 
 from resnet_jax.data import batching, erasing, tfds_source
-
-# Keep the epoch permutations, the crop/flip draws and the Random Erasing draws apart.
-ORDER_STREAM, AUGMENT_STREAM, ERASE_STREAM = 0, 1, 2
+from resnet_jax.data.streams import Stream
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,7 +29,9 @@ def epoch_order(seed: int, epoch, num_examples: int):
     """The seeded permutation of the example indices that epoch ``epoch`` visits."""
     tf = tfds_source.tensorflow()
     indices = tf.range(num_examples, dtype=tf.int64)
-    return tf.random.experimental.stateless_shuffle(indices, seed=tfds_source.stateless_key(seed, ORDER_STREAM, epoch))
+    return tf.random.experimental.stateless_shuffle(
+        indices, seed=tfds_source.stateless_key(seed, Stream.EPOCH_ORDER, epoch)
+    )
 
 
 def global_batch_indices(seed: int, step, global_batch: int, num_examples: int):
@@ -51,7 +51,7 @@ def global_batch_indices(seed: int, step, global_batch: int, num_examples: int):
 def augmentation_draws(seed: int, step, count: int, augmentation: Augmentation):
     """Crop offsets (top, left) and flip decisions for the ``count`` examples of the batch at ``step``."""
     tf = tfds_source.tensorflow()
-    keys = tf.random.experimental.stateless_split(tfds_source.stateless_key(seed, AUGMENT_STREAM, step), 3)
+    keys = tf.random.experimental.stateless_split(tfds_source.stateless_key(seed, Stream.CROP_FLIP, step), 3)
     offsets = [
         tf.random.stateless_uniform([count], keys[i], 0, 2 * augmentation.crop_padding + 1, dtype=tf.int32)
         for i in (0, 1)
@@ -80,7 +80,7 @@ def erase_batch(images, seed: int, step, global_batch: int, rows: slice, augment
     """Random Erasing of this process's ``rows`` of the global batch at ``step``, drawn for the whole batch."""
     tf = tfds_source.tensorflow()
     settings = augmentation.random_erasing
-    keys = tf.random.experimental.stateless_split(tfds_source.stateless_key(seed, ERASE_STREAM, step), 2)
+    keys = tf.random.experimental.stateless_split(tfds_source.stateless_key(seed, Stream.ERASING, step), 2)
     rectangle_key, fill_key = keys[0], keys[1]
     height, width = images.shape[1], images.shape[2]
     drawn = erasing.draw_rectangles(rectangle_key, global_batch, height, width, settings)

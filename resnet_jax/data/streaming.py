@@ -14,9 +14,9 @@ import numpy as np
 from absl import logging
 
 from resnet_jax.data import batching, tfds_source
+from resnet_jax.data.streams import Stream
 from resnet_jax.data.tfds_source import stateless_key
 
-FILE_STREAM, SHUFFLE_STREAM, AUGMENT_STREAM = 10, 11, 12
 INTERLEAVED_FILES = 16
 
 
@@ -63,7 +63,9 @@ def train_dataset(
     skips, takes = tf.cast(skips, tf.int64), tf.cast(takes, tf.int64)
 
     def epoch_records(epoch):
-        order = tf.random.experimental.stateless_shuffle(tf.range(len(files)), stateless_key(seed, FILE_STREAM, epoch))
+        order = tf.random.experimental.stateless_shuffle(
+            tf.range(len(files)), stateless_key(seed, Stream.FILE_ORDER, epoch)
+        )
         shards = tf.data.Dataset.from_tensor_slices(
             (tf.gather(filenames, order), tf.gather(skips, order), tf.gather(takes, order))
         )
@@ -73,7 +75,7 @@ def train_dataset(
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=True,
         )
-        shuffle_seed = tf.random.stateless_uniform([], stateless_key(seed, SHUFFLE_STREAM, epoch), None, None, tf.int64)
+        shuffle_seed = tf.random.stateless_uniform([], stateless_key(seed, Stream.SHUFFLE, epoch), None, None, tf.int64)
         return records.shuffle(shuffle_buffer_size, seed=shuffle_seed)
 
     start_epoch, offset = divmod(start_step * per_process_batch, size)
@@ -81,7 +83,7 @@ def train_dataset(
 
     def example(position, record):
         jpeg, label = _image_and_label(builder, record)
-        image = train_image(jpeg, stateless_key(seed, AUGMENT_STREAM, process_index, position))
+        image = train_image(jpeg, stateless_key(seed, Stream.TRAIN_CROP, process_index, position))
         return {"image": image, "label": label, "position": position}
 
     examples = records.enumerate(start=start_step * per_process_batch)

@@ -9,9 +9,9 @@ resumed run sees exactly the batches an uninterrupted one would, on any number o
 import numpy as np
 
 from resnet_jax.data.normalisation import Normalisation
+from resnet_jax.data.streams import SyntheticStream
 
 RULE_SEED = 20161  # the class colours are the same for every run, so the rule is fixed
-EVAL_STREAM = 1  # keeps eval images disjoint from the train stream (which uses stream 0)
 PIXEL_ZERO, PIXEL_UNIT = 127.5, 24.0  # the uint8 levels of colour value 0 and of one unit (+-5.3 units fit)
 
 
@@ -36,11 +36,11 @@ def normalisation(channels: int) -> Normalisation:
 
 def train_batch(seed: int, step: int, global_batch: int, num_classes: int, image_shape, noise: float) -> dict:
     """The whole global batch of ``step``, identical on every process."""
-    rng = np.random.default_rng([seed, 0, step])
+    rng = np.random.default_rng([seed, SyntheticStream.TRAIN, step])
     return make_examples(rng, global_batch, num_classes, image_shape, noise)
 
 
 def eval_split(seed: int, num_examples: int, num_classes: int, image_shape, noise: float) -> dict:
     """The fixed eval split of ``num_examples`` examples."""
-    rng = np.random.default_rng([seed, EVAL_STREAM])
+    rng = np.random.default_rng([seed, SyntheticStream.EVAL])
     return make_examples(rng, num_examples, num_classes, image_shape, noise)

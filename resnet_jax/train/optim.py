@@ -8,7 +8,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
+import numpy as np
 import optax
+from absl import logging
 
 from resnet_jax.errors import ConfigError
 
@@ -136,6 +138,15 @@ def map_stages(params: Any, value_of_stage: Callable[[str], Any]) -> Any:
     return jax.tree_util.tree_map_with_path(lambda path, _: value_of_stage(stage_name(path[0].key)), params)
 
 
+def stage_sizes(params: Any) -> dict[str, int]:
+    """Parameters per stage (works on shapes alone)."""
+    sizes: dict[str, int] = {}
+    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+        stage = stage_name(path[0].key)
+        sizes[stage] = sizes.get(stage, 0) + int(np.prod(leaf.shape))
+    return sizes
+
+
 def scale_by_tree(multipliers: Any) -> optax.GradientTransformation:
     """Multiply each update by the matching leaf of ``multipliers`` (per-stage learning rates)."""
 
@@ -164,6 +175,10 @@ def with_stage_control(
         raise ConfigError(f"unknown stage(s) {unknown} in freeze/lr_multipliers; this model has {stages}")
     if not freeze and not multipliers:
         return tx
+    sizes = stage_sizes(params)
+    for stage in sorted(set(freeze) | set(multipliers)):
+        what = "frozen" if stage in freeze else f"learning rate x{multipliers[stage]:g}"
+        logging.info("%s: %s (%s parameters).", stage, what, f"{sizes[stage]:,}")
     labels = map_stages(params, lambda stage: "frozen" if stage in freeze else "trained")
     masked = optax.multi_transform({"frozen": optax.set_to_zero(), "trained": tx}, labels)
     return optax.chain(masked, scale_by_tree(map_stages(params, lambda stage: multipliers.get(stage, 1.0))))

@@ -4,6 +4,7 @@ import os
 from typing import Any
 
 import numpy as np
+from absl import logging
 from flax import traverse_util
 
 from resnet_jax.convert import from_torchvision
@@ -50,4 +51,11 @@ def merge(fresh: dict, loaded: dict, reinit_head: bool = False) -> dict:
         "the init_from checkpoint",
     )
     merged: dict[str, Any] = {p: np.asarray(flat_loaded[p] if p in body else v) for p, v in flat_fresh.items()}
+    fresh_paths = sorted(set(flat_fresh) - body)
+    logging.info(
+        "init_from: loaded %d arrays (%s values); re-initialised %s.",
+        len(body),
+        f"{sum(np.size(flat_fresh[p]) for p in body):,}",
+        ", ".join(fresh_paths) + (" (reinit_head)" if reinit_head else " (shape differs)") if fresh_paths else "none",
+    )
     return traverse_util.unflatten_dict(merged, sep="/")

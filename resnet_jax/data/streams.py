@@ -1,0 +1,28 @@
+"""The named random streams of the input pipelines, in one place.
+
+Every random draw is keyed by ``(seed, stream, counters...)`` (epoch, step, position), so no two uses
+share numbers and a run's data is a pure function of ``(seed, step)``. The values are fixed forever:
+changing one changes the data of every run that uses it.
+"""
+
+import enum
+
+
+@enum.unique
+class Stream(enum.IntEnum):
+    """TensorFlow stateless keys (``tfds_source.stateless_key``)."""
+
+    EPOCH_ORDER = 0  # in-memory datasets: the permutation each epoch visits
+    CROP_FLIP = 1  # in-memory datasets: crop offsets and flips of each global batch
+    ERASING = 2  # in-memory datasets: Random Erasing rectangles and fills of each global batch
+    FILE_ORDER = 10  # streamed datasets: the order of the record files each epoch
+    SHUFFLE = 11  # streamed datasets: the shuffle buffer's seed each epoch
+    TRAIN_CROP = 12  # streamed datasets: each example's crop and flip
+
+
+@enum.unique
+class SyntheticStream(enum.IntEnum):
+    """numpy generators of the synthetic dataset (``np.random.default_rng([seed, stream, ...])``)."""
+
+    TRAIN = 0  # a global batch per step
+    EVAL = 1  # the fixed eval split

@@ -302,10 +302,10 @@ def _train(run: Run, state: TrainState) -> tuple[int, dict[str, float], str | No
     """The step loop: train, log, evaluate and checkpoint; returns (step, last eval, stop signal or None)."""
     config, steps, length = run.config, run.steps, run.length
     step = int(state.step)
-    hooks = []
+    profile = None
     if config.profile and jax.process_index() == 0:
-        hooks.append(
-            periodic_actions.Profile(logdir=os.fspath(run.workdir), first_profile=step + 10, profile_duration_ms=None)
+        profile = periodic_actions.Profile(
+            logdir=os.fspath(run.workdir), first_profile=step + 10, profile_duration_ms=None
         )
     train_iterator = sharding.prefetch_to_device(run.datasets.train_batches(step), run.mesh)
     accumulated = steps.empty_train_metrics()
@@ -321,8 +321,8 @@ def _train(run: Run, state: TrainState) -> tuple[int, dict[str, float], str | No
         step += 1
         if not run.startup.reported:
             run.startup.report(run.writer, step, first_step=state)
-        for hook in hooks:
-            hook(step)
+        if profile is not None:
+            profile(step)
         is_last = step == length.num_train_steps
         log_now = step % config.log_every_steps == 0 or is_last
         checkpoint_now = step % config.checkpoint_every_steps == 0 or is_last

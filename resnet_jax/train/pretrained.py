@@ -52,10 +52,10 @@ def merge(fresh: dict, loaded: dict, reinit_head: bool = False) -> dict:
     )
     merged: dict[str, Any] = {p: np.asarray(flat_loaded[p] if p in body else v) for p, v in flat_fresh.items()}
     fresh_paths = sorted(set(flat_fresh) - body)
+    why = "reinit_head" if reinit_head else "shape differs"
+    reinitialised = f"{', '.join(fresh_paths)} ({why})" if fresh_paths else "none"
+    loaded_values = sum(np.size(flat_fresh[p]) for p in body)
     logging.info(
-        "init_from: loaded %d arrays (%s values); re-initialised %s.",
-        len(body),
-        f"{sum(np.size(flat_fresh[p]) for p in body):,}",
-        ", ".join(fresh_paths) + (" (reinit_head)" if reinit_head else " (shape differs)") if fresh_paths else "none",
+        "init_from: loaded %d arrays (%s values); re-initialised %s.", len(body), f"{loaded_values:,}", reinitialised
     )
     return traverse_util.unflatten_dict(merged, sep="/")

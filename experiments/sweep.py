@@ -86,25 +86,18 @@ def command(config: str, workdir: Path, overrides: dict[str, str], python: str =
 
 
 def check_fields(config_spec: str, fields) -> None:
-    """Fail before running anything if a field is not in the config (with the closest names)."""
+    """Fail before running anything if the config file does not load or a field is not declared in the
+    config schema (with the closest names)."""
+    from resnet_jax import config_schema
     from resnet_jax.config_file import load_config
 
-    config = load_config(config_spec)
-    known = _field_names(config.to_dict())
+    load_config(config_spec)
+    known = config_schema.field_names()
     for field in fields:
         if field not in known:
             close = difflib.get_close_matches(field, known, n=3)
             hint = f"; did you mean {' or '.join(close)}?" if close else ""
             raise ValueError(f"{field!r} is not a field of {config_spec}{hint}")
-
-
-def _field_names(tree: dict, prefix: str = "") -> list[str]:
-    names = []
-    for key, value in tree.items():
-        names.append(prefix + key)
-        if isinstance(value, dict):
-            names += _field_names(value, f"{prefix}{key}.")
-    return names
 
 
 def _run_point(argv: list[str], stop_signals: list[int]) -> int:

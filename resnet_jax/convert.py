@@ -7,7 +7,6 @@ used (``num_batches_tracked`` aside). A partial load is always an error that nam
 Torch itself is not imported: values may be torch tensors or numpy arrays.
 """
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,7 +14,7 @@ import jax
 import numpy as np
 from flax import traverse_util
 
-from resnet_jax.models import abstract_variables, create_model, get_spec
+from resnet_jax.models import abstract_variables, create_model, get_spec, parts
 
 IGNORED_SUFFIXES = ("num_batches_tracked",)
 DATA_PARALLEL_PREFIX = "module."  # torch.nn.DataParallel / DistributedDataParallel wrappers
@@ -27,7 +26,6 @@ TORCH_LEAF = {
     ("batch_stats", "var"): "running_var",
 }
 TORCH_MODULE = {"downsample_conv": "downsample.0", "downsample_bn": "downsample.1"}
-BLOCK_NAME = re.compile(r"^(layer\d+)_(\d+)$")  # layer2_0 -> layer2.0 (block 0 of the Sequential layer2)
 
 
 def torch_key(flax_path: tuple[str, ...]) -> str:
@@ -36,8 +34,14 @@ def torch_key(flax_path: tuple[str, ...]) -> str:
     Other module names are kept as they are: pre-activation nets' ``bn_final`` stays ``bn_final``.
     """
     collection, *modules, leaf = flax_path
-    names = [TORCH_MODULE.get(module, BLOCK_NAME.sub(r"\1.\2", module)) for module in modules]
+    names = [TORCH_MODULE.get(module) or _torch_module(module) for module in modules]
     return ".".join([*names, TORCH_LEAF[(collection, leaf)]])
+
+
+def _torch_module(module: str) -> str:
+    """A block 'layer2_0' is 'layer2.0' in torchvision (block 0 of the Sequential layer2); others keep their name."""
+    position = parts.block_position(module)
+    return f"{position[0]}.{position[1]}" if position else module
 
 
 def _to_numpy(value: Any) -> np.ndarray:

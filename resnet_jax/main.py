@@ -15,11 +15,16 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from resnet_jax import config_schema
 from resnet_jax.console import quiet_libraries
 from resnet_jax.errors import ConfigError, debugging, exit_on_user_error, exit_with
 from resnet_jax.train.preemption import exit_on_stop_signals
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/cifar10.py:resnet56.")
+__doc__ += f"\n{config_schema.help_text()}\n"  # absl's --help and --helpfull print the module's docstring
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Config file, e.g. configs/cifar10.py:resnet56 (its fields are listed above)."
+)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and results (local or gs://).")
 _COORDINATOR = flags.DEFINE_string("coordinator_address", None, "HOST:PORT of process 0 (multi-host).")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes (multi-host).")
@@ -31,17 +36,28 @@ EXAMPLE = "e.g. --config=configs/digits.py --workdir=workdirs/digits"
 
 
 def unknown_field_message(error: AttributeError, argv: list[str]) -> str:
-    """ml_collections' 'did you mean' for a misspelt ``--config.FIELD`` override, as one sentence."""
+    """ml_collections' 'did you mean' for a misspelt field, set by a ``--config.FIELD`` override or by the
+    config file (whose config is locked), as one sentence."""
     text = str(error).encode().decode("unicode_escape")
-    field = re.search(r"'([^']+)'", text)
+    field = re.search(r'Key "([^"]+)"', text) or re.search(r"'([^']+)'", text)
     suggestion = re.search(r'Did you mean "([^"]+)"', text)
     name = field.group(1) if field else "?"
-    given = next((arg for arg in argv if re.match(rf"--config\.(\w+\.)*{re.escape(name)}(=|$)", arg)), name)
+    given = next((arg for arg in argv if re.match(rf"--config\.(\w+\.)*{re.escape(name)}(=|$)", arg)), None)
+    where = f"({given})" if given else "(set by the config file)"
     hint = f' Did you mean "{suggestion.group(1)}"?' if suggestion else ""
     return (
-        f"the config has no field {name!r} ({given}).{hint} Every field is listed, with its meaning, in "
-        "configs/default.py."
+        f"the config has no field {name!r} {where}.{hint} Every field is listed, with its meaning, by "
+        "`python -m resnet_jax.config_schema` and --helpfull."
     )
+
+
+def flag_error_message(error: flags.Error) -> str:
+    """A flag's error as one paragraph; a config file's own error (a bad ARG, say) without config_flags' traceback."""
+    text = str(error)
+    raised = list(re.finditer(r"^(?:\w+\.)*\w+(?:Error|Exception): ", text, flags=re.MULTILINE))
+    if "Traceback" in text and raised:
+        return f"{text[raised[-1].end() :].strip().rstrip('.')} (from --config). {EXAMPLE}."
+    return f"{text}. Run with --helpfull for every flag; {EXAMPLE}."
 
 
 def parse_flags(argv: list[str]) -> list[str]:
@@ -49,8 +65,10 @@ def parse_flags(argv: list[str]) -> list[str]:
     try:
         return flags.FLAGS(argv)
     except flags.Error as error:
-        message = f"{error}. Run with --helpfull for every flag; {EXAMPLE}."
-    except AttributeError as error:  # an override of a field the config does not have
+        if debugging():
+            raise
+        message = flag_error_message(error)
+    except AttributeError as error:  # a field the config does not have
         if debugging():
             raise
         message = unknown_field_message(error, argv)
@@ -59,8 +77,6 @@ def parse_flags(argv: list[str]) -> list[str]:
 
 def load_config():
     """The config that ``--config`` names, checked (names, values, ranges) before anything starts."""
-    from resnet_jax.train import recipe
-
     try:
         config = _CONFIG.value
         config.to_dict()  # config_flags reports a failure to load at the first use of the config
@@ -70,7 +86,7 @@ def load_config():
             f"could not load the config file given to --config ({detail}). Give the path of a config file, "
             f"optionally with :ARG, from the repository root (configs import configs/default.py); {EXAMPLE}."
         ) from error
-    recipe.validate_config(config)
+    config_schema.validate(config)
     return config
 
 

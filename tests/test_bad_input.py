@@ -12,7 +12,9 @@ from archives import write_cifar_archive, write_imagenet_archives
 
 import resnet_jax.data as data
 from configs import cifar10, imagenet
+from resnet_jax import config_schema
 from resnet_jax.data import prepare, tfds_source
+from resnet_jax.errors import ConfigError
 from resnet_jax.train import loop
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,10 +65,10 @@ def test_a_dataset_that_does_not_fit_the_config_stops_before_compiling(
 )
 def test_imagenet_crops_that_cannot_fit_are_refused(fields, message):
     config = imagenet.get_config("resnet50")
-    data.validate_config(config)  # the recipe itself is fine
+    config_schema.validate(config)  # the recipe itself is fine
     config.update(fields)
-    with pytest.raises(ValueError, match=message):
-        data.validate_config(config)
+    with pytest.raises(ConfigError, match=message):
+        config_schema.validate(config)
 
 
 def test_labels_out_of_range_are_named():
@@ -112,7 +114,10 @@ def test_a_corrupt_eval_jpeg_stops_eval_with_a_plain_error(corrupt_imagenet):
         (["--config.lerning_rate=0.1"], ["no field 'lerning_rate'", 'Did you mean "learning_rate"?']),
         (["--config.synthetic.nois=2"], ["--config.synthetic.nois=2", 'Did you mean "noise"?']),
         (["--config.batch_size=abc"], ["--config.batch_size=abc", "invalid literal"]),
-        (["--config.model=resnet19"], ["unknown model 'resnet19'", "cifar_resnet20"]),
+        (["--config.model=resnet19"], ["model must be one of", "cifar_resnet20", "Did you mean 'resnet18'?"]),
+        (["--config.dropout_rate=1.5"], ["dropout_rate must be in [0, 1), got 1.5", "dropout between"]),
+        (["--config=configs/cifar10.py:resnet99"], ["unknown CIFAR-10 network 'resnet99'", "resnet110"]),
+        (["--config={typo_config}"], ["no field 'learnin_rate' (set by the config file)", '"learning_rate"?']),
         (["--config=configs/nope.py"], ["could not load the config file", "configs/nope.py", "--config=configs/"]),
         (["--config.batch_size=12"], ["batch_size=12 is not divisible by the 8 devices", "use a multiple of 8"]),
         (["--config.num_train_steps=0"], ["set num_train_steps > 0 or num_epochs > 0"]),
@@ -121,8 +126,14 @@ def test_a_corrupt_eval_jpeg_stops_eval_with_a_plain_error(corrupt_imagenet):
 )
 def test_a_users_mistake_is_one_paragraph_exit_2_no_traceback_and_no_workdir(tmp_path, arguments, words):
     workdir = tmp_path / "run"
+    typo_config = tmp_path / "typo.py"  # a config file that sets a field the schema does not declare
+    typo_config.write_text(
+        "from resnet_jax import config_schema\n\n\ndef get_config():\n"
+        "    config = config_schema.default_config()\n    config.learnin_rate = 0.3\n    return config\n"
+    )
     command = [sys.executable, "-m", "resnet_jax.main", "--config=configs/default.py", f"--workdir={workdir}"]
     environment = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+    arguments = [argument.format(typo_config=typo_config) for argument in arguments]
     completed = subprocess.run(
         [*command, *arguments], cwd=REPO, capture_output=True, text=True, timeout=300, env=environment
     )
@@ -140,4 +151,4 @@ def test_debug_shows_the_traceback_of_a_users_mistake(tmp_path):
         [*command, "--config.model=resnet19", "--debug"], cwd=REPO, capture_output=True, text=True, timeout=300
     )
     assert completed.returncode != 0
-    assert "Traceback" in completed.stderr and "ConfigError: unknown model 'resnet19'" in completed.stderr
+    assert "Traceback" in completed.stderr and "ConfigError: model must be one of" in completed.stderr

@@ -8,6 +8,7 @@ import math
 import pytest
 
 from configs import cifar10, default, digits, fashion_mnist, imagenet, random_erasing, resnext, wrn
+from resnet_jax import config_schema
 from resnet_jax.train import recipe
 
 CIFAR_TRAIN_EXAMPLES = 50_000
@@ -34,13 +35,13 @@ def test_config_is_valid(module, arg):
         assert field in config
     config.dataset = "synthetic"  # the TFDS datasets are checked by the data tests
     config.random_erasing.probability = 0.0  # only the in-memory TFDS datasets erase (tested there)
-    recipe.validate_config(config)
+    config_schema.validate(config)
     assert set(config) == set(default.get_config()), "configs must only set fields the default documents"
 
 
 @pytest.mark.parametrize("module", [default, digits])
 def test_argument_free_configs_are_valid(module):
-    recipe.validate_config(module.get_config())
+    config_schema.validate(module.get_config())
 
 
 def test_he2016_cifar_schedule_and_resnet110_warmup():
@@ -151,10 +152,10 @@ def test_bad_fashion_mnist_arguments_say_what_is_allowed(arg):
 def test_num_train_steps_wins_over_an_epoch_recipe_and_says_so(caplog):
     config = cifar10.get_config("resnet20")
     config.num_train_steps, config.num_epochs = 0, 3.0
-    recipe.validate_config(config)
+    config_schema.validate(config)
     assert recipe.training_length(config, CIFAR_TRAIN_EXAMPLES).num_train_steps == math.ceil(3 * 50_000 / 128)
     config.num_train_steps = 7  # set on the command line of an epoch-based recipe
-    recipe.validate_config(config)
+    config_schema.validate(config)
     with caplog.at_level("INFO"):
         assert recipe.training_length(config, CIFAR_TRAIN_EXAMPLES).num_train_steps == 7
     assert "num_train_steps=7 overrides num_epochs=3" in caplog.text

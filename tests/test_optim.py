@@ -13,7 +13,7 @@ from resnet_jax.train.optim import (
     make_optimizer,
     scaled_learning_rate,
     weight_decay_mask,
-    with_stage_control,
+    with_part_control,
 )
 
 
@@ -151,7 +151,7 @@ def test_every_optimizer_reduces_a_quadratic(name, mode):
     assert float(loss(params)) < 0.5 * start
 
 
-def test_frozen_stages_do_not_move_and_multipliers_scale_updates(caplog):
+def test_frozen_parts_do_not_move_and_multipliers_scale_updates(caplog):
     params = {
         "conv1": {"kernel": jnp.ones((2,))},
         "layer1_0": {"conv1": {"kernel": jnp.ones((2,))}},
@@ -159,15 +159,15 @@ def test_frozen_stages_do_not_move_and_multipliers_scale_updates(caplog):
     }
     grads = jax.tree_util.tree_map(jnp.ones_like, params)
     with caplog.at_level("INFO"):
-        tx = with_stage_control(optax.sgd(0.1), params, freeze=["stem"], multipliers={"head": 0.5})
+        tx = with_part_control(optax.sgd(0.1), params, freeze=["stem"], multipliers={"head": 0.5})
     assert "stem: frozen (2 parameters)." in caplog.text  # what each setting hit, logged once
     assert "head: learning rate x0.5 (4 parameters)." in caplog.text
     updates, _ = tx.update(grads, tx.init(params), params)
     np.testing.assert_allclose(updates["conv1"]["kernel"], 0.0)
     np.testing.assert_allclose(updates["layer1_0"]["conv1"]["kernel"], -0.1)
     np.testing.assert_allclose(updates["fc"]["bias"], -0.05)
-    with pytest.raises(ValueError, match="unknown stage"):
-        with_stage_control(optax.sgd(0.1), params, freeze=["layer4"])
+    with pytest.raises(ValueError, match="unknown part.*this model has stem, layer1, head"):
+        with_part_control(optax.sgd(0.1), params, freeze=["layer4"])
 
 
 def test_gradient_clipping_bounds_the_global_norm():

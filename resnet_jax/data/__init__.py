@@ -14,10 +14,9 @@ from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 
+from resnet_jax import config_schema
 from resnet_jax.data import batching, erasing, synthetic
-from resnet_jax.data.normalisation import MODES as NORMALISATIONS
 from resnet_jax.data.normalisation import Normalisation
-from resnet_jax.errors import require
 
 Batch = dict[str, np.ndarray]
 TEST, VALIDATION = "eval", "val"  # metric prefixes of the test split and of the held-out validation split
@@ -44,6 +43,8 @@ TFDS_DATASETS = {
     "imagenet2012": TfdsDataset("train", "validation", in_memory=False),
 }
 DATASETS = ("synthetic", *TFDS_DATASETS)
+IN_MEMORY_DATASETS = tuple(name for name, source in TFDS_DATASETS.items() if source.in_memory)
+STREAMED_DATASETS = tuple(name for name, source in TFDS_DATASETS.items() if not source.in_memory)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,68 +75,10 @@ class Datasets:
     normalisation: Normalisation
 
 
-def validate_config(config) -> None:
-    """Fail early, before any compilation, on a dataset or input option this package cannot provide."""
-    require(
-        config.dataset in DATASETS, f"unknown dataset {config.dataset!r}; available datasets: {', '.join(DATASETS)}"
-    )
-    require(config.pad_mode in PAD_MODES, f"pad_mode must be one of {PAD_MODES}, got {config.pad_mode!r}")
-    require(config.crop_padding >= 0, f"crop_padding must be >= 0, got {config.crop_padding}")
-    require(
-        config.normalisation in NORMALISATIONS,
-        f"normalisation must be one of {NORMALISATIONS}, got {config.normalisation!r}",
-    )
-    require(config.train_crop in TRAIN_CROPS, f"train_crop must be one of {TRAIN_CROPS}, got {config.train_crop!r}")
-    low, high = config.scale_range
-    require(0 < low <= high, f"scale_range must be (low, high) with 0 < low <= high, got {config.scale_range}")
-    require(config.validation_examples >= 0, f"validation_examples must be >= 0, got {config.validation_examples}")
-    require(config.shuffle_buffer_size > 0, f"shuffle_buffer_size must be positive, got {config.shuffle_buffer_size}")
-    if config.dataset in TFDS_DATASETS and not TFDS_DATASETS[config.dataset].in_memory:
-        require(
-            config.eval_resize >= config.image_size,
-            f"eval_resize={config.eval_resize} is smaller than image_size={config.image_size}: the centre "
-            f"{config.image_size} crop must fit in the resized image; set --config.eval_resize to at least "
-            f"{config.image_size} (the standard is 256 for 224 crops).",
-        )
-        require(
-            config.train_crop != "scale_jitter" or low >= config.image_size,
-            f"scale_range={tuple(config.scale_range)} starts below image_size={config.image_size}: the random "
-            f"{config.image_size} crop must fit in the resized image; use a range starting at {config.image_size} "
-            "or more (He et al.: [256, 480] for 224 crops).",
-        )
-    _validate_random_erasing(config)
-    require(
-        config.validation_examples == 0 or config.dataset != "synthetic",
-        "validation_examples needs a TFDS dataset; the synthetic one has no train examples to hold out",
-    )
-
-
 def random_erasing_settings(config) -> erasing.RandomErasing:
     """The config's ``random_erasing`` group as settings."""
     group = config.random_erasing
     return erasing.RandomErasing(group.probability, tuple(group.area_range), group.min_aspect_ratio, group.fill)
-
-
-def _validate_random_erasing(config) -> None:
-    group = config.random_erasing
-    require(0 <= group.probability <= 1, f"random_erasing.probability must be in [0, 1], got {group.probability}")
-    low, high = group.area_range
-    require(
-        0 < low <= high < 1,
-        f"random_erasing.area_range must be (sl, sh) with 0 < sl <= sh < 1 (the paper: (0.02, 0.4)), got "
-        f"{tuple(group.area_range)}",
-    )
-    require(
-        0 < group.min_aspect_ratio <= 1,
-        f"random_erasing.min_aspect_ratio (r1) must be in (0, 1] (the paper: 0.3), got {group.min_aspect_ratio}",
-    )
-    require(group.fill in erasing.FILLS, f"random_erasing.fill must be one of {erasing.FILLS}, got {group.fill!r}")
-    in_memory = [name for name, source in TFDS_DATASETS.items() if source.in_memory]
-    require(
-        group.probability == 0 or config.dataset in in_memory,
-        f"random_erasing is applied by the in-memory pipeline ({', '.join(in_memory)}), not to dataset "
-        f"{config.dataset!r}; set --config.random_erasing.probability=0 or use one of those datasets",
-    )
 
 
 def split_names(source: TfdsDataset, validation_examples: int) -> dict[str, str]:
@@ -152,8 +95,8 @@ def split_names(source: TfdsDataset, validation_examples: int) -> dict[str, str]
 def create_datasets(
     config, *, per_process_batch: int, per_process_eval_batch: int, process_index: int, process_count: int
 ) -> Datasets:
-    """Build the train and eval inputs that ``config.dataset`` names, for this process."""
-    validate_config(config)
+    """Build the train and eval inputs that ``config.dataset`` names (fields of the data view), for this process."""
+    config = config_schema.view(config, config_schema.DATA)
     placement = dict(
         per_process_batch=per_process_batch,
         per_process_eval_batch=per_process_eval_batch,

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from resnet_jax.models import parts
 from resnet_jax.models.norm import BatchNorm
 
 BLOCKS = ("basic", "bottleneck")
@@ -182,7 +183,7 @@ class ResNet(nn.Module):
         dtype = jnp.dtype(self.dtype)
         features = {}
         x = self._stem(images.astype(dtype), train)
-        features["stem"] = x
+        features[parts.STEM] = x
         for stage, num_blocks in enumerate(self.stage_sizes):
             for index in range(num_blocks):
                 x = ResidualBlock(
@@ -197,11 +198,11 @@ class ResNet(nn.Module):
                     zero_init_residual=self.zero_init_residual,
                     bn_group_size=self.bn_group_size,
                     dtype=dtype,
-                    name=f"layer{stage + 1}_{index}",
+                    name=parts.block(stage, index),
                 )(x, train)
-            features[f"layer{stage + 1}"] = x
+            features[parts.stage(stage)] = x
         if self.preactivation:
-            x = nn.relu(BatchNorm(group_size=self.bn_group_size, dtype=dtype, name="bn_final")(x, train))
+            x = nn.relu(BatchNorm(group_size=self.bn_group_size, dtype=dtype, name=parts.FINAL_NORM)(x, train))
         pooled = jnp.mean(x.astype(jnp.float32), axis=(1, 2))
         logits = nn.Dense(
             self.num_classes,
@@ -209,7 +210,7 @@ class ResNet(nn.Module):
             param_dtype=jnp.float32,
             kernel_init=dense_kernel_init,
             bias_init=dense_bias_init(pooled.shape[-1]),
-            name="fc",
+            name=parts.CLASSIFIER,
         )(pooled)
         if return_features:
             return {**features, "pooled": pooled, "logits": logits}
@@ -218,12 +219,12 @@ class ResNet(nn.Module):
     def _stem(self, x: jax.Array, train: bool) -> jax.Array:
         dtype = x.dtype
         if self.stem == "imagenet":
-            x = _conv(self.stem_width, 7, 2, 1, dtype, "conv1")(x)
+            x = _conv(self.stem_width, 7, 2, 1, dtype, parts.STEM_MODULES[0])(x)
         else:
-            x = _conv(self.stem_width, 3, 1, 1, dtype, "conv1")(x)
+            x = _conv(self.stem_width, 3, 1, 1, dtype, parts.STEM_MODULES[0])(x)
             if self.preactivation:  # the first block's BN-ReLU follows directly
                 return x
-        x = nn.relu(BatchNorm(group_size=self.bn_group_size, dtype=dtype, name="bn1")(x, train))
+        x = nn.relu(BatchNorm(group_size=self.bn_group_size, dtype=dtype, name=parts.STEM_MODULES[1])(x, train))
         if self.stem == "imagenet":
             x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
         return x

@@ -22,7 +22,9 @@ from absl import logging
 from clu import periodic_actions
 from etils import epath
 
+from resnet_jax import config_schema
 from resnet_jax import data as data_lib
+from resnet_jax.config_schema import MODEL, RUN, view
 from resnet_jax.models import create_model
 from resnet_jax.train import checkpoint, compilation_cache, metrics, pretrained, progress, recipe, sharding
 from resnet_jax.train.paths import resolve
@@ -37,7 +39,8 @@ class TrainingDiverged(FloatingPointError):
 
 
 def build_model(config: Any, input_channels: int = 3):
-    """The zoo model the config names, with its per-run overrides."""
+    """The zoo model the config's model view names, with its per-run overrides."""
+    config = view(config, MODEL)
     return create_model(
         config.model,
         num_classes=config.num_classes,
@@ -242,10 +245,10 @@ def _train_and_evaluate(config: Any, workdir: str | os.PathLike, stop_request: S
     workdir = resolve(workdir)
     is_chief = jax.process_index() == 0
 
-    # Everything that can be wrong with the config fails here, before any compilation.
-    recipe.validate_config(config)
+    # Everything that can be wrong with the config fails here, before any compilation or write.
+    config_schema.validate(config)
+    full_config, config = config, view(config, RUN)
     compilation_cache.enable(config.compilation_cache_dir)
-    build_model(config)  # architecture errors surface here
     mesh = sharding.make_mesh()
     num_processes = jax.process_count()
     sizes = sharding.batch_sizes(
@@ -253,21 +256,21 @@ def _train_and_evaluate(config: Any, workdir: str | os.PathLike, stop_request: S
     )
     eval_sizes = sharding.batch_sizes(config.eval_batch_size or config.batch_size, mesh.size, num_processes)
     datasets = data_lib.create_datasets(
-        config,
+        full_config,
         per_process_batch=sizes.per_process,
         per_process_eval_batch=eval_sizes.per_process,
         process_index=jax.process_index(),
         process_count=num_processes,
     )
     startup.mark("data")
-    model = build_model(config, input_channels=datasets.image_shape[-1])
+    model = build_model(full_config, input_channels=datasets.image_shape[-1])
     length = recipe.training_length(config, datasets.num_train_examples)
-    schedule = recipe.build_schedule(config, length)
+    schedule = recipe.build_schedule(full_config, length)
     input_shape = (1, *datasets.image_shape)
     abstract_params = jax.eval_shape(lambda: init_variables(model, jax.random.PRNGKey(0), input_shape))["params"]
-    tx = recipe.build_optimizer(config, schedule, abstract_params)
+    tx = recipe.build_optimizer(full_config, schedule, abstract_params)
     num_params = sum(leaf.size for leaf in jax.tree_util.tree_leaves(abstract_params))
-    record = run_record(config, sizes, length, recipe.base_learning_rate(config), num_params)
+    record = run_record(full_config, sizes, length, recipe.base_learning_rate(full_config), num_params)
     logging.info("Derived sizes and learning rate: %s", record["derived"])
 
     workdir.mkdir(parents=True, exist_ok=True)  # only now: a config or dataset mistake leaves no workdir behind

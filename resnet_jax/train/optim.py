@@ -13,6 +13,7 @@ import optax
 from absl import logging
 
 from resnet_jax.errors import ConfigError
+from resnet_jax.models import parts
 
 SCHEDULES = ("piecewise", "cosine", "constant")
 WARMUPS = ("linear", "constant")
@@ -126,29 +127,24 @@ def make_optimizer(
     return optax.chain(*clip, *steps, optax.scale_by_learning_rate(learning_rate))
 
 
-def stage_name(top_level_module: str) -> str:
-    """Group a top-level parameter name into ``stem``, ``layerN`` or ``head`` (``fc``, ``bn_final``)."""
-    if top_level_module.startswith("layer"):
-        return top_level_module.split("_")[0]
-    return "stem" if top_level_module in ("conv1", "bn1") else "head"
+def map_parts(params: Any, value_of_part: Callable[[str], Any]) -> Any:
+    """A tree like ``params`` whose leaves are ``value_of_part(the model part of that leaf)``."""
+    part_of = parts.part_of_modules(params)
+    return jax.tree_util.tree_map_with_path(lambda path, _: value_of_part(part_of[path[0].key]), params)
 
 
-def map_stages(params: Any, value_of_stage: Callable[[str], Any]) -> Any:
-    """A tree like ``params`` whose leaves are ``value_of_stage(stage of that leaf)``."""
-    return jax.tree_util.tree_map_with_path(lambda path, _: value_of_stage(stage_name(path[0].key)), params)
-
-
-def stage_sizes(params: Any) -> dict[str, int]:
-    """Parameters per stage (works on shapes alone)."""
+def part_sizes(params: Any) -> dict[str, int]:
+    """Parameters per model part (works on shapes alone)."""
+    part_of = parts.part_of_modules(params)
     sizes: dict[str, int] = {}
     for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
-        stage = stage_name(path[0].key)
-        sizes[stage] = sizes.get(stage, 0) + int(np.prod(leaf.shape))
+        part = part_of[path[0].key]
+        sizes[part] = sizes.get(part, 0) + int(np.prod(leaf.shape))
     return sizes
 
 
 def scale_by_tree(multipliers: Any) -> optax.GradientTransformation:
-    """Multiply each update by the matching leaf of ``multipliers`` (per-stage learning rates)."""
+    """Multiply each update by the matching leaf of ``multipliers`` (per-part learning rates)."""
 
     def update(updates, state, params=None):
         del params
@@ -157,28 +153,29 @@ def scale_by_tree(multipliers: Any) -> optax.GradientTransformation:
     return optax.GradientTransformation(lambda _: optax.EmptyState(), update)
 
 
-def with_stage_control(
+def with_part_control(
     tx: optax.GradientTransformation,
     params: Any,
     freeze: Sequence[str] = (),
     multipliers: Mapping[str, float] | None = None,
 ) -> optax.GradientTransformation:
-    """Freeze whole stages (no updates, no optimizer state) and scale the others' updates.
+    """Freeze whole model parts (no updates, no optimizer state) and scale the others' updates.
 
-    Frozen stages go through an optax ``multi_transform`` mask to ``set_to_zero``; multipliers scale
-    the final updates, which is a per-stage learning rate for SGD, LARS and AdamW alike.
+    Parts are the model's own (``resnet_jax.models.parts``: stem, layer1 ... layerN, head). Frozen
+    parts go through an optax ``multi_transform`` mask to ``set_to_zero``; multipliers scale the final
+    updates, which is a per-part learning rate for SGD, LARS and AdamW alike.
     """
     multipliers = multipliers or {}
-    unknown = sorted((set(freeze) | set(multipliers)) - {stage_name(name) for name in params})
+    names = parts.part_names(params)
+    unknown = sorted((set(freeze) | set(multipliers)) - set(names))
     if unknown:
-        stages = sorted({stage_name(name) for name in params})
-        raise ConfigError(f"unknown stage(s) {unknown} in freeze/lr_multipliers; this model has {stages}")
+        raise ConfigError(f"unknown part(s) {unknown} in freeze/lr_multipliers; this model has {', '.join(names)}")
     if not freeze and not multipliers:
         return tx
-    sizes = stage_sizes(params)
-    for stage in sorted(set(freeze) | set(multipliers)):
-        what = "frozen" if stage in freeze else f"learning rate x{multipliers[stage]:g}"
-        logging.info("%s: %s (%s parameters).", stage, what, f"{sizes[stage]:,}")
-    labels = map_stages(params, lambda stage: "frozen" if stage in freeze else "trained")
+    sizes = part_sizes(params)
+    for part in sorted(set(freeze) | set(multipliers)):
+        what = "frozen" if part in freeze else f"learning rate x{multipliers[part]:g}"
+        logging.info("%s: %s (%s parameters).", part, what, f"{sizes[part]:,}")
+    labels = map_parts(params, lambda part: "frozen" if part in freeze else "trained")
     masked = optax.multi_transform({"frozen": optax.set_to_zero(), "trained": tx}, labels)
-    return optax.chain(masked, scale_by_tree(map_stages(params, lambda stage: multipliers.get(stage, 1.0))))
+    return optax.chain(masked, scale_by_tree(map_parts(params, lambda part: multipliers.get(part, 1.0))))

@@ -8,10 +8,10 @@ from absl import logging
 from flax import traverse_util
 
 from resnet_jax.convert import from_torchvision
+from resnet_jax.models import parts
 from resnet_jax.train.checkpoint import check_compatible, load_variables
 from resnet_jax.train.paths import resolve
 
-HEAD_MODULES = ("fc",)
 TORCH_SUFFIXES = (".pth", ".pt")
 
 
@@ -30,22 +30,24 @@ def load(path: str | os.PathLike, model_name: str) -> dict:
 
 
 def merge(fresh: dict, loaded: dict, reinit_head: bool = False) -> dict:
-    """Take every variable from ``loaded`` except the head, which stays fresh if asked or if its shape differs.
+    """Take every variable from ``loaded`` except the head (the model's ``parts.HEAD``, the same parameters
+    that ``freeze='head'`` freezes), which stays fresh if asked or if its shape differs.
 
     Anything else missing or mis-shaped is an error naming it (a checkpoint of another architecture).
     """
     flat_fresh = traverse_util.flatten_dict(fresh, sep="/")
     flat_loaded = traverse_util.flatten_dict(loaded, sep="/")
+    head = {module for module, part in parts.part_of_modules(fresh["params"]).items() if part == parts.HEAD}
 
     def keep_fresh(path: str) -> bool:
-        is_head = path.split("/")[1] in HEAD_MODULES
+        is_head = path.split("/")[1] in head
         differs = path not in flat_loaded or np.shape(flat_loaded[path]) != np.shape(flat_fresh[path])
         return is_head and (reinit_head or differs)
 
     body = {path for path in flat_fresh if not keep_fresh(path)}
     check_compatible(
         traverse_util.unflatten_dict(
-            {p: v for p, v in flat_loaded.items() if p in body or p.split("/")[1] not in HEAD_MODULES}, sep="/"
+            {p: v for p, v in flat_loaded.items() if p in body or p.split("/")[1] not in head}, sep="/"
         ),
         traverse_util.unflatten_dict({p: flat_fresh[p] for p in body}, sep="/"),
         "the init_from checkpoint",

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import optax
 from flax import linen as nn
 
-from resnet_jax.train.optim import stage_name
+from resnet_jax.models import parts
 from resnet_jax.train.state import TrainState
 
 Batch = dict[str, jax.Array]
@@ -41,14 +41,13 @@ def topk_correct(logits: jax.Array, labels: jax.Array, k: int) -> jax.Array:
 
 
 def gradient_norms(grads: Any) -> dict[str, jax.Array]:
-    """The global gradient norm and one per stage (``grad_norm/stem``, ``grad_norm/layer1``, ...)."""
+    """The global gradient norm and one per model part (``grad_norm/stem``, ``grad_norm/layer1``, ...)."""
     squares: dict[str, jax.Array] = {}
+    part_of = parts.part_of_modules(grads)
     for name, subtree in grads.items():
-        stage = f"grad_norm/{stage_name(name)}"
-        squares[stage] = squares.get(stage, 0.0) + sum(
-            jnp.sum(jnp.square(g)) for g in jax.tree_util.tree_leaves(subtree)
-        )
-    norms = {stage: jnp.sqrt(total) for stage, total in squares.items()}
+        part = f"grad_norm/{part_of[name]}"
+        squares[part] = squares.get(part, 0.0) + sum(jnp.sum(jnp.square(g)) for g in jax.tree_util.tree_leaves(subtree))
+    norms = {part: jnp.sqrt(total) for part, total in squares.items()}
     norms["grad_norm"] = jnp.sqrt(sum(squares.values()))
     return norms
 

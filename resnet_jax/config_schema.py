@@ -1,0 +1,588 @@
+"""Every config field, declared once: name, default, one-line doc, accepted values and who reads it.
+
+``FIELDS`` is the single source. From it come ``configs/default.py`` (``default_config``), the checks
+run before anything starts (``validate``), the field listing of ``--help``/``--helpfull``
+(``help_text``), the sweep's field check (``field_names``) and the README's table
+(``python -m resnet_jax.config_schema --markdown``). Adding an option is one ``Field`` here (plus the
+code that uses it); a config that sets an undeclared field fails.
+
+Each subsystem reads its own ``view`` (model, data, optimisation, run) of the flat ConfigDict, so what a
+subsystem depends on is written here, next to each field. Allowed values that a subsystem dispatches
+on (model and dataset names, optimizers, schedules) stay constants of that subsystem and are read
+from it lazily, so loading a config imports neither JAX nor TensorFlow.
+"""
+
+import dataclasses
+import difflib
+import importlib
+import math
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+import ml_collections
+
+from resnet_jax.errors import require
+
+MODEL, DATA, OPTIMISATION, RUN = "model", "data", "optimisation", "run"
+VIEWS = (MODEL, DATA, OPTIMISATION, RUN)
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """The numbers from ``low`` to ``high``; an open end excludes its bound."""
+
+    low: float = -math.inf
+    high: float = math.inf
+    low_open: bool = False
+    high_open: bool = False
+
+    def __contains__(self, value: float) -> bool:
+        above = value > self.low if self.low_open else value >= self.low
+        below = value < self.high if self.high_open else value <= self.high
+        return above and below
+
+    def __str__(self) -> str:
+        if self.high == math.inf:
+            return f"{'>' if self.low_open else '>='} {self.low:g}"
+        return f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+
+
+POSITIVE = Range(0, low_open=True)
+NON_NEGATIVE = Range(0)
+AT_LEAST_ONE = Range(1)
+UNIT_INTERVAL = Range(0, 1)
+FRACTION = Range(0, 1, high_open=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class Owned:
+    """Allowed values that another module owns (``module.attribute``, a sequence or a function giving
+    one); ``doc`` describes them in listings where the full list would be too long."""
+
+    module: str
+    attribute: str
+    doc: str = ""
+
+    def values(self) -> tuple:
+        """The values, importing the owner on first use."""
+        values = getattr(importlib.import_module(self.module), self.attribute)
+        return tuple(values() if callable(values) else values)
+
+
+@dataclasses.dataclass(frozen=True)
+class Field:
+    """One config field.
+
+    Attributes:
+      name: the flat name, dotted inside a group (``random_erasing.probability``).
+      default: the value of ``configs/default.py``; its type is the field's type.
+      doc: one line on what it does (and the paper value where one applies).
+      views: the subsystems that read it; the first is where it is listed.
+      choices: the allowed values (a tuple, or ``Owned`` by the subsystem that dispatches on them).
+      range: the allowed numbers (for a tuple field: each element).
+      element: the element type of a tuple field; ``length`` its fixed length, if any.
+    """
+
+    name: str
+    default: Any
+    doc: str
+    views: tuple[str, ...]
+    choices: tuple | Owned | None = None
+    range: Range | None = None
+    element: type | None = None
+    length: int | None = None
+
+    def allowed_values(self) -> tuple | None:
+        """The allowed values, or None when any value of the right type (and range) is allowed."""
+        return self.choices.values() if isinstance(self.choices, Owned) else self.choices
+
+    def check(self, value: Any) -> None:
+        """Raise ConfigError, saying what is allowed and what the field is for, unless ``value`` fits."""
+        problem = self._problem(value)
+        close = difflib.get_close_matches(str(value), map(str, self.allowed_values() or ()), n=1)
+        hint = f" Did you mean {close[0]!r}?" if problem and close else ""
+        require(not problem, f"{self.name} must be {problem}, got {value!r} ({self.name}: {self.doc}).{hint}")
+
+    def _problem(self, value: Any) -> str:
+        """What ``value`` should have been, or '' when it fits."""
+        if not _has_type(value, self.default, self.element):
+            return self.kind()
+        if self.length is not None and len(value) != self.length:
+            return f"{self.length} values"
+        allowed = self.allowed_values()
+        if allowed is not None and value not in allowed:
+            return f"one of {', '.join(map(repr, allowed))}"
+        items = value if isinstance(self.default, tuple) else (value,)
+        if self.range is not None and not all(item in self.range for item in items):
+            return f"{self.range}{' (each value)' if isinstance(self.default, tuple) else ''}"
+        return ""
+
+    def kind(self) -> str:
+        """The type in words: 'an int', 'a tuple of float', ..."""
+        if isinstance(self.default, tuple):
+            return f"a tuple of {self.element.__name__}" if self.element else "a tuple"
+        name = type(self.default).__name__
+        return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
+
+    def allowed_text(self) -> str:
+        """What the listings say is allowed."""
+        if isinstance(self.choices, Owned) and self.choices.doc:
+            return self.choices.doc
+        if self.choices is not None:
+            return ", ".join(map(repr, self.allowed_values()))
+        return str(self.range) if self.range else ""
+
+
+def _has_type(value: Any, default: Any, element: type | None) -> bool:
+    if isinstance(default, tuple):
+        return isinstance(value, (tuple, list)) and all(_has_type(item, element(), None) for item in value)
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, type(default))
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    return isinstance(value, type(default))
+
+
+def _owned(module: str, attribute: str, doc: str = "") -> Owned:
+    return Owned(f"resnet_jax.{module}", attribute, doc)
+
+
+IN_MEMORY_DATASETS = _owned("data", "IN_MEMORY_DATASETS")  # held in host memory: they crop, flip and erase
+STREAMED_DATASETS = _owned("data", "STREAMED_DATASETS")  # read from TFDS records: they resize and crop
+
+
+FIELDS = (
+    # --- Model (resnet_jax.models) ---
+    Field(
+        "model",
+        "cifar_resnet20",
+        "network from the registry (`python -m resnet_jax.models` lists them with sizes)",
+        (MODEL, RUN),
+        _owned("models", "list_models", "a registered model name"),
+    ),
+    Field("num_classes", 10, "outputs of the classifier", (MODEL, DATA), range=AT_LEAST_ONE),
+    Field(
+        "dtype",
+        "float32",
+        "compute dtype; parameters, BN statistics and the loss stay float32",
+        (MODEL,),
+        ("float32", "bfloat16"),
+    ),
+    Field("zero_init_residual", False, "zero the last BN scale of each residual branch (Goyal et al. 2017)", (MODEL,)),
+    Field("dropout_rate", 0.0, "dropout between the convolutions of a block (WRN: 0.3)", (MODEL,), range=FRACTION),
+    Field(
+        "bn_group_size",
+        0,
+        "examples per BatchNorm statistics group: 0 = the whole global batch; N = the per-GPU BN of the "
+        "papers (32 is 8 GPUs x 32); must divide the per-device microbatch",
+        (MODEL, RUN),
+        range=NON_NEGATIVE,
+    ),
+    # --- Data (resnet_jax.data) ---
+    Field(
+        "dataset",
+        "synthetic",
+        "dataset name; 'synthetic' always exists and needs no files",
+        (DATA,),
+        _owned("data", "DATASETS"),
+    ),
+    Field("data_dir", "", "TFDS data directory ('' = the TFDS default)", (DATA,)),
+    Field(
+        "image_size",
+        16,
+        "image side: synthetic images, the ImageNet crop (224); the others' own size",
+        (DATA,),
+        range=AT_LEAST_ONE,
+    ),
+    Field(
+        "crop_padding",
+        0,
+        "pad by this many pixels, then crop back at random (He et al.: 4)",
+        (DATA,),
+        range=NON_NEGATIVE,
+    ),
+    Field(
+        "pad_mode",
+        "constant",
+        "padding for the random crop: zeros (He et al.) or 'reflect' (WRN)",
+        (DATA,),
+        _owned("data", "PAD_MODES"),
+    ),
+    Field("random_flip", False, "random horizontal flips", (DATA,)),
+    Field(
+        "random_erasing.probability",
+        0.0,
+        "Random Erasing (Zhong et al. 2017): chance an image is erased (the paper: 0.5; 0 = off); in-memory datasets",
+        (DATA,),
+        range=UNIT_INTERVAL,
+    ),
+    Field(
+        "random_erasing.area_range",
+        (0.02, 0.4),
+        "(sl, sh): erased area fraction",
+        (DATA,),
+        range=Range(0, 1, low_open=True, high_open=True),
+        element=float,
+        length=2,
+    ),
+    Field(
+        "random_erasing.min_aspect_ratio",
+        0.3,
+        "r1: aspect ratio in [r1, 1/r1]",
+        (DATA,),
+        range=Range(0, 1, low_open=True),
+    ),
+    Field(
+        "random_erasing.fill",
+        "random",
+        "erased pixels: uniform in [0, 255] (the paper), the mean colour or 0",
+        (DATA,),
+        _owned("data.erasing", "FILLS"),
+    ),
+    Field(
+        "normalisation",
+        "channel",
+        "'channel': the train split's per-channel mean and std; 'pixel_mean': "
+        "subtract its mean image only (He et al. on CIFAR); ImageNet uses torchvision's statistics",
+        (DATA,),
+        _owned("data.normalisation", "MODES"),
+    ),
+    Field(
+        "validation_examples",
+        0,
+        "hold out the last N train examples, evaluated as val/* (He et al.: 5000); the test split is always eval/*",
+        (DATA,),
+        range=NON_NEGATIVE,
+    ),
+    Field(
+        "train_crop",
+        "random_resized",
+        "ImageNet training crop: Inception-style 8-100% area, or 'scale_jitter' (He et al. 2016)",
+        (DATA,),
+        _owned("data", "TRAIN_CROPS"),
+    ),
+    Field(
+        "scale_range",
+        (256, 480),
+        "scale_jitter: shorter side resized to a random value in this range",
+        (DATA,),
+        range=POSITIVE,
+        element=int,
+        length=2,
+    ),
+    Field(
+        "eval_resize",
+        256,
+        "ImageNet eval: shorter side resized to this, then the centre image_size crop",
+        (DATA,),
+        range=AT_LEAST_ONE,
+    ),
+    Field(
+        "shuffle_buffer_size",
+        10_000,
+        "examples in each process's shuffle buffer (after file shuffling)",
+        (DATA,),
+        range=AT_LEAST_ONE,
+    ),
+    Field(
+        "synthetic.num_train_examples",
+        50_000,
+        "synthetic train split size (defines an epoch)",
+        (DATA,),
+        range=AT_LEAST_ONE,
+    ),
+    Field("synthetic.num_eval_examples", 1_000, "synthetic test split size", (DATA,), range=AT_LEAST_ONE),
+    Field("synthetic.noise", 1.0, "pixel noise around each synthetic class's mean colour", (DATA,), range=NON_NEGATIVE),
+    # --- Batch and length ---
+    Field("batch_size", 32, "global batch over all devices and processes", (RUN, OPTIMISATION), range=AT_LEAST_ONE),
+    Field("eval_batch_size", 0, "global eval batch; 0 = batch_size", (RUN,), range=NON_NEGATIVE),
+    Field("grad_accum_steps", 1, "microbatches per batch (same result, less memory)", (RUN,), range=AT_LEAST_ONE),
+    Field("num_train_steps", 200, "> 0: train this many steps (wins over num_epochs); <= 0: use num_epochs", (RUN,)),
+    Field("num_epochs", 0.0, "epochs over the train split, used when num_train_steps <= 0", (RUN,), range=NON_NEGATIVE),
+    # --- Optimisation (resnet_jax.train.optim) ---
+    Field(
+        "optimizer",
+        "sgd",
+        "'sgd' (momentum), 'lars' (You et al. 2017) or 'adamw'",
+        (OPTIMISATION,),
+        _owned("train.optim", "OPTIMIZERS"),
+    ),
+    Field("momentum", 0.9, "momentum (SGD, LARS) or Adam's beta1", (OPTIMISATION,), range=FRACTION),
+    Field("nesterov", False, "Nesterov momentum (WRN)", (OPTIMISATION,)),
+    Field("learning_rate", 0.1, "base (peak) learning rate", (OPTIMISATION,), range=NON_NEGATIVE),
+    Field(
+        "lr_scaling",
+        "none",
+        "'linear': learning_rate x batch_size / 256 (Goyal et al. 2017)",
+        (OPTIMISATION,),
+        ("none", "linear"),
+    ),
+    Field(
+        "schedule", "cosine", "learning-rate decay after warm-up", (OPTIMISATION,), _owned("train.optim", "SCHEDULES")
+    ),
+    Field(
+        "lr_boundaries",
+        (),
+        "piecewise decay points in steps (or use lr_boundaries_epochs)",
+        (OPTIMISATION,),
+        range=POSITIVE,
+        element=int,
+    ),
+    Field(
+        "lr_boundaries_epochs", (), "piecewise decay points in epochs", (OPTIMISATION,), range=POSITIVE, element=float
+    ),
+    Field("lr_decay_factor", 0.1, "multiplier at each boundary (WRN: 0.2)", (OPTIMISATION,), range=POSITIVE),
+    Field("warmup_steps", 0, "warm-up length in steps (or use warmup_epochs)", (OPTIMISATION,), range=NON_NEGATIVE),
+    Field("warmup_epochs", 0.0, "warm-up length in epochs", (OPTIMISATION,), range=NON_NEGATIVE),
+    Field(
+        "warmup",
+        "linear",
+        "'linear' ramp from warmup_learning_rate, or hold it 'constant' (He et al.'s ResNet-110)",
+        (OPTIMISATION,),
+        _owned("train.optim", "WARMUPS"),
+    ),
+    Field(
+        "warmup_learning_rate",
+        0.0,
+        "start (linear) or held (constant) warm-up rate",
+        (OPTIMISATION,),
+        range=NON_NEGATIVE,
+    ),
+    Field("weight_decay", 1e-4, "weight decay coefficient", (OPTIMISATION,), range=NON_NEGATIVE),
+    Field(
+        "weight_decay_mode",
+        "l2",
+        "'l2' added to the gradient (the papers) or 'decoupled' (AdamW-style)",
+        (OPTIMISATION,),
+        _owned("train.optim", "WEIGHT_DECAY_MODES"),
+    ),
+    Field("weight_decay_on_all", False, "decay BN parameters and biases too, as He et al. 2016 did", (OPTIMISATION,)),
+    Field("label_smoothing", 0.0, "label smoothing of the cross-entropy", (RUN,), range=FRACTION),
+    Field("grad_clip_norm", 0.0, "> 0: clip the global gradient norm to this", (OPTIMISATION,), range=NON_NEGATIVE),
+    Field(
+        "ema_decay",
+        0.0,
+        "> 0: keep an EMA of the parameters, also evaluated (eval_ema/*, val_ema/*)",
+        (RUN,),
+        range=FRACTION,
+    ),
+    # --- Fine-tuning ---
+    Field("init_from", "", "a workdir or checkpoint of this package, or a torchvision .pth file", (RUN,)),
+    Field("reinit_head", False, "re-initialise the head (always done when num_classes differs)", (RUN,)),
+    Field("freeze", "", "comma-separated parts not trained: 'stem', 'layer1', ..., 'head'", (OPTIMISATION,)),
+    Field("lr_multipliers", "", "per-part learning-rate multipliers, e.g. 'stem=0.1,layer1=0.1'", (OPTIMISATION,)),
+    # --- Bookkeeping ---
+    Field("seed", 0, "seed of initialisation, data order, augmentation and dropout", (RUN, DATA)),
+    Field("log_every_steps", 20, "steps between progress lines and train metrics", (RUN,), range=AT_LEAST_ONE),
+    Field("eval_every_steps", 100, "steps between evaluations (also at the end)", (RUN,), range=AT_LEAST_ONE),
+    Field(
+        "checkpoint_every_steps",
+        100,
+        "steps between checkpoints (also at the end and on SIGTERM/SIGINT)",
+        (RUN,),
+        range=AT_LEAST_ONE,
+    ),
+    Field("max_checkpoints_to_keep", 3, "checkpoints kept in the workdir", (RUN,), range=AT_LEAST_ONE),
+    Field("profile", False, "capture a jax.profiler trace of a few steps into the workdir", (RUN,)),
+    Field(
+        "compilation_cache_dir",
+        "",
+        "JAX's persistent compilation cache: '' = $JAX_COMPILATION_CACHE_DIR or "
+        "~/.cache/resnet_jax/jax_compilation_cache; 'none' = off",
+        (RUN,),
+    ),
+)
+BY_NAME = {field.name: field for field in FIELDS}
+
+
+def field_names() -> list[str]:
+    """Every field's flat name, in declaration order."""
+    return list(BY_NAME)
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """The default config (configs/default.py), locked so that setting an undeclared field fails at once."""
+    config = ml_collections.ConfigDict()
+    for field in FIELDS:
+        *groups, leaf = field.name.split(".")
+        node = config
+        for group in groups:
+            if group not in node:
+                node[group] = ml_collections.ConfigDict()
+            node = node[group]
+        node[leaf] = field.default
+    config.lock()
+    return config
+
+
+def value_of(config: Any, name: str) -> Any:
+    """The value of the dotted field ``name`` in a ConfigDict, a dict or a view."""
+    for part in name.split("."):
+        config = config[part] if isinstance(config, Mapping) else getattr(config, part)
+    return config
+
+
+def set_names(config: Any, prefix: str = "") -> list[str]:
+    """The dotted names of the leaves a ConfigDict or dict sets."""
+    tree = config.to_dict() if hasattr(config, "to_dict") else dict(config)
+    names = []
+    for key, value in tree.items():
+        names += set_names(value, f"{prefix}{key}.") if isinstance(value, Mapping) else [f"{prefix}{key}"]
+    return names
+
+
+def validate(config: Any) -> None:
+    """Check every field and the rules between fields, before anything starts; ConfigError says what to change."""
+    undeclared = sorted(set(set_names(config)) - set(BY_NAME))
+    require(
+        not undeclared,
+        f"the config sets {', '.join(undeclared)}, which no field declares. Check the spelling against the "
+        "fields listed by `python -m resnet_jax.config_schema`; a new option is declared in "
+        "resnet_jax/config_schema.py (FIELDS).",
+    )
+    missing = [name for name in BY_NAME if name not in set_names(config)]
+    require(
+        not missing,
+        f"the config lacks {', '.join(missing)}; config files start from configs/default.py's get_config().",
+    )
+    for field in FIELDS:
+        field.check(value_of(config, field.name))
+    _check_rules(config)
+
+
+def _check_rules(config: Any) -> None:
+    """The checks that involve more than one field."""
+    require(
+        config.num_train_steps > 0 or config.num_epochs > 0,
+        f"set num_train_steps > 0 or num_epochs > 0 (got {config.num_train_steps} and {config.num_epochs})",
+    )
+    require(
+        not (config.lr_boundaries and config.lr_boundaries_epochs),
+        "set lr_boundaries (steps) or lr_boundaries_epochs, not both",
+    )
+    require(not (config.warmup_steps and config.warmup_epochs), "set warmup_steps or warmup_epochs, not both")
+    for name in ("scale_range", "random_erasing.area_range"):
+        low, high = value_of(config, name)
+        require(low <= high, f"{name} must be (low, high) with low <= high, got {(low, high)}")
+    parse_parts(config.freeze)
+    parse_multipliers(config.lr_multipliers)
+    _check_dataset_rules(config)
+
+
+def _check_dataset_rules(config: Any) -> None:
+    """Options that only some datasets support."""
+    size = config.image_size
+    if config.dataset in STREAMED_DATASETS.values():
+        require(
+            config.eval_resize >= size,
+            f"eval_resize={config.eval_resize} is smaller than image_size={size}: the centre {size} crop must fit "
+            f"in the resized image; set --config.eval_resize to at least {size} (the standard is 256 for 224 crops).",
+        )
+        require(
+            config.train_crop != "scale_jitter" or config.scale_range[0] >= size,
+            f"scale_range={tuple(config.scale_range)} starts below image_size={size}: the random {size} crop must "
+            f"fit in the resized image; use a range starting at {size} or more (He et al.: [256, 480] for 224 crops).",
+        )
+    in_memory = IN_MEMORY_DATASETS.values()
+    require(
+        config.random_erasing.probability == 0 or config.dataset in in_memory,
+        f"random_erasing is applied by the in-memory pipeline ({', '.join(in_memory)}), not to dataset "
+        f"{config.dataset!r}; set --config.random_erasing.probability=0 or use one of those datasets",
+    )
+    require(
+        config.validation_examples == 0 or config.dataset != "synthetic",
+        "validation_examples needs a TFDS dataset; the synthetic one has no train examples to hold out",
+    )
+
+
+def parse_parts(text: str) -> list[str]:
+    """``freeze``'s grammar: 'stem, layer1' -> ['stem', 'layer1']."""
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def parse_multipliers(text: str) -> dict[str, float]:
+    """``lr_multipliers``' grammar: 'stem=0.1,layer1=0.5' -> {'stem': 0.1, 'layer1': 0.5}."""
+    multipliers = {}
+    for part in parse_parts(text):
+        name, separator, value = part.partition("=")
+        try:
+            multipliers[name.strip()] = float(value) if separator else math.nan
+        except ValueError:
+            multipliers[name.strip()] = math.nan
+        require(
+            multipliers[name.strip()] >= 0,
+            f"lr_multipliers entries look like 'layer1=0.1' (a part, '=', a number >= 0), got {part!r}",
+        )
+    return multipliers
+
+
+class ConfigView:
+    """Read-only attribute access to the fields one subsystem reads (groups are nested views)."""
+
+    def __init__(self, name: str, values: dict[str, Any]):
+        object.__setattr__(self, "_name", name)
+        object.__setattr__(self, "_values", values)
+
+    def __getattr__(self, field: str) -> Any:
+        values = object.__getattribute__(self, "_values")
+        if field not in values:
+            name = object.__getattribute__(self, "_name")
+            raise AttributeError(f"the {name} view has no field {field!r}; list it in that field's views in FIELDS")
+        return values[field]
+
+    def __setattr__(self, field: str, value: Any) -> None:
+        raise AttributeError(f"config views are read-only; set {field!r} on the ConfigDict instead")
+
+    def __repr__(self) -> str:
+        return f"ConfigView({object.__getattribute__(self, '_name')}, {object.__getattribute__(self, '_values')})"
+
+
+def view(config: Any, name: str) -> ConfigView:
+    """The fields of ``config`` that the subsystem ``name`` (one of VIEWS) reads."""
+    if isinstance(config, ConfigView) and object.__getattribute__(config, "_name") == name:
+        return config
+    values: dict[str, Any] = {}
+    for field in FIELDS:
+        if name in field.views:
+            *groups, leaf = field.name.split(".")
+            node = values
+            for group in groups:
+                node = node.setdefault(group, {})
+            node[leaf] = value_of(config, field.name)
+    return _nest(name, values)
+
+
+def _nest(name: str, values: dict[str, Any]) -> ConfigView:
+    return ConfigView(name, {k: _nest(f"{name}.{k}", v) if isinstance(v, dict) else v for k, v in values.items()})
+
+
+def help_text() -> str:
+    """The field listing of ``--help`` and ``--helpfull``: one line per field, grouped by view."""
+    lines = ["Config fields (override any with --config.FIELD=VALUE):"]
+    for section in VIEWS:
+        lines.append(f"  {section}:")
+        for field in FIELDS:
+            if field.views[0] == section:
+                allowed = field.allowed_text()
+                lines.append(
+                    f"    {field.name} = {field.default!r}: {field.doc}" + (f" [{allowed}]" if allowed else "")
+                )
+    return "\n".join(lines)
+
+
+def markdown_table() -> str:
+    """The README's field table."""
+    rows = ["| field | default | allowed | read by | meaning |", "|---|---|---|---|---|"]
+    for section in VIEWS:
+        for field in FIELDS:
+            if field.views[0] == section:
+                allowed = field.allowed_text().replace("|", "\\|")
+                rows.append(
+                    f"| `{field.name}` | `{field.default!r}` | {allowed} | {', '.join(field.views)} | {field.doc} |"
+                )
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(markdown_table() if "--markdown" in sys.argv else help_text())

@@ -15,34 +15,25 @@ ResNet-110 and -1202 warm up at lr 0.01 for the first 400 iterations (Sec. 4.2).
 Hardware: the paper used 2 GPUs x 64 images, so BatchNorm statistics use groups of 64
 (bn_group_size=64); one GPU or a TPU host reproduces it exactly.
 
-Published CIFAR-10 test error (Table 6): ResNet-20 8.75%, -32 7.51%, -44 7.17%, -56 6.97%,
--110 6.43% (6.61 +- 0.16 over 5 runs), -1202 7.93%. Plain nets: Fig. 6, error grows with depth.
+Published CIFAR-10 test error: experiments/tables, table 'he2016_cifar10' (Table 6; plain nets: Fig. 6),
+listed with `python experiments/reproduce.py --list`.
 """
 
 import ml_collections
 
-from configs import default
+from configs import common, default
 
 DEPTHS = {"resnet": (20, 32, 44, 56, 110, 1202), "plain": (20, 32, 44, 56, 110)}
-PUBLISHED_TEST_ERROR = {
-    "resnet20": 8.75,
-    "resnet32": 7.51,
-    "resnet44": 7.17,
-    "resnet56": 6.97,
-    "resnet110": 6.43,
-    "resnet1202": 7.93,
-}
+NETWORKS = tuple(f"{family}{depth}" for family, depths in DEPTHS.items() for depth in depths)
 WARMUP_DEPTHS = (110, 1202)
 
 
 def get_config(arg: str = "resnet20") -> ml_collections.ConfigDict:
     """He et al.'s CIFAR-10 recipe for the network ``arg`` (e.g. 'resnet56', 'plain20')."""
-    family, depth = arg.rstrip("0123456789"), int(arg[len(arg.rstrip("0123456789")) :] or 0)
-    if depth not in DEPTHS.get(family, ()):
-        valid = [f"{f}{d}" for f, depths in DEPTHS.items() for d in depths]
-        raise ValueError(f"unknown CIFAR-10 network {arg!r}; choose one of {valid}")
+    network = common.parse_arg(arg, "configs/cifar10.py", {"network": NETWORKS})[0]["network"]
+    depth = int(network.removeprefix("resnet").removeprefix("plain"))
     config = default.get_config()
-    config.model = f"cifar_{family}{depth}"
+    config.model = f"cifar_{network}"
     config.num_classes = 10
     config.dataset = "cifar10"
     config.image_size = 32

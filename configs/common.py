@@ -1,20 +1,58 @@
-"""Pieces shared by the CIFAR recipes of wrn.py and resnext.py (the default config is default.py)."""
+"""Pieces shared by the recipes: the one grammar of ``:ARG``, and the CIFAR SGD base of wrn.py and resnext.py.
+
+Every config's ``:ARG`` is comma-separated tokens in any order. Each token is a value of one of the
+config's axes (dataset, model, recipe) or an option flag; an axis with a default may be left out,
+one without must be given. ``configs/random_erasing.py:resnet56,cifar10,erasing`` and
+``:cifar10,erasing,resnet56`` are the same run.
+"""
+
+from collections.abc import Sequence
 
 import ml_collections
 
 from configs import default
+from resnet_jax.errors import ConfigError
 
 NUM_CLASSES = {"cifar10": 10, "cifar100": 100}
 CIFAR_STEPS_PER_EPOCH = 391  # ceil(50,000 / 128)
 
 
-def parse_setting(arg: str, default_model: str, published: dict) -> tuple[str, str]:
-    """'DATASET' or 'DATASET,MODEL' -> (dataset, model), checked against the published settings."""
-    dataset, _, model = arg.partition(",")
-    model = model or default_model
-    if (dataset, model) not in published:
-        raise ValueError(f"unknown setting {arg!r}; choose DATASET,MODEL from {list(published)}")
-    return dataset, model
+def parse_arg(
+    arg: str,
+    config_file: str,
+    axes: dict[str, Sequence[str]],
+    defaults: dict[str, str] | None = None,
+    options: Sequence[str] = (),
+) -> tuple[dict[str, str], set[str]]:
+    """``'cifar100,wrn16_8'`` -> ({'dataset': 'cifar100', 'model': 'wrn16_8'}, set()); ConfigError otherwise.
+
+    Args:
+      arg: the ``:ARG`` text.
+      config_file: the config's path, for the message.
+      axes: each axis's allowed values (disjoint across axes and options).
+      defaults: the value of an axis that ARG may leave out.
+      options: flags that ARG may add (returned as a set).
+    """
+    defaults = defaults or {}
+    tokens = [token.strip() for token in arg.split(",") if token.strip()]
+    chosen = {axis: [token for token in tokens if token in values] for axis, values in axes.items()}
+    unknown = [token for token in tokens if token not in options and not any(token in v for v in axes.values())]
+    repeated = [axis for axis, values in chosen.items() if len(values) > 1]
+    missing = [axis for axis, values in chosen.items() if not values and axis not in defaults]
+    if unknown or repeated or missing:
+        wanted = "; ".join(
+            f"one {axis} ({', '.join(values)}{f'; default {defaults[axis]}' if axis in defaults else ''})"
+            for axis, values in axes.items()
+        )
+        problems = [f"unknown {', '.join(unknown)}" if unknown else "", *(f"{a} given twice" for a in repeated)]
+        problems += [f"no {axis}" for axis in missing]
+        raise ConfigError(
+            f"cannot read {config_file}:{arg} ({', '.join(p for p in problems if p)}). Give {wanted}"
+            + (f"; options: {', '.join(options)}" if options else "")
+            + ", comma-separated in any order."
+        )
+    choice = {axis: values[0] if values else defaults[axis] for axis, values in chosen.items()}
+    return choice, set(tokens) & set(options)
 
 
 def cifar_sgd_config(dataset: str, model: str) -> ml_collections.ConfigDict:

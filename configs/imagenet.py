@@ -1,6 +1,7 @@
 """ImageNet (ILSVRC-2012) recipes for the torchvision-layout ResNets, ResNeXts and Wide ResNets.
 
-Run (ARG is a model name, optionally followed by ',cosine'):
+Run (ARG is an ImageNet model name of the registry, default resnet50, and optionally the recipe
+'cosine'; 'step' is the default):
 
     python -m resnet_jax.main --config=configs/imagenet.py:resnet50 --workdir=runs/imagenet_resnet50
     python -m resnet_jax.main --config=configs/imagenet.py:resnet50,cosine --workdir=runs/r50_cosine
@@ -20,40 +21,28 @@ Both use the linear scaling rule: the rate is 0.1 x batch_size / 256, so changin
 Hardware: 8 GPUs x 32 images (bn_group_size=32), or any TPU/GPU slice; use --config.dtype=bfloat16
 on accelerators.
 
-Published single-crop 224px top-1 (torchvision's reference weights, trained with the step recipe):
-resnet18 69.76, resnet34 73.31, resnet50 76.13, resnet101 77.37, resnet152 78.31,
-resnext50_32x4d 77.62, resnext101_32x8d 79.31, wide_resnet50_2 78.47, wide_resnet101_2 78.85;
-resnext101_64x4d 79.6 (Xie et al. 2017, Table 5). The cosine recipe adds about +1 (Bag of Tricks, Table 6).
+Published top-1 error: experiments/tables, table 'imagenet_reference' (single 224 crop: torchvision's
+reference weights, and Xie et al. 2017 Table 5 for resnext101_64x4d) and 'he2016_imagenet' (the paper's
+10-crop numbers). The cosine recipe adds about +1 top-1 (Bag of Tricks, Table 6).
 """
 
 import ml_collections
 
-from configs import default
+from configs import common, default
+from resnet_jax.models import get_spec, list_models
+from resnet_jax.models.registry import IMAGENET_INPUT_SIZE
 
-PUBLISHED_TOP1 = {
-    "resnet18": 69.76,
-    "resnet34": 73.31,
-    "resnet50": 76.13,
-    "resnet101": 77.37,
-    "resnet152": 78.31,
-    "resnext50_32x4d": 77.62,
-    "resnext101_32x8d": 79.31,
-    "resnext101_64x4d": 79.6,
-    "wide_resnet50_2": 78.47,
-    "wide_resnet101_2": 78.85,
-}
+MODELS = tuple(name for name in list_models() if get_spec(name).input_size == IMAGENET_INPUT_SIZE)
 RECIPES = ("step", "cosine")
 IMAGENET_TRAIN_EXAMPLES = 1_281_167
 
 
 def get_config(arg: str = "resnet50") -> ml_collections.ConfigDict:
-    """The ImageNet recipe ``arg`` = 'MODEL' or 'MODEL,RECIPE' with RECIPE in ('step', 'cosine')."""
-    model, _, recipe = arg.partition(",")
-    recipe = recipe or "step"
-    if model not in PUBLISHED_TOP1:
-        raise ValueError(f"unknown ImageNet model {model!r}; choose one of {list(PUBLISHED_TOP1)}")
-    if recipe not in RECIPES:
-        raise ValueError(f"unknown recipe {recipe!r}; choose one of {RECIPES}")
+    """The ImageNet recipe ``arg`` = 'MODEL[,RECIPE]' (any order) with RECIPE 'step' (default) or 'cosine'."""
+    setting, _ = common.parse_arg(
+        arg, "configs/imagenet.py", {"model": MODELS, "recipe": RECIPES}, {"model": "resnet50", "recipe": "step"}
+    )
+    model, recipe = setting["model"], setting["recipe"]
     config = default.get_config()
     config.model = model
     config.num_classes = 1000

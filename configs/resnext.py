@@ -8,25 +8,22 @@ Recipe (Sec. 5.3): batch 128 on 8 GPUs (16 per GPU, so bn_group_size=16), SGD mo
 lr 0.1 divided by 10 at epochs 150 and 225, 300 epochs, weight decay 5e-4 on every parameter,
 flip + translation augmentation.
 
-Published test error (Table 7, CIFAR-10 / CIFAR-100): ResNeXt-29 8x64d 3.65% / 17.77%,
-16x64d 3.58% / 17.31%.
+Published test error: experiments/tables, table 'xie2017' (Table 7).
 """
 
 import ml_collections
 
 from configs import common
 
-PUBLISHED_TEST_ERROR = {
-    ("cifar10", "resnext29_8x64d"): 3.65,
-    ("cifar100", "resnext29_8x64d"): 17.77,
-    ("cifar10", "resnext29_16x64d"): 3.58,
-    ("cifar100", "resnext29_16x64d"): 17.31,
-}
+MODELS = ("resnext29_8x64d", "resnext29_16x64d")
 
 
 def get_config(arg: str = "cifar10") -> ml_collections.ConfigDict:
-    """The ResNeXt-29 recipe for ``arg`` = 'DATASET' or 'DATASET,MODEL'."""
-    config = common.cifar_sgd_config(*common.parse_setting(arg, "resnext29_8x64d", PUBLISHED_TEST_ERROR))
+    """The ResNeXt-29 recipe for ``arg`` = 'DATASET[,MODEL]' (any order; default model resnext29_8x64d)."""
+    setting, _ = common.parse_arg(
+        arg, "configs/resnext.py", {"dataset": tuple(common.NUM_CLASSES), "model": MODELS}, {"model": MODELS[0]}
+    )
+    config = common.cifar_sgd_config(setting["dataset"], setting["model"])
     config.bn_group_size = 16
     config.num_epochs = 300.0
     config.lr_boundaries_epochs = (150.0, 225.0)

@@ -1,36 +1,38 @@
 """Zagoruyko & Komodakis 2016 (Wide Residual Networks) on CIFAR-10/100.
 
-Run (ARG is 'DATASET' or 'DATASET,MODEL', DATASET in cifar10/cifar100, MODEL a wrn* name):
+Run (ARG is DATASET (cifar10 or cifar100), optionally MODEL (wrn28_10, wrn16_8, wrn40_4) and 'dropout'
+(dropout 0.3, the paper's Table 6 rows), comma-separated in any order):
 
     python -m resnet_jax.main --config=configs/wrn.py:cifar10 --workdir=runs/wrn28_10_c10
     python -m resnet_jax.main --config=configs/wrn.py:cifar100,wrn16_8 --workdir=runs/wrn16_8_c100
-    (add --config.dropout_rate=0.3 for the paper's dropout rows)
+    python -m resnet_jax.main --config=configs/wrn.py:cifar10,dropout --workdir=runs/wrn28_10_c10_dropout
 
 Recipe: batch 128, SGD with Nesterov momentum 0.9, lr 0.1 multiplied by 0.2 at epochs 60, 120 and
 160, 200 epochs, weight decay 5e-4, dampening 0, flip + 4-pixel pad-and-crop augmentation.
 Hardware: one or more GPUs; statistics over the whole batch (bn_group_size=0).
 
-Published test error (CIFAR-10 / CIFAR-100): WRN-28-10 4.17% / 20.50% (Table 4), with dropout
-3.89% / 18.85% (Table 6); WRN-16-8 4.81% / 22.07%; WRN-40-4 4.97% / 22.89%.
+Published test error: experiments/tables, table 'zagoruyko2016' (Tables 4 and 6).
 """
 
 import ml_collections
 
 from configs import common
 
-PUBLISHED_TEST_ERROR = {
-    ("cifar10", "wrn28_10"): 4.17,
-    ("cifar100", "wrn28_10"): 20.50,
-    ("cifar10", "wrn16_8"): 4.81,
-    ("cifar100", "wrn16_8"): 22.07,
-    ("cifar10", "wrn40_4"): 4.97,
-    ("cifar100", "wrn40_4"): 22.89,
-}
+MODELS = ("wrn28_10", "wrn16_8", "wrn40_4")
+DROPOUT_RATE = 0.3  # the ',dropout' rows of Table 6: dropout between the convolutions of each block
 
 
 def get_config(arg: str = "cifar10") -> ml_collections.ConfigDict:
-    """The WRN recipe for ``arg`` = 'DATASET' or 'DATASET,MODEL' (default model wrn28_10)."""
-    config = common.cifar_sgd_config(*common.parse_setting(arg, "wrn28_10", PUBLISHED_TEST_ERROR))
+    """The WRN recipe for ``arg`` = 'DATASET[,MODEL][,dropout]' (any order; default model wrn28_10)."""
+    setting, options = common.parse_arg(
+        arg,
+        "configs/wrn.py",
+        {"dataset": tuple(common.NUM_CLASSES), "model": MODELS},
+        {"model": MODELS[0]},
+        ("dropout",),
+    )
+    config = common.cifar_sgd_config(setting["dataset"], setting["model"])
+    config.dropout_rate = DROPOUT_RATE if "dropout" in options else 0.0
     config.num_epochs = 200.0
     config.pad_mode = "reflect"
     config.nesterov = True

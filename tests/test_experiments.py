@@ -1,8 +1,10 @@
 """Sweeps, reports, published tables and notebooks, on a tiny real sweep over the offline digits."""
 
 import csv
+import dataclasses
 import io
 import json
+import re
 import shlex
 import statistics
 import subprocess
@@ -17,6 +19,8 @@ from experiments import reproduce, tables
 from experiments import sweep as sweep_script
 from resnet_jax.config_file import load_config
 from resnet_jax.data import prepare
+
+REPO = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.xdist_group("sweep")  # one worker runs the sweep once
 ROOT = Path(__file__).resolve().parents[1]
@@ -140,17 +144,35 @@ def test_reproduce_emits_every_row_with_its_recipe(name, capsys):
         mine = [line for line in lines if f"--workdir=out/{row.name}/seed=" in line]
         assert len(mine) == 2 and all(f"--config={row.config}" in line for line in mine)
         config = load_config(row.config)  # the recipe exists and trains the row's network on its dataset
-        assert (config.model, config.dataset) == (row.model, row.dataset)
+        assert row.matches(config.to_dict()), row.name
 
 
-def test_the_tables_agree_with_the_numbers_in_the_configs():
-    from configs import cifar10, resnext, wrn
+def test_published_numbers_live_only_in_the_tables():
+    """No config states a published number: each names its table (``experiments/tables``) instead."""
+    numbers = {f"{row.published:.2f}" for table in tables.TABLES.values() for row in table.rows if row.published}
+    for path in sorted((REPO / "configs").glob("*.py")):
+        text = path.read_text()
+        found = sorted(number for number in numbers if re.search(rf"(?<![\d.]){re.escape(number)}(?!\d)", text))
+        assert not found, f"{path.name} states published numbers {found}; refer to its table instead"
 
-    he = {row.model: row.published for row in tables.TABLES["he2016_cifar10"].rows if row.published}
-    assert he == {f"cifar_{name}": error for name, error in cifar10.PUBLISHED_TEST_ERROR.items()}
-    for table, config in (("zagoruyko2016", wrn), ("xie2017", resnext)):
-        rows = {(row.dataset, row.model): row.published for row in tables.TABLES[table].rows}
-        assert rows == config.PUBLISHED_TEST_ERROR
+
+def test_the_readme_lists_the_tables_numbers_and_the_config_fields_as_generated():
+    from experiments import readme
+
+    text = readme.README.read_text()
+    assert readme.render(text) == text, "README.md is out of date: run python experiments/readme.py"
+    for table_name in tables.TABLES:
+        assert f"- `{table_name}`:" in text
+    assert "| `random_erasing.min_aspect_ratio` | `0.3` | in (0, 1] | data |" in text  # Zhong et al.'s r1
+
+
+def test_a_changed_table_row_changes_the_readme(monkeypatch):
+    from experiments import readme
+
+    he = tables.TABLES["he2016_cifar10"]
+    changed = dataclasses.replace(he, rows=(dataclasses.replace(he.rows[0], published=1.23), *he.rows[1:]))
+    monkeypatch.setitem(tables.TABLES, "he2016_cifar10", changed)
+    assert "resnet20 1.23; resnet32 7.51" in readme.render(readme.README.read_text())
 
 
 def _fake_run(directory: Path, model: str, seed: int, top1: float) -> None:

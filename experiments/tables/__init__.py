@@ -24,6 +24,7 @@ class Row:
       reference_source: where ``reference`` comes from.
       published_std: the paper's standard deviation over runs, where it prints one.
       random_erasing: whether the row trains with Random Erasing (matches runs with probability > 0).
+      dropout_rate: the row's dropout between the convolutions of a block (matches runs with that rate).
       panel: the panel of the row's curves in ``reproduce.py --plot`` ('' = the only panel).
     """
 
@@ -37,12 +38,14 @@ class Row:
     reference_source: str = ""
     published_std: float | None = None
     random_erasing: bool = False
+    dropout_rate: float = 0.0
     panel: str = ""
 
     def matches(self, config: dict) -> bool:
-        """Whether a run's resolved config (config.json) trains this row's network, dataset and augmentation."""
+        """Whether a run's resolved config (config.json) trains this row's network, dataset and regularisation."""
         erasing = config.get("random_erasing", {}).get("probability", 0) > 0
-        return (self.model, self.dataset, self.random_erasing) == (config.get("model"), config.get("dataset"), erasing)
+        run = (config.get("model"), config.get("dataset"), erasing, config.get("dropout_rate", 0.0))
+        return (self.model, self.dataset, self.random_erasing, self.dropout_rate) == run
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,6 +130,7 @@ def _cifar_table(title: str, source: str, config_file: str, errors: dict, row_la
 
 
 def _zagoruyko2016() -> Table:
+    """Table 4's WRNs, and Table 6's WRN-28-10 with dropout 0.3 between the convolutions."""
     errors = {
         ("cifar10", "wrn40_4"): 4.97,
         ("cifar100", "wrn40_4"): 22.89,
@@ -135,13 +139,26 @@ def _zagoruyko2016() -> Table:
         ("cifar10", "wrn28_10"): 4.17,
         ("cifar100", "wrn28_10"): 20.50,
     }
-    return _cifar_table(
+    table = _cifar_table(
         "Zagoruyko & Komodakis 2016: Wide ResNets on CIFAR",
         "Zagoruyko & Komodakis 2016, Wide Residual Networks, Table 4",
         "wrn.py",
         errors,
         lambda model: model.upper().replace("WRN", "WRN-").replace("_", "-"),
     )
+    dropout = tuple(
+        Row(
+            f"wrn28_10_dropout_{dataset}",
+            f"configs/wrn.py:{dataset},wrn28_10,dropout",
+            "wrn28_10",
+            dataset,
+            error,
+            f"Zagoruyko & Komodakis 2016, Wide Residual Networks, Table 6, WRN-28-10 with dropout ({dataset.upper()})",
+            dropout_rate=0.3,
+        )
+        for dataset, error in (("cifar10", 3.89), ("cifar100", 18.85))
+    )
+    return dataclasses.replace(table, rows=table.rows + dropout)
 
 
 def _xie2017() -> Table:
@@ -254,9 +271,42 @@ def _he2016_degradation_fashion_mnist() -> Table:
     )
 
 
+def _imagenet_reference() -> Table:
+    """Single-crop 224 top-1 error of torchvision's reference weights (100 - its published top-1), and
+    Xie et al.'s ResNeXt-101 64x4d, which torchvision's V1 weights do not reproduce with this recipe."""
+    torchvision = {
+        "resnet18": 69.758,
+        "resnet34": 73.314,
+        "resnet50": 76.130,
+        "resnet101": 77.374,
+        "resnet152": 78.312,
+        "resnext50_32x4d": 77.618,
+        "resnext101_32x8d": 79.312,
+        "wide_resnet50_2": 78.468,
+        "wide_resnet101_2": 78.848,
+    }
+    source = "torchvision reference weights (IMAGENET1K_V1), single 224 crop, top-1 {:.3f}%"
+    rows = [
+        Row(model, f"configs/imagenet.py:{model}", model, "imagenet2012", round(100 - top1, 3), source.format(top1))
+        for model, top1 in torchvision.items()
+    ]
+    rows.append(
+        Row(
+            "resnext101_64x4d",
+            "configs/imagenet.py:resnext101_64x4d",
+            "resnext101_64x4d",
+            "imagenet2012",
+            20.4,
+            "Xie et al. 2017, Aggregated Residual Transformations, Table 5, ResNeXt-101 64x4d (224 crop)",
+        )
+    )
+    return Table("ImageNet single-crop 224 top-1 error of reference weights", 1, tuple(rows))
+
+
 TABLES = {
     "he2016_cifar10": _he2016_cifar10(),
     "he2016_imagenet": _he2016_imagenet(),
+    "imagenet_reference": _imagenet_reference(),
     "zagoruyko2016": _zagoruyko2016(),
     "xie2017": _xie2017(),
     "zhong2017": Table(

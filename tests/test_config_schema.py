@@ -1,0 +1,173 @@
+"""The config schema: every field of every config is declared once, and what is made from it (defaults,
+validation, views, listings) follows the declarations."""
+
+import ast
+import re
+from pathlib import Path
+
+import ml_collections
+import pytest
+from test_configs import ALL_CONFIGS
+
+from configs import default, digits
+from experiments import sweep
+from resnet_jax import config_schema
+from resnet_jax.config_schema import FIELDS, VIEWS, Field, Range
+from resnet_jax.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+# The fields DESIGN.md fixes as the public contract of every config.
+CONTRACT_FIELDS = (
+    "model",
+    "num_classes",
+    "dataset",
+    "data_dir",
+    "batch_size",
+    "num_epochs",
+    "num_train_steps",
+    "learning_rate",
+    "seed",
+    "dtype",
+    "eval_every_steps",
+    "checkpoint_every_steps",
+    "log_every_steps",
+)
+
+
+@pytest.mark.parametrize("module, arg", ALL_CONFIGS, ids=[f"{m.__name__}:{a}" for m, a in ALL_CONFIGS])
+def test_every_field_of_every_config_is_declared(module, arg):
+    config = module.get_config(arg)
+    assert sorted(config_schema.set_names(config)) == sorted(config_schema.field_names())
+
+
+def test_the_contract_fields_are_declared_and_names_are_unique():
+    names = [field.name for field in FIELDS]
+    assert len(names) == len(set(names))
+    assert set(CONTRACT_FIELDS) <= set(names)
+
+
+def test_a_field_set_without_a_declaration_fails():
+    config = default.get_config()
+    with pytest.raises(AttributeError, match="learnin_rate"):
+        config.learnin_rate = 0.3  # the default config is locked: a config file fails at this line
+    unlocked = ml_collections.ConfigDict(default.get_config().to_dict())
+    unlocked.mixup_alpha = 0.2  # a field some code might start reading before anyone declares it
+    with pytest.raises(ConfigError, match="the config sets mixup_alpha, which no field declares"):
+        config_schema.validate(unlocked)
+
+
+def config_fields_read_in(path: Path) -> set[str]:
+    """Every ``config.NAME`` (and ``config.GROUP.NAME``) read in a source file."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "config":
+            names.add(node.attr)
+    return names
+
+
+def test_every_field_the_code_reads_or_sets_is_declared():
+    """A field used in the package or a recipe without a declaration in the schema fails here."""
+    groups = {name.split(".")[0] for name in config_schema.field_names() if "." in name}
+    declared = set(config_schema.field_names()) | groups
+    methods = {"to_dict", "update", "lock", "unlock", "get"}
+    sources = [*sorted((REPO / "resnet_jax").rglob("*.py")), *sorted((REPO / "configs").glob("*.py"))]
+    undeclared = {
+        f"{path.relative_to(REPO)}: config.{name}"
+        for path in sources
+        for name in config_fields_read_in(path) - declared - methods
+    }
+    assert not undeclared, sorted(undeclared)
+
+
+def test_the_default_config_holds_each_declared_default():
+    config = default.get_config()
+    for field in FIELDS:
+        assert config_schema.value_of(config, field.name) == field.default, field.name
+    assert config.random_erasing.area_range == (0.02, 0.4)  # Zhong et al. 2017's (sl, sh)
+    assert config.random_erasing.min_aspect_ratio == 0.3  # their r1
+    config_schema.validate(config)
+    config_schema.validate(digits.get_config())
+
+
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        ("dtype", "float16", "dtype must be one of 'float32', 'bfloat16', got 'float16'"),
+        ("batch_size", 0, "batch_size must be >= 1, got 0"),
+        ("label_smoothing", 1.0, r"label_smoothing must be in \[0, 1\), got 1.0"),
+        ("lr_boundaries", (100, -5), r"lr_boundaries must be > 0 \(each value\), got \(100, -5\)"),
+        ("scale_range", (256, 320, 480), "scale_range must be 2 values"),
+        ("dataset", "cifar11", "dataset must be one of .* Did you mean 'cifar10'"),
+        ("model", "resnet51", "model must be one of .* Did you mean 'resnet50'"),
+        ("optimizer", "adam", "optimizer must be one of 'sgd', 'lars', 'adamw', got 'adam'"),
+        ("random_flip", 1, "random_flip must be a bool, got 1"),
+        ("num_classes", 2.5, "num_classes must be an int, got 2.5"),
+        ("freeze", "stem,", None),
+        ("lr_multipliers", "layer1", r"lr_multipliers entries look like 'layer1=0.1'"),
+        ("lr_multipliers", "layer1=-1", r"lr_multipliers entries look like"),
+    ],
+)
+def test_values_outside_a_declaration_are_refused_with_what_is_allowed(name, value, message):
+    config = ml_collections.ConfigDict(default.get_config().to_dict(), type_safe=False)  # any value
+    config[name] = value
+    if message is None:
+        config_schema.validate(config)
+        return
+    with pytest.raises(ConfigError, match=message):
+        config_schema.validate(config)
+
+
+def test_an_int_is_accepted_where_a_float_is_declared():
+    config = ml_collections.ConfigDict(default.get_config().to_dict())
+    config.learning_rate = 1
+    config.num_train_steps, config.num_epochs = 0, 3
+    config_schema.validate(config)
+
+
+def test_ranges_include_and_exclude_their_ends_as_written():
+    assert 0 in Range(0) and 0 not in Range(0, low_open=True)
+    assert 1 in Range(0, 1) and 1 not in Range(0, 1, high_open=True)
+    assert [str(r) for r in (Range(0), Range(0, low_open=True), Range(0, 1, high_open=True))] == [
+        ">= 0",
+        "> 0",
+        "in [0, 1)",
+    ]
+
+
+def test_each_view_holds_exactly_the_fields_declared_for_it():
+    config = default.get_config()
+    for view_name in VIEWS:
+        view = config_schema.view(config, view_name)
+        for field in FIELDS:
+            if view_name in field.views:
+                assert config_schema.value_of(view, field.name) == field.default
+            elif "." not in field.name:
+                with pytest.raises(AttributeError, match=f"the {view_name} view has no field '{field.name}'"):
+                    getattr(view, field.name)
+    data = config_schema.view(config, "data")
+    assert (data.random_erasing.fill, data.synthetic.noise, data.seed) == ("random", 1.0, 0)
+    with pytest.raises(AttributeError, match="read-only"):
+        data.dataset = "cifar10"
+
+
+def test_every_field_has_a_doc_a_known_view_and_a_consistent_type():
+    for field in FIELDS:
+        assert field.doc and field.views and set(field.views) <= set(VIEWS), field.name
+        field.check(field.default)
+        if isinstance(field.default, tuple):
+            assert field.element is not None, field.name
+
+
+def test_the_help_listing_and_the_sweep_check_come_from_the_schema(monkeypatch):
+    listing = config_schema.help_text()
+    for field in FIELDS:
+        assert re.search(rf"^    {re.escape(field.name)} = ", listing, re.MULTILINE), field.name
+    extra = Field("mixup_alpha", 0.0, "Mixup's alpha", ("data",))
+    monkeypatch.setattr(config_schema, "FIELDS", (*FIELDS, extra))
+    monkeypatch.setitem(config_schema.BY_NAME, "mixup_alpha", extra)
+    assert "mixup_alpha = 0.0: Mixup's alpha" in config_schema.help_text()
+    assert "`mixup_alpha`" in config_schema.markdown_table()
+    sweep.check_fields("configs/digits.py", ["mixup_alpha"])  # declared: the sweep accepts it
+    monkeypatch.delitem(config_schema.BY_NAME, "mixup_alpha")
+    with pytest.raises(ValueError, match="'mixup_alpha' is not a field of configs/digits.py"):
+        sweep.check_fields("configs/digits.py", ["mixup_alpha"])

@@ -14,6 +14,7 @@ import jax
 import numpy as np
 from flax import traverse_util
 
+from resnet_jax.errors import IncompatibleCheckpoint
 from resnet_jax.models import abstract_variables, create_model, get_spec, parts
 
 IGNORED_SUFFIXES = ("num_batches_tracked",)
@@ -107,5 +108,7 @@ def from_torchvision(state_dict: Mapping[str, Any], name: str, num_classes: int 
         problems.append(f"{len(misshaped)} shape mismatches: {summarise(misshaped, limit=6)}")
     if problems:
         hint = f"is this a torchvision {name} checkpoint? `python -m resnet_jax.models` lists the architectures"
-        raise ValueError(f"cannot convert state_dict to {name!r}:\n  " + "\n  ".join(problems) + f"\n  ({hint})")
+        raise IncompatibleCheckpoint(
+            f"cannot convert state_dict to {name!r}:\n  " + "\n  ".join(problems) + f"\n  ({hint})"
+        )
     return traverse_util.unflatten_dict(converted)

@@ -30,6 +30,14 @@ class InvalidFilesError(UserError, ValueError):
     """Files are there but are not what they should be (a checksum or a header differs)."""
 
 
+class IncompatibleCheckpoint(UserError, ValueError):
+    """A readable checkpoint or weights file of another model or optimizer (not a damaged one)."""
+
+
+class MissingDependency(UserError, ImportError):
+    """An optional package that the request needs is not installed (the message names the extra)."""
+
+
 def require(condition: bool, message: str) -> None:
     """Raise ``ConfigError(message)`` unless ``condition`` holds."""
     if not condition:

@@ -152,3 +152,57 @@ def test_debug_shows_the_traceback_of_a_users_mistake(tmp_path):
     )
     assert completed.returncode != 0
     assert "Traceback" in completed.stderr and "ConfigError: model must be one of" in completed.stderr
+
+
+def _main(workdir: Path, *overrides: str) -> subprocess.CompletedProcess:
+    """The real command line on the default (synthetic) config, with tiny steps."""
+    command = [
+        sys.executable,
+        "-m",
+        "resnet_jax.main",
+        "--config=configs/default.py",
+        f"--workdir={workdir}",
+        "--config.num_train_steps=2",
+        "--config.synthetic.num_eval_examples=32",
+        "--config.compilation_cache_dir=none",
+        *overrides,
+    ]
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def resnet20_workdir(tmp_path_factory) -> Path:
+    """A finished 2-step run of cifar_resnet20, whose checkpoint other models cannot use."""
+    workdir = tmp_path_factory.mktemp("resnet20") / "run"
+    completed = _main(workdir)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return workdir
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "case, words",
+    [
+        ("missing dataset", ["dataset 'cifar10' is not prepared in", "python -m resnet_jax.data.prepare cifar10"]),
+        ("missing init_from", ["no checkpoint at", "give a workdir, its checkpoints/ folder or one step's folder"]),
+        ("another model's init_from", ["does not match this model", "layer"]),
+        ("another model's workdir", ["does not match this model", "start a fresh --workdir"]),
+    ],
+)
+def test_a_mistake_found_after_the_config_check_is_one_paragraph_exit_1(tmp_path, resnet20_workdir, case, words):
+    workdir = tmp_path / "run"
+    overrides = {
+        "missing dataset": ["--config.dataset=cifar10", f"--config.data_dir={tmp_path / 'empty'}"],
+        "missing init_from": [f"--config.init_from={tmp_path / 'nowhere'}"],
+        "another model's init_from": ["--config.model=cifar_resnet32", f"--config.init_from={resnet20_workdir}"],
+        "another model's workdir": ["--config.model=cifar_resnet32"],
+    }[case]
+    if case == "another model's workdir":
+        workdir = resnet20_workdir
+    completed = _main(workdir, *overrides)
+    assert completed.returncode == 1, completed.stderr[-3000:]
+    assert "Traceback" not in completed.stderr
+    (message,) = [line for line in completed.stderr.splitlines() if line.startswith("error: ")]
+    for word in words:
+        assert word in message
+    assert case == "another model's workdir" or not workdir.exists()

@@ -113,15 +113,15 @@ def test_divergence_stops_with_a_clear_error_and_keeps_a_good_checkpoint(tmp_pat
 @pytest.mark.parametrize(
     "fields, message",
     [
-        ({"model": "resnet19"}, "unknown model 'resnet19'"),
-        ({"dataset": "mnist_typo"}, "unknown dataset 'mnist_typo'"),
+        ({"model": "resnet19"}, "model must be one of .* got 'resnet19'"),
+        ({"dataset": "mnist_typo"}, "dataset must be one of .* got 'mnist_typo'"),
         ({"learning_rate": -0.1}, "learning_rate must be >= 0"),
         ({"batch_size": 100}, "not divisible by the 8 devices"),
         ({"eval_batch_size": 12}, "not divisible by the 8 devices"),
         ({"bn_group_size": 3}, "bn_group_size=3"),
         ({"num_train_steps": 0}, "set num_train_steps > 0 or num_epochs > 0"),
         ({"optimizer": "rmsprop"}, "optimizer must be one of"),
-        ({"freeze": "layer9"}, "unknown stage"),
+        ({"freeze": "layer9"}, "unknown part.*layer9.*this model has stem, layer1, layer2, layer3, head"),
         ({"normalisation": "zca"}, "normalisation must be one of"),
         ({"train_crop": "centre"}, "train_crop must be one of"),
         ({"validation_examples": 100}, "validation_examples needs a TFDS dataset"),

@@ -17,7 +17,7 @@ from etils import epath
 from flax import traverse_util
 
 from resnet_jax.convert import summarise
-from resnet_jax.errors import UserError
+from resnet_jax.errors import IncompatibleCheckpoint, MissingFilesError, UserError
 from resnet_jax.train.paths import resolve
 from resnet_jax.train.state import TrainState
 
@@ -26,10 +26,6 @@ def _shapes(tree: Any) -> dict[str, tuple[int, ...]]:
     """'/'-joined path -> shape for every array leaf of a nested dict."""
     flat = traverse_util.flatten_dict(tree, sep="/") if tree else {}
     return {path: tuple(leaf.shape) for path, leaf in flat.items() if hasattr(leaf, "shape")}
-
-
-class IncompatibleCheckpoint(UserError, ValueError):
-    """A readable checkpoint of another model or optimizer (not a damaged one)."""
 
 
 class NoReadableCheckpoint(UserError, RuntimeError):
@@ -170,7 +166,10 @@ def find_checkpoint_dir(path: str | os.PathLike) -> tuple[epath.Path, int | None
         return path.parent, int(path.name)
     if path.is_dir():
         return path, None
-    raise FileNotFoundError(f"no checkpoint at {path}; give a workdir, its checkpoints/ folder or one step's folder")
+    raise MissingFilesError(
+        f"no checkpoint at {path}; give a workdir, its checkpoints/ folder or one step's folder (init_from may "
+        "also be a torchvision .pth file)"
+    )
 
 
 def load_variables(path: str | os.PathLike) -> dict:
@@ -183,7 +182,7 @@ def load_variables(path: str | os.PathLike) -> dict:
     )
     step = manager.latest_step() if step is None else step
     if step is None:
-        raise FileNotFoundError(f"{directory} holds no checkpoints")
+        raise MissingFilesError(f"{directory} holds no checkpoints; give the workdir of a run that saved one")
     # Restore onto this process's first device, whatever topology the checkpoint was written on.
     device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
     target = jax.tree_util.tree_map(

@@ -5,13 +5,14 @@ slice of the global batch, and one jitted step (state donated) runs on all devic
 device values only at log, eval and checkpoint steps.
 """
 
+import contextlib
 import dataclasses
 import json
 import math
 import os
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import flax
@@ -25,6 +26,7 @@ from etils import epath
 from resnet_jax import config_schema
 from resnet_jax import data as data_lib
 from resnet_jax.config_schema import MODEL, RUN, view
+from resnet_jax.errors import UserError
 from resnet_jax.models import create_model
 from resnet_jax.train import checkpoint, compilation_cache, metrics, pretrained, progress, recipe, sharding
 from resnet_jax.train.paths import resolve
@@ -273,9 +275,9 @@ def _train_and_evaluate(config: Any, workdir: str | os.PathLike, stop_request: S
     record = run_record(full_config, sizes, length, recipe.base_learning_rate(full_config), num_params)
     logging.info("Derived sizes and learning rate: %s", record["derived"])
 
-    workdir.mkdir(parents=True, exist_ok=True)  # only now: a config or dataset mistake leaves no workdir behind
-    checkpointer = checkpoint.Checkpointer(workdir / "checkpoints", config.max_checkpoints_to_keep)
-    state = _restore_or_initialise(config, model, tx, input_shape, mesh, checkpointer)
+    with _removed_if_a_users_mistake_stops_it(workdir):  # a config or dataset mistake leaves no workdir behind
+        checkpointer = checkpoint.Checkpointer(workdir / "checkpoints", config.max_checkpoints_to_keep)
+        state = _restore_or_initialise(config, model, tx, input_shape, mesh, checkpointer)
     jax.block_until_ready(state)
     startup.mark("restore" if int(state.step) else "init")
     if is_chief:
@@ -299,6 +301,20 @@ def _train_and_evaluate(config: Any, workdir: str | os.PathLike, stop_request: S
     logging.info(progress.summary_line(results))
     writer.close()
     return results
+
+
+@contextlib.contextmanager
+def _removed_if_a_users_mistake_stops_it(workdir: epath.Path) -> Iterator[None]:
+    """Create ``workdir``; if it is new and a UserError (an init_from of another model, say) ends the block,
+    remove it again, so that the mistake leaves nothing behind."""
+    created = not workdir.exists()
+    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        yield
+    except UserError:
+        if created and jax.process_index() == 0:
+            workdir.rmtree()
+        raise
 
 
 def _train(run: Run, state: TrainState) -> tuple[int, dict[str, float], str | None]:

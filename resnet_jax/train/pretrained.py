@@ -8,6 +8,7 @@ from absl import logging
 from flax import traverse_util
 
 from resnet_jax.convert import from_torchvision
+from resnet_jax.errors import MissingDependency
 from resnet_jax.models import parts
 from resnet_jax.train.checkpoint import check_compatible, load_variables
 from resnet_jax.train.paths import resolve
@@ -22,7 +23,7 @@ def load(path: str | os.PathLike, model_name: str) -> dict:
         try:
             import torch
         except ImportError as error:
-            raise ImportError("loading a .pth file needs torch: pip install -e '.[torch]'") from error
+            raise MissingDependency("loading a .pth file needs torch: pip install -e '.[torch]'") from error
         with path.open("rb") as file:  # local or gs://
             state_dict = torch.load(file, map_location="cpu", weights_only=True)
         return from_torchvision(state_dict.get("state_dict", state_dict), model_name)

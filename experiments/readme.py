@@ -43,7 +43,8 @@ BLOCKS: dict[str, Callable[[], str]] = {
 def render(text: str) -> str:
     """``text`` with every generated block replaced by its current content."""
     for name, make in BLOCKS.items():
-        pattern = re.compile(rf"(<!-- BEGIN generated: {name} -->\n)(?:.*?\n)?(<!-- END generated: {name} -->)", re.DOTALL)
+        begin, end = f"<!-- BEGIN generated: {name} -->", f"<!-- END generated: {name} -->"
+        pattern = re.compile(rf"({begin}\n)(?:.*?\n)?({end})", re.DOTALL)
         if not pattern.search(text):
             raise ValueError(f"README.md has no block {name!r}; add its BEGIN and END lines")
         text = pattern.sub(lambda match, make=make: f"{match.group(1)}{make()}\n{match.group(2)}", text)

@@ -7,9 +7,11 @@ run before anything starts (``validate``), the field listing of ``--help``/``--h
 code that uses it); a config that sets an undeclared field fails.
 
 Each subsystem reads its own ``view`` (model, data, optimisation, run) of the flat ConfigDict, so what a
-subsystem depends on is written here, next to each field. Allowed values that a subsystem dispatches
-on (model and dataset names, optimizers, schedules) stay constants of that subsystem and are read
-from it lazily, so loading a config imports neither JAX nor TensorFlow.
+subsystem depends on is written here, next to each field. Allowed values that a subsystem dispatches on
+(model and dataset names, optimizers, schedules) stay constants of that subsystem and are read from it
+lazily, so loading a config imports neither JAX nor TensorFlow. Only ``default_config`` imports
+ml_collections, so the core (models, data, the step, the benchmark) runs where only jax, flax and optax
+are installed.
 """
 
 import dataclasses
@@ -19,8 +21,6 @@ import math
 import sys
 from collections.abc import Mapping
 from typing import Any
-
-import ml_collections
 
 from resnet_jax.errors import require
 
@@ -401,8 +401,11 @@ def field_names() -> list[str]:
     return list(BY_NAME)
 
 
-def default_config() -> ml_collections.ConfigDict:
-    """The default config (configs/default.py), locked so that setting an undeclared field fails at once."""
+def default_config():
+    """The default config (configs/default.py) as an ml_collections ConfigDict, locked so that setting an
+    undeclared field fails at once. (ml_collections is imported here only: the core needs no config library.)"""
+    import ml_collections
+
     config = ml_collections.ConfigDict()
     for field in FIELDS:
         *groups, leaf = field.name.split(".")

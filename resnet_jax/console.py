@@ -18,6 +18,8 @@ class LibraryInfoFilter(logging.Filter):
 
 
 def quiet_libraries() -> None:
-    """Hide the libraries' INFO lines: absl's handler filters them, TensorFlow's C++ logs start at WARNING."""
+    """Hide the libraries' INFO lines: absl's handler filters them, TensorFlow's C++ logs start at WARNING,
+    and progress bars (TFDS preparing a dataset on first use) are off."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # read when TensorFlow is imported, later
+    os.environ.setdefault("TQDM_DISABLE", "1")  # tqdm's default for every bar it draws
     absl_logging.get_absl_handler().addFilter(LibraryInfoFilter())

@@ -115,8 +115,12 @@ def test_a_corrupt_eval_jpeg_stops_eval_with_a_plain_error(corrupt_imagenet):
         (["--config.synthetic.nois=2"], ["--config.synthetic.nois=2", 'Did you mean "noise"?']),
         (["--config.batch_size=abc"], ["--config.batch_size=abc", "invalid literal"]),
         (["--config.model=resnet19"], ["model must be one of", "cifar_resnet20", "Did you mean 'resnet18'?"]),
+        (["--config.dataset=cifar"], ["dataset must be one of", "'fashion_mnist'", "Did you mean 'cifar10'?"]),
         (["--config.dropout_rate=1.5"], ["dropout_rate must be in [0, 1), got 1.5", "dropout between"]),
-        (["--config=configs/cifar10.py:resnet99"], ["unknown CIFAR-10 network 'resnet99'", "resnet110"]),
+        (
+            ["--config=configs/cifar10.py:resnet99"],
+            ["configs/cifar10.py:resnet99 (unknown resnet99", "resnet110"],
+        ),
         (["--config={typo_config}"], ["no field 'learnin_rate' (set by the config file)", '"learning_rate"?']),
         (["--config=configs/nope.py"], ["could not load the config file", "configs/nope.py", "--config=configs/"]),
         (["--config.batch_size=12"], ["batch_size=12 is not divisible by the 8 devices", "use a multiple of 8"]),

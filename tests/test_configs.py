@@ -186,7 +186,7 @@ def test_arg_defaults_and_options_follow_the_papers():
     assert wrn.get_config("cifar10,dropout").dropout_rate == 0.3  # Zagoruyko & Komodakis, Table 6
     assert imagenet.get_config("").model == "resnet50" and imagenet.get_config("").num_epochs == 120
     assert "resnet50" in imagenet.MODELS and "cifar_resnet20" not in imagenet.MODELS
-    with pytest.raises(ConfigError, match=r"cannot read configs/cifar10.py:resnet21 \(unknown resnet21\)"):
+    with pytest.raises(ConfigError, match=r"cannot read configs/cifar10.py:resnet21 \(unknown resnet21"):
         cifar10.get_config("resnet21")
 
 
@@ -200,3 +200,19 @@ def test_num_train_steps_wins_over_an_epoch_recipe_and_says_so(caplog):
     with caplog.at_level("INFO"):
         assert recipe.training_length(config, CIFAR_TRAIN_EXAMPLES).num_train_steps == 7
     assert "num_train_steps=7 overrides num_epochs=3" in caplog.text
+
+
+def test_a_shortened_recipe_keeps_its_decay_points_and_names_a_too_long_warm_up(caplog):
+    config = cifar10.get_config("resnet110")  # decays at 32k and 48k, warms up for 400 steps
+    config.num_train_steps = 40_000
+    with caplog.at_level("WARNING"):
+        _, lr = schedule_of(config, CIFAR_TRAIN_EXAMPLES)
+    assert "decay at step(s) 48000 comes after the last step (40000): never reached" in caplog.text
+    assert [float(lr(step)) for step in (399, 400, 32_000)] == pytest.approx([0.01, 0.1, 0.01])
+    config.num_train_steps = 400
+    with pytest.raises(ConfigError, match=r"warm-up \(warmup_steps=400: 400 steps\) is not shorter than the run"):
+        schedule_of(config, CIFAR_TRAIN_EXAMPLES)
+    digits_config = digits.get_config()
+    digits_config.num_train_steps = 10
+    with pytest.raises(ConfigError, match=r"warmup_epochs=1: 22 steps.*lower warmup_epochs \(0 turns it off\)"):
+        schedule_of(digits_config, 1437)

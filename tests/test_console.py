@@ -25,29 +25,30 @@ def test_library_info_lines_are_dropped_and_warnings_and_our_lines_kept():
     assert not keep(_record("/site-packages/clu/metric_writers/logging_writer.py", logging.INFO))
 
 
-def test_a_short_run_prints_its_progress_and_results_in_a_few_lines(tmp_path):
+def test_a_short_digits_run_prints_its_progress_and_results_in_a_few_lines(tmp_path):
     command = [
         sys.executable,
         "-m",
         "resnet_jax.main",
-        "--config=configs/default.py",
+        "--config=configs/digits.py",  # the README's first command, cut to 30 steps
         f"--workdir={tmp_path / 'run'}",
-        "--config.image_size=8",
-        "--config.num_train_steps=10",
-        "--config.log_every_steps=5",
-        "--config.eval_every_steps=10",
-        "--config.checkpoint_every_steps=5",
-        "--config.synthetic.num_eval_examples=64",
+        f"--config.data_dir={tmp_path / 'tfds'}",
+        "--config.num_train_steps=30",  # longer than the recipe's 1-epoch (22-step) warm-up
+        "--config.log_every_steps=15",
+        "--config.eval_every_steps=30",
+        "--config.checkpoint_every_steps=15",
     ]
     completed = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert completed.returncode == 0, completed.stderr[-3000:]
     lines = completed.stderr.splitlines()
     assert not [line for line in lines if "orbax" in line or "checkpoint_manager.py" in line]
-    progress = [line for line in lines if re.search(r"step \d+/10 \(\d+%\): loss [\d.]+, top-1 [\d.]+%, lr ", line)]
+    progress = [line for line in lines if re.search(r"step \d+/30 \(\d+%\): loss [\d.]+, top-1 [\d.]+%, lr ", line)]
     assert len(progress) == 2 and "examples/s, ETA 0:00:00" in progress[-1]  # one line per log interval
-    assert sum("eval at step 10: top-1" in line and "(64 examples)" in line for line in lines) == 1
+    assert sum("eval at step 30: top-1" in line and "(360 examples)" in line for line in lines) == 1
+    assert sum("num_train_steps=30 overrides num_epochs=40" in line for line in lines) == 1
     assert sum("First step after" in line for line in lines) == 1
-    assert sum("finished at step 10 in 0:00:" in line for line in lines) == 1
+    assert sum("finished at step 30 in 0:00:" in line for line in lines) == 1
+    assert not [line for line in lines if "Generating" in line or "Shuffling" in line]  # TFDS's progress bars
     assert len(lines) <= 16, "\n".join(lines)  # before: 80 and more, two thirds of them orbax's
 
 

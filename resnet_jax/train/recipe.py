@@ -14,6 +14,7 @@ from absl import logging
 
 from resnet_jax import config_schema
 from resnet_jax.config_schema import OPTIMISATION, RUN, view
+from resnet_jax.errors import require
 from resnet_jax.train import optim
 
 
@@ -52,12 +53,30 @@ def base_learning_rate(config: Any) -> float:
 
 
 def build_schedule(config: Any, length: Length) -> optax.Schedule:
-    """The learning-rate schedule over optimizer steps, with epoch settings converted to steps."""
+    """The learning-rate schedule over optimizer steps, with epoch settings converted to steps.
+
+    A run shortened with ``num_train_steps`` keeps its recipe's decay points: those after its last step
+    are never reached (logged); a warm-up as long as the run is an error saying which field to change.
+    """
     config = view(config, OPTIMISATION)
+    total = length.num_train_steps
     boundaries = list(config.lr_boundaries) or optim.epochs_to_steps(
         config.lr_boundaries_epochs, length.steps_per_epoch
     )
+    if any(boundary >= total for boundary in boundaries):
+        logging.warning(
+            "Learning-rate decay at step(s) %s comes after the last step (%d): never reached.",
+            ", ".join(str(b) for b in boundaries if b >= total),
+            total,
+        )
+        boundaries = [boundary for boundary in boundaries if boundary < total]
     warmup_steps = config.warmup_steps or round(config.warmup_epochs * length.steps_per_epoch)
+    given = f"warmup_steps={config.warmup_steps}" if config.warmup_steps else f"warmup_epochs={config.warmup_epochs:g}"
+    require(
+        warmup_steps < total,
+        f"the warm-up ({given}: {warmup_steps} steps) is not shorter than the run ({total} steps); lower "
+        f"{given.split('=')[0]} (0 turns it off) or train for more steps.",
+    )
     return optim.learning_rate_schedule(
         base_learning_rate=base_learning_rate(config),
         schedule=config.schedule,

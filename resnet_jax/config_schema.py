@@ -308,7 +308,13 @@ FIELDS = (
         (OPTIMISATION,),
         _owned("train.optim", "OPTIMIZERS"),
     ),
-    Field("momentum", 0.9, "momentum (SGD, LARS) or Adam's beta1", (OPTIMISATION,), range=FRACTION),
+    Field(
+        "momentum",
+        0.9,
+        "momentum of SGD and LARS (AdamW keeps optax's b1 0.9, b2 0.999)",
+        (OPTIMISATION,),
+        range=FRACTION,
+    ),
     Field("nesterov", False, "Nesterov momentum (WRN)", (OPTIMISATION,)),
     Field("learning_rate", 0.1, "base (peak) learning rate", (OPTIMISATION,), range=NON_NEGATIVE),
     Field(
@@ -352,10 +358,11 @@ FIELDS = (
     Field("weight_decay", 1e-4, "weight decay coefficient", (OPTIMISATION,), range=NON_NEGATIVE),
     Field(
         "weight_decay_mode",
-        "l2",
-        "'l2' added to the gradient (the papers) or 'decoupled' (AdamW-style)",
+        "",
+        "'' = the optimizer's own: 'l2' (added to the gradient, the papers) for SGD and LARS, 'decoupled' for "
+        "AdamW; SGD also takes 'decoupled' (SGDW)",
         (OPTIMISATION,),
-        _owned("train.optim", "WEIGHT_DECAY_MODES"),
+        ("", "l2", "decoupled"),
     ),
     Field("weight_decay_on_all", False, "decay BN parameters and biases too, as He et al. 2016 did", (OPTIMISATION,)),
     Field("label_smoothing", 0.0, "label smoothing of the cross-entropy", (RUN,), range=FRACTION),
@@ -470,6 +477,9 @@ def _check_rules(config: Any) -> None:
         require(low <= high, f"{name} must be (low, high) with low <= high, got {(low, high)}")
     parse_parts(config.freeze)
     parse_multipliers(config.lr_multipliers)
+    importlib.import_module("resnet_jax.train.optim").check_weight_decay_mode(
+        config.optimizer, config.weight_decay_mode
+    )
     _check_dataset_rules(config)
 
 

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 from absl import logging
@@ -18,7 +19,8 @@ from resnet_jax.models import parts
 SCHEDULES = ("piecewise", "cosine", "constant")
 WARMUPS = ("linear", "constant")
 OPTIMIZERS = ("sgd", "lars", "adamw")
-WEIGHT_DECAY_MODES = ("l2", "decoupled")
+# How each optimizer can apply weight decay; the first is its own way, the one weight_decay_mode='' picks.
+WEIGHT_DECAY_MODES = {"sgd": ("l2", "decoupled"), "lars": ("l2",), "adamw": ("decoupled",)}
 REFERENCE_BATCH_SIZE = 256  # Goyal et al. 2017's linear scaling rule: lr = base * batch / 256
 
 
@@ -92,39 +94,69 @@ def weight_decay_mask(params: Any, decay_all: bool = False) -> Any:
     return jax.tree_util.tree_map_with_path(lambda path, _: decay_all or path[-1].key == "kernel", params)
 
 
+def scale_by_lars(weight_decay: float, mask: Any | Callable[[Any], Any], trust_coefficient: float = 1e-3):
+    """LARS's direction (You, Gitman & Ginsburg 2017, Algorithm 1) for the ``mask``ed leaves:
+    ``trust_coefficient * |w| / (|g| + weight_decay * |w|) * (g + weight_decay * w)`` (1 when a norm is 0);
+    the other leaves (BN parameters, biases) keep their gradient, with neither decay nor trust ratio."""
+
+    def direction(g, w, on):
+        if not on:
+            return g
+        w_norm, g_norm = jnp.linalg.norm(w), jnp.linalg.norm(g)
+        ratio = trust_coefficient * w_norm / (g_norm + weight_decay * w_norm)
+        return jnp.where((w_norm > 0) & (g_norm > 0), ratio, 1.0) * (g + weight_decay * w)
+
+    def update(updates, state, params):
+        on = mask(params) if callable(mask) else mask
+        return jax.tree_util.tree_map(direction, updates, params, on), state
+
+    return optax.GradientTransformation(lambda _: optax.EmptyState(), update)
+
+
 def make_optimizer(
     *,
     name: str,
     learning_rate: optax.Schedule | float,
     weight_decay: float = 0.0,
-    weight_decay_mode: str = "l2",
+    weight_decay_mode: str = "",
     decay_mask: Any | Callable[[Any], Any] = weight_decay_mask,
     momentum: float = 0.9,
     nesterov: bool = False,
     grad_clip_norm: float | None = None,
 ) -> optax.GradientTransformation:
-    """SGD (momentum, optional Nesterov), LARS or AdamW with masked L2 or decoupled weight decay.
+    """SGD (momentum, optional Nesterov), LARS or AdamW, with weight decay on the ``decay_mask``ed leaves.
 
-    ``weight_decay_mode='l2'`` adds ``weight_decay * param`` to the gradient before momentum, as the
-    papers (and torch.optim.SGD) do; ``'decoupled'`` subtracts ``lr * weight_decay * param`` from the
-    update directly (Loshchilov & Hutter). LARS and AdamW always decay in their own decoupled way.
+    ``weight_decay_mode`` (``WEIGHT_DECAY_MODES[name]``; '' is the optimizer's first): for SGD ``'l2'``
+    adds ``weight_decay * param`` to the gradient before momentum, as the papers (and torch.optim.SGD)
+    do, and ``'decoupled'`` subtracts ``lr * weight_decay * param`` from the update (SGDW, Loshchilov &
+    Hutter). LARS decays inside its trust ratio (``'l2'``, its paper); AdamW decouples (``'decoupled'``).
+    Momentum applies to SGD and LARS; AdamW uses optax's defaults (b1 0.9, b2 0.999, eps 1e-8).
     """
     if name not in OPTIMIZERS:
         raise ConfigError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")
-    if weight_decay_mode not in WEIGHT_DECAY_MODES:
-        raise ConfigError(f"weight_decay_mode must be one of {WEIGHT_DECAY_MODES}, got {weight_decay_mode!r}")
+    check_weight_decay_mode(name, weight_decay_mode)
+    mode = weight_decay_mode or WEIGHT_DECAY_MODES[name][0]
     clip = [optax.clip_by_global_norm(grad_clip_norm)] if grad_clip_norm else []
-    if name == "lars":
-        core = optax.lars(
-            learning_rate, weight_decay, decay_mask, momentum=momentum, nesterov=nesterov, trust_ratio_mask=decay_mask
-        )
-        return optax.chain(*clip, core)
     if name == "adamw":
         return optax.chain(*clip, optax.adamw(learning_rate, weight_decay=weight_decay, mask=decay_mask))
+    trace = optax.trace(decay=momentum, nesterov=nesterov)
+    if name == "lars":
+        return optax.chain(
+            *clip, scale_by_lars(weight_decay, decay_mask), optax.scale_by_learning_rate(learning_rate), trace
+        )
     decay = optax.add_decayed_weights(weight_decay, decay_mask) if weight_decay else optax.identity()
-    sgd_trace = optax.trace(decay=momentum, nesterov=nesterov)
-    steps = [decay, sgd_trace] if weight_decay_mode == "l2" else [sgd_trace, decay]
+    steps = [decay, trace] if mode == "l2" else [trace, decay]
     return optax.chain(*clip, *steps, optax.scale_by_learning_rate(learning_rate))
+
+
+def check_weight_decay_mode(optimizer: str, mode: str) -> None:
+    """ConfigError unless ``mode`` is '' (the optimizer's own) or one the optimizer implements."""
+    allowed = WEIGHT_DECAY_MODES[optimizer]
+    if mode and mode not in allowed:
+        raise ConfigError(
+            f"weight_decay_mode={mode!r} does not apply to optimizer={optimizer!r}, which decays weights "
+            f"{' or '.join(repr(m) for m in allowed)} only; leave weight_decay_mode='' (the optimizer's own way)."
+        )
 
 
 def map_parts(params: Any, value_of_part: Callable[[str], Any]) -> Any:

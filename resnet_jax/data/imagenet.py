@@ -7,6 +7,7 @@ torchvision, so torchvision-trained weights see the inputs they were trained on.
 """
 
 import dataclasses
+import math
 from pathlib import Path
 
 from resnet_jax.data import tfds_source
@@ -57,20 +58,34 @@ def _crop_resize(jpeg, window, image_size: int):
     return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
 
 
+RANDOM_RESIZED_SCALE = (0.08, 1.0)  # torchvision's RandomResizedCrop defaults (Szegedy et al. 2015)
+RANDOM_RESIZED_RATIO = (3 / 4, 4 / 3)
+RANDOM_RESIZED_ATTEMPTS = 10
+
+
 def random_resized_window(shape, key):
-    """Inception-style window: a random area fraction in [0.08, 1] and aspect ratio in [3/4, 4/3]."""
+    """torchvision's RandomResizedCrop window: up to 10 draws of an area fraction uniform in [0.08, 1] and
+    an aspect ratio log-uniform in [3/4, 4/3], the first that fits placed uniformly at random; if none
+    fits, the centre of the image at the nearest allowed aspect. Returns (top, left, height, width)."""
     tf = tfds_source.tensorflow()
-    begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
-        shape,
-        bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]),
-        seed=key,
-        min_object_covered=0.0,
-        aspect_ratio_range=(3 / 4, 4 / 3),
-        area_range=(0.08, 1.0),
-        max_attempts=10,
-        use_image_if_no_bounding_boxes=True,
-    )
-    return begin[0], begin[1], size[0], size[1]
+    area_key, ratio_key, top_key, left_key = tf.unstack(tf.random.experimental.stateless_split(key, 4))
+    height, width = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
+    low, high = RANDOM_RESIZED_RATIO
+    areas = height * width * tf.random.stateless_uniform([RANDOM_RESIZED_ATTEMPTS], area_key, *RANDOM_RESIZED_SCALE)
+    log_ratios = tf.random.stateless_uniform([RANDOM_RESIZED_ATTEMPTS], ratio_key, math.log(low), math.log(high))
+    widths = tf.round(tf.sqrt(areas * tf.exp(log_ratios)))
+    heights = tf.round(tf.sqrt(areas / tf.exp(log_ratios)))
+    fits = (widths > 0) & (widths <= width) & (heights > 0) & (heights <= height)
+    first = tf.argmax(tf.cast(fits, tf.int32))  # the first draw that fits (0 when none does)
+    found = tf.reduce_any(fits)
+    ratio = width / height
+    crop_height = tf.where(found, heights[first], tf.where(ratio < low, tf.round(width / low), height))
+    crop_width = tf.where(found, widths[first], tf.where(ratio > high, tf.round(height * high), width))
+    top_draw = tf.random.stateless_uniform([], top_key)
+    left_draw = tf.random.stateless_uniform([], left_key)
+    top = tf.where(found, tf.floor(top_draw * (height - crop_height + 1)), tf.floor((height - crop_height) / 2))
+    left = tf.where(found, tf.floor(left_draw * (width - crop_width + 1)), tf.floor((width - crop_width) / 2))
+    return tuple(tf.cast(value, tf.int32) for value in (top, left, crop_height, crop_width))
 
 
 def scale_jitter_window(shape, key, crops: Crops):

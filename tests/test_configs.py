@@ -216,3 +216,51 @@ def test_a_shortened_recipe_keeps_its_decay_points_and_names_a_too_long_warm_up(
     digits_config.num_train_steps = 10
     with pytest.raises(ConfigError, match=r"warmup_epochs=1: 22 steps.*lower warmup_epochs \(0 turns it off\)"):
         schedule_of(digits_config, 1437)
+
+
+# Each recipe's settings as its paper states them, written here rather than read from the configs:
+# (weight decay, momentum, Nesterov, global batch, BN group, crop padding, pad mode, flip, normalisation).
+PAPER_SETTINGS = {
+    # He et al. 2016, Sec. 4.2: wd 1e-4, momentum 0.9, batch 128 on 2 GPUs, 4-pixel pad + 32 crop + flip,
+    # per-pixel mean subtracted.
+    ("cifar10", "resnet56"): (1e-4, 0.9, False, 128, 64, 4, "constant", True, "pixel_mean"),
+    # He et al. 2016, Sec. 3.4: wd 1e-4, momentum 0.9, batch 256 (8 GPUs x 32, as Goyal et al. describe).
+    ("imagenet", "resnet50"): (1e-4, 0.9, False, 256, 32, 0, "constant", False, "channel"),
+    # Zagoruyko & Komodakis 2016, Sec. 3: wd 5e-4, Nesterov momentum 0.9, batch 128, reflect pad 4 + flip.
+    ("wrn", "cifar10"): (5e-4, 0.9, True, 128, 0, 4, "reflect", True, "channel"),
+    # Xie et al. 2017, Sec. 5.3: wd 5e-4, momentum 0.9, batch 128 on 8 GPUs (16 each), translation + flip.
+    ("resnext", "cifar10"): (5e-4, 0.9, False, 128, 16, 4, "constant", True, "channel"),
+    # Zhong et al. 2017 (and their fashionmnist.py): wd 5e-4, momentum 0.9, batch 128, zero pad 4 + flip.
+    ("fashion_mnist", "resnet20"): (5e-4, 0.9, False, 128, 0, 4, "constant", True, "channel"),
+}
+CONFIG_MODULES = {"cifar10": cifar10, "imagenet": imagenet, "wrn": wrn, "resnext": resnext}
+
+
+@pytest.mark.parametrize("recipe_file, arg", sorted(PAPER_SETTINGS))
+def test_each_recipe_sets_what_its_paper_states(recipe_file, arg):
+    module = CONFIG_MODULES.get(recipe_file, fashion_mnist)
+    config = module.get_config(arg)
+    fields = (
+        config.weight_decay,
+        config.momentum,
+        config.nesterov,
+        config.batch_size,
+        config.bn_group_size,
+        config.crop_padding,
+        config.pad_mode,
+        config.random_flip,
+        config.normalisation,
+    )
+    assert fields == PAPER_SETTINGS[(recipe_file, arg)]
+    assert (config.optimizer, config.learning_rate) == ("sgd", 0.1)
+
+
+def test_random_erasing_recipe_uses_the_papers_hyperparameters():
+    settings = fashion_mnist.get_config("resnet20,erasing").random_erasing
+    # Zhong et al. 2017, Sec. 4.1: p = 0.5, sl = 0.02, sh = 0.4, r1 = 0.3, random values.
+    assert (settings.probability, tuple(settings.area_range), settings.min_aspect_ratio, settings.fill) == (
+        0.5,
+        (0.02, 0.4),
+        0.3,
+        "random",
+    )

@@ -66,11 +66,21 @@ def _run_to_end(workdir: Path, flags: list[str], env: dict, timeout_s: float) ->
         raise _failure(workdir, return_code)
 
 
-def _logged_steps(workdir: Path) -> list[int]:
-    """The step of every complete line of metrics.jsonl, in order (restarts repeat steps)."""
+def _records(workdir: Path) -> list[dict]:
+    """Every complete line of metrics.jsonl, in order (restarts repeat steps)."""
     metrics = workdir / "metrics.jsonl"
     lines = metrics.read_text().split("\n")[:-1] if metrics.exists() else []  # the last piece may be partial
-    return [json.loads(line)["step"] for line in lines if line.strip()]
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def _logged_steps(workdir: Path) -> list[int]:
+    """The step of every complete line of metrics.jsonl, in order (restarts repeat steps)."""
+    return [record["step"] for record in _records(workdir)]
+
+
+def _start_steps(workdir: Path) -> list[int]:
+    """The first step each process trained, from its start-up record."""
+    return [record["step"] for record in _records(workdir) if "startup/total_s" in record]
 
 
 def _checkpoint_steps(workdir: Path) -> list[int]:
@@ -100,7 +110,7 @@ def _final(workdir: Path) -> tuple[dict, dict]:
     from resnet_jax.train import checkpoint
 
     results = json.loads((workdir / "results.json").read_text())
-    return checkpoint.load_variables(workdir), {key: results[key] for key in EVAL_KEYS}
+    return checkpoint.load_tree(workdir), {key: results[key] for key in EVAL_KEYS}
 
 
 def _bitwise_equal(a: dict, b: dict) -> bool:
@@ -123,7 +133,7 @@ def run_harness(
 
     record = json.loads((reference / "config.json").read_text())
     total_steps, interval = record["derived"]["num_train_steps"], record["checkpoint_every_steps"]
-    restarts, during_write, lost_startup_s, redone_steps = [], 0, [], []
+    restarts, during_write, lost_startup_s, redone_steps, expected_starts = [], 0, [], [], []
     killed_start = time.monotonic()
     for kill in range(kills):
         lines_before = len(_logged_steps(killed))
@@ -137,6 +147,8 @@ def run_harness(
             process,
         )
         lost_startup_s.append(time.monotonic() - launched)
+        if moving:  # it trained, so its start-up record is there: one step after the checkpoint it found
+            expected_starts.append(resumed_from + 1)
         if kill % 2 == 1:  # aim at a checkpoint write: the next one after a new checkpoint has landed
             _wait(lambda: max(_checkpoint_steps(killed), default=0) > resumed_from, timeout_s, "a checkpoint", process)  # noqa: B023
             _wait(lambda: _writing_checkpoint(killed), timeout_s, "a checkpoint write", process)
@@ -155,6 +167,7 @@ def run_harness(
         during_write += writing
         redone_steps.append(max(0, last_logged - max(_checkpoint_steps(killed), default=0)))
     if not (killed / "results.json").exists():
+        expected_starts.append(max(_checkpoint_steps(killed), default=0) + 1)
         _run_to_end(killed, flags, env, timeout_s)
     killed_s = time.monotonic() - killed_start
 
@@ -164,7 +177,9 @@ def run_harness(
         "kills": len(restarts),
         "restarts": len(restarts),
         "kills_during_checkpoint_write": during_write,
-        "bitwise_identical_parameters": _bitwise_equal(killed_variables, reference_variables),
+        "bitwise_identical_state": _bitwise_equal(killed_variables, reference_variables),
+        "start_steps": _start_steps(killed),
+        "every_restart_resumed_at_its_checkpoint": _start_steps(killed) == expected_starts,
         "identical_eval_metrics": killed_eval == reference_eval,
         "eval": killed_eval,
         "reference_wall_s": reference_s,

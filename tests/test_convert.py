@@ -178,3 +178,40 @@ def test_shape_mismatch_is_an_error_naming_the_key():
 def test_num_classes_follows_the_checkpoint_head():
     variables = from_torchvision(_reference("resnet18", num_classes=37)[0].state_dict(), "resnet18")
     assert variables["params"]["fc"]["kernel"].shape == (512, 37)
+
+
+@pytest.mark.slow
+def test_init_from_a_pth_with_lr_multipliers_through_the_command_line(tmp_path):
+    """A torchvision-layout .pth into a run whose stem learns at rate x0 and layer3 at x0.5."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from resnet_jax.train import checkpoint
+
+    torch.manual_seed(0)
+    state_dict = torch_cifar.he2016(20, "A").state_dict()
+    torch.save(state_dict, tmp_path / "resnet20.pth")
+    command = [
+        sys.executable,
+        "-m",
+        "resnet_jax.main",
+        "--config=configs/default.py",
+        f"--workdir={tmp_path / 'run'}",
+        "--config.image_size=8",
+        "--config.num_train_steps=3",
+        "--config.synthetic.num_eval_examples=32",
+        f"--config.init_from={tmp_path / 'resnet20.pth'}",
+        "--config.lr_multipliers=stem=0,layer3=0.5",
+    ]
+    repository = Path(__file__).resolve().parents[1]
+    completed = subprocess.run(command, cwd=repository, capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "init_from: loaded" in completed.stderr and "re-initialised none" in completed.stderr
+    assert "stem: learning rate x0 (" in completed.stderr and "layer3: learning rate x0.5 (" in completed.stderr
+    loaded = from_torchvision(state_dict, "cifar_resnet20")["params"]
+    trained = checkpoint.load_variables(tmp_path / "run")["params"]
+    for module in ("conv1", "bn1"):  # the stem did not move
+        for name, value in loaded[module].items():
+            np.testing.assert_array_equal(trained[module][name], value, err_msg=f"{module}/{name}")
+    assert not np.array_equal(trained["layer1_0"]["conv1"]["kernel"], loaded["layer1_0"]["conv1"]["kernel"])

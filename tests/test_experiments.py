@@ -310,3 +310,39 @@ def test_reproduce_run_trains_every_row_once_with_the_emitted_commands(tmp_path,
     assert all(argv[0] == sys.executable for argv in ran)
     assert reproduce.main([*arguments, "--run"]) == 0 and len(ran) == 4  # finished runs are skipped
     assert '"skipped": 4' in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_a_sweep_stopped_by_sigterm_resumes_its_point_and_goes_on(tmp_path):
+    import signal
+    import time
+
+    arguments = [
+        sys.executable,
+        str(ROOT / "experiments" / "sweep.py"),
+        "--config=configs/default.py",
+        f"--workdir={tmp_path}",
+        "--grid=learning_rate=0.05,0.1",
+        *(f"--set={field}" for field in ("image_size=8", "num_train_steps=30", "log_every_steps=2")),
+        *(f"--set={field}" for field in ("checkpoint_every_steps=5", "synthetic.num_eval_examples=32")),
+    ]
+    first = tmp_path / "learning_rate=0.05"
+    with (tmp_path / "sweep.log").open("w") as log:
+        sweep_process = subprocess.Popen(arguments, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 300
+        while not ((first / "metrics.jsonl").exists() and '"step": 6,' in (first / "metrics.jsonl").read_text()):
+            assert time.monotonic() < deadline and sweep_process.poll() is None, (tmp_path / "sweep.log").read_text()
+            time.sleep(0.1)
+        sweep_process.send_signal(signal.SIGTERM)
+        assert sweep_process.wait(timeout=300) == 0, (tmp_path / "sweep.log").read_text()
+    assert not (first / "results.json").exists() and not (tmp_path / "learning_rate=0.1").exists()
+    assert "Stopped; the running point saved a checkpoint" in (tmp_path / "sweep.log").read_text()
+    stopped_at = max(int(path.name) for path in (first / "checkpoints").iterdir() if path.name.isdigit())
+
+    completed = subprocess.run(arguments, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    records = [json.loads(line) for line in (first / "metrics.jsonl").read_text().splitlines()]
+    starts = [record["step"] for record in records if "startup/total_s" in record]
+    assert starts == [1, stopped_at + 1]  # the point resumed from its checkpoint
+    for point in ("learning_rate=0.05", "learning_rate=0.1"):
+        assert json.loads((tmp_path / point / "results.json").read_text())["step"] == 30

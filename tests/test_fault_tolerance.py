@@ -17,7 +17,9 @@ def test_ten_random_sigkills_and_restarts_end_bitwise_equal_to_an_uninterrupted_
     figures = kill_harness.run_harness(tmp_path, kill_harness.DEFAULT_FLAGS, kills=10, seed=0)
     assert figures["kills"] == figures["restarts"] == 10, figures["restart_log"]
     assert figures["kills_during_checkpoint_write"] >= 1, figures["restart_log"]
-    assert figures["bitwise_identical_parameters"], figures
+    assert figures["every_restart_resumed_at_its_checkpoint"], figures  # not a fresh run from step 0
+    assert len(figures["start_steps"]) == 11 and figures["start_steps"][0] == 1
+    assert figures["bitwise_identical_state"], figures  # params, BN statistics, optimizer state, RNG, EMA
     assert figures["identical_eval_metrics"], figures
 
 

@@ -1,5 +1,6 @@
 """Kill-and-resume through the real command line: the final state equals an uninterrupted run's."""
 
+import json
 import os
 import signal
 import subprocess
@@ -50,7 +51,33 @@ def wait_for(condition, what: str) -> None:
 
 
 def final_state(workdir: Path) -> dict:
-    return checkpoint.load_variables(workdir)
+    """The whole saved state: step, params, batch_stats, optimizer state, RNG and EMA parameters."""
+    tree = checkpoint.load_tree(workdir)
+    assert {"step", "params", "batch_stats", "opt_state", "rng", "ema_params"} <= set(tree)
+    return tree
+
+
+def starts(workdir: Path) -> list[tuple[int, str]]:
+    """(first step, 'init' or 'restore') of each process that trained in ``workdir``, from metrics.jsonl."""
+    records = [_parsed(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    return [
+        (record["step"], "restore" if "startup/restore_s" in record else "init")
+        for record in records
+        if "startup/total_s" in record
+    ]
+
+
+def train_steps_logged(workdir: Path) -> list[int]:
+    records = [_parsed(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    return [record["step"] for record in records if "train/loss" in record]
+
+
+def _parsed(line: str) -> dict:
+    """One metrics.jsonl record; {} for a line a hard kill cut short (the next process appends after it)."""
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError:
+        return {}
 
 
 def assert_same(a: dict, b: dict, relative: float) -> None:
@@ -78,6 +105,9 @@ def test_sigterm_checkpoints_exits_cleanly_and_resumes_exactly(uninterrupted, tm
 
     finish(start(tmp_path))  # the same command again
     assert checkpoint.Checkpointer(tmp_path / "checkpoints").latest_step() == NUM_STEPS
+    assert starts(tmp_path) == [(1, "init"), (stopped_at + 1, "restore")]  # it resumed, it did not restart
+    logged = train_steps_logged(tmp_path)
+    assert logged == sorted(set(logged)) and logged[-1] == NUM_STEPS  # no step trained twice
     assert_same(final_state(tmp_path), final_state(uninterrupted), relative=0)
     resumed = (tmp_path / "results.json").read_text()
     assert resumed.split('"wall_time_s"')[0] == (uninterrupted / "results.json").read_text().split('"wall_time_s"')[0]
@@ -90,7 +120,9 @@ def test_hard_kill_resumes_from_the_last_checkpoint_on_another_device_count(unin
     process.wait(timeout=TIMEOUT_S)
     assert checkpoint.Checkpointer(tmp_path / "checkpoints").latest_step() < NUM_STEPS
 
+    killed_at = checkpoint.Checkpointer(tmp_path / "checkpoints").latest_step()
     finish(start(tmp_path, num_devices=4))
+    assert starts(tmp_path) == [(1, "init"), (killed_at + 1, "restore")]
     # Another device count sums in another order: equal up to float rounding, not bitwise.
     assert_same(final_state(tmp_path), final_state(uninterrupted), relative=1e-3)
 

@@ -172,8 +172,9 @@ def find_checkpoint_dir(path: str | os.PathLike) -> tuple[epath.Path, int | None
     )
 
 
-def load_variables(path: str | os.PathLike) -> dict:
-    """``{'params', 'batch_stats'}`` (numpy) from a checkpoint written by this package, for fine-tuning."""
+def load_tree(path: str | os.PathLike) -> dict:
+    """Every array of a checkpoint written by this package (step, params, batch_stats, opt_state, rng,
+    EMA), as numpy, whatever topology wrote it."""
     directory, step = find_checkpoint_dir(path)
     manager = ocp.CheckpointManager(
         directory,
@@ -188,5 +189,10 @@ def load_variables(path: str | os.PathLike) -> dict:
     target = jax.tree_util.tree_map(
         lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=device), manager.item_metadata(step).tree
     )
-    restored = manager.restore(step, args=ocp.args.StandardRestore(target))
-    return {key: jax.tree_util.tree_map(np.asarray, restored.get(key) or {}) for key in ("params", "batch_stats")}
+    return jax.tree_util.tree_map(np.asarray, manager.restore(step, args=ocp.args.StandardRestore(target)))
+
+
+def load_variables(path: str | os.PathLike) -> dict:
+    """``{'params', 'batch_stats'}`` (numpy) from a checkpoint written by this package, for fine-tuning."""
+    tree = load_tree(path)
+    return {key: tree.get(key) or {} for key in ("params", "batch_stats")}

@@ -102,11 +102,12 @@ def test_two_processes_reach_the_eval_metrics_of_one(runs):
     for key in ("eval/top1", "eval/top5"):
         assert multi[key] * 37 == pytest.approx(single[key] * 37, abs=1.01)  # at most one example flips
     assert multi["eval/loss"] == pytest.approx(single["eval/loss"], rel=1e-4)
-    variables = [checkpoint.load_variables(workdir) for workdir in runs]
-    leaves = [jax.tree_util.tree_leaves_with_path(tree) for tree in variables]
-    assert len(leaves[0]) == len(leaves[1]) > 60  # every parameter and BN statistic of cifar_resnet20
-    for (path, a), (_, b) in zip(*leaves, strict=True):  # float reassociation only
-        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5, err_msg=jax.tree_util.keystr(path))
+    states = [checkpoint.load_tree(workdir) for workdir in runs]
+    leaves = [jax.tree_util.tree_leaves_with_path(tree) for tree in states]
+    assert len(leaves[0]) == len(leaves[1]) > 120  # every parameter, BN statistic and momentum buffer
+    for (path, a), (_, b) in zip(*leaves, strict=True):  # float reassociation only: about 1e-4 of each leaf
+        scale = max(float(np.abs(a).max()), 1e-30)
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-4 * scale, err_msg=jax.tree_util.keystr(path))
 
 
 def test_only_process_0_writes_metrics_tensorboard_and_results(runs):

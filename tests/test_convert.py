@@ -63,26 +63,42 @@ def test_cifar_family_matches_an_independent_pytorch_network(name):
 TRAINING_REFERENCES = {  # no dropout: the two frameworks draw different masks
     "cifar_resnet20": lambda: torch_cifar.he2016(20, "A"),
     "wrn16_8": lambda: torch_cifar.wide_resnet(16, 8, dropout=0.0),
+    "resnet50": lambda: torch_resnet.build("resnet50", 10),  # bottleneck, ImageNet stem, option B
+    "resnext29_8x64d": lambda: torch_cifar.resnext29(8, 64),  # grouped 3x3 convolutions
 }
+TRAINING_CASES = [(name, 0) for name in TRAINING_REFERENCES] + [("cifar_resnet20", 4)]  # + per-group BN
 
 
-def _torch_training_step(name, network, images, labels) -> tuple[float, dict]:
-    """Loss, and Flax-layout variables holding each parameter's gradient and the updated BN statistics."""
-    loss = torch.nn.functional.cross_entropy(network(images)["logits"], labels)
+def _torch_training_step(network, images, labels, bn_group_size: int) -> float:
+    """Forward (each group of ``bn_group_size`` examples on its own, as per-GPU BatchNorm), backward and one
+    SGD step (momentum 0.9, weight decay 5e-4 on every parameter); returns the loss."""
+    groups = images.split(bn_group_size) if bn_group_size else [images]
+    logits = torch.cat([network(group)["logits"] for group in groups])
+    loss = torch.nn.functional.cross_entropy(logits, labels)
     loss.backward()
-    after = {**network.state_dict(), **{key: p.grad for key, p in network.named_parameters()}}
-    return loss.item(), from_torchvision(after, name)
+    return loss.item()
 
 
-@pytest.mark.parametrize("name", sorted(TRAINING_REFERENCES))
-def test_training_mode_matches_pytorch(name):
-    """Batch-statistics forward, updated running statistics and every gradient of the loss, as in PyTorch.
+def _gradients_and_statistics(name, network) -> dict:
+    """Flax-layout variables holding each parameter's gradient and the updated BN statistics."""
+    return from_torchvision({**network.state_dict(), **{k: p.grad for k, p in network.named_parameters()}}, name)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, bn_group_size", TRAINING_CASES)
+def test_training_mode_and_one_sgd_step_match_pytorch(name, bn_group_size):
+    """Batch-statistics forward, updated running statistics, every gradient of the loss and the parameters
+    after one SGD step, as in PyTorch.
 
     BatchNorm's backward pass loses digits in float32 (PyTorch's own float32 gradients are ~0.1% off),
     so the reference is PyTorch in float64: each leaf's relative error may be at most 10x PyTorch's.
+    With per-group statistics the groups update the running statistics one after the other in PyTorch
+    and together here, so only the loss, gradients and step are compared.
     """
     import jax
     import optax
+
+    from resnet_jax.train.optim import make_optimizer
 
     generator = torch.Generator().manual_seed(2)
     torch.manual_seed(2)
@@ -91,10 +107,17 @@ def test_training_mode_matches_pytorch(name):
     variables = from_torchvision(network.state_dict(), name)  # before the forward pass updates them
     images = torch.randn(8, 3, 16, 16, generator=generator)  # 16x16 keeps it fast; the nets are convolutional
     labels = torch.randint(0, 10, (8,), generator=generator)
-    exact_loss, exact = _torch_training_step(name, copy.deepcopy(network).double(), images.double(), labels)
-    _, float32 = _torch_training_step(name, network, images, labels)
+    exact_network = copy.deepcopy(network).double()
+    exact_loss = _torch_training_step(exact_network, images.double(), labels, bn_group_size)
+    exact = _gradients_and_statistics(name, exact_network)
+    float32_loss = _torch_training_step(network, images, labels, bn_group_size)
+    float32 = _gradients_and_statistics(name, network)
+    stepped_by_torch = {}
+    for precision, net in (("exact", exact_network), ("float32", network)):
+        torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4).step()
+        stepped_by_torch[precision] = from_torchvision(net.state_dict(), name)["params"]
 
-    model = create_model(name, num_classes=10)
+    model = create_model(name, num_classes=10, bn_group_size=bn_group_size)
 
     def loss_fn(params):
         logits, updates = model.apply(
@@ -106,17 +129,28 @@ def test_training_mode_matches_pytorch(name):
         return optax.softmax_cross_entropy_with_integer_labels(logits, labels.numpy()).mean(), updates
 
     (loss, updates), grads = jax.jit(jax.value_and_grad(loss_fn, has_aux=True))(variables["params"])
-    assert abs(float(loss) - exact_loss) <= 1e-5
+    assert abs(float(loss) - exact_loss) <= 10 * abs(float32_loss - exact_loss) + 1e-6
+    compared = ("params",) if bn_group_size else ("params", "batch_stats")
     got = {"params": grads, "batch_stats": updates["batch_stats"]}
 
     def relative_error(value, reference):
         return float(np.linalg.norm(np.asarray(value) - reference) / max(np.linalg.norm(reference), 1e-30))
 
-    errors = jax.tree.map(relative_error, got, exact)
-    torch_errors = jax.tree.map(relative_error, float32, exact)
-    leaves = zip(jax.tree_util.tree_leaves_with_path(errors), jax.tree.leaves(torch_errors), strict=True)
-    for (path, error), torch_error in leaves:
-        assert error <= 10 * torch_error + 1e-6, f"{jax.tree_util.keystr(path)}: {error} vs PyTorch's {torch_error}"
+    def assert_as_close_as_torch_float32(ours, torch_float32, exact_tree, what):
+        errors = jax.tree.map(relative_error, ours, exact_tree)
+        torch_errors = jax.tree.map(relative_error, torch_float32, exact_tree)
+        leaves = zip(jax.tree_util.tree_leaves_with_path(errors), jax.tree.leaves(torch_errors), strict=True)
+        for (path, error), torch_error in leaves:
+            where = f"{what}{jax.tree_util.keystr(path)}"
+            assert error <= 10 * torch_error + 1e-6, f"{where}: {error} vs PyTorch's {torch_error}"
+
+    for collection in compared:
+        assert_as_close_as_torch_float32(got[collection], float32[collection], exact[collection], collection)
+    decay_everything = lambda tree: jax.tree.map(lambda _: True, tree)  # noqa: E731  (torch's weight_decay)
+    tx = make_optimizer(name="sgd", learning_rate=0.1, weight_decay=5e-4, decay_mask=decay_everything)
+    step_updates, _ = tx.update(grads, tx.init(variables["params"]), variables["params"])
+    stepped = optax.apply_updates(variables["params"], step_updates)
+    assert_as_close_as_torch_float32(stepped, stepped_by_torch["float32"], stepped_by_torch["exact"], "stepped")
 
 
 @pytest.mark.parametrize("name", IMAGENET_MODELS)

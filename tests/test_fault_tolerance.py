@@ -8,13 +8,19 @@ import pytest
 
 from experiments import kill_harness
 
-pytestmark = pytest.mark.xdist_group("resume")  # shares a worker with the other kill-and-resume tests
+pytestmark = pytest.mark.xdist_group("kill_harness")  # its own worker, not in line behind the resume tests
+# The harness's own run, shortened: 10 kills need about 220 steps at one checkpoint every 10.
+FLAGS = [
+    flag
+    for flag in kill_harness.DEFAULT_FLAGS
+    if not flag.startswith(("--config.num_train_steps=", "--config.checkpoint_every_steps="))
+] + ["--config.num_train_steps=300", "--config.checkpoint_every_steps=10"]
 
 
 def test_ten_random_sigkills_and_restarts_end_bitwise_equal_to_an_uninterrupted_run(tmp_path, monkeypatch):
     monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
     monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path / "jax_cache"))  # restarts skip recompiling
-    figures = kill_harness.run_harness(tmp_path, kill_harness.DEFAULT_FLAGS, kills=10, seed=0)
+    figures = kill_harness.run_harness(tmp_path, FLAGS, kills=10, seed=0)
     assert figures["kills"] == figures["restarts"] == 10, figures["restart_log"]
     assert figures["kills_during_checkpoint_write"] >= 1, figures["restart_log"]
     assert figures["every_restart_resumed_at_its_checkpoint"], figures  # not a fresh run from step 0

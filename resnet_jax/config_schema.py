@@ -22,7 +22,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from resnet_jax.errors import require
+from resnet_jax.errors import ConfigError, require
 
 MODEL, DATA, OPTIMISATION, RUN = "model", "data", "optimisation", "run"
 VIEWS = (MODEL, DATA, OPTIMISATION, RUN)
@@ -100,9 +100,10 @@ class Field:
     def check(self, value: Any) -> None:
         """Raise ConfigError, saying what is allowed and what the field is for, unless ``value`` fits."""
         problem = self._problem(value)
-        close = difflib.get_close_matches(str(value), map(str, self.allowed_values() or ()), n=1)
-        hint = f" Did you mean {close[0]!r}?" if problem and close else ""
-        require(not problem, f"{self.name} must be {problem}, got {value!r} ({self.name}: {self.doc}).{hint}")
+        if problem:
+            close = difflib.get_close_matches(str(value), map(str, self.allowed_values() or ()), n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"{self.name} must be {problem}, got {value!r} ({self.name}: {self.doc}).{hint}")
 
     def _problem(self, value: Any) -> str:
         """What ``value`` should have been, or '' when it fits."""
@@ -444,14 +445,15 @@ def set_names(config: Any, prefix: str = "") -> list[str]:
 
 def validate(config: Any) -> None:
     """Check every field and the rules between fields, before anything starts; ConfigError says what to change."""
-    undeclared = sorted(set(set_names(config)) - set(BY_NAME))
+    given = set(set_names(config))
+    undeclared = sorted(given - set(BY_NAME))
     require(
         not undeclared,
         f"the config sets {', '.join(undeclared)}, which no field declares. Check the spelling against the "
         "fields listed by `python -m resnet_jax.config_schema`; a new option is declared in "
         "resnet_jax/config_schema.py (FIELDS).",
     )
-    missing = [name for name in BY_NAME if name not in set_names(config)]
+    missing = [name for name in BY_NAME if name not in given]
     require(
         not missing,
         f"the config lacks {', '.join(missing)}; config files start from configs/default.py's get_config().",

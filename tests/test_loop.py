@@ -76,11 +76,14 @@ def test_fine_tuning_loads_the_body_replaces_the_head_and_freezes_stages(trained
 
 
 def test_eval_counts_every_example_once_whatever_the_batch_size(tmp_path):
+    """One trained state evaluated at two eval batch sizes: the second run resumes from the final
+    checkpoint, so it only evaluates."""
     outcomes = []
     for eval_batch_size in (8, 24):  # 37 examples: neither divides it
         config = tiny_config(num_train_steps=2, eval_batch_size=eval_batch_size)
         config.synthetic.num_eval_examples = 37
-        outcomes.append(loop.train_and_evaluate(config, tmp_path / str(eval_batch_size)))
+        outcomes.append(loop.train_and_evaluate(config, tmp_path))
+    assert [outcome["step"] for outcome in outcomes] == [2, 2]
     for outcome in outcomes:
         assert outcome["num_eval_examples"] == 37
         for name in ("eval/top1", "eval/top5", "eval/loss"):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import jax
 import numpy as np
+import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -52,3 +53,31 @@ def in_memory_batches(split, start_step, process_index, process_count, per_proce
     )
     iterator = dataset.as_numpy_iterator()
     return [next(iterator) for _ in range(steps)]
+
+
+@pytest.fixture(scope="session")
+def prepared_cifar(tmp_path_factory):
+    """``prepared_cifar(name)``: (TFDS data_dir, {'train': [(label, image)], 'test': [...]}) of a miniature
+    CIFAR archive in the original binary format, prepared once per test worker through the prepare CLI."""
+    from archives import write_cifar_archive
+
+    from resnet_jax.data import prepare
+
+    prepared = {}
+
+    def get(name: str) -> tuple[str, dict]:
+        if name not in prepared:
+            directory = tmp_path_factory.mktemp(name)
+            records = write_cifar_archive(directory, name)
+            data_dir = str(directory / "tfds")
+            prepare.main([name, "--data_dir", data_dir, "--manual_dir", str(directory), "--skip_checksum"])
+            prepared[name] = data_dir, records
+        return prepared[name]
+
+    return get
+
+
+def assert_whole_images(top1: float, num_examples: int) -> None:
+    """A top-1 that counts whole images out of ``num_examples``: no padding counted, none dropped or doubled."""
+    correct = top1 * num_examples
+    assert 0 <= top1 <= 1 and abs(correct - round(correct)) < 1e-4, (top1, num_examples)

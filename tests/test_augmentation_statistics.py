@@ -77,6 +77,7 @@ def torchvision_window(rng: np.random.Generator, height: int, width: int) -> tup
     return height, width
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("height, width", [(300, 400), (256, 256)])
 def test_random_resized_crops_follow_torchvisions_scale_and_log_aspect_distributions(height, width):
     draws = 2000

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from archives import write_cifar_archive, write_imagenet_archives
+from archives import write_imagenet_archives
 
 import resnet_jax.data as data
 from configs import cifar10, imagenet
@@ -22,12 +22,8 @@ PLACEMENT = dict(per_process_batch=2, per_process_eval_batch=2, process_index=0,
 
 
 @pytest.fixture(scope="module")
-def cifar_dir(tmp_path_factory) -> str:
-    directory = tmp_path_factory.mktemp("cifar")
-    write_cifar_archive(directory, "cifar10")
-    return prepare.prepare("cifar10", str(directory / "tfds"), str(directory), skip_checksum=True).rsplit(
-        "/cifar10", 1
-    )[0]
+def cifar_dir(prepared_cifar) -> str:
+    return prepared_cifar("cifar10")[0]
 
 
 def _cifar_config(data_dir: str, **fields):
@@ -167,8 +163,9 @@ def _main(workdir: Path, *overrides: str) -> subprocess.CompletedProcess:
         "--config=configs/default.py",
         f"--workdir={workdir}",
         "--config.num_train_steps=2",
+        "--config.image_size=8",
+        "--config.batch_size=16",
         "--config.synthetic.num_eval_examples=32",
-        "--config.compilation_cache_dir=none",
         *overrides,
     ]
     return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)

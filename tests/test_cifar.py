@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from archives import write_cifar_archive
+from conftest import assert_whole_images
 
 import resnet_jax.data as data
 from configs import cifar10
@@ -12,11 +13,10 @@ from resnet_jax.train import loop
 
 
 @pytest.mark.parametrize("name", ["cifar10", "cifar100"])
-def test_prepare_from_the_original_archive_then_load_every_record_exactly(name, tmp_path):
-    expected = write_cifar_archive(tmp_path, name)
-    prepare.main([name, "--data_dir", str(tmp_path / "tfds"), "--manual_dir", str(tmp_path), "--skip_checksum"])
+def test_prepare_from_the_original_archive_then_load_every_record_exactly(name, prepared_cifar):
+    data_dir, expected = prepared_cifar(name)  # written and prepared through the prepare command's main
     for split, records in expected.items():
-        loaded = tfds_source.load_split(name, split, str(tmp_path / "tfds"), build_locally=False)
+        loaded = tfds_source.load_split(name, split, data_dir, build_locally=False)
         assert len(loaded["label"]) == len(records)
         got = {(int(label), image.tobytes()) for label, image in zip(loaded["label"], loaded["image"], strict=True)}
         assert got == {(label, image.tobytes()) for label, image in records}
@@ -72,17 +72,16 @@ def test_normalisation_per_channel_and_he_et_al_per_pixel_mean():
     np.testing.assert_allclose(pixel, images / 255 - (images / 255).mean(axis=0), atol=1e-6)  # ...and not scaled
 
 
-def test_a_held_out_validation_split_is_the_train_tail_and_the_test_split_stays(tmp_path):
-    records = write_cifar_archive(tmp_path, "cifar10")
-    prepare.prepare("cifar10", str(tmp_path / "tfds"), str(tmp_path), skip_checksum=True)
+def test_a_held_out_validation_split_is_the_train_tail_and_the_test_split_stays(prepared_cifar):
+    data_dir, records = prepared_cifar("cifar10")
     config = cifar10.get_config("resnet20")
-    config.update(dict(data_dir=str(tmp_path / "tfds"), validation_examples=25))
+    config.update(dict(data_dir=data_dir, validation_examples=25))
     datasets = data.create_datasets(
         config, per_process_batch=8, per_process_eval_batch=8, process_index=0, process_count=1
     )
     assert datasets.num_train_examples == 100 - 25
     assert {name: split.num_examples for name, split in datasets.eval_splits.items()} == {"val": 25, "eval": 30}
-    train = tfds_source.load_split("cifar10", "train", str(tmp_path / "tfds"))
+    train = tfds_source.load_split("cifar10", "train", data_dir)
     val = list(datasets.eval_splits["val"].batches())
     mask = np.concatenate([b["mask"] for b in val]).astype(bool)
     np.testing.assert_array_equal(np.concatenate([b["label"] for b in val])[mask], train["label"][-25:])
@@ -96,16 +95,18 @@ def test_a_held_out_validation_split_is_the_train_tail_and_the_test_split_stays(
     assert sorted(test_labels) == sorted(label for label, _ in records["test"])
 
 
-def test_training_on_prepared_cifar10_and_a_missing_dataset_stops_before_compiling(tmp_path, monkeypatch):
-    write_cifar_archive(tmp_path, "cifar10")
-    prepare.prepare("cifar10", str(tmp_path / "tfds"), str(tmp_path), skip_checksum=True)
+def test_training_on_prepared_cifar10_and_a_missing_dataset_stops_before_compiling(
+    prepared_cifar, tmp_path, monkeypatch
+):
     config = cifar10.get_config("resnet20")
-    config.update(dict(data_dir=str(tmp_path / "tfds"), batch_size=16, bn_group_size=0, num_train_steps=2))
+    config.update(dict(data_dir=prepared_cifar("cifar10")[0], batch_size=16, bn_group_size=0, num_train_steps=2))
     config.validation_examples = 20
     config.update(dict(warmup_steps=0, lr_boundaries=(1,), eval_every_steps=2, checkpoint_every_steps=2))
     results = loop.train_and_evaluate(config, tmp_path / "run")
     assert results["step"] == 2 and results["num_eval_examples"] == 30  # 30 test records, padded to 2 x 16
-    assert results["num_val_examples"] == 20 and 0 <= results["val/top1"] <= 1
+    assert results["num_val_examples"] == 20
+    assert_whole_images(results["val/top1"], 20)
+    assert_whole_images(results["eval/top1"], 30)
 
     def no_compiling(*args, **kwargs):
         raise AssertionError("compiled before finding the dataset missing")

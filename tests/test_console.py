@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from resnet_jax.console import LibraryInfoFilter
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,6 +27,7 @@ def test_library_info_lines_are_dropped_and_warnings_and_our_lines_kept():
     assert not keep(_record("/site-packages/clu/metric_writers/logging_writer.py", logging.INFO))
 
 
+@pytest.mark.slow
 def test_a_short_digits_run_prints_its_progress_and_results_in_a_few_lines(tmp_path):
     command = [
         sys.executable,

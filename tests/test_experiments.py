@@ -15,6 +15,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from experiments import report as report_script
 from experiments import reproduce, tables
 from experiments import sweep as sweep_script
 from resnet_jax.config_file import load_config
@@ -25,6 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.xdist_group("sweep")  # one worker runs the sweep once
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("cifar_resnet20", "cifar_plain20")
+DIGITS_RESNET20_PARAMETERS = 269_722 - 2 * 3 * 3 * 16  # He et al.'s ResNet-20 on 1-channel images: 2 fewer in channels
 
 
 def _script(name: str, *args: str) -> subprocess.CompletedProcess:
@@ -50,6 +52,7 @@ def sweep(tmp_path_factory):
     return arguments, sweep_dir, completed.stdout
 
 
+@pytest.mark.slow  # the sweep fixture trains 4 points
 def test_a_tiny_sweep_writes_one_result_per_point_in_readable_directories(sweep):
     _, sweep_dir, stdout = sweep
     expected = {f"model={model},seed={seed}" for model in MODELS for seed in (0, 1)}
@@ -60,15 +63,17 @@ def test_a_tiny_sweep_writes_one_result_per_point_in_readable_directories(sweep)
         assert f"model={record['model']},seed={record['seed']}" == name and record["derived"]["num_train_steps"] == 3
 
 
-def test_a_second_invocation_skips_every_finished_point(sweep):
+@pytest.mark.slow  # the sweep fixture trains 4 points
+def test_a_second_invocation_skips_every_finished_point(sweep, capsys):
     arguments, sweep_dir, _ = sweep
     before = {path: path.stat().st_mtime_ns for path in sweep_dir.glob("*/results.json")}
-    completed = _script("sweep.py", *arguments)
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    assert json.loads(completed.stdout.splitlines()[-1]) == {"finished": 0, "skipped": 4, "failed": 0, "stopped": 0}
+    assert sweep_script.main(arguments) == 0  # in-process: the fixture ran the real script
+    summary = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert summary == {"finished": 0, "skipped": 4, "failed": 0, "stopped": 0}
     assert {path: path.stat().st_mtime_ns for path in before} == before  # nothing was re-run
 
 
+@pytest.mark.slow  # the sweep fixture trains 4 points
 def test_a_changed_set_is_refused_rather_than_reusing_old_points(sweep, capsys):
     arguments, sweep_dir, _ = sweep
     changed = [argument.replace("num_train_steps=3", "num_train_steps=4") for argument in arguments]
@@ -89,7 +94,8 @@ def test_a_misspelt_field_is_refused_with_the_closest_names(capsys, tmp_path):
     assert not list(tmp_path.iterdir())  # nothing ran
 
 
-def test_the_report_gives_mean_std_and_n_over_seeds(sweep):
+@pytest.mark.slow  # the sweep fixture trains 4 points
+def test_the_report_gives_mean_std_and_n_over_seeds(sweep, capsys):
     _, sweep_dir, _ = sweep
     completed = _script("report.py", str(sweep_dir), "--format", "csv")
     assert completed.returncode == 0, completed.stderr[-3000:]
@@ -103,21 +109,23 @@ def test_the_report_gives_mean_std_and_n_over_seeds(sweep):
         assert int(row["n"]) == 2
         assert float(row["test_error"]) == pytest.approx(statistics.fmean(errors))
         assert float(row["test_error_std"]) == pytest.approx(statistics.stdev(errors))
-        assert int(row["params"]) > 0
+        assert int(row["params"]) == DIGITS_RESNET20_PARAMETERS  # a plain net (option A) has the same count
         last_losses = [
             [json.loads(line) for line in (sweep_dir / f"model={model},seed={seed}" / "metrics.jsonl").open()]
             for seed in (0, 1)
         ]
         final = [next(line["train/loss"] for line in reversed(lines) if "train/loss" in line) for lines in last_losses]
         assert float(row["final_train_loss"]) == pytest.approx(statistics.fmean(final))
-    markdown = _script("report.py", str(sweep_dir)).stdout
+    report_script.main([str(sweep_dir)])  # in-process; the CSV above came from the real script
+    markdown = capsys.readouterr().out
     assert markdown.startswith("| model | n | test error (%) |") and markdown.count("\n") == 2 + len(MODELS)
 
 
-def test_emitted_commands_are_runnable_and_reproduce_the_point(sweep, tmp_path):
+@pytest.mark.slow  # the sweep fixture trains 4 points
+def test_emitted_commands_are_runnable_and_reproduce_the_point(sweep, tmp_path, capsys):
     arguments, sweep_dir, _ = sweep
-    completed = _script("sweep.py", *arguments, "--emit")
-    lines = completed.stdout.splitlines()
+    assert sweep_script.main([*arguments, "--emit"]) == 0
+    lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 4 and all(
         line.startswith("python -m resnet_jax.main --config=configs/digits.py") for line in lines
     )
@@ -194,28 +202,28 @@ def test_reproduce_report_compares_with_the_paper(tmp_path):
     assert rows["plain20"]["published"] is None
 
 
-def test_report_with_published_gives_the_difference_in_csv_too(tmp_path):
+def test_report_with_published_gives_the_difference_in_csv_too(tmp_path, capsys):
     _fake_run(tmp_path / "a", "cifar_resnet20", 0, 0.9100)
     _fake_run(tmp_path / "b", "cifar_resnet20", 1, 0.9150)
     _fake_run(tmp_path / "c", "cifar_resnet56", 0, 0.9300)
-    completed = _script("report.py", str(tmp_path), "--format", "csv", "--published", "he2016_cifar10")
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    rows = {row["model"]: row for row in csv.DictReader(io.StringIO(completed.stdout))}
+    report_script.main([str(tmp_path), "--format", "csv", "--published", "he2016_cifar10"])
+    rows = {row["model"]: row for row in csv.DictReader(io.StringIO(capsys.readouterr().out))}
     assert float(rows["cifar_resnet20"]["published"]) == 8.75  # He et al. Table 6
     assert float(rows["cifar_resnet20"]["difference"]) == pytest.approx(0.0)
     assert float(rows["cifar_resnet56"]["difference"]) == pytest.approx(7.0 - 6.97)
 
 
-def test_report_warns_when_the_published_table_is_for_other_models_or_data(tmp_path):
+def test_report_warns_when_the_published_table_is_for_other_models_or_data(tmp_path, capsys):
     _fake_run(tmp_path / "a", "cifar_resnet20", 0, 0.9100)
-    completed = _script("report.py", str(tmp_path), "--published", "he2016_imagenet")
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    assert "warning: --published he2016_imagenet has no row for cifar_resnet20 on cifar10" in completed.stderr
-    assert "its datasets: imagenet2012" in completed.stderr
-    matching = _script("report.py", str(tmp_path), "--published", "he2016_cifar10")
-    assert "warning" not in matching.stderr
+    report_script.main([str(tmp_path), "--published", "he2016_imagenet"])
+    stderr = capsys.readouterr().err
+    assert "warning: --published he2016_imagenet has no row for cifar_resnet20 on cifar10" in stderr
+    assert "its datasets: imagenet2012" in stderr
+    report_script.main([str(tmp_path), "--published", "he2016_cifar10"])
+    assert "warning" not in capsys.readouterr().err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("notebook", ["compare_runs.ipynb", "gradient_flow.ipynb"])
 def test_notebooks_run_end_to_end_on_the_sweep(sweep, notebook, monkeypatch):
     _, sweep_dir, _ = sweep
@@ -266,13 +274,12 @@ def test_reproduce_reports_final_and_best_test_error_and_writes_json_and_a_figur
     assert png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png_path.stat().st_size > 20_000
 
 
-def test_random_erasing_rows_match_only_runs_with_random_erasing(tmp_path):
+def test_random_erasing_rows_match_only_runs_with_random_erasing(tmp_path, capsys):
     for name, probability, top1 in (("base", 0.0, 0.95), ("erased", 0.5, 0.96)):
         config = {"model": "cifar_resnet20", "dataset": "fashion_mnist", "seed": 0}
         _fake_curves(tmp_path / name, {**config, "random_erasing": {"probability": probability}}, [0.9], [top1])
-    completed = _script("report.py", str(tmp_path), "--format", "csv", "--published", "zhong2017")
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    rows = {row["random_erasing"]: row for row in csv.DictReader(io.StringIO(completed.stdout))}
+    report_script.main([str(tmp_path), "--format", "csv", "--published", "zhong2017"])
+    rows = {row["random_erasing"]: row for row in csv.DictReader(io.StringIO(capsys.readouterr().out))}
     published = {float(row["published"]) for row in rows.values()}
     assert published == {4.39, 4.02}  # Zhong et al. Table 1, ResNet-20 on Fashion-MNIST, baseline and + RE
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from archives import FASHION_MNIST_FILES, write_fashion_mnist_files
+from conftest import assert_whole_images
 
 from configs import fashion_mnist as fashion_mnist_config
 from resnet_jax.data import checksum, fashion_mnist, prepare, tfds_source
@@ -159,6 +160,7 @@ def test_a_short_run_with_random_erasing_on_the_miniature_dataset(prepared, tmp_
     data_dir, written = prepared
     results = loop.train_and_evaluate(_config(data_dir), tmp_path)
     assert results["step"] == 4 and results["num_eval_examples"] == len(written["test"])
+    assert_whole_images(results["eval/top1"], len(written["test"]))
     assert np.isfinite(results["eval/loss"])
     record = (tmp_path / "config.json").read_text()
     assert '"probability": 0.5' in record and '"dataset": "fashion_mnist"' in record

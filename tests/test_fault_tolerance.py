@@ -8,7 +8,8 @@ import pytest
 
 from experiments import kill_harness
 
-pytestmark = pytest.mark.xdist_group("kill_harness")  # its own worker, not in line behind the resume tests
+# Its own worker, not in line behind the resume tests.
+pytestmark = [pytest.mark.xdist_group("kill_harness"), pytest.mark.slow]
 # The harness's own run, shortened: 10 kills need about 220 steps at one checkpoint every 10.
 FLAGS = [
     flag

@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 from archives import jpeg_bytes, write_imagenet_archives
+from conftest import assert_whole_images
 from PIL import Image
 
 import resnet_jax.data as data
@@ -179,4 +180,6 @@ def test_training_on_the_prepared_miniature_imagenet(prepared, tmp_path):
     config.update(dict(eval_every_steps=2, checkpoint_every_steps=2, shuffle_buffer_size=8))
     results = loop.train_and_evaluate(config, tmp_path / "run")
     assert results["step"] == 2 and results["num_eval_examples"] == 11 and results["num_val_examples"] == 4
-    assert 0 <= results["eval/top1"] <= 1 and np.isfinite(results["eval/loss"])
+    assert_whole_images(results["eval/top1"], 11)
+    assert_whole_images(results["val/top1"], 4)
+    assert np.isfinite(results["eval/loss"])

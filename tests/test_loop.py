@@ -91,6 +91,7 @@ def test_eval_counts_every_example_once_whatever_the_batch_size(tmp_path):
         assert outcome["eval/top1"] * 37 == pytest.approx(round(outcome["eval/top1"] * 37), abs=1e-4)
 
 
+@pytest.mark.slow
 def test_divergence_stops_with_a_clear_error_and_keeps_a_good_checkpoint(tmp_path):
     config = tiny_config(
         num_train_steps=40, schedule="piecewise", lr_boundaries=(4,), lr_decay_factor=1e12, log_every_steps=2

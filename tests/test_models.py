@@ -12,6 +12,7 @@ import pytest
 from conftest import random_variables
 
 from resnet_jax.models import ResNet, create_model, get_spec, list_models, profile_model
+from resnet_jax.models import __main__ as models_command
 from resnet_jax.models.__main__ import default_num_classes
 from resnet_jax.models.resnet import ResidualBlock
 
@@ -363,14 +364,16 @@ def test_model_table_json_cli():
 
 
 @pytest.mark.slow
-def test_model_table_lists_every_model():
-    result = subprocess.run([sys.executable, "-m", "resnet_jax.models"], capture_output=True, text=True, check=True)
-    lines = result.stdout.strip().splitlines()
+def test_model_table_lists_every_model(capsys):
+    models_command.main([])  # in-process: the JSON test above runs the real command
+    table = capsys.readouterr().out
+    lines = table.strip().splitlines()
     assert lines[0].split()[:4] == ["name", "params", "MACs", "input"]
     assert [line.split()[0] for line in lines[1:]] == list_models()
-    assert "25,557,032" in result.stdout
+    assert "25,557,032" in table
 
 
-def test_model_table_rejects_unknown_names():
-    result = subprocess.run([sys.executable, "-m", "resnet_jax.models", "resnet51"], capture_output=True, text=True)
-    assert result.returncode == 2 and "unknown model 'resnet51'" in result.stderr
+def test_model_table_rejects_unknown_names(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        models_command.main(["resnet51"])
+    assert exit_info.value.code == 2 and "unknown model 'resnet51'" in capsys.readouterr().err

@@ -16,7 +16,7 @@ import pytest
 
 from resnet_jax.train import checkpoint
 
-pytestmark = pytest.mark.xdist_group("multihost")
+pytestmark = [pytest.mark.xdist_group("multihost"), pytest.mark.slow]  # real processes on loopback
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT_S = 400
 FLAGS = [

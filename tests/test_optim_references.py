@@ -11,6 +11,7 @@ from conftest import random_variables
 from resnet_jax import config_schema
 from resnet_jax.errors import ConfigError
 from resnet_jax.models import create_model
+from resnet_jax.train import recipe
 from resnet_jax.train.optim import make_optimizer, weight_decay_mask
 from resnet_jax.train.state import create_train_state
 from resnet_jax.train.step import make_train_step
@@ -19,20 +20,21 @@ LEARNING_RATE, WEIGHT_DECAY, MOMENTUM, STEPS = 0.1, 5e-4, 0.9, 4
 
 
 def small_params() -> dict:
-    """A BN-ReLU-conv-dense network's parameters: kernels are decayed, BN parameters and biases are not."""
+    """A conv-BN-ReLU-dense network's parameters, named as a ResNet's stem and head: kernels are decayed,
+    BN parameters and biases are not."""
     rng = np.random.default_rng(0)
     return {
-        "conv": {"kernel": rng.standard_normal((3, 3, 2, 4)).astype(np.float32)},
-        "bn": {"scale": (1 + 0.1 * rng.standard_normal(4)).astype(np.float32), "bias": np.zeros(4, np.float32)},
+        "conv1": {"kernel": rng.standard_normal((3, 3, 2, 4)).astype(np.float32)},
+        "bn1": {"scale": (1 + 0.1 * rng.standard_normal(4)).astype(np.float32), "bias": np.zeros(4, np.float32)},
         "fc": {"kernel": rng.standard_normal((4, 3)).astype(np.float32), "bias": np.full(3, 0.1, np.float32)},
     }
 
 
 def small_loss(params, images, labels):
     x = jax.lax.conv_general_dilated(
-        images, params["conv"]["kernel"], (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+        images, params["conv1"]["kernel"], (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
     )
-    x = jax.nn.relu(x * params["bn"]["scale"] + params["bn"]["bias"]).mean(axis=(1, 2))
+    x = jax.nn.relu(x * params["bn1"]["scale"] + params["bn1"]["bias"]).mean(axis=(1, 2))
     logits = x @ params["fc"]["kernel"] + params["fc"]["bias"]
     return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
 
@@ -163,7 +165,7 @@ def test_decoupled_sgd_decays_outside_the_momentum():
 
 def test_the_default_mask_is_the_kernels():
     mask = weight_decay_mask(small_params())
-    assert {path for path, on in flat(mask).items() if on} == {"conv/kernel", "fc/kernel"}
+    assert {path for path, on in flat(mask).items() if on} == {"conv1/kernel", "fc/kernel"}
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "lars", "adamw"])
@@ -181,7 +183,7 @@ def test_weight_decay_mode_changes_the_result_or_is_refused(optimizer):
         results[mode] = gradients_along(small_params(), with_optax(tx))
     assert results, "every mode refused"
     if len(results) == 2:
-        assert not np.allclose(results["l2"]["conv"]["kernel"], results["decoupled"]["conv"]["kernel"])
+        assert not np.allclose(results["l2"]["conv1"]["kernel"], results["decoupled"]["conv1"]["kernel"])
 
 
 def test_the_ema_follows_its_recursion_from_the_initial_parameters():
@@ -204,3 +206,43 @@ def test_the_ema_follows_its_recursion_from_the_initial_parameters():
         jax.tree_util.tree_leaves(state.ema_params), jax.tree_util.tree_leaves(expected), strict=True
     ):
         np.testing.assert_allclose(np.asarray(ours), reference, rtol=1e-6, atol=1e-7)
+
+
+def test_gradient_clipping_matches_torch_where_it_clips_and_where_it_does_not():
+    """The config's ``grad_clip_norm`` through ``recipe.build_optimizer``, against
+    ``torch.nn.utils.clip_grad_norm_`` then ``torch.optim.SGD`` (momentum, weight decay on the kernels):
+    the clip acts on the raw gradient's global norm, before weight decay and momentum."""
+    torch = pytest.importorskip("torch", reason="needs torch")
+    config = config_schema.default_config()
+    config.update(dict(optimizer="sgd", momentum=MOMENTUM, weight_decay=WEIGHT_DECAY))
+    unclipped_rule, norms = with_optax(recipe.build_optimizer(config, LEARNING_RATE, small_params())), []
+
+    def unclipped_recording_norms(params, grads, step):
+        norms.append(float(optax.global_norm(grads)))
+        return unclipped_rule(params, grads, step)
+
+    unclipped = gradients_along(small_params(), unclipped_recording_norms)
+    config.grad_clip_norm = float(np.median(norms))
+    tensors = {path: torch.tensor(value, requires_grad=True) for path, value in flat(small_params()).items()}
+    reference = torch.optim.SGD(
+        [
+            {"params": [t for p, t in tensors.items() if decayed(p)], "weight_decay": WEIGHT_DECAY},
+            {"params": [t for p, t in tensors.items() if not decayed(p)], "weight_decay": 0.0},
+        ],
+        lr=LEARNING_RATE,
+        momentum=MOMENTUM,
+    )
+    torch_norms = []
+
+    def torch_sgd(params, grads, step):
+        for path, tensor in tensors.items():
+            tensor.grad = torch.from_numpy(np.array(flat(grads)[path]))
+        torch_norms.append(float(torch.nn.utils.clip_grad_norm_(list(tensors.values()), config.grad_clip_norm)))
+        reference.step()
+        return unflat({path: tensor.detach().numpy().copy() for path, tensor in tensors.items()})
+
+    expected = gradients_along(small_params(), torch_sgd)
+    assert min(torch_norms) < config.grad_clip_norm < max(torch_norms)  # steps on both sides of the bound
+    ours = gradients_along(small_params(), with_optax(recipe.build_optimizer(config, LEARNING_RATE, small_params())))
+    assert_trees_close(ours, expected)
+    assert max(np.abs(flat(unclipped)[path] - value).max() for path, value in flat(ours).items()) > 1e-3

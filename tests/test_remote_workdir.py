@@ -36,6 +36,7 @@ def tiny_config(num_train_steps: int):
     return config
 
 
+@pytest.mark.slow
 def test_a_run_on_gs_writes_everything_there_and_resumes_from_it(bucket, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # a path mistaken for a local one would appear here, as ./gs:
     workdir = epath.Path(f"{bucket}/cifar_resnet20")

@@ -14,7 +14,8 @@ import pytest
 
 from resnet_jax.train import checkpoint
 
-pytestmark = pytest.mark.xdist_group("resume")  # one worker runs the shared uninterrupted reference once
+# One worker runs the shared uninterrupted reference once; every test here starts the real command: slow.
+pytestmark = [pytest.mark.xdist_group("resume"), pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[1]
 NUM_STEPS = 60
 TIMEOUT_S = 240

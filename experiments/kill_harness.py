@@ -191,17 +191,25 @@ def run_harness(
     }
 
 
-def main() -> None:
+def passed(figures: dict) -> bool:
+    """Every restart resumed at its checkpoint and the killed run ended bitwise equal to the reference."""
+    return all(
+        figures[key]
+        for key in ("every_restart_resumed_at_its_checkpoint", "bitwise_identical_state", "identical_eval_metrics")
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
     """Parse the command line, run the harness, print the JSON figures; exit 1 if anything differed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, required=True)
     parser.add_argument("--kills", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("main_flags", nargs="*", help="flags for resnet_jax.main (after --); default: a tiny run")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     figures = run_harness(args.workdir, args.main_flags or DEFAULT_FLAGS, args.kills, args.seed)
     print(json.dumps(figures, indent=2))
-    sys.exit(0 if figures["bitwise_identical_parameters"] and figures["identical_eval_metrics"] else 1)
+    sys.exit(0 if passed(figures) else 1)
 
 
 if __name__ == "__main__":

@@ -74,17 +74,23 @@ def test_the_bare_flax_step_trains():
     assert int(state.step) == 15
 
 
-def test_reference_mode_reports_both_steps_and_their_ratios(capsys):
-    argv = ["--model", "cifar_resnet20", "--batch_size", "8", "--steps", "1", "--image_size", "8", "--json"]
+def test_reference_mode_times_both_steps_and_reports_their_ratios(capsys, monkeypatch):
+    timed = []
+
+    def fixed_timings(steps_to_time, batch, steps, rounds):  # ours 4 ms, the bare step 2 ms
+        timed.append((steps_to_time, steps, rounds))
+        return [0.004, 0.002], [1.1, 1.3]
+
+    monkeypatch.setattr(benchmark, "median_seconds_per_step", fixed_timings)
+    argv = ["--model", "cifar_resnet20", "--batch_size", "8", "--steps", "5", "--image_size", "8", "--json"]
     benchmark.main([*argv, "--reference", "--rounds", "3"])
     report = json.loads(capsys.readouterr().out)
-    assert report["rounds"] == 3
-    assert report["step_time_spread"] >= 1 and report["reference_step_time_spread"] >= 1
-    for key in ("reference_examples_per_sec", "reference_bytes_accessed", "bytes_accessed"):
-        assert report[key] > 0, key
-    assert report["throughput_vs_reference"] == pytest.approx(
-        report["examples_per_sec"] / report["reference_examples_per_sec"]
-    )
+    ((ours, bare), steps, rounds) = timed[0][0], timed[0][1], timed[0][2]
+    assert ours.step is not bare.step and (steps, rounds) == (5, 3)  # two programs, as asked
+    assert report["examples_per_sec"] == pytest.approx(2000) and report["step_time_ms"] == pytest.approx(4)
+    assert report["reference_examples_per_sec"] == pytest.approx(4000)
+    assert report["throughput_vs_reference"] == pytest.approx(0.5)  # ours takes twice as long
+    assert (report["step_time_spread"], report["reference_step_time_spread"]) == (1.1, 1.3)
     assert report["bytes_accessed_vs_reference"] == pytest.approx(
         report["bytes_accessed"] / report["reference_bytes_accessed"]
     )

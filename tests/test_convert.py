@@ -217,12 +217,14 @@ def test_num_classes_follows_the_checkpoint_head():
 
 @pytest.mark.slow
 def test_init_from_a_pth_with_lr_multipliers_through_the_command_line(tmp_path):
-    """A torchvision-layout .pth into a run whose stem learns at rate x0 and layer3 at x0.5."""
+    """A torchvision-layout .pth into a run whose stem learns at rate x0 and layer3 at x0.5: after one step
+    (momentum starts empty), layer3 has moved exactly half as far as in the same run without multipliers."""
     import subprocess
     import sys
     from pathlib import Path
 
-    from resnet_jax.train import checkpoint
+    from configs import default
+    from resnet_jax.train import checkpoint, loop
 
     torch.manual_seed(0)
     state_dict = torch_cifar.he2016(20, "A").state_dict()
@@ -234,7 +236,7 @@ def test_init_from_a_pth_with_lr_multipliers_through_the_command_line(tmp_path):
         "--config=configs/default.py",
         f"--workdir={tmp_path / 'run'}",
         "--config.image_size=8",
-        "--config.num_train_steps=3",
+        "--config.num_train_steps=1",
         "--config.synthetic.num_eval_examples=32",
         f"--config.init_from={tmp_path / 'resnet20.pth'}",
         "--config.lr_multipliers=stem=0,layer3=0.5",
@@ -250,3 +252,14 @@ def test_init_from_a_pth_with_lr_multipliers_through_the_command_line(tmp_path):
         for name, value in loaded[module].items():
             np.testing.assert_array_equal(trained[module][name], value, err_msg=f"{module}/{name}")
     assert not np.array_equal(trained["layer1_0"]["conv1"]["kernel"], loaded["layer1_0"]["conv1"]["kernel"])
+    config = default.get_config()  # the same run, in-process, without multipliers
+    config.update(dict(image_size=8, num_train_steps=1, init_from=str(tmp_path / "resnet20.pth")))
+    config.synthetic.num_eval_examples = 32
+    loop.train_and_evaluate(config, tmp_path / "plain")
+    plain = checkpoint.load_variables(tmp_path / "plain")["params"]
+    for module in ("layer2_0", "layer3_0", "layer3_2"):
+        for name, value in loaded[module]["conv1"].items():
+            moved, moved_plain = trained[module]["conv1"][name] - value, plain[module]["conv1"][name] - value
+            multiplier = 0.5 if module.startswith("layer3") else 1.0
+            scale = np.abs(moved_plain).max()  # float32 rounding of value + step, relative to the step
+            np.testing.assert_allclose(moved, multiplier * moved_plain, atol=2e-3 * scale, err_msg=f"{module}/{name}")

@@ -37,8 +37,10 @@ def test_synthetic_train_batches_depend_only_on_seed_and_step():
     first = synthetic.train_batch(0, 5, 16, 10, (8, 8, 3), 1.0)
     again = synthetic.train_batch(0, 5, 16, 10, (8, 8, 3), 1.0)
     other = synthetic.train_batch(0, 6, 16, 10, (8, 8, 3), 1.0)
+    other_seed = synthetic.train_batch(1, 5, 16, 10, (8, 8, 3), 1.0)
     np.testing.assert_array_equal(first["image"], again["image"])
     assert not np.array_equal(first["image"], other["image"])
+    assert not np.array_equal(first["image"], other_seed["image"])
 
 
 def test_synthetic_rule_is_the_class_colour():

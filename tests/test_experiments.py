@@ -241,6 +241,22 @@ def test_notebooks_run_end_to_end_on_the_sweep(sweep, notebook, monkeypatch):
     ).execute()
     printed = "".join(o.get("text", "") for cell in executed.cells for o in cell.get("outputs", []))
     assert "4 runs under" in printed
+    if notebook == "compare_runs.ipynb":  # each network's mean test error over its seeds, from results.json
+        for family, model in (("plain", "cifar_plain20"), ("resnet", "cifar_resnet20")):
+            top1 = [
+                json.loads((sweep_dir / f"model={model},seed={s}" / "results.json").read_text())["eval/top1"]
+                for s in (0, 1)
+            ]
+            error = statistics.fmean(100 * (1 - value) for value in top1)
+            assert f"{family:>6}-20    test error {error:.2f}% over 2 run(s)" in printed
+    else:  # each (depth, seed) twin found, and its first logged gradient norm of the stem
+        assert "2 plain/residual pairs: [(20, 0), (20, 1)]" in printed
+        first = next(
+            line
+            for line in (sweep_dir / "model=cifar_plain20,seed=0" / "metrics.jsonl").open()
+            if "train/grad_norm/stem" in line
+        )
+        assert f"'stem': {round(json.loads(first)['train/grad_norm/stem'], 4)}" in printed
 
 
 def _fake_curves(directory: Path, config: dict, train_top1: list[float], eval_top1: list[float]) -> None:

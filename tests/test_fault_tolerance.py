@@ -9,7 +9,7 @@ import pytest
 from experiments import kill_harness
 
 # Its own worker, not in line behind the resume tests.
-pytestmark = [pytest.mark.xdist_group("kill_harness"), pytest.mark.slow]
+pytestmark = pytest.mark.xdist_group("kill_harness")
 # The harness's own run, shortened: 10 kills need about 220 steps at one checkpoint every 10.
 FLAGS = [
     flag
@@ -18,6 +18,7 @@ FLAGS = [
 ] + ["--config.num_train_steps=300", "--config.checkpoint_every_steps=10"]
 
 
+@pytest.mark.slow
 def test_ten_random_sigkills_and_restarts_end_bitwise_equal_to_an_uninterrupted_run(tmp_path, monkeypatch):
     monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
     monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path / "jax_cache"))  # restarts skip recompiling
@@ -28,6 +29,21 @@ def test_ten_random_sigkills_and_restarts_end_bitwise_equal_to_an_uninterrupted_
     assert len(figures["start_steps"]) == 11 and figures["start_steps"][0] == 1
     assert figures["bitwise_identical_state"], figures  # params, BN statistics, optimizer state, RNG, EMA
     assert figures["identical_eval_metrics"], figures
+    assert kill_harness.passed(figures)
+
+
+@pytest.mark.parametrize(
+    "failed", ["every_restart_resumed_at_its_checkpoint", "bitwise_identical_state", "identical_eval_metrics"]
+)
+def test_the_harness_command_exits_0_only_when_every_check_held(failed, tmp_path, monkeypatch, capsys):
+    good = {"every_restart_resumed_at_its_checkpoint": True, "bitwise_identical_state": True}
+    good["identical_eval_metrics"] = True
+    for figures, code in ((good, 0), ({**good, failed: False}, 1)):
+        monkeypatch.setattr(kill_harness, "run_harness", lambda *args, figures=figures: figures)
+        with pytest.raises(SystemExit) as exit_info:
+            kill_harness.main(["--workdir", str(tmp_path)])
+        assert exit_info.value.code == code
+        assert json.loads(capsys.readouterr().out) == figures
 
 
 def test_a_restart_that_crashes_by_itself_fails_the_harness_with_its_log(tmp_path, monkeypatch):

@@ -92,6 +92,19 @@ def test_train_crops_have_the_size_and_range_and_repeat_under_a_key(train_crop):
     assert first.shape == (24, 24, 3) and first.dtype == np.uint8  # normalised later, on the device
     np.testing.assert_array_equal(first, again)
     assert not np.array_equal(first, other)
+    # The pixels are PIL's crop-and-resize of the drawn window (its distribution is tested above), maybe flipped.
+    crop_key = tf.unstack(tf.random.experimental.stateless_split(tf.constant([0, 5]), 2))[0]
+    shape = tf.image.extract_jpeg_shape(jpeg)
+    if train_crop == "scale_jitter":
+        window = imagenet.scale_jitter_window(shape, crop_key, crops)
+    else:
+        window = imagenet.random_resized_window(shape, crop_key)
+    top, left, height, width = (int(value) for value in window)
+    original = Image.fromarray(tf.io.decode_jpeg(jpeg).numpy())
+    expected = np.asarray(original.crop((left, top, left + width, top + height)).resize((24, 24), Image.BILINEAR))
+    differences = [np.abs(first.astype(int) - candidate) for candidate in (expected, expected[:, ::-1])]
+    difference = min(differences, key=np.mean)
+    assert difference.max() <= 6 and difference.mean() < 1.2, (window, difference.max(), difference.mean())
 
 
 def test_eval_crop_is_resize_256_centre_224_as_pil_does_it():

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from configs import default
+from resnet_jax.data import synthetic
+from resnet_jax.models import create_model
 from resnet_jax.train import checkpoint, loop
 
 pytestmark = pytest.mark.xdist_group("loop")  # one worker shares the trained fixture
@@ -63,15 +65,35 @@ def test_learns_the_synthetic_rule_and_writes_the_workdir_contract(trained):
     assert checkpoint.Checkpointer(tmp_path / "checkpoints").latest_step() == 150
 
 
+def test_eval_and_eval_ema_are_the_saved_parameters_and_the_ema_on_every_eval_image(trained):
+    """Recomputed here from the final checkpoint, outside the loop: the raw parameters give eval/*, the
+    EMA parameters (with the same BN statistics) give eval_ema/*, over all 64 synthetic eval images."""
+    workdir, results = trained
+    tree = checkpoint.load_tree(workdir)
+    config = tiny_config()
+    split = synthetic.eval_split(config.seed, 64, 10, (8, 8, 3), config.synthetic.noise)
+    images = (split["image"].astype(np.float32) - synthetic.PIXEL_ZERO) / synthetic.PIXEL_UNIT
+    model = create_model("cifar_resnet20", num_classes=10)
+    for prefix, params in (("eval", tree["params"]), ("eval_ema", tree["ema_params"])):
+        logits = np.asarray(model.apply({"params": params, "batch_stats": tree["batch_stats"]}, images))
+        shifted = logits - logits.max(1, keepdims=True)
+        log_probabilities = shifted - np.log(np.exp(shifted).sum(1, keepdims=True))
+        assert results[f"{prefix}/top1"] == np.mean(logits.argmax(1) == split["label"]), prefix
+        loss = -np.mean(log_probabilities[np.arange(64), split["label"]])
+        assert results[f"{prefix}/loss"] == pytest.approx(loss, rel=1e-4), prefix
+    assert results["eval_ema/loss"] != results["eval/loss"]
+
+
 def test_fine_tuning_loads_the_body_replaces_the_head_and_freezes_stages(trained, tmp_path):
     source, _ = trained
     config = tiny_config(num_train_steps=3, num_classes=7, init_from=str(source), freeze="stem")
     loop.train_and_evaluate(config, tmp_path)
     before, after = checkpoint.load_variables(source), checkpoint.load_variables(tmp_path)
     np.testing.assert_array_equal(after["params"]["conv1"]["kernel"], before["params"]["conv1"]["kernel"])
-    assert not np.array_equal(
-        after["params"]["layer3_0"]["conv1"]["kernel"], before["params"]["layer3_0"]["conv1"]["kernel"]
-    )
+    loaded, trained = before["params"]["layer3_0"]["conv1"]["kernel"], after["params"]["layer3_0"]["conv1"]["kernel"]
+    assert not np.array_equal(trained, loaded)
+    # Loaded, then moved by 3 small steps; a fresh initialisation would be about sqrt(2) |loaded| away.
+    assert np.linalg.norm(trained - loaded) < 0.2 * np.linalg.norm(loaded)
     assert after["params"]["fc"]["kernel"].shape[-1] == 7
 
 

@@ -1,6 +1,7 @@
 """Start-up: JAX's persistent compilation cache is on by default and a second run compiles nothing."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -42,7 +43,8 @@ def test_jaxs_variable_then_the_config_field_take_precedence_and_none_turns_it_o
 def test_a_second_run_reads_every_executable_from_the_cache(tmp_path):
     cache = tmp_path / "cache"
 
-    def run(name: str) -> set[str]:
+    def run(name: str) -> str:
+        """Run the command; its stderr, where JAX logs each persistent-cache hit and miss as a warning."""
         command = [
             sys.executable,
             "-m",
@@ -55,13 +57,18 @@ def test_a_second_run_reads_every_executable_from_the_cache(tmp_path):
             "--config.synthetic.num_eval_examples=64",
             f"--config.compilation_cache_dir={cache}",
         ]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+        environment = {**os.environ, "JAX_LOG_COMPILES": "1", "JAX_EXPLAIN_CACHE_MISSES": "1"}
+        result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=environment)
         assert result.returncode == 0, result.stderr[-3000:]
-        return {path.name for path in cache.iterdir()}
+        return result.stderr
 
-    first, second = run("first"), run("second")
-    assert len(first) >= 3  # the init, train and eval steps at least
-    assert second == first  # nothing new compiled: every program came from the cache
+    first = run("first")
+    written = {path: path.stat().st_mtime_ns for path in cache.glob("*-cache")}
+    assert first.count("PERSISTENT COMPILATION CACHE MISS") >= 3  # the init, train and eval steps at least
+    second = run("second")
+    assert "PERSISTENT COMPILATION CACHE MISS" not in second, second[-3000:]  # nothing compiled again...
+    assert second.count("Persistent compilation cache hit") >= len(written)  # ...every program was read
+    assert {path: path.stat().st_mtime_ns for path in cache.glob("*-cache")} == written  # and none rewritten
     metrics = [json.loads(line) for line in (tmp_path / "second" / "metrics.jsonl").read_text().splitlines()]
     (startup,) = [line for line in metrics if "startup/total_s" in line]
     phases = ("launch", "data", "init", "first_step")

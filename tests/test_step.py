@@ -99,6 +99,12 @@ def test_gradient_accumulation_reproduces_the_large_batch():
     accumulated = run_steps(tiny_model(bn_group_size=4), jax.devices()[:2], batches, grad_accum_steps=2)
     assert_trees_close(whole.params, accumulated.params, atol=2e-5)
     assert_trees_close(whole.batch_stats, accumulated.batch_stats, atol=2e-5)
+    # The split really happens: with per-device BN statistics (groups of 8), microbatches of 4 normalise
+    # over other examples, so the result moves.
+    whole = run_steps(tiny_model(bn_group_size=0), jax.devices()[:2], batches)
+    accumulated = run_steps(tiny_model(bn_group_size=0), jax.devices()[:2], batches, grad_accum_steps=2)
+    differences = jax.tree_util.tree_map(lambda a, b: float(np.abs(a - b).max()), whole.params, accumulated.params)
+    assert max(jax.tree_util.tree_leaves(differences)) > 1e-4
 
 
 def test_microbatches_take_a_slice_of_every_shard():

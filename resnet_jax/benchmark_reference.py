@@ -8,6 +8,7 @@ cost. The architecture is read from the registry, so both steps train the same n
 post-activation ones: torchvision's layouts, He et al.'s CIFAR nets with shortcut A or none, ResNeXt-29).
 """
 
+import dataclasses
 import functools
 from collections.abc import Sequence
 from typing import Any
@@ -19,7 +20,7 @@ import optax
 from flax.training import train_state
 
 from resnet_jax.models import get_spec
-from resnet_jax.models.resnet import BOTTLENECK_EXPANSION
+from resnet_jax.models.blocks import BOTTLENECK_EXPANSION
 
 
 class Block(nn.Module):
@@ -101,10 +102,13 @@ class State(train_state.TrainState):
 def minimal_model(model_name: str, num_classes: int, dtype: str) -> MinimalResNet:
     """The bare-Flax twin of registered model ``model_name``; an error for the layouts it does not cover."""
     kwargs = dict(get_spec(model_name).kwargs)
-    if kwargs.pop("preactivation", False):
+    covered = {field.name for field in dataclasses.fields(MinimalResNet)}
+    variant = {key: value for key, value in kwargs.items() if key not in covered}
+    if variant or kwargs["stem"] not in ("imagenet", "cifar") or kwargs["shortcut"] not in ("A", "B", "none"):
         raise ValueError(
-            f"--reference has a bare-Flax twin for post-activation ResNets only, and {model_name} is a "
-            "pre-activation network. Benchmark it without --reference, or pick e.g. resnet50 or cifar_resnet20."
+            f"--reference has a bare-Flax twin for torchvision-style post-activation ResNets, ResNeXts and "
+            f"plain nets only, and {model_name} is a variant ({kwargs}). Benchmark it without --reference, "
+            "or pick e.g. resnet50 or cifar_resnet20."
         )
     return MinimalResNet(num_classes=num_classes, dtype=dtype, **kwargs)
 

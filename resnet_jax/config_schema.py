@@ -172,6 +172,69 @@ FIELDS = (
     ),
     Field("zero_init_residual", False, "zero the last BN scale of each residual branch (Goyal et al. 2017)", (MODEL,)),
     Field("dropout_rate", 0.0, "dropout between the convolutions of a block (WRN: 0.3)", (MODEL,), range=FRACTION),
+    # Variants: each default leaves the model's own value (``loop.build_model`` passes only changed ones).
+    Field(
+        "shortcut",
+        "",
+        "'' = the model's own; A zero-pad, B project on a shape change, C project everywhere, D average-pool "
+        "then project (ResNet-D), none = plain",
+        (MODEL,),
+        _owned("models.registry", "SHORTCUT_OVERRIDES"),
+    ),
+    Field(
+        "activation_order",
+        "",
+        "'' = the model's own; where BN and ReLU sit in a unit (He et al. 2016b Fig. 4: post, "
+        "bn_after_addition, relu_before_addition, relu_preactivation, full_preactivation)",
+        (MODEL,),
+        _owned("models.registry", "ACTIVATION_ORDER_OVERRIDES"),
+    ),
+    Field(
+        "se_ratio",
+        0.0,
+        "Squeeze-and-Excitation on every branch, narrowing to this fraction (Hu et al.: 1/16); "
+        "0 = the model's own (se_resnet*: 1/16)",
+        (MODEL,),
+        range=FRACTION,
+    ),
+    Field(
+        "stochastic_depth_survival",
+        1.0,
+        "stochastic depth: survival probability of the last block, 1 -> p_L linearly over the blocks "
+        "(Huang et al. 2016: 0.5); 1 = off",
+        (MODEL,),
+        range=Range(0, 1, low_open=True),
+    ),
+    Field(
+        "shortcut_scale",
+        1.0,
+        "constant scaling of the shortcut (He et al. 2016b Table 1: 0.5)",
+        (MODEL,),
+        range=POSITIVE,
+    ),
+    Field(
+        "branch_scale",
+        1.0,
+        "constant scaling of the residual branch (He et al. 2016b Table 1: 0.5)",
+        (MODEL,),
+        range=POSITIVE,
+    ),
+    Field(
+        "gate",
+        "",
+        "He et al. 2016b Table 1 gating, g = sigmoid(1x1 conv(x) + b): 'exclusive' g F + (1 - g) x, "
+        "'shortcut_only' F + (1 - g) x; '' = none",
+        (MODEL,),
+        _owned("models.blocks", "GATES"),
+    ),
+    Field("gate_bias_init", 0.0, "initial bias b of the gate's 1x1 conv (He et al. 2016b: -6)", (MODEL,)),
+    Field(
+        "shortcut_dropout",
+        0.0,
+        "dropout on the shortcut, not rescaled: expected scale 1 - p (He et al. 2016b Table 1: 0.5)",
+        (MODEL,),
+        range=FRACTION,
+    ),
     Field(
         "bn_group_size",
         0,
@@ -402,6 +465,26 @@ FIELDS = (
     ),
 )
 BY_NAME = {field.name: field for field in FIELDS}
+
+
+# The model fields that change a registered architecture only when set away from their defaults.
+VARIANT_FIELDS = (
+    "shortcut",
+    "activation_order",
+    "se_ratio",
+    "stochastic_depth_survival",
+    "shortcut_scale",
+    "branch_scale",
+    "gate",
+    "gate_bias_init",
+    "shortcut_dropout",
+)
+
+
+def variant_defaults() -> dict[str, Any]:
+    """Each variant field's default: the value that keeps the registered model's own architecture."""
+    defaults = {field.name: field.default for field in FIELDS}
+    return {name: defaults[name] for name in VARIANT_FIELDS}
 
 
 def field_names() -> list[str]:

@@ -73,15 +73,23 @@ def _infer_num_classes(state_dict: Mapping[str, Any]) -> int:
     return int(np.shape(state_dict["fc.weight"])[0])
 
 
-def expected_torch_keys(name: str, num_classes: int) -> dict[str, tuple[tuple[str, ...], tuple[int, ...]]]:
-    """torch key -> (Flax variable path, Flax shape) for every variable of model ``name``."""
-    variables = abstract_variables(create_model(name, num_classes=num_classes), get_spec(name).input_size)
+def torch_keys(variables: Any) -> dict[str, tuple[tuple[str, ...], tuple[int, ...]]]:
+    """torch key -> (Flax variable path, Flax shape) for every leaf of a (shapes-only) variables tree."""
     flat = traverse_util.flatten_dict(variables)
     return {torch_key(path): (path, tuple(leaf.shape)) for path, leaf in flat.items()}
 
 
-def from_torchvision(state_dict: Mapping[str, Any], name: str, num_classes: int | None = None) -> dict:
-    """Map a torchvision ResNet ``state_dict`` to ``{'params', 'batch_stats'}`` for model ``name``.
+def expected_torch_keys(
+    name: str, num_classes: int, **overrides: Any
+) -> dict[str, tuple[tuple[str, ...], tuple[int, ...]]]:
+    """torch key -> (Flax variable path, Flax shape) for every variable of model ``name`` (with overrides)."""
+    model = create_model(name, num_classes=num_classes, **overrides)
+    return torch_keys(abstract_variables(model, get_spec(name).input_size))
+
+
+def from_torchvision(state_dict: Mapping[str, Any], name: str, num_classes: int | None = None, **overrides) -> dict:
+    """Map a torchvision-layout ``state_dict`` to ``{'params', 'batch_stats'}`` for model ``name``
+    (built with any ``overrides`` of its fields, e.g. ``se_ratio``).
 
     ``num_classes`` defaults to the rows of ``fc.weight``. Raises ValueError naming every unknown,
     missing or mis-shaped key; ``num_batches_tracked`` entries are ignored.
@@ -90,7 +98,12 @@ def from_torchvision(state_dict: Mapping[str, Any], name: str, num_classes: int 
         state_dict = {key[len(DATA_PARALLEL_PREFIX) :]: value for key, value in state_dict.items()}
     if num_classes is None:
         num_classes = _infer_num_classes(state_dict)
-    expected = expected_torch_keys(name, num_classes)
+    return from_state_dict(state_dict, expected_torch_keys(name, num_classes, **overrides), name)
+
+
+def from_state_dict(state_dict: Mapping[str, Any], expected: dict, name: str) -> dict:
+    """Fill the variables ``expected`` (from ``torch_keys``) from ``state_dict``, strictly: every unknown,
+    missing or mis-shaped key is named in one ``IncompatibleCheckpoint``."""
     given = {key for key in state_dict if not key.endswith(IGNORED_SUFFIXES)}
 
     problems, misshaped, converted = [], [], {}

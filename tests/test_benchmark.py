@@ -109,4 +109,4 @@ def test_cost_only_compiles_both_steps_and_runs_neither(capsys):
 def test_reference_mode_refuses_a_pre_activation_network_in_one_line(capsys):
     with pytest.raises(SystemExit):
         benchmark.main(["--model", "wrn16_8", "--batch_size", "8", "--reference"])
-    assert "post-activation ResNets only" in capsys.readouterr().err
+    assert "post-activation ResNets, ResNeXts and plain nets only" in capsys.readouterr().err

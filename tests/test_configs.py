@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from configs import cifar10, default, digits, fashion_mnist, imagenet, random_erasing, resnext, wrn
+from configs import ablations, cifar10, default, digits, fashion_mnist, imagenet, random_erasing, resnext, wrn
 from resnet_jax import config_schema
 from resnet_jax.errors import ConfigError
 from resnet_jax.train import recipe
@@ -23,6 +23,8 @@ ALL_CONFIGS = [
     *[(resnext, f"{dataset},{model}") for dataset in ("cifar10", "cifar100") for model in resnext.MODELS],
     *[(fashion_mnist, f"{model}{options}") for model in random_erasing.MODELS for options in ("", ",erasing,budget")],
     *[(random_erasing, f"{dataset},resnet56,erasing") for dataset in ("cifar10", "cifar100")],
+    *[(ablations, row) for row in ablations.ROWS],
+    (ablations, "exclusive_gating,fashion_mnist,resnet56,budget"),
 ]
 
 
@@ -38,6 +40,7 @@ def test_config_is_valid(module, arg):
         assert field in config
     config.dataset = "synthetic"  # the TFDS datasets are checked by the data tests
     config.random_erasing.probability = 0.0  # only the in-memory TFDS datasets erase (tested there)
+    config.validation_examples = 0  # and only they hold out a validation split
     config_schema.validate(config)
 
 
@@ -264,3 +267,51 @@ def test_random_erasing_recipe_uses_the_papers_hyperparameters():
         0.3,
         "random",
     )
+
+
+# He et al. 2016b, Table 1 and Fig. 2 (the gate's bias b_g, the scales), Table 2 and Fig. 4 (the orders);
+# Huang et al. 2016, Sec. 4 (p_L = 0.5). Written from the papers: (field, value) pairs each row sets.
+ABLATION_SETTINGS = {
+    "original": {},
+    "shortcut_half": {"shortcut_scale": 0.5},
+    "constant_scaling": {"shortcut_scale": 0.5, "branch_scale": 0.5},
+    "exclusive_gating": {"gate": "exclusive", "gate_bias_init": -6.0},
+    "exclusive_gating_b0": {"gate": "exclusive"},
+    "exclusive_gating_b7": {"gate": "exclusive", "gate_bias_init": -7.0},
+    "shortcut_gating": {"gate": "shortcut_only", "gate_bias_init": -6.0},
+    "shortcut_gating_b0": {"gate": "shortcut_only"},
+    "conv_shortcut": {"shortcut": "C"},
+    "dropout_shortcut": {"shortcut_dropout": 0.5},
+    "bn_after_addition": {"activation_order": "bn_after_addition"},
+    "relu_before_addition": {"activation_order": "relu_before_addition"},
+    "relu_preactivation": {"activation_order": "relu_preactivation"},
+    "full_preactivation": {"activation_order": "full_preactivation"},
+    "constant_depth": {},
+    "stochastic_depth": {"stochastic_depth_survival": 0.5},
+}
+
+
+@pytest.mark.parametrize("row", sorted(ABLATION_SETTINGS))
+def test_each_ablation_row_changes_only_its_variant_on_its_papers_recipe(row):
+    config = ablations.get_config(row)
+    defaults = config_schema.variant_defaults()
+    assert {name: config[name] for name in defaults if config[name] != defaults[name]} == ABLATION_SETTINGS[row]
+    assert config.model == "cifar_resnet110" and config.dataset == "cifar10"
+    assert (config.batch_size, config.momentum, config.weight_decay, config.learning_rate) == (128, 0.9, 1e-4, 0.1)
+    if row in ("constant_depth", "stochastic_depth"):  # Huang et al.: 500 epochs, /10 at 250 and 375, Nesterov
+        assert (config.num_epochs, tuple(config.lr_boundaries_epochs), config.nesterov) == (500.0, (250.0, 375.0), True)
+        assert config.validation_examples == 5_000 and config.warmup_steps == 0
+    else:  # He et al. 2016's CIFAR recipe, with the 400-iteration warm-up of ResNet-110
+        assert (config.num_train_steps, tuple(config.lr_boundaries), config.nesterov) == (
+            64_000,
+            (32_000, 48_000),
+            False,
+        )
+        assert (config.warmup, config.warmup_steps, config.warmup_learning_rate) == ("constant", 400, 0.01)
+
+
+def test_the_fashion_mnist_probe_is_the_budget_recipe_with_the_rows_variant():
+    probe = ablations.get_config("exclusive_gating,fashion_mnist,resnet56,budget")
+    budget = fashion_mnist.get_config("resnet56,budget")
+    changed = {name for name in budget.to_dict() if probe[name] != budget[name]}
+    assert changed == {"gate", "gate_bias_init"}

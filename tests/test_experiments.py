@@ -153,6 +153,8 @@ def test_reproduce_emits_every_row_with_its_recipe(name, capsys):
         assert len(mine) == 2 and all(f"--config={row.config}" in line for line in mine)
         config = load_config(row.config)  # the recipe exists and trains the row's network on its dataset
         assert row.matches(config.to_dict()), row.name
+        others = [other.name for other in table.rows if other is not row and other.matches(config.to_dict())]
+        assert not others, (row.name, others)  # a run counts for its own row only: variants told apart
 
 
 def test_published_numbers_live_only_in_the_tables():

@@ -14,7 +14,7 @@ from conftest import random_variables
 from resnet_jax.models import ResNet, create_model, get_spec, list_models, profile_model
 from resnet_jax.models import __main__ as models_command
 from resnet_jax.models.__main__ import default_num_classes
-from resnet_jax.models.resnet import ResidualBlock
+from resnet_jax.models.blocks import ResidualBlock
 
 # torchvision's model cards (ImageNet, 1000 classes) and the papers' tables (CIFAR, 10 classes).
 PUBLISHED_PARAMS = {
@@ -57,7 +57,8 @@ REQUIRED_NAMES = (
     "resnet18 resnet34 resnet50 resnet101 resnet152 resnext50_32x4d resnext101_32x8d resnext101_64x4d "
     "wide_resnet50_2 wide_resnet101_2 cifar_resnet20 cifar_resnet32 cifar_resnet44 cifar_resnet56 cifar_resnet110 "
     "cifar_resnet1202 cifar_plain20 cifar_plain32 cifar_plain44 cifar_plain56 cifar_plain110 wrn16_8 wrn28_10 "
-    "wrn40_4 resnext29_8x64d resnext29_16x64d"
+    "wrn40_4 resnext29_8x64d resnext29_16x64d se_resnet50 se_resnet101 resnet50d res2net50_26w_4s "
+    "res2net101_26w_4s preact_resnet18 preact_resnet50"
 ).split()
 
 
@@ -214,12 +215,7 @@ def test_zero_init_residual_zeroes_each_branch_and_gradients_still_flow(name, ze
     assert all(np.abs(np.asarray(grads[b][module][leaf])).max() > 0 for b in blocks), "zeroed leaves must learn"
 
 
-def test_preactivation_with_imagenet_stem_is_refused():
-    with pytest.raises(ValueError, match="BN-ReLU twice"):
-        create_model("resnet50", num_classes=10, preactivation=True)
-
-
-def _block(shortcut, preactivation=False, out_width=8):
+def _block(shortcut, activation_order="post", out_width=8):
     return ResidualBlock(
         block="basic",
         inner_width=out_width,
@@ -227,7 +223,7 @@ def _block(shortcut, preactivation=False, out_width=8):
         stride=2,
         groups=1,
         shortcut=shortcut,
-        preactivation=preactivation,
+        activation_order=activation_order,
         dropout_rate=0.0,
         zero_init_residual=shortcut != "none",
         bn_group_size=0,
@@ -268,7 +264,7 @@ def test_plain_block_has_no_shortcut():
 def test_preactivation_projection_uses_the_preactivated_input():
     """He et al. 2016b / WRN: the 1x1 projection sees relu(bn1(x)), and has no BN of its own."""
     x = jnp.asarray(np.random.default_rng(0).standard_normal((2, 6, 6, 4), dtype=np.float32))
-    block = _block("B", preactivation=True)
+    block = _block("B", activation_order="full_preactivation")
     variables = block.init(jax.random.key(0), x, train=False)
     assert "downsample_bn" not in variables["params"]
     kernel = np.asarray(variables["params"]["downsample_conv"]["kernel"])[0, 0]

@@ -8,6 +8,8 @@ be a study with no published numbers (the paper gives curves only); its rows sti
 
 import dataclasses
 
+from resnet_jax.config_schema import variant_defaults
+
 
 @dataclasses.dataclass(frozen=True)
 class Row:
@@ -26,6 +28,8 @@ class Row:
       random_erasing: whether the row trains with Random Erasing (matches runs with probability > 0).
       dropout_rate: the row's dropout between the convolutions of a block (matches runs with that rate).
       panel: the panel of the row's curves in ``reproduce.py --plot`` ('' = the only panel).
+      variant: the model's variant fields the row sets (``config_schema.VARIANT_FIELDS``; gates, scalings,
+        activation order, ...); a run matches only with exactly these, the others at their defaults.
     """
 
     name: str
@@ -40,12 +44,18 @@ class Row:
     random_erasing: bool = False
     dropout_rate: float = 0.0
     panel: str = ""
+    variant: tuple[tuple[str, object], ...] = ()
 
     def matches(self, config: dict) -> bool:
-        """Whether a run's resolved config (config.json) trains this row's network, dataset and regularisation."""
+        """Whether a run's resolved config (config.json) trains this row's network, variant, dataset and
+        regularisation."""
         erasing = config.get("random_erasing", {}).get("probability", 0) > 0
         run = (config.get("model"), config.get("dataset"), erasing, config.get("dropout_rate", 0.0))
-        return (self.model, self.dataset, self.random_erasing, self.dropout_rate) == run
+        variant = {name: config.get(name, default) for name, default in variant_defaults().items()}
+        return (self.model, self.dataset, self.random_erasing, self.dropout_rate) == run and variant == {
+            **variant_defaults(),
+            **dict(self.variant),
+        }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -271,6 +281,131 @@ def _he2016_degradation_fashion_mnist() -> Table:
     )
 
 
+HE2016B = "He et al. 2016b, Identity Mappings in Deep Residual Networks"
+HE2016B_FAIL = "fail (test error above 20%)"
+
+
+def _ablation_row(name: str, published: float | None, source: str, arg: str = "", **variant) -> Row:
+    """A row of ``configs/ablations.py:NAME[ARG]`` on CIFAR-10 ResNet-110 unless ``arg`` says otherwise."""
+    model = "cifar_resnet56" if "resnet56" in arg else "cifar_resnet110"
+    dataset = "fashion_mnist" if "fashion_mnist" in arg else "cifar10"
+    return Row(
+        name, f"configs/ablations.py:{name}{arg}", model, dataset, published, source, variant=tuple(variant.items())
+    )
+
+
+def _he2016b_shortcuts() -> Table:
+    table = f"{HE2016B}, Table 1 (CIFAR-10, ResNet-110)"
+    rows = (
+        _ablation_row("original", 6.61, f"{table}, original"),
+        Row(
+            "plain110",
+            "configs/cifar10.py:plain110",
+            "cifar_plain110",
+            "cifar10",
+            None,
+            f"{table}, constant scaling, shortcut 0 (a plain net): {HE2016B_FAIL}",
+        ),
+        _ablation_row(
+            "shortcut_half", None, f"{table}, constant scaling 0.5 on the shortcut: {HE2016B_FAIL}", shortcut_scale=0.5
+        ),
+        _ablation_row(
+            "constant_scaling", 12.35, f"{table}, constant scaling 0.5, 0.5", shortcut_scale=0.5, branch_scale=0.5
+        ),
+        _ablation_row(
+            "exclusive_gating_b0",
+            None,
+            f"{table}, exclusive gating, b_g = 0 (to -5): {HE2016B_FAIL}",
+            gate="exclusive",
+        ),
+        _ablation_row(
+            "exclusive_gating", 8.70, f"{table}, exclusive gating, b_g = -6", gate="exclusive", gate_bias_init=-6.0
+        ),
+        _ablation_row(
+            "exclusive_gating_b7", 9.81, f"{table}, exclusive gating, b_g = -7", gate="exclusive", gate_bias_init=-7.0
+        ),
+        _ablation_row("shortcut_gating_b0", 12.86, f"{table}, shortcut-only gating, b_g = 0", gate="shortcut_only"),
+        _ablation_row(
+            "shortcut_gating",
+            6.91,
+            f"{table}, shortcut-only gating, b_g = -6",
+            gate="shortcut_only",
+            gate_bias_init=-6.0,
+        ),
+        _ablation_row("conv_shortcut", 12.22, f"{table}, 1x1 conv shortcut", shortcut="C"),
+        _ablation_row("dropout_shortcut", None, f"{table}, dropout shortcut 0.5: {HE2016B_FAIL}", shortcut_dropout=0.5),
+    )
+    return Table(f"{HE2016B}: shortcut types (Table 1, CIFAR-10 ResNet-110)", 5, rows, measured_at="median of 5 runs")
+
+
+def _he2016b_activations() -> Table:
+    table = f"{HE2016B}, Table 2 (CIFAR-10, ResNet-110 column)"
+    errors = {
+        "original": 6.61,
+        "bn_after_addition": 8.17,
+        "relu_before_addition": 7.84,
+        "relu_preactivation": 6.71,
+        "full_preactivation": 6.37,
+    }
+    rows = tuple(
+        _ablation_row(
+            name,
+            error,
+            f"{table}, {name.replace('_', ' ')}",
+            **({} if name == "original" else {"activation_order": name}),
+        )
+        for name, error in errors.items()
+    )
+    return Table(f"{HE2016B}: activation orders (Table 2, CIFAR-10 ResNet-110)", 5, rows)
+
+
+def _huang2016() -> Table:
+    source = "Huang et al. 2016, Deep Networks with Stochastic Depth, Table 1 (CIFAR-10+, ResNet-110)"
+    rows = (
+        _ablation_row("constant_depth", 6.41, f"{source}, constant depth"),
+        _ablation_row(
+            "stochastic_depth", 5.25, f"{source}, stochastic depth, p_L = 0.5", stochastic_depth_survival=0.5
+        ),
+    )
+    return Table(
+        "Huang et al. 2016: stochastic depth on CIFAR-10 ResNet-110 (500 epochs)",
+        1,
+        rows,
+        measured_at="the epoch of the lowest validation error (45k/5k split)",
+    )
+
+
+def _he2016b_shortcuts_fashion_mnist() -> Table:
+    probe = "a 56-layer, 5-epoch probe on Fashion-MNIST, not the paper's setting (He et al. 2016b, Table 1"
+    rows = (
+        _ablation_row(
+            "original", None, f"{probe}: original 6.61% on CIFAR-10 ResNet-110)", ",fashion_mnist,resnet56,budget"
+        ),
+        _ablation_row(
+            "exclusive_gating",
+            None,
+            f"{probe}: exclusive gating b_g = -6, 8.70%)",
+            ",fashion_mnist,resnet56,budget",
+            gate="exclusive",
+            gate_bias_init=-6.0,
+        ),
+        _ablation_row(
+            "constant_scaling",
+            None,
+            f"{probe}: constant scaling 0.5, 0.5, 12.35%)",
+            ",fashion_mnist,resnet56,budget",
+            shortcut_scale=0.5,
+            branch_scale=0.5,
+        ),
+    )
+    return Table(
+        "He et al. 2016b's shortcut comparison, small: original vs exclusive gating vs constant scaling, "
+        "cifar_resnet56 on Fashion-MNIST with the 5-epoch ',budget' recipe",
+        1,
+        rows,
+    )
+
+
 def _imagenet_reference() -> Table:
     """Single-crop 224 top-1 error of torchvision's reference weights (100 - its published top-1), and
     Xie et al.'s ResNeXt-101 64x4d, which torchvision's V1 weights do not reproduce with this recipe."""
@@ -323,6 +458,10 @@ TABLES = {
         measured_at=ZHONG2017_MEASURED_AT,
     ),
     "he2016_degradation_fashion_mnist": _he2016_degradation_fashion_mnist(),
+    "he2016b_shortcuts": _he2016b_shortcuts(),
+    "he2016b_activations": _he2016b_activations(),
+    "huang2016": _huang2016(),
+    "he2016b_shortcuts_fashion_mnist": _he2016b_shortcuts_fashion_mnist(),
 }
 
 

@@ -2,7 +2,8 @@
 everything that acts on a part (freezing, per-part learning rates, gradient-norm labels, re-initialising
 the head, the torchvision converter) asks here instead of parsing the names itself.
 
-Top-level modules follow torchvision's layout: the stem is ``conv1`` and ``bn1``, block ``j`` of stage
+Top-level modules follow torchvision's layout: the stem is ``conv1`` and ``bn1`` (a deep stem's first
+two convolutions are ``conv1_0``, ``bn1_0``, ``conv1_1``, ``bn1_1``), block ``j`` of stage
 ``i`` is ``layer{i}_{j}`` (``layer{i}.{j}`` in torchvision), the classifier is ``fc``. A pre-activation
 net's final BN-ReLU (``bn_final``) closes its last stage. The parts are ``stem``, ``layer1`` ...
 ``layerN`` and ``head`` (the classifier alone, which ``reinit_head`` and ``freeze='head'`` both mean).
@@ -14,6 +15,7 @@ from collections.abc import Iterable
 STEM = "stem"
 HEAD = "head"
 STEM_MODULES = ("conv1", "bn1")
+DEEP_STEM_MODULES = ("conv1_0", "bn1_0", "conv1_1", "bn1_1")  # ResNet-C's first two convs, before conv1
 CLASSIFIER = "fc"
 FINAL_NORM = "bn_final"
 _BLOCK = re.compile(r"^layer(\d+)_(\d+)$")
@@ -44,7 +46,7 @@ def part_of_modules(modules: Iterable[str]) -> dict[str, str]:
     for module in modules:
         if positions[module]:
             parts[module] = positions[module][0]
-        elif module in STEM_MODULES:
+        elif module in STEM_MODULES or module in DEEP_STEM_MODULES:
             parts[module] = STEM
         elif module == FINAL_NORM and stages:
             parts[module] = stages[-1]

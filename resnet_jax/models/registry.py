@@ -4,6 +4,7 @@ import dataclasses
 from typing import Any
 
 from resnet_jax.errors import ConfigError
+from resnet_jax.models.blocks import ACTIVATION_ORDERS, SHORTCUTS
 from resnet_jax.models.resnet import ResNet
 
 IMAGENET_INPUT_SIZE = 224
@@ -21,7 +22,7 @@ class ModelSpec:
 
 def _imagenet(stage_sizes, block, source, **kwargs) -> ModelSpec:
     return ModelSpec(
-        dict(stage_sizes=stage_sizes, block=block, stem="imagenet", shortcut="B", **kwargs),
+        dict(stage_sizes=stage_sizes, block=block, **{"stem": "imagenet", "shortcut": "B", **kwargs}),
         IMAGENET_INPUT_SIZE,
         source,
     )
@@ -55,7 +56,7 @@ def _wide_resnet(depth: int, widen: int) -> ModelSpec:
             stem="cifar",
             stem_width=16,
             shortcut="B",
-            preactivation=True,
+            activation_order="full_preactivation",
         ),
         CIFAR_INPUT_SIZE,
         f"Zagoruyko & Komodakis 2016, Wide Residual Networks, WRN-{depth}-{widen}",
@@ -81,6 +82,10 @@ def _cifar_resnext(cardinality: int, group_width: int) -> ModelSpec:
 
 
 TORCHVISION = "torchvision.models (He et al. 2016 layout, stride on the 3x3)"
+SE = "Hu et al. 2018, Squeeze-and-Excitation Networks (reduction 16, on the branch before the addition)"
+BAG_OF_TRICKS = "He et al. 2019, Bag of Tricks: ResNet-C deep stem and ResNet-D average-pool shortcut"
+RES2NET = "Gao et al. 2019, Res2Net (scale 4, width 26)"
+PREACT = "He et al. 2016b, Identity Mappings: full pre-activation, BN-ReLU after conv1 and before the pooling"
 
 MODELS: dict[str, ModelSpec] = {
     "resnet18": _imagenet((2, 2, 2, 2), "basic", TORCHVISION),
@@ -93,6 +98,13 @@ MODELS: dict[str, ModelSpec] = {
     "resnext101_64x4d": _imagenet((3, 4, 23, 3), "bottleneck", TORCHVISION, groups=64, width_per_group=4),
     "wide_resnet50_2": _imagenet((3, 4, 6, 3), "bottleneck", TORCHVISION, width_multiplier=2),
     "wide_resnet101_2": _imagenet((3, 4, 23, 3), "bottleneck", TORCHVISION, width_multiplier=2),
+    "se_resnet50": _imagenet((3, 4, 6, 3), "bottleneck", SE, se_ratio=1 / 16),
+    "se_resnet101": _imagenet((3, 4, 23, 3), "bottleneck", SE, se_ratio=1 / 16),
+    "resnet50d": _imagenet((3, 4, 6, 3), "bottleneck", BAG_OF_TRICKS, stem="deep", shortcut="D"),
+    "res2net50_26w_4s": _imagenet((3, 4, 6, 3), "res2net", RES2NET, width_per_group=26, scale=4),
+    "res2net101_26w_4s": _imagenet((3, 4, 23, 3), "res2net", RES2NET, width_per_group=26, scale=4),
+    "preact_resnet18": _imagenet((2, 2, 2, 2), "basic", PREACT, activation_order="full_preactivation"),
+    "preact_resnet50": _imagenet((3, 4, 6, 3), "bottleneck", PREACT, activation_order="full_preactivation"),
     **{f"cifar_resnet{d}": _cifar_resnet(d, "A") for d in (20, 32, 44, 56, 110, 1202)},
     **{f"cifar_plain{d}": _cifar_resnet(d, "none") for d in (20, 32, 44, 56, 110)},
     "wrn16_8": _wide_resnet(16, 8),
@@ -102,6 +114,9 @@ MODELS: dict[str, ModelSpec] = {
     "resnext29_16x64d": _cifar_resnext(16, 64),
 }
 
+# Config choices for the variant fields: '' keeps the registered model's own value.
+SHORTCUT_OVERRIDES = ("", *SHORTCUTS)
+ACTIVATION_ORDER_OVERRIDES = ("", *ACTIVATION_ORDERS)
 OVERRIDABLE = tuple(f.name for f in dataclasses.fields(ResNet) if f.name not in ("parent", "name", "num_classes"))
 
 

@@ -40,6 +40,12 @@ class TrainingDiverged(FloatingPointError):
     """The loss or gradient norm stopped being finite."""
 
 
+def model_overrides(config: Any) -> dict[str, Any]:
+    """The variant fields the config sets away from their defaults: what it changes in the registered model."""
+    defaults = config_schema.variant_defaults()
+    return {name: getattr(config, name) for name, default in defaults.items() if getattr(config, name) != default}
+
+
 def build_model(config: Any, input_channels: int = 3):
     """The zoo model the config's model view names, with its per-run overrides."""
     config = view(config, MODEL)
@@ -51,6 +57,7 @@ def build_model(config: Any, input_channels: int = 3):
         zero_init_residual=config.zero_init_residual,
         dropout_rate=config.dropout_rate,
         bn_group_size=config.bn_group_size,
+        **model_overrides(config),
     )
 
 

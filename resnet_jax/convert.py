@@ -15,9 +15,10 @@ import numpy as np
 from flax import traverse_util
 
 from resnet_jax.errors import IncompatibleCheckpoint
-from resnet_jax.models import abstract_variables, create_model, get_spec, parts
+from resnet_jax.models import abstract_variables, create_model, parts
 
 IGNORED_SUFFIXES = ("num_batches_tracked",)
+SHAPE_IMAGE_SIZE = 64  # any size the strides leave at least one pixel for; global pooling makes shapes equal
 DATA_PARALLEL_PREFIX = "module."  # torch.nn.DataParallel / DistributedDataParallel wrappers
 TORCH_LEAF = {
     ("params", "kernel"): "weight",
@@ -79,26 +80,32 @@ def torch_keys(variables: Any) -> dict[str, tuple[tuple[str, ...], tuple[int, ..
     return {torch_key(path): (path, tuple(leaf.shape)) for path, leaf in flat.items()}
 
 
-def expected_torch_keys(
-    name: str, num_classes: int, **overrides: Any
-) -> dict[str, tuple[tuple[str, ...], tuple[int, ...]]]:
-    """torch key -> (Flax variable path, Flax shape) for every variable of model ``name`` (with overrides)."""
-    model = create_model(name, num_classes=num_classes, **overrides)
-    return torch_keys(abstract_variables(model, get_spec(name).input_size))
+def expected_torch_keys(name: str, num_classes: int) -> dict[str, tuple[tuple[str, ...], tuple[int, ...]]]:
+    """torch key -> (Flax variable path, Flax shape) for every variable of model ``name``."""
+    return _model_torch_keys(create_model(name, num_classes=num_classes))
 
 
-def from_torchvision(state_dict: Mapping[str, Any], name: str, num_classes: int | None = None, **overrides) -> dict:
-    """Map a torchvision-layout ``state_dict`` to ``{'params', 'batch_stats'}`` for model ``name``
-    (built with any ``overrides`` of its fields, e.g. ``se_ratio``).
+def _model_torch_keys(model: Any) -> dict[str, tuple[tuple[str, ...], tuple[int, ...]]]:
+    """``torch_keys`` of a built model (the parameter shapes do not depend on the image size)."""
+    return torch_keys(abstract_variables(model, SHAPE_IMAGE_SIZE, model.input_channels))
+
+
+def from_torchvision(state_dict: Mapping[str, Any], name: str, num_classes: int | None = None) -> dict:
+    """Map a torchvision-layout ``state_dict`` to ``{'params', 'batch_stats'}`` for model ``name``.
 
     ``num_classes`` defaults to the rows of ``fc.weight``. Raises ValueError naming every unknown,
     missing or mis-shaped key; ``num_batches_tracked`` entries are ignored.
     """
+    return from_torch_model(state_dict, create_model(name, num_classes=num_classes or 1), name, num_classes)
+
+
+def from_torch_model(state_dict: Mapping[str, Any], model: Any, name: str, num_classes: int | None = None) -> dict:
+    """``from_torchvision`` for a built model (a registered one with the run's variant fields, say), its
+    head sized as the state_dict's ``fc.weight`` unless ``num_classes`` is given; ``name`` is for messages."""
     if state_dict and all(key.startswith(DATA_PARALLEL_PREFIX) for key in state_dict):
         state_dict = {key[len(DATA_PARALLEL_PREFIX) :]: value for key, value in state_dict.items()}
-    if num_classes is None:
-        num_classes = _infer_num_classes(state_dict)
-    return from_state_dict(state_dict, expected_torch_keys(name, num_classes, **overrides), name)
+    model = model.clone(num_classes=num_classes or _infer_num_classes(state_dict))
+    return from_state_dict(state_dict, _model_torch_keys(model), name)
 
 
 def from_state_dict(state_dict: Mapping[str, Any], expected: dict, name: str) -> dict:

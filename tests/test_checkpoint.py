@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from resnet_jax.models import create_model
 from resnet_jax.train import checkpoint, pretrained
 from resnet_jax.train.state import TrainState
 
@@ -87,7 +88,9 @@ def test_init_from_reads_a_torchvision_pth_file(tmp_path):
 
     network = torch_resnet.build("resnet18", num_classes=1000)
     torch.save({"state_dict": network.state_dict()}, tmp_path / "resnet18.pth")
-    variables = pretrained.load(tmp_path / "resnet18.pth", "resnet18")
+    model = create_model("resnet18", num_classes=10)  # the run's head; the .pth's has 1000 classes
+    variables = pretrained.load(tmp_path / "resnet18.pth", model, "resnet18")
+    assert variables["params"]["fc"]["kernel"].shape == (512, 1000)
     np.testing.assert_allclose(
         variables["params"]["layer2_0"]["conv1"]["kernel"],
         network.layer2[0].conv1.weight.detach().numpy().transpose(2, 3, 1, 0),

@@ -316,8 +316,15 @@ def test_unknown_override_lists_valid_fields():
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        ({"shortcut": "C"}, "shortcut must be one of"),
+        ({"shortcut": "E"}, "shortcut must be one of"),
+        ({"activation_order": "pre"}, "activation_order must be one of"),
         ({"dropout_rate": 1.5}, "dropout_rate"),
+        ({"stochastic_depth_survival": 0.0}, r"stochastic_depth_survival must be in \(0, 1\]"),
+        ({"block": "res2net"}, "'res2net' needs scale >= 2"),
+        ({"scale": 4}, "scale applies to res2net blocks only"),
+        ({"gate": "exclusive", "shortcut": "none"}, "shortcut='none' has none"),
+        ({"activation_order": "relu_before_addition", "zero_init_residual": True}, "relu'\\(0\\) = 0"),
+        ({"se_ratio": 0.01}, "se_ratio=0.01 leaves no hidden unit"),
         ({"shortcut": "none", "zero_init_residual": True}, "plain network"),
         ({"dtype": "int8"}, "dtype must be a float"),
         ({"widths": (16, 8, 64)}, "option A.*cannot narrow"),

@@ -235,3 +235,19 @@ def test_the_dropout_shortcut_keeps_elements_unscaled_and_scales_by_one_minus_p_
     kept = np.isclose(out, np.asarray(x), rtol=1e-6)
     assert np.all(kept | (out == 0))  # each element kept as it is, or dropped
     assert 0.45 < kept.mean() < 0.55
+
+
+def test_config_fields_change_the_registered_model_only_when_set():
+    """Each variant field's default keeps the model's own value (se_resnet50 keeps its SE); a set field wins."""
+    from configs import default
+    from resnet_jax.train import loop
+
+    config = default.get_config()
+    config.model, config.num_classes = "se_resnet50", 1000
+    assert loop.model_overrides(config) == {}
+    model = loop.build_model(config)
+    assert (model.se_ratio, model.shortcut, model.activation_order, model.gate) == (1 / 16, "B", "post", "")
+    config.update(dict(shortcut="D", gate="exclusive", gate_bias_init=-6.0, stochastic_depth_survival=0.5))
+    model = loop.build_model(config)
+    assert (model.se_ratio, model.shortcut, model.gate, model.gate_bias_init) == (1 / 16, "D", "exclusive", -6.0)
+    assert model.stochastic_depth_survival == 0.5

@@ -406,7 +406,7 @@ def _restore_or_initialise(config: Any, model, tx, input_shape, mesh, checkpoint
     if not config.init_from:
         return jax.jit(create_fresh, out_shardings=replicated)()
     fresh = jax.device_get(jax.jit(lambda: init_variables(model, init_rng, input_shape))())
-    variables = pretrained.merge(fresh, pretrained.load(config.init_from, config.model), config.reinit_head)
+    variables = pretrained.merge(fresh, pretrained.load(config.init_from, model, config.model), config.reinit_head)
     logging.info("Initialised from %s.", config.init_from)
 
     def create_from(variables: dict) -> TrainState:

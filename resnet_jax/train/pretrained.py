@@ -7,7 +7,7 @@ import numpy as np
 from absl import logging
 from flax import traverse_util
 
-from resnet_jax.convert import from_torchvision
+from resnet_jax.convert import from_torch_model
 from resnet_jax.errors import MissingDependency
 from resnet_jax.models import parts
 from resnet_jax.train.checkpoint import check_compatible, load_variables
@@ -16,8 +16,9 @@ from resnet_jax.train.paths import resolve
 TORCH_SUFFIXES = (".pth", ".pt")
 
 
-def load(path: str | os.PathLike, model_name: str) -> dict:
-    """``{'params', 'batch_stats'}`` from a workdir/checkpoint of this package or a torchvision ``.pth``."""
+def load(path: str | os.PathLike, model: Any, model_name: str) -> dict:
+    """``{'params', 'batch_stats'}`` from a workdir/checkpoint of this package or a torchvision-layout
+    ``.pth`` of ``model`` (the run's network ``model_name``, variant fields included)."""
     path = resolve(path)
     if path.suffix in TORCH_SUFFIXES:
         try:
@@ -26,7 +27,7 @@ def load(path: str | os.PathLike, model_name: str) -> dict:
             raise MissingDependency("loading a .pth file needs torch: pip install -e '.[torch]'") from error
         with path.open("rb") as file:  # local or gs://
             state_dict = torch.load(file, map_location="cpu", weights_only=True)
-        return from_torchvision(state_dict.get("state_dict", state_dict), model_name)
+        return from_torch_model(state_dict.get("state_dict", state_dict), model, model_name)
     return load_variables(path)
 
 

@@ -430,6 +430,36 @@ FIELDS = (
     ),
     Field("weight_decay_on_all", False, "decay BN parameters and biases too, as He et al. 2016 did", (OPTIMISATION,)),
     Field("label_smoothing", 0.0, "label smoothing of the cross-entropy", (RUN,), range=FRACTION),
+    # Batch augmentations, on the device over the global batch (resnet_jax.train.mixing).
+    Field(
+        "cutout_size",
+        0,
+        "Cutout: a square of this side zeroed in each normalised train image (DeVries & Taylor: 16 on "
+        "CIFAR-10); 0 = off",
+        (RUN,),
+        range=NON_NEGATIVE,
+    ),
+    Field(
+        "mixup_alpha",
+        0.0,
+        "Mixup: lambda ~ Beta(alpha, alpha) per batch (Zhang et al.: 1 on CIFAR); 0 = off",
+        (RUN,),
+        range=NON_NEGATIVE,
+    ),
+    Field(
+        "cutmix_alpha",
+        0.0,
+        "CutMix: lambda ~ Beta(alpha, alpha) per batch (Yun et al.: 1); 0 = off",
+        (RUN,),
+        range=NON_NEGATIVE,
+    ),
+    Field(
+        "cutmix_probability",
+        1.0,
+        "CutMix: probability that a batch is mixed (Yun et al.'s CIFAR script: 0.5)",
+        (RUN,),
+        range=UNIT_INTERVAL,
+    ),
     Field("grad_clip_norm", 0.0, "> 0: clip the global gradient norm to this", (OPTIMISATION,), range=NON_NEGATIVE),
     Field(
         "ema_decay",
@@ -560,6 +590,10 @@ def _check_rules(config: Any) -> None:
     for name in ("scale_range", "random_erasing.area_range"):
         low, high = value_of(config, name)
         require(low <= high, f"{name} must be (low, high) with low <= high, got {(low, high)}")
+    require(
+        not (config.mixup_alpha > 0 and config.cutmix_alpha > 0),
+        "set mixup_alpha or cutmix_alpha, not both: a batch is mixed one way",
+    )
     parse_parts(config.freeze)
     parse_multipliers(config.lr_multipliers)
     importlib.import_module("resnet_jax.train.optim").check_weight_decay_mode(

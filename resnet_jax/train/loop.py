@@ -29,6 +29,7 @@ from resnet_jax.config_schema import MODEL, RUN, view
 from resnet_jax.errors import UserError
 from resnet_jax.models import create_model
 from resnet_jax.train import checkpoint, compilation_cache, metrics, pretrained, progress, recipe, sharding
+from resnet_jax.train.mixing import Mixing
 from resnet_jax.train.paths import resolve
 from resnet_jax.train.preemption import StopRequest
 from resnet_jax.train.startup import Startup
@@ -183,6 +184,7 @@ def compile_steps(
         num_shards=mesh.size,
         ema_decay=config.ema_decay,
         normalise=normalisation,
+        mixing=Mixing(config.cutout_size, config.mixup_alpha, config.cutmix_alpha, config.cutmix_probability),
     )
     eval_step = make_eval_step(model, normalisation)
     abstract_batch = {

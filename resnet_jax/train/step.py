@@ -14,6 +14,7 @@ import optax
 from flax import linen as nn
 
 from resnet_jax.models import parts
+from resnet_jax.train.mixing import MIXING_STREAM, NO_MIXING, Mixing, mix
 from resnet_jax.train.state import TrainState
 
 Batch = dict[str, jax.Array]
@@ -76,10 +77,13 @@ def make_train_step(
     num_shards: int = 1,
     ema_decay: float = 0.0,
     normalise: Normalise = _identity,
+    mixing: Mixing = NO_MIXING,
 ) -> Callable[[TrainState, Batch], tuple[TrainState, dict[str, jax.Array]]]:
     """Build ``train_step(state, batch) -> (state, outputs)`` for ``batch = {'image', 'label'}``.
 
-    ``normalise`` maps the batch's images to the model's input (the dataset's ``Normalisation``).
+    ``normalise`` maps the batch's images to the model's input (the dataset's ``Normalisation``);
+    ``mixing`` then applies Cutout, Mixup or CutMix to the global batch (``resnet_jax.train.mixing``),
+    and the loss weighs each example's label and its partner's.
 
     With ``grad_accum_steps = k`` the batch is processed as k microbatches; gradients are averaged
     and each microbatch's BatchNorm update starts from the same running statistics, then the k
@@ -87,7 +91,7 @@ def make_train_step(
     whole batch. ``num_shards`` is the number of devices the batch axis is split over.
     """
 
-    def microbatch_gradients(state: TrainState, micro: Batch, rng: jax.Array):
+    def microbatch_gradients(state: TrainState, micro: Batch, rng: jax.Array, weight: jax.Array):
         def loss_fn(params):
             logits, updates = model.apply(
                 {"params": params, "batch_stats": state.batch_stats},
@@ -97,6 +101,8 @@ def make_train_step(
                 rngs={"dropout": rng},
             )
             losses = cross_entropy(logits, micro["label"], label_smoothing)
+            if mixing.mixes:
+                losses = weight * losses + (1 - weight) * cross_entropy(logits, micro["partner"], label_smoothing)
             return losses.mean(), (updates["batch_stats"], logits, losses)
 
         grads, (batch_stats, logits, losses) = jax.grad(loss_fn, has_aux=True)(state.params)
@@ -104,15 +110,20 @@ def make_train_step(
 
     def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, dict[str, jax.Array]]:
         step_rng = jax.random.fold_in(state.rng, state.step)
-        images = normalise(batch["image"])
-        micro = split_microbatches({"image": images, "label": batch["label"]}, grad_accum_steps, num_shards)
+        images, weight = normalise(batch["image"]), jnp.ones((), jnp.float32)
+        rows = {"image": images, "label": batch["label"]}
+        if mixing.active:
+            mixed = mix(images, jax.random.fold_in(step_rng, MIXING_STREAM), mixing)
+            rows = {"image": mixed.images, "label": batch["label"], "partner": batch["label"][mixed.partner]}
+            weight = mixed.weight
+        micro = split_microbatches(rows, grad_accum_steps, num_shards)
 
         # A Python loop, not lax.scan: XLA:CPU runs convolutions inside loops an order of magnitude slower.
         grad_sum, stats_sum, outputs = None, None, []
         for index in range(grad_accum_steps):
             micro_batch = jax.tree_util.tree_map(lambda x, i=index: x[i], micro)
             grads, batch_stats, micro_outputs = microbatch_gradients(
-                state, micro_batch, jax.random.fold_in(step_rng, index)
+                state, micro_batch, jax.random.fold_in(step_rng, index), weight
             )
             grad_sum = grads if grad_sum is None else jax.tree_util.tree_map(jnp.add, grad_sum, grads)
             stats_sum = batch_stats if stats_sum is None else jax.tree_util.tree_map(jnp.add, stats_sum, batch_stats)

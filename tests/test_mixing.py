@@ -122,13 +122,33 @@ def test_the_draws_do_not_depend_on_how_the_batch_is_sharded(mixing):
     np.testing.assert_array_equal(np.asarray(one), np.asarray(spread))
 
 
-def test_a_run_with_cutmix_from_the_config_trains_and_records_it(tmp_path):
+@pytest.mark.slow
+def test_a_cutmix_run_resumed_halfway_ends_bitwise_equal_to_an_uninterrupted_one(tmp_path):
+    """The config's CutMix through the loop: 4 steps straight, or 2 then the same command for 4 (the
+    schedule is constant, so only the resume differs). The draws come from (seed, step)."""
     from configs import default
-    from resnet_jax.train import loop
+    from resnet_jax.train import checkpoint, loop
 
-    config = default.get_config()
-    config.update(dict(image_size=8, batch_size=16, num_train_steps=4, eval_every_steps=4, cutmix_alpha=1.0))
-    config.synthetic.num_eval_examples = 32
-    results = loop.train_and_evaluate(config, tmp_path)
-    assert results["step"] == 4 and np.isfinite(results["eval/loss"])
-    assert '"cutmix_alpha": 1.0' in (tmp_path / "config.json").read_text()
+    def config(steps: int):
+        config = default.get_config()
+        config.update(dict(image_size=8, batch_size=16, num_train_steps=steps, checkpoint_every_steps=2))
+        config.update(dict(cutmix_alpha=1.0, schedule="piecewise", lr_boundaries=(), eval_every_steps=100))
+        config.synthetic.num_eval_examples = 32
+        return config
+
+    loop.train_and_evaluate(config(4), tmp_path / "straight")
+    loop.train_and_evaluate(config(2), tmp_path / "resumed")
+    loop.train_and_evaluate(config(4), tmp_path / "resumed")
+    straight, resumed = (checkpoint.load_tree(tmp_path / name) for name in ("straight", "resumed"))
+    for a, b in zip(jax.tree_util.tree_leaves(straight), jax.tree_util.tree_leaves(resumed), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert '"cutmix_alpha": 1.0' in (tmp_path / "resumed" / "config.json").read_text()
+    unmixed = config(2)
+    unmixed.cutmix_alpha = 0.0
+    loop.train_and_evaluate(unmixed, tmp_path / "unmixed")
+    first_steps = checkpoint.load_tree(tmp_path / "resumed" / "checkpoints" / "2")["params"]
+    moved = checkpoint.load_tree(tmp_path / "unmixed")["params"]
+    assert any(  # CutMix changed the training (its batches were mixed)
+        not np.array_equal(a, b)
+        for a, b in zip(jax.tree_util.tree_leaves(first_steps), jax.tree_util.tree_leaves(moved), strict=True)
+    )

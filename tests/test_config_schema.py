@@ -51,8 +51,8 @@ def test_a_field_set_without_a_declaration_fails():
     with pytest.raises(AttributeError, match="learnin_rate"):
         config.learnin_rate = 0.3  # the default config is locked: a config file fails at this line
     unlocked = ml_collections.ConfigDict(default.get_config().to_dict())
-    unlocked.mixup_alpha = 0.2  # a field some code might start reading before anyone declares it
-    with pytest.raises(ConfigError, match="the config sets mixup_alpha, which no field declares"):
+    unlocked.randaugment_magnitude = 9  # a field some code might start reading before anyone declares it
+    with pytest.raises(ConfigError, match="the config sets randaugment_magnitude, which no field declares"):
         config_schema.validate(unlocked)
 
 

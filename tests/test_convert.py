@@ -16,11 +16,7 @@ IMAGENET_MODELS = sorted(torch_resnet.TORCHVISION_ARCHITECTURES)
 
 
 def _reference(name: str, num_classes: int = 10, seed: int = 0):
-    generator = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    network = torch_resnet.build(name, num_classes).eval()
-    torch_resnet.randomise_batchnorm(network, generator)
-    return network, generator
+    return torch_resnet.seeded(lambda: torch_resnet.build(name, num_classes).eval(), seed)
 
 
 def _assert_features_match(name, network, images) -> None:
@@ -53,10 +49,7 @@ CIFAR_REFERENCES = {
 @pytest.mark.parametrize("name", sorted(CIFAR_REFERENCES))
 def test_cifar_family_matches_an_independent_pytorch_network(name):
     """He et al.'s option A and plain nets, pre-activation WRN and ResNeXt-29, against PyTorch from the papers."""
-    generator = torch.Generator().manual_seed(1)
-    torch.manual_seed(1)
-    network = CIFAR_REFERENCES[name]().eval()
-    torch_resnet.randomise_batchnorm(network, generator)
+    network, generator = torch_resnet.seeded(lambda: CIFAR_REFERENCES[name]().eval(), 1)
     _assert_features_match(name, network, torch.randn(2, 3, 32, 32, generator=generator))
 
 
@@ -101,10 +94,7 @@ def test_training_mode_and_one_sgd_step_match_pytorch(name, bn_group_size):
 
     from resnet_jax.train.optim import make_optimizer
 
-    generator = torch.Generator().manual_seed(2)
-    torch.manual_seed(2)
-    network = TRAINING_REFERENCES[name]().train()
-    torch_resnet.randomise_batchnorm(network, generator)
+    network, generator = torch_resnet.seeded(lambda: TRAINING_REFERENCES[name]().train(), 2)
     variables = from_torchvision(network.state_dict(), name)  # before the forward pass updates them
     images = torch.randn(8, 3, 16, 16, generator=generator)  # 16x16 keeps it fast; the nets are convolutional
     labels = torch.randint(0, 10, (8,), generator=generator)

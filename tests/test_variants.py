@@ -52,12 +52,9 @@ def test_macs_of_the_variants_against_hand_counts():
     assert _macs("preact_resnet18") == _macs("resnet18")  # the same convolutions, BN moved
 
 
-def _eval_reference(network, seed: int = 0):
-    generator = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    network = network.eval()
-    torch_resnet.randomise_batchnorm(network, generator)
-    return network, generator
+def _eval_reference(build, seed: int = 0):
+    """The reference network ``build()`` makes, built under the seed, in eval mode, random BN statistics."""
+    return torch_resnet.seeded(lambda: build().eval(), seed)
 
 
 @pytest.mark.parametrize(
@@ -72,7 +69,7 @@ def _eval_reference(network, seed: int = 0):
 )
 def test_eval_forward_matches_the_pytorch_reference(name):
     """Random weights and BN statistics, eval mode, 64x64 inputs: logits within 1e-4 in float32."""
-    network, generator = _eval_reference(torch_variants.build(name, num_classes=10))
+    network, generator = _eval_reference(lambda: torch_variants.build(name, num_classes=10))
     images = torch.randn(2, 3, 64, 64, generator=generator)
     with torch.no_grad():
         expected = network(images).numpy()
@@ -95,19 +92,31 @@ UNIT_CASES = {
 }
 
 
-def _unit(case: dict, stride: int, in_width: int, out_width: int) -> ResidualBlock:
-    return ResidualBlock(
+def _basic_unit(out_width: int = 8, stride: int = 1, **fields) -> ResidualBlock:
+    """A basic, option-A, post-activation unit of ``out_width`` channels, with ``fields`` overridden."""
+    settings = dict(
         block="basic",
         inner_width=out_width,
         out_width=out_width,
         stride=stride,
         groups=1,
-        shortcut=case.get("shortcut", "A"),
-        activation_order=case["order"],
+        shortcut="A",
+        activation_order="post",
         dropout_rate=0.0,
         zero_init_residual=False,
         bn_group_size=0,
         dtype=jnp.float32,
+    )
+    return ResidualBlock(**{**settings, **fields})
+
+
+def _unit(case: dict, stride: int, out_width: int) -> ResidualBlock:
+    """The unit of a ``UNIT_CASES`` entry."""
+    return _basic_unit(
+        out_width,
+        stride,
+        shortcut=case.get("shortcut", "A"),
+        activation_order=case["order"],
         shortcut_scale=case.get("shortcut_scale", 1.0),
         branch_scale=case.get("branch_scale", 1.0),
         gate=case.get("gate", ""),
@@ -121,7 +130,7 @@ def test_he2016b_units_match_a_pytorch_unit_from_the_paper(case, stride, in_widt
     """Eval and training mode (batch statistics), random weights, option A or 1x1 shortcuts."""
     settings = UNIT_CASES[case]
     network, generator = _eval_reference(
-        torch_variants.AblationUnit(
+        lambda: torch_variants.AblationUnit(
             in_width,
             out_width,
             stride,
@@ -135,7 +144,7 @@ def test_he2016b_units_match_a_pytorch_unit_from_the_paper(case, stride, in_widt
     if settings.get("gate"):
         torch.nn.init.constant_(network.gate.bias, settings["gate_bias"])
     x = torch.randn(4, in_width, 8, 8, generator=generator)
-    unit = _unit(settings, stride, in_width, out_width)
+    unit = _unit(settings, stride, out_width)
     shapes = jax.eval_shape(lambda: unit.init(jax.random.key(0), jnp.zeros((4, 8, 8, in_width)), train=False))
     variables = from_state_dict(network.state_dict(), torch_keys(shapes), case)
     nhwc = x.numpy().transpose(0, 2, 3, 1)
@@ -150,27 +159,10 @@ def test_he2016b_units_match_a_pytorch_unit_from_the_paper(case, stride, in_widt
 
 def test_the_gate_starts_at_its_bias():
     """He et al. 2016b initialise b_g (their best exclusive gate: -6, so g starts near 0.0025)."""
-    unit = _unit(dict(order="post", gate="exclusive", gate_bias=-6.0), 2, 8, 16)
+    unit = _unit(dict(order="post", gate="exclusive", gate_bias=-6.0), 2, 16)
     variables = unit.init(jax.random.key(0), jnp.zeros((2, 8, 8, 8)), train=False)
     np.testing.assert_array_equal(variables["params"]["gate"]["bias"], np.full(16, -6.0, np.float32))
     assert variables["params"]["gate"]["kernel"].shape == (1, 1, 8, 16)  # 1x1, from the unit's input
-
-
-def _stochastic_unit(survival: float) -> ResidualBlock:
-    return ResidualBlock(
-        block="basic",
-        inner_width=8,
-        out_width=8,
-        stride=1,
-        groups=1,
-        shortcut="A",
-        activation_order="post",
-        dropout_rate=0.0,
-        zero_init_residual=False,
-        bn_group_size=0,
-        dtype=jnp.float32,
-        survival_probability=survival,
-    )
 
 
 def test_stochastic_depth_drops_the_whole_branch_per_batch_and_scales_it_at_eval():
@@ -178,9 +170,9 @@ def test_stochastic_depth_drops_the_whole_branch_per_batch_and_scales_it_at_eval
     eval it is multiplied by p."""
     x = jnp.asarray(np.random.default_rng(0).standard_normal((4, 6, 6, 8), dtype=np.float32))
     survival = 0.3
-    unit = _stochastic_unit(survival)
+    unit = _basic_unit(survival_probability=survival)
     variables = unit.init({"params": jax.random.key(0), "dropout": jax.random.key(1)}, x, train=False)
-    kept = np.asarray(_stochastic_unit(1.0).apply(variables, x, train=True, mutable=["batch_stats"])[0])
+    kept = np.asarray(_basic_unit().apply(variables, x, train=True, mutable=["batch_stats"])[0])
     dropped = np.maximum(np.asarray(x), 0)
     outcomes = []
     for seed in range(200):
@@ -190,7 +182,7 @@ def test_stochastic_depth_drops_the_whole_branch_per_batch_and_scales_it_at_eval
         assert is_kept != is_dropped  # all of the batch one way or the other
         outcomes.append(is_kept)
     assert 40 <= sum(outcomes) <= 80  # Binomial(200, 0.3): mean 60, sd 6.5
-    branch_times_p = _unit(dict(order="post", branch_scale=survival), 1, 8, 8).apply(variables, x, train=False)
+    branch_times_p = _unit(dict(order="post", branch_scale=survival), 1, 8).apply(variables, x, train=False)
     np.testing.assert_allclose(np.asarray(unit.apply(variables, x, train=False)), np.asarray(branch_times_p), atol=1e-6)
 
 
@@ -213,20 +205,8 @@ def test_survival_probabilities_decay_linearly_to_p_l():
 def test_the_dropout_shortcut_keeps_elements_unscaled_and_scales_by_one_minus_p_at_eval():
     """He et al. 2016b's dropout shortcut, expected scale 1 - p: with the branch zeroed, the training
     output is relu(mask * x) with mask in {0, 1}; at eval it is relu((1 - p) x)."""
-    unit = ResidualBlock(
-        block="basic",
-        inner_width=8,
-        out_width=8,
-        stride=1,
-        groups=1,
-        shortcut="A",
-        activation_order="post",
-        dropout_rate=0.0,
-        zero_init_residual=True,  # the branch starts at zero: the output is the shortcut's alone
-        bn_group_size=0,
-        dtype=jnp.float32,
-        shortcut_dropout=0.5,
-    )
+    # The branch starts at zero (zero_init_residual): the output is the shortcut's alone.
+    unit = _basic_unit(zero_init_residual=True, shortcut_dropout=0.5)
     x = jnp.abs(jnp.asarray(np.random.default_rng(0).standard_normal((8, 6, 6, 8), dtype=np.float32))) + 0.1
     variables = unit.init(jax.random.key(0), x, train=False)
     np.testing.assert_allclose(np.asarray(unit.apply(variables, x, train=False)), 0.5 * np.asarray(x), rtol=1e-6)

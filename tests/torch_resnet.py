@@ -109,6 +109,16 @@ def build(name: str, num_classes: int = 1000) -> TorchResNet:
     return TorchResNet(block, layers, num_classes=num_classes, **kwargs)
 
 
+def seeded(build, seed: int) -> tuple[nn.Module, torch.Generator]:
+    """``build()`` under ``torch.manual_seed(seed)``, its BatchNorms randomised; with the generator that
+    drew them, for the test's inputs. Every parity test starts from this."""
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    network = build()
+    randomise_batchnorm(network, generator)
+    return network, generator
+
+
 def randomise_batchnorm(model: nn.Module, generator: torch.Generator) -> None:
     """Give every BatchNorm random affine parameters and running statistics, so parity tests see them."""
     for module in model.modules():

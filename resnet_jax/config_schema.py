@@ -172,7 +172,7 @@ FIELDS = (
     ),
     Field("zero_init_residual", False, "zero the last BN scale of each residual branch (Goyal et al. 2017)", (MODEL,)),
     Field("dropout_rate", 0.0, "dropout between the convolutions of a block (WRN: 0.3)", (MODEL,), range=FRACTION),
-    # Variants: each default leaves the model's own value (``loop.build_model`` passes only changed ones).
+    # Variants: each default leaves the model's own value (``model_overrides`` passes only changed ones).
     Field(
         "shortcut",
         "",
@@ -517,6 +517,26 @@ def variant_defaults() -> dict[str, Any]:
     return {name: defaults[name] for name in VARIANT_FIELDS}
 
 
+def model_overrides(config: Any) -> dict[str, Any]:
+    """The variant fields the config sets away from their defaults: what it changes in the registered model."""
+    config = view(config, MODEL)
+    defaults = variant_defaults()
+    return {name: getattr(config, name) for name, default in defaults.items() if getattr(config, name) != default}
+
+
+def model_arguments(config: Any) -> dict[str, Any]:
+    """The keyword arguments, besides the name and input channels, of the config's ``create_model`` call."""
+    config = view(config, MODEL)
+    return {
+        "num_classes": config.num_classes,
+        "dtype": config.dtype,
+        "zero_init_residual": config.zero_init_residual,
+        "dropout_rate": config.dropout_rate,
+        "bn_group_size": config.bn_group_size,
+        **model_overrides(config),
+    }
+
+
 def field_names() -> list[str]:
     """Every field's flat name, in declaration order."""
     return list(BY_NAME)
@@ -599,7 +619,20 @@ def _check_rules(config: Any) -> None:
     importlib.import_module("resnet_jax.train.optim").check_weight_decay_mode(
         config.optimizer, config.weight_decay_mode
     )
+    _check_model(config)
     _check_dataset_rules(config)
+
+
+def _check_model(config: Any) -> None:
+    """Build the model the config names (a module definition: no weights, no compute), so that an
+    architecture the zoo refuses, such as a gate on a plain net, is reported before anything starts."""
+    try:
+        importlib.import_module("resnet_jax.models").create_model(config.model, **model_arguments(config))
+    except ValueError as error:
+        raise ConfigError(
+            f"--config.model={config.model} cannot take the options this config sets: {error}. Change or drop "
+            "the option (the README's Variants section lists them)."
+        ) from None
 
 
 def _check_dataset_rules(config: Any) -> None:

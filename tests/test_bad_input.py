@@ -124,6 +124,14 @@ def test_a_corrupt_eval_jpeg_stops_eval_with_a_plain_error(corrupt_imagenet):
         (["--config=configs/nope.py"], ["could not load the config file", "configs/nope.py", "--config=configs/"]),
         (["--config.batch_size=12"], ["batch_size=12 is not divisible by the 8 devices", "use a multiple of 8"]),
         (["--config.num_train_steps=0"], ["set num_train_steps > 0 or num_epochs > 0"]),
+        (
+            ["--config.model=cifar_plain20", "--config.gate=exclusive"],
+            [
+                "--config.model=cifar_plain20 cannot take",
+                "shortcut='none' has none",
+                "Change or drop the option (the README",
+            ],
+        ),
         (["surplus"], ["unexpected arguments: surplus"]),
     ],
 )

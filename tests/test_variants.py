@@ -220,11 +220,12 @@ def test_the_dropout_shortcut_keeps_elements_unscaled_and_scales_by_one_minus_p_
 def test_config_fields_change_the_registered_model_only_when_set():
     """Each variant field's default keeps the model's own value (se_resnet50 keeps its SE); a set field wins."""
     from configs import default
+    from resnet_jax import config_schema
     from resnet_jax.train import loop
 
     config = default.get_config()
     config.model, config.num_classes = "se_resnet50", 1000
-    assert loop.model_overrides(config) == {}
+    assert config_schema.model_overrides(config) == {}
     model = loop.build_model(config)
     assert (model.se_ratio, model.shortcut, model.activation_order, model.gate) == (1 / 16, "B", "post", "")
     config.update(dict(shortcut="D", gate="exclusive", gate_bias_init=-6.0, stochastic_depth_survival=0.5))

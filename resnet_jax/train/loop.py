@@ -41,24 +41,10 @@ class TrainingDiverged(FloatingPointError):
     """The loss or gradient norm stopped being finite."""
 
 
-def model_overrides(config: Any) -> dict[str, Any]:
-    """The variant fields the config sets away from their defaults: what it changes in the registered model."""
-    defaults = config_schema.variant_defaults()
-    return {name: getattr(config, name) for name, default in defaults.items() if getattr(config, name) != default}
-
-
 def build_model(config: Any, input_channels: int = 3):
     """The zoo model the config's model view names, with its per-run overrides."""
-    config = view(config, MODEL)
     return create_model(
-        config.model,
-        num_classes=config.num_classes,
-        input_channels=input_channels,
-        dtype=config.dtype,
-        zero_init_residual=config.zero_init_residual,
-        dropout_rate=config.dropout_rate,
-        bn_group_size=config.bn_group_size,
-        **model_overrides(config),
+        view(config, MODEL).model, input_channels=input_channels, **config_schema.model_arguments(config)
     )
 
 

@@ -28,19 +28,20 @@ def abstract(state: TrainState) -> TrainState:
     return jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), state)
 
 
-def test_restore_round_trips_the_state(tmp_path):
+def test_restore_round_trips_the_state_and_the_wall_time(tmp_path):
     saved = state_with({"conv1": {"kernel": jnp.arange(6.0).reshape(2, 3)}})
     manager = checkpoint.Checkpointer(tmp_path)
-    manager.save(7, saved)
+    manager.save(7, saved, wall_time_s=12.5)
     manager.wait_until_finished()
-    restored = checkpoint.Checkpointer(tmp_path).restore(abstract(saved))
-    assert int(restored.step) == 7
+    reopened = checkpoint.Checkpointer(tmp_path)
+    restored = reopened.restore(abstract(saved))
+    assert int(restored.step) == 7 and reopened.wall_time_s(7) == 12.5
     np.testing.assert_array_equal(restored.params["conv1"]["kernel"], saved.params["conv1"]["kernel"])
 
 
 def test_restore_names_every_mismatch(tmp_path):
     manager = checkpoint.Checkpointer(tmp_path)
-    manager.save(7, state_with({"conv1": {"kernel": jnp.ones((2, 3))}, "old": {"bias": jnp.ones(2)}}))
+    manager.save(7, state_with({"conv1": {"kernel": jnp.ones((2, 3))}, "old": {"bias": jnp.ones(2)}}), wall_time_s=0.0)
     manager.wait_until_finished()
     target = abstract(state_with({"conv1": {"kernel": jnp.ones((2, 4))}, "fc": {"bias": jnp.ones(2)}}))
     with pytest.raises(ValueError) as error:
@@ -101,7 +102,7 @@ def test_init_from_reads_a_torchvision_pth_file(tmp_path):
 def _saved_steps(directory, steps=(1, 2)) -> None:
     manager = checkpoint.Checkpointer(directory)
     for step in steps:
-        manager.save(step, state_with({"conv1": {"kernel": jnp.full((2, 3), float(step))}}))
+        manager.save(step, state_with({"conv1": {"kernel": jnp.full((2, 3), float(step))}}), wall_time_s=0.0)
     manager.close()
 
 
@@ -130,7 +131,7 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_with_a_warning(t
     np.testing.assert_array_equal(restored.params["conv1"]["kernel"], 1.0)  # step 1's values
     assert str(tmp_path / "2") in caplog.text and "cannot be read" in caplog.text
     assert (tmp_path / "2.corrupt").is_dir() and manager.latest_step() == 1
-    manager.save(2, state_with({"conv1": {"kernel": jnp.full((2, 3), 5.0)}}))  # step 2 is not skipped
+    manager.save(2, state_with({"conv1": {"kernel": jnp.full((2, 3), 5.0)}}), wall_time_s=0.0)  # step 2 is not skipped
     manager.close()
     again = checkpoint.Checkpointer(tmp_path).restore_latest(TARGET)
     np.testing.assert_array_equal(again.params["conv1"]["kernel"], 5.0)
@@ -142,7 +143,7 @@ def test_a_step_damaged_twice_is_set_aside_twice(tmp_path):
         _truncate_data_files(tmp_path / "2")
         manager = checkpoint.Checkpointer(tmp_path)
         np.testing.assert_array_equal(manager.restore_latest(TARGET).params["conv1"]["kernel"], 1.0)
-        manager.save(2, state_with({"conv1": {"kernel": jnp.full((2, 3), value)}}))
+        manager.save(2, state_with({"conv1": {"kernel": jnp.full((2, 3), value)}}), wall_time_s=0.0)
         manager.close()
     assert (tmp_path / "2.corrupt").is_dir() and (tmp_path / "2.corrupt1").is_dir()
     np.testing.assert_array_equal(checkpoint.Checkpointer(tmp_path).restore_latest(TARGET).params["conv1"]["kernel"], 6)
@@ -173,7 +174,7 @@ def test_an_interrupted_save_is_never_picked_up_and_never_blocks_the_next(tmp_pa
     manager = checkpoint.Checkpointer(tmp_path)
     assert manager.latest_step() == 2
     np.testing.assert_array_equal(manager.restore_latest(TARGET).params["conv1"]["kernel"], 2.0)
-    manager.save(3, state_with({"conv1": {"kernel": jnp.full((2, 3), 3.0)}}))
+    manager.save(3, state_with({"conv1": {"kernel": jnp.full((2, 3), 3.0)}}), wall_time_s=0.0)
     manager.close()
     assert checkpoint.Checkpointer(tmp_path).latest_step() == 3
     assert not partial.exists()

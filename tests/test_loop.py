@@ -162,3 +162,26 @@ def test_bad_configs_fail_before_any_compilation(tmp_path, monkeypatch, fields, 
     with pytest.raises(ValueError, match=message):
         loop.train_and_evaluate(tiny_config(**fields), tmp_path / "run")
     assert not (tmp_path / "run").exists()  # a mistake leaves no workdir behind
+
+
+class SteppedClock:
+    """Stands in for the loop's ``time`` module: the first reading (the start) is 1000, every later one
+    1000 + ``seconds``, so each process appears to run for exactly ``seconds``."""
+
+    def __init__(self, seconds: float):
+        self.seconds, self.started = seconds, False
+
+    def time(self) -> float:
+        offset = self.seconds if self.started else 0.0
+        self.started = True
+        return 1000.0 + offset
+
+
+def test_wall_time_adds_up_over_the_processes_of_a_resumed_run(tmp_path, monkeypatch):
+    """results.json's wall_time_s sums every process's time, carried from one to the next in the checkpoint."""
+    for seconds, num_train_steps in ((40.0, 4), (100.0, 8)):  # the second process resumes at step 4
+        monkeypatch.setattr(loop, "time", SteppedClock(seconds))
+        results = loop.train_and_evaluate(tiny_config(num_train_steps=num_train_steps), tmp_path)
+    assert checkpoint.Checkpointer(tmp_path / "checkpoints").wall_time_s(4) == 40.0
+    assert results["wall_time_s"] == 140.0
+    assert json.loads((tmp_path / "results.json").read_text())["wall_time_s"] == 140.0

@@ -28,6 +28,9 @@ def _shapes(tree: Any) -> dict[str, tuple[int, ...]]:
     return {path: tuple(leaf.shape) for path, leaf in flat.items() if hasattr(leaf, "shape")}
 
 
+WALL_TIME = "wall_time_s"  # checkpoint metadata: seconds in train_and_evaluate, summed over the processes so far
+
+
 class NoReadableCheckpoint(UserError, RuntimeError):
     """Checkpoints exist, but none of them can be read."""
 
@@ -82,11 +85,22 @@ class Checkpointer:
         """The newest saved step, or None for a fresh directory."""
         return self.manager.latest_step()
 
-    def save(self, step: int, state: TrainState) -> None:
-        """Start saving ``state`` as ``step`` (returns before the write finishes when asynchronous)."""
+    def save(self, step: int, state: TrainState, wall_time_s: float) -> None:
+        """Start saving ``state`` as ``step``, with the run's ``wall_time_s`` so far (returns before the write
+        finishes when asynchronous)."""
         if step in self.manager.all_steps():
             return
-        self.manager.save(step, args=ocp.args.StandardSave(flax.serialization.to_state_dict(state)), force=True)
+        self.manager.save(
+            step,
+            args=ocp.args.StandardSave(flax.serialization.to_state_dict(state)),
+            custom_metadata={WALL_TIME: wall_time_s},
+            force=True,
+        )
+
+    def wall_time_s(self, step: int) -> float | None:
+        """The training wall time the run had spent when it saved ``step``; None for checkpoints that
+        predate the record."""
+        return (self.manager.metadata(step).custom_metadata or {}).get(WALL_TIME)
 
     def restore(self, abstract_state: TrainState, step: int | None = None) -> TrainState:
         """Restore ``step`` (default: latest) onto the shardings in ``abstract_state``; strict about structure."""

@@ -144,6 +144,27 @@ class Run:
     checkpointer: checkpoint.Checkpointer
     startup: "Startup"
     stop_request: StopRequest
+    clock: "RunClock"
+
+
+@dataclasses.dataclass(frozen=True)
+class RunClock:
+    """Seconds the run has spent in ``train_and_evaluate``: this process's, plus those its checkpoint
+    carries from the processes before it (work lost after a killed process's last checkpoint is not counted)."""
+
+    started: float
+    earlier_s: float
+
+    def __call__(self) -> float:
+        return self.earlier_s + time.time() - self.started
+
+    @classmethod
+    def resumed(cls, started: float, checkpointer: checkpoint.Checkpointer, step: int) -> "RunClock":
+        """The clock of a run that starts, or resumes from the checkpoint of ``step``."""
+        earlier = checkpointer.wall_time_s(step) if step else 0.0
+        if earlier is None:
+            logging.warning("The checkpoint of step %d predates wall-time records; wall_time_s counts from it.", step)
+        return cls(started, earlier or 0.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -280,7 +301,10 @@ def _train_and_evaluate(config: Any, workdir: str | os.PathLike, stop_request: S
     global_batch_shape = (sizes.global_batch, *datasets.image_shape)
     steps = compile_steps(config, model, tx, mesh, state, global_batch_shape, datasets.normalisation)
     writer = metrics.create_writer(workdir, jax.process_index())
-    run = Run(config, workdir, datasets, mesh, schedule, length, steps, writer, checkpointer, startup, stop_request)
+    clock = RunClock.resumed(start_time, checkpointer, int(state.step))
+    run = Run(
+        config, workdir, datasets, mesh, schedule, length, steps, writer, checkpointer, startup, stop_request, clock
+    )
     try:
         step, eval_results, stopped = _train(run, state)
     finally:
@@ -290,7 +314,7 @@ def _train_and_evaluate(config: Any, workdir: str | os.PathLike, stop_request: S
         checkpointer.close()
     if stopped:
         return {"step": step, "stopped": stopped, "checkpoint_step": checkpoint_step}
-    results = {"step": step, **eval_results, "wall_time_s": time.time() - start_time}
+    results = {"step": step, **eval_results, "wall_time_s": clock()}
     if is_chief:
         _write_json(workdir / "results.json", results)
     logging.info(progress.summary_line(results))
@@ -364,7 +388,7 @@ def _train(run: Run, state: TrainState) -> tuple[int, dict[str, float], str | No
                 logging.info(line)
             last_log = (time.time(), step)
         if checkpoint_now or stop_now:
-            run.checkpointer.save(step, state)
+            run.checkpointer.save(step, state, run.clock())
         if stop_now:
             logging.warning(
                 "Stopped by %s at step %d; re-run the same command to resume.", stop_request.signal_name, step

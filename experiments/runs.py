@@ -6,10 +6,7 @@ import os
 
 from etils import epath
 
-from resnet_jax.train.paths import resolve
-
-# config.json keys that are not config fields (resumed_with_changes: resnet_jax.train.loop.RESUME_CHANGES)
-RECORD_EXTRAS = ("versions", "devices", "derived", "resumed_with_changes")
+from resnet_jax.train.paths import RECORD_EXTRAS, resolve
 
 
 @dataclasses.dataclass(frozen=True)

@@ -547,17 +547,21 @@ def default_config():
     undeclared field fails at once. (ml_collections is imported here only: the core needs no config library.)"""
     import ml_collections
 
-    config = ml_collections.ConfigDict()
-    for field in FIELDS:
-        *groups, leaf = field.name.split(".")
-        node = config
-        for group in groups:
-            if group not in node:
-                node[group] = ml_collections.ConfigDict()
-            node = node[group]
-        node[leaf] = field.default
+    config = ml_collections.ConfigDict(default_values())
     config.lock()
     return config
+
+
+def default_values() -> dict[str, Any]:
+    """Every field's default, nested by group as ``config.to_dict()`` nests a config."""
+    values: dict[str, Any] = {}
+    for field in FIELDS:
+        *groups, leaf = field.name.split(".")
+        node = values
+        for group in groups:
+            node = node.setdefault(group, {})
+        node[leaf] = field.default
+    return values
 
 
 def value_of(config: Any, name: str) -> Any:

@@ -177,11 +177,19 @@ class SteppedClock:
         return 1000.0 + offset
 
 
-def test_wall_time_adds_up_over_the_processes_of_a_resumed_run(tmp_path, monkeypatch):
-    """results.json's wall_time_s sums every process's time, carried from one to the next in the checkpoint."""
-    for seconds, num_train_steps in ((40.0, 4), (100.0, 8)):  # the second process resumes at step 4
-        monkeypatch.setattr(loop, "time", SteppedClock(seconds))
-        results = loop.train_and_evaluate(tiny_config(num_train_steps=num_train_steps), tmp_path)
+def test_a_resumed_run_sums_its_wall_time_and_records_real_config_changes_only(tmp_path, monkeypatch):
+    """results.json's wall_time_s sums every process's time, carried from one to the next in the checkpoint.
+    Fields that a newer version added are no change at their defaults, and a change when set."""
+    monkeypatch.setattr(loop, "time", SteppedClock(40.0))
+    loop.train_and_evaluate(tiny_config(num_train_steps=4), tmp_path)
+    record = json.loads((tmp_path / "config.json").read_text())
+    del record["mixup_alpha"], record["cutout_size"]  # as if written before these fields existed
+    (tmp_path / "config.json").write_text(json.dumps(record))
+
+    monkeypatch.setattr(loop, "time", SteppedClock(100.0))
+    results = loop.train_and_evaluate(tiny_config(num_train_steps=8, cutout_size=2), tmp_path)  # resumes at 4
     assert checkpoint.Checkpointer(tmp_path / "checkpoints").wall_time_s(4) == 40.0
     assert results["wall_time_s"] == 140.0
     assert json.loads((tmp_path / "results.json").read_text())["wall_time_s"] == 140.0
+    history = json.loads((tmp_path / "config.json").read_text())["resumed_with_changes"]
+    assert history == [{"step": 4, "changes": {"num_train_steps": [4, 8], "cutout_size": [None, 2]}}]

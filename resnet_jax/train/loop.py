@@ -30,7 +30,7 @@ from resnet_jax.errors import UserError
 from resnet_jax.models import create_model
 from resnet_jax.train import checkpoint, compilation_cache, metrics, pretrained, progress, recipe, sharding
 from resnet_jax.train.mixing import Mixing
-from resnet_jax.train.paths import resolve
+from resnet_jax.train.paths import RECORD_EXTRAS, RESUME_CHANGES, resolve
 from resnet_jax.train.preemption import StopRequest
 from resnet_jax.train.startup import Startup
 from resnet_jax.train.state import TrainState, create_train_state, init_variables
@@ -79,24 +79,24 @@ def run_record(
     }
 
 
-RESUME_CHANGES = "resumed_with_changes"  # config.json key: config fields changed when the run was resumed
-RECORD_EXTRAS = ("versions", "devices", "derived", RESUME_CHANGES)  # config.json keys that are not config fields
-
-
 def with_resume_history(path: epath.Path, record: dict, step: int) -> dict:
     """``record``, plus the history of config changes made on resuming the run recorded at ``path``.
 
     A resumed run may change its config (a lower learning rate after a divergence, say); each change
     is logged as a warning and kept in config.json as ``{"step", "changes": {field: [before, now]}}``.
+    A field that a newer version added, at its default, changes nothing and is only noted.
     """
     if not path.exists():
         return record
     previous = json.loads(path.read_text())
-    now = json.loads(json.dumps(record, default=str))  # tuples become lists, as in the saved file
+    now, defaults = (json.loads(json.dumps(x, default=str)) for x in (record, config_schema.default_values()))
+    unrecorded = [key for key, value in now.items() if key not in previous and value == defaults.get(key)]
+    if unrecorded:
+        logging.info("Fields added since this run started take their defaults: %s.", ", ".join(unrecorded))
     changes = {
         key: [previous.get(key), value]
         for key, value in now.items()
-        if key not in RECORD_EXTRAS and previous.get(key) != value
+        if key not in RECORD_EXTRAS and key not in unrecorded and previous.get(key) != value
     }
     history = previous.get(RESUME_CHANGES, [])
     if changes:

@@ -1,8 +1,12 @@
-"""Workdir, checkpoint, metrics and results paths on any filesystem orbax and TFDS support (``etils.epath``)."""
+"""Workdir, checkpoint, metrics and results paths on any filesystem orbax and TFDS support (``etils.epath``),
+and the keys of config.json that are not config fields."""
 
 import os
 
 from etils import epath
+
+RESUME_CHANGES = "resumed_with_changes"  # config.json key: config fields changed when the run was resumed
+RECORD_EXTRAS = ("versions", "devices", "derived", RESUME_CHANGES)  # config.json keys that are not config fields
 
 
 def resolve(path: str | os.PathLike) -> epath.Path:

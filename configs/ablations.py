@@ -52,7 +52,7 @@ HE2016B_ROWS = {
     "relu_preactivation": dict(activation_order="relu_preactivation"),
     "full_preactivation": dict(activation_order="full_preactivation"),
 }
-HUANG2016_ROWS = {"constant_depth": {}, "stochastic_depth": dict(stochastic_depth_survival=0.5)}
+HUANG2016_ROWS = {"constant_depth": {}, "stochastic_depth": dict(stochastic_depth=0.5)}
 ROWS = {**HE2016B_ROWS, **HUANG2016_ROWS}
 DATASETS = ("cifar10", "fashion_mnist")
 NETWORKS = ("resnet20", "resnet32", "resnet44", "resnet56", "resnet110")

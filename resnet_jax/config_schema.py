@@ -198,7 +198,7 @@ FIELDS = (
         range=FRACTION,
     ),
     Field(
-        "stochastic_depth_survival",
+        "stochastic_depth",
         1.0,
         "stochastic depth: survival probability of the last block, 1 -> p_L linearly over the blocks "
         "(Huang et al. 2016: 0.5); 1 = off",
@@ -502,7 +502,7 @@ VARIANT_FIELDS = (
     "shortcut",
     "activation_order",
     "se_ratio",
-    "stochastic_depth_survival",
+    "stochastic_depth",
     "shortcut_scale",
     "branch_scale",
     "gate",

@@ -287,7 +287,7 @@ ABLATION_SETTINGS = {
     "relu_preactivation": {"activation_order": "relu_preactivation"},
     "full_preactivation": {"activation_order": "full_preactivation"},
     "constant_depth": {},
-    "stochastic_depth": {"stochastic_depth_survival": 0.5},
+    "stochastic_depth": {"stochastic_depth": 0.5},
 }
 
 

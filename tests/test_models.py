@@ -319,7 +319,7 @@ def test_unknown_override_lists_valid_fields():
         ({"shortcut": "E"}, "shortcut must be one of"),
         ({"activation_order": "pre"}, "activation_order must be one of"),
         ({"dropout_rate": 1.5}, "dropout_rate"),
-        ({"stochastic_depth_survival": 0.0}, r"stochastic_depth_survival must be in \(0, 1\]"),
+        ({"stochastic_depth": 0.0}, r"stochastic_depth must be in \(0, 1\]"),
         ({"block": "res2net"}, "'res2net' needs scale >= 2"),
         ({"scale": 4}, "scale applies to res2net blocks only"),
         ({"gate": "exclusive", "shortcut": "none"}, "shortcut='none' has none"),

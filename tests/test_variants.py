@@ -188,7 +188,7 @@ def test_stochastic_depth_drops_the_whole_branch_per_batch_and_scales_it_at_eval
 
 def test_survival_probabilities_decay_linearly_to_p_l():
     """p_l = 1 - l / L (1 - p_L) for block l = 1..L; captured from the blocks of a 3-block net."""
-    model = create_model("cifar_resnet20", num_classes=10, stage_sizes=(1, 1, 1), stochastic_depth_survival=0.5)
+    model = create_model("cifar_resnet20", num_classes=10, stage_sizes=(1, 1, 1), stochastic_depth=0.5)
     found = {}
 
     def record(next_fun, args, kwargs, context):
@@ -228,7 +228,7 @@ def test_config_fields_change_the_registered_model_only_when_set():
     assert config_schema.model_overrides(config) == {}
     model = loop.build_model(config)
     assert (model.se_ratio, model.shortcut, model.activation_order, model.gate) == (1 / 16, "B", "post", "")
-    config.update(dict(shortcut="D", gate="exclusive", gate_bias_init=-6.0, stochastic_depth_survival=0.5))
+    config.update(dict(shortcut="D", gate="exclusive", gate_bias_init=-6.0, stochastic_depth=0.5))
     model = loop.build_model(config)
     assert (model.se_ratio, model.shortcut, model.gate, model.gate_bias_init) == (1 / 16, "D", "exclusive", -6.0)
-    assert model.stochastic_depth_survival == 0.5
+    assert model.stochastic_depth == 0.5

@@ -363,9 +363,7 @@ def _huang2016() -> Table:
     source = "Huang et al. 2016, Deep Networks with Stochastic Depth, Table 1 (CIFAR-10+, ResNet-110)"
     rows = (
         _ablation_row("constant_depth", 6.41, f"{source}, constant depth"),
-        _ablation_row(
-            "stochastic_depth", 5.25, f"{source}, stochastic depth, p_L = 0.5", stochastic_depth_survival=0.5
-        ),
+        _ablation_row("stochastic_depth", 5.25, f"{source}, stochastic depth, p_L = 0.5", stochastic_depth=0.5),
     )
     return Table(
         "Huang et al. 2016: stochastic depth on CIFAR-10 ResNet-110 (500 epochs)",

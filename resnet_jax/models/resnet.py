@@ -60,7 +60,7 @@ class ResNet(nn.Module):
       scale: Res2Net's number of splits ("s").
       se_ratio: Squeeze-and-Excitation on each branch, narrowing to this fraction (Hu et al.: 1/16); 0 = off.
       dropout_rate: dropout between a block's convolutions (Wide ResNet); needs a 'dropout' rng.
-      stochastic_depth_survival: survival probability of the last block, decaying linearly from 1 over
+      stochastic_depth: survival probability of the last block, decaying linearly from 1 over
         the blocks (Huang et al. 2016: 0.5); 1 = off. Needs a 'dropout' rng in training.
       shortcut_scale, branch_scale: constant scaling of the shortcut and the branch (He et al. 2016b).
       gate: ``''``, ``'exclusive'`` or ``'shortcut_only'`` gating (He et al. 2016b), its 1x1 conv's bias
@@ -87,7 +87,7 @@ class ResNet(nn.Module):
     scale: int = 1
     se_ratio: float = 0.0
     dropout_rate: float = 0.0
-    stochastic_depth_survival: float = 1.0
+    stochastic_depth: float = 1.0
     shortcut_scale: float = 1.0
     branch_scale: float = 1.0
     gate: str = ""
@@ -118,7 +118,7 @@ class ResNet(nn.Module):
         for stage, num_blocks in enumerate(self.stage_sizes):
             for index in range(num_blocks):
                 position += 1  # Huang et al.: p_l = 1 - l / L (1 - p_L) for block l of L
-                survival = 1 - position / total_blocks * (1 - self.stochastic_depth_survival)
+                survival = 1 - position / total_blocks * (1 - self.stochastic_depth)
                 x = ResidualBlock(
                     block=self.block,
                     inner_width=self._inner_width(stage),
@@ -247,8 +247,8 @@ def validate_architecture(model: ResNet) -> None:
     for field in ("dropout_rate", "shortcut_dropout", "se_ratio"):
         require(0.0 <= getattr(model, field) < 1.0, f"{field} must be in [0, 1), got {getattr(model, field)}")
     require(
-        0.0 < model.stochastic_depth_survival <= 1.0,
-        f"stochastic_depth_survival must be in (0, 1] (1 = off), got {model.stochastic_depth_survival}",
+        0.0 < model.stochastic_depth <= 1.0,
+        f"stochastic_depth must be in (0, 1] (1 = off), got {model.stochastic_depth}",
     )
     require(
         model.groups >= 1 and model.width_per_group >= 1 and model.width_multiplier >= 1 and model.scale >= 1,

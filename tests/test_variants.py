@@ -232,3 +232,18 @@ def test_config_fields_change_the_registered_model_only_when_set():
     model = loop.build_model(config)
     assert (model.se_ratio, model.shortcut, model.gate, model.gate_bias_init) == (1 / 16, "D", "exclusive", -6.0)
     assert model.stochastic_depth == 0.5
+
+
+def test_the_earlier_preactivation_flag_builds_the_full_preactivation_net():
+    """``preactivation=True`` (the spelling before activation_order) still builds the same network."""
+    images = jax.random.normal(jax.random.PRNGKey(1), (2, 16, 16, 3))
+    outputs = []
+    for fields in ({"preactivation": True}, {"activation_order": "full_preactivation"}):
+        model = create_model("cifar_resnet20", num_classes=10, stage_sizes=(1, 1, 1), **fields)
+        variables = model.init(jax.random.PRNGKey(0), images)
+        outputs.append(model.apply(variables, images))
+    np.testing.assert_array_equal(outputs[0], outputs[1])
+    plain = create_model("cifar_resnet20", num_classes=10, stage_sizes=(1, 1, 1))
+    assert not np.allclose(outputs[0], plain.apply(plain.init(jax.random.PRNGKey(0), images), images))
+    with pytest.raises(ValueError, match="not both"):
+        create_model("cifar_resnet20", num_classes=10, preactivation=True, activation_order="bn_after_addition")

@@ -54,6 +54,7 @@ class ResNet(nn.Module):
         the 1x1 projection, on shape change) or ``'none'`` (plain network, no shortcut at all).
       activation_order: where BN and ReLU sit (``blocks.ACTIVATION_ORDERS``, He et al. 2016b Fig. 4);
         ``'full_preactivation'`` (WRN) ends with a final BN-ReLU, ``'relu_preactivation'`` with a ReLU.
+      preactivation: True is the earlier spelling of ``activation_order='full_preactivation'``, still accepted.
       groups: cardinality of the bottleneck's 3x3 convolution (ResNeXt).
       width_per_group: bottleneck channels per group at base width 64 (ResNeXt's "d", Res2Net's width).
       width_multiplier: widens each block's inner convolutions (Wide ResNet's "k").
@@ -81,6 +82,7 @@ class ResNet(nn.Module):
     stem_width: int = 64
     shortcut: str = "B"
     activation_order: str = "post"
+    preactivation: bool = False
     groups: int = 1
     width_per_group: int = 64
     width_multiplier: int = 1
@@ -126,7 +128,7 @@ class ResNet(nn.Module):
                     stride=2 if stage > 0 and index == 0 else 1,
                     groups=self.groups,
                     shortcut=self.shortcut,
-                    activation_order=self.activation_order,
+                    activation_order=self.unit_order,
                     dropout_rate=self.dropout_rate,
                     zero_init_residual=self.zero_init_residual,
                     bn_group_size=self.bn_group_size,
@@ -158,10 +160,15 @@ class ResNet(nn.Module):
         return logits
 
     @property
+    def unit_order(self) -> str:
+        """The activation order the units are built with: ``activation_order``, or full pre-activation."""
+        return "full_preactivation" if self.preactivation else self.activation_order
+
+    @property
     def _stem_is_activated(self) -> bool:
         """Whether the stem ends in BN-ReLU before a full pre-activation unit, whose own first BN-ReLU
         is then left out (He et al. 2016b's ImageNet nets); a CIFAR stem is a bare conv instead."""
-        return self.activation_order == "full_preactivation" and self.stem != "cifar"
+        return self.unit_order == "full_preactivation" and self.stem != "cifar"
 
     def _stem(self, x: jax.Array, train: bool) -> jax.Array:
         dtype = x.dtype
@@ -171,11 +178,11 @@ class ResNet(nn.Module):
 
         if self.stem == "cifar":
             x = conv(self.stem_width, 3, 1, 1, dtype, parts.STEM_MODULES[0])(x)
-            if self.activation_order == "full_preactivation":  # the first block's BN-ReLU follows directly
+            if self.unit_order == "full_preactivation":  # the first block's BN-ReLU follows directly
                 return x
             x = norm(parts.STEM_MODULES[1])(x, train)
             # A ReLU-only pre-activation unit starts with its own ReLU.
-            return x if self.activation_order == "relu_preactivation" else nn.relu(x)
+            return x if self.unit_order == "relu_preactivation" else nn.relu(x)
         if self.stem == "deep":
             for i, (width, stride) in enumerate(zip(DEEP_STEM_WIDTHS, (2, 1), strict=True)):
                 conv_name, norm_name = parts.DEEP_STEM_MODULES[2 * i : 2 * i + 2]
@@ -188,9 +195,9 @@ class ResNet(nn.Module):
 
     def _final_activation(self, x: jax.Array, train: bool) -> jax.Array:
         """The final BN-ReLU of a full pre-activation net, or ReLU of a ReLU-only one (He et al. 2016b)."""
-        if self.activation_order == "full_preactivation":
+        if self.unit_order == "full_preactivation":
             return nn.relu(BatchNorm(group_size=self.bn_group_size, dtype=x.dtype, name=parts.FINAL_NORM)(x, train))
-        if self.activation_order == "relu_preactivation":
+        if self.unit_order == "relu_preactivation":
             return nn.relu(x)
         return x
 
@@ -236,6 +243,10 @@ def validate_architecture(model: ResNet) -> None:
         value = getattr(model, field)
         require(value in allowed, f"{field} must be one of {allowed}, got {value!r}")
     require(
+        not (model.preactivation and model.activation_order != "post"),
+        "set activation_order, or its earlier spelling preactivation=True, not both",
+    )
+    require(
         len(model.stage_sizes) > 0 and all(n >= 1 for n in model.stage_sizes),
         f"stage_sizes must be positive block counts, got {tuple(model.stage_sizes)}",
     )
@@ -263,7 +274,7 @@ def validate_architecture(model: ResNet) -> None:
         "block='res2net' needs scale >= 2 splits and groups=1; scale applies to res2net blocks only",
     )
     require(
-        model.block != "res2net" or model.activation_order == "post",
+        model.block != "res2net" or model.unit_order == "post",
         "res2net blocks are built with activation_order='post' only (Gao et al. 2019)",
     )
     require(
@@ -277,7 +288,7 @@ def validate_architecture(model: ResNet) -> None:
         "zero_init_residual=True would zero a plain network's only path; use it with shortcut 'A' or 'B'",
     )
     require(
-        not (model.zero_init_residual and model.activation_order == "relu_before_addition"),
+        not (model.zero_init_residual and model.unit_order == "relu_before_addition"),
         "zero_init_residual=True cannot zero a branch that ends in BN-ReLU: relu'(0) = 0 would stop its "
         "gradients for good; leave it off with activation_order='relu_before_addition'",
     )

@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir, seeds = args.workdir or Path("runs") / args.table, args.seeds or table.seeds
     try:
         fixed = dict(sweep.parse_assignment(text) for text in args.set)
-        sweep.check_fields(table.rows[0].config, fixed)
+        sweep.check_points("", table_points(table, seeds, fixed))
         if args.run:
             return run(table, workdir, seeds, fixed)
     except ValueError as error:

@@ -100,6 +100,28 @@ def check_fields(config_spec: str, fields) -> None:
             raise ValueError(f"{field!r} is not a field of {config_spec}{hint}")
 
 
+def check_points(config_spec: str, points: list[Point]) -> None:
+    """Fail before running anything if any point's config would be refused: a field that is not declared,
+    or a value that the command line would reject (type, range, a model that cannot take it)."""
+    from absl import flags
+    from ml_collections import config_flags
+
+    from resnet_jax import config_schema
+    from resnet_jax.errors import ConfigError
+
+    for point in points:
+        spec = point.config or config_spec
+        check_fields(spec, point.overrides)
+        argv = ["sweep", f"--config={spec}", *(f"--config.{field}={value}" for field, value in point.overrides.items())]
+        flag_values = flags.FlagValues()  # parsed as resnet_jax.main parses the point's command
+        config_flags.DEFINE_config_file("config", None, "the point's config", flag_values=flag_values, sys_argv=argv)
+        try:
+            flag_values(argv)
+            config_schema.validate(flag_values.config)
+        except (flags.Error, ConfigError) as error:
+            raise ValueError(f"point {point.name} of {spec}: {error}") from None
+
+
 def _run_point(argv: list[str], stop_signals: list[int]) -> int:
     """Run one point; SIGINT/SIGTERM reach it (it checkpoints and exits) and stop the sweep after it."""
     child = subprocess.Popen(argv)
@@ -182,8 +204,8 @@ def main(argv: list[str] | None = None) -> int:
         fixed = dict(parse_assignment(text) for text in args.set)
         if overlap := set(grid) & set(fixed):
             raise ValueError(f"{sorted(overlap)} both in --grid and --set; keep each field in one of them")
-        check_fields(args.config, [*grid, *fixed])
         points = grid_points(grid, fixed)
+        check_points(args.config, points)
         if not args.emit:
             check_started_points(sweep_dir, points)
     except ValueError as error:

@@ -94,6 +94,37 @@ def test_a_misspelt_field_is_refused_with_the_closest_names(capsys, tmp_path):
     assert not list(tmp_path.iterdir())  # nothing ran
 
 
+@pytest.mark.parametrize(
+    "arguments, words",
+    [
+        (["--grid", "learning_rate=0.1,abc"], ["point learning_rate=abc of configs/digits.py", "'abc'"]),
+        (["--grid", "dropout_rate=0.1,1.5"], ["point dropout_rate=1.5", "dropout_rate must be in [0, 1)"]),
+        (
+            ["--grid", f"model={','.join(MODELS)}", "--set", "gate=exclusive"],
+            ["point model=cifar_plain20", "cannot take the options", "shortcut='none' has none"],
+        ),
+    ],
+)
+def test_a_value_that_the_command_would_refuse_stops_the_sweep_before_any_point(capsys, tmp_path, arguments, words):
+    """Every point's config is parsed and checked as resnet_jax.main would: a bad value in the last point
+    costs no run of the first."""
+    with pytest.raises(SystemExit) as exit_info:
+        sweep_script.main(["--config", "configs/digits.py", "--workdir", str(tmp_path), *arguments])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert all(word in error for word in words), error
+    assert not list(tmp_path.iterdir())
+
+
+def test_reproduce_checks_every_row_with_the_overrides_before_running(capsys, tmp_path):
+    """A --set that one row of a table cannot take stops --run before the first row."""
+    with pytest.raises(SystemExit):
+        reproduce.main(["he2016b_shortcuts", "--run", "--workdir", str(tmp_path), "--set", "model=cifar_plain20"])
+    assert "point original/seed=0" not in (error := capsys.readouterr().err)
+    assert "cannot take the options" in error and "configs/ablations.py:" in error
+    assert not list(tmp_path.iterdir())
+
+
 @pytest.mark.slow  # the sweep fixture trains 4 points
 def test_the_report_gives_mean_std_and_n_over_seeds(sweep, capsys):
     _, sweep_dir, _ = sweep

@@ -218,7 +218,7 @@ def test_gradient_clipping_matches_torch_where_it_clips_and_where_it_does_not():
     unclipped_rule, norms = with_optax(recipe.build_optimizer(config, LEARNING_RATE, small_params())), []
 
     def unclipped_recording_norms(params, grads, step):
-        norms.append(float(optax.global_norm(grads)))
+        norms.append(float(optax.tree.norm(grads)))
         return unclipped_rule(params, grads, step)
 
     unclipped = gradients_along(small_params(), unclipped_recording_norms)

@@ -166,8 +166,8 @@ def test_the_gate_starts_at_its_bias():
 
 
 def test_stochastic_depth_drops_the_whole_branch_per_batch_and_scales_it_at_eval():
-    """Huang et al. 2016: in training the branch is kept with probability p for the whole mini-batch; at
-    eval it is multiplied by p."""
+    """Huang et al. 2016: in training the branch is kept with probability p for the whole mini-batch (a
+    dropped one does not touch its BN statistics); at eval it is multiplied by p."""
     x = jnp.asarray(np.random.default_rng(0).standard_normal((4, 6, 6, 8), dtype=np.float32))
     survival = 0.3
     unit = _basic_unit(survival_probability=survival)
@@ -176,11 +176,23 @@ def test_stochastic_depth_drops_the_whole_branch_per_batch_and_scales_it_at_eval
     dropped = np.maximum(np.asarray(x), 0)
     outcomes = []
     for seed in range(200):
-        out, _ = unit.apply(variables, x, train=True, mutable=["batch_stats"], rngs={"dropout": jax.random.key(seed)})
+        out, updated = unit.apply(
+            variables, x, train=True, mutable=["batch_stats"], rngs={"dropout": jax.random.key(seed)}
+        )
         out = np.asarray(out)
         is_kept, is_dropped = np.allclose(out, kept, atol=1e-6), np.allclose(out, dropped, atol=1e-6)
         assert is_kept != is_dropped  # all of the batch one way or the other
         outcomes.append(is_kept)
+        # A dropped block is as if not run (their code skips it): its BN running statistics stay put.
+        stats_moved = [
+            not np.array_equal(before, after)
+            for before, after in zip(
+                jax.tree_util.tree_leaves(variables["batch_stats"]),
+                jax.tree_util.tree_leaves(updated["batch_stats"]),
+                strict=True,
+            )
+        ]
+        assert all(stats_moved) if is_kept else not any(stats_moved)
     assert 40 <= sum(outcomes) <= 80  # Binomial(200, 0.3): mean 60, sd 6.5
     branch_times_p = _unit(dict(order="post", branch_scale=survival), 1, 8).apply(variables, x, train=False)
     np.testing.assert_allclose(np.asarray(unit.apply(variables, x, train=False)), np.asarray(branch_times_p), atol=1e-6)

@@ -84,7 +84,8 @@ class ResidualBlock(nn.Module):
     The combination: the shortcut ``h`` is scaled by ``shortcut_scale`` and dropped out by
     ``shortcut_dropout`` (without the inverted rescaling: its expected scale is 1 - p, as the paper says,
     and eval multiplies by 1 - p), the branch ``f`` scaled by ``branch_scale`` and by stochastic depth
-    (whole batch, Huang et al.; eval multiplies by the survival probability); then
+    (whole batch, Huang et al.; a dropped branch leaves its BN running statistics as they were, and eval
+    multiplies by the survival probability); then
     ``f + h``, or with a gate g = sigmoid(conv1x1(x) + ``gate_bias_init``): ``g f + (1 - g) h``
     (exclusive) or ``f + (1 - g) h`` (shortcut-only), as in He et al. 2016b, Table 1.
     """
@@ -135,9 +136,10 @@ class ResidualBlock(nn.Module):
         order = self.activation_order
         layers = self._layers()
         last = len(layers)
+        survives = self._survives(train)
         branch = x
         if order == "full_preactivation" and not self.skip_preactivation:
-            branch = nn.relu(self._norm("bn1")(x, train))
+            branch = nn.relu(self._norm("bn1")(x, train, survives))
         elif order == "relu_preactivation":
             branch = nn.relu(x)
         projection_input = branch  # pre-activated input in pre-act nets (He et al. 2016b), x otherwise
@@ -146,10 +148,10 @@ class ResidualBlock(nn.Module):
             zero_init = self.zero_init_residual and is_last
             if index > 1:
                 if order == "full_preactivation":
-                    branch = nn.relu(self._norm(f"bn{index}")(branch, train))
+                    branch = nn.relu(self._norm(f"bn{index}")(branch, train, survives))
                 branch = nn.Dropout(self.dropout_rate, deterministic=not train)(branch)
             if self.block == "res2net" and index == 2:
-                branch = self._multi_scale(branch, x.shape[-1] != self.out_width or self.stride > 1, train)
+                branch = self._multi_scale(branch, x.shape[-1] != self.out_width or self.stride > 1, train, survives)
                 continue
             # A branch that ends in a conv zeroes it instead of a BN: a zeroed BN in front of a ReLU would
             # leave relu'(0) = 0 and block every gradient of the branch for good.
@@ -157,16 +159,17 @@ class ResidualBlock(nn.Module):
             branch = conv(features, kernel, stride, groups, self.dtype, f"conv{index}", conv_zero_init)(branch)
             if order == "full_preactivation" or (is_last and order == "bn_after_addition"):
                 continue
-            branch = self._norm(f"bn{index}", zero_init=zero_init)(branch, train)
+            branch = self._norm(f"bn{index}", zero_init=zero_init)(branch, train, survives)
             if not is_last or order == "relu_before_addition":
                 branch = nn.relu(branch)
         if self.se_hidden:
             branch = SqueezeExcitation(self.se_hidden, self.dtype, name="se")(branch)
+        branch = self._scaled_branch(branch, train, survives)
         if self.shortcut == "none":
-            return self._after_addition(self._scaled_branch(branch, train), train)
+            return self._after_addition(branch, train)
         return self._after_addition(self._combine(x, branch, self._shortcut(x, projection_input, train), train), train)
 
-    def _multi_scale(self, x: jax.Array, changes_shape: bool, train: bool) -> jax.Array:
+    def _multi_scale(self, x: jax.Array, changes_shape: bool, train: bool, survives: jax.Array | bool) -> jax.Array:
         """Res2Net's hierarchical 3x3s (Gao et al. 2019): split i > 0 adds the previous split's output
         before its conv, except in a block that changes shape (the first of a stage), where each split is
         convolved alone and the last one is average-pooled; otherwise the last split passes through."""
@@ -176,7 +179,7 @@ class ResidualBlock(nn.Module):
         for i, split in enumerate(splits[:-1]):
             inputs = split if i == 0 or changes_shape else split + outputs[-1]
             out = conv(width, 3, self.stride, 1, self.dtype, f"conv2_{i}")(inputs)
-            outputs.append(nn.relu(self._norm(f"bn2_{i}")(out, train)))
+            outputs.append(nn.relu(self._norm(f"bn2_{i}")(out, train, survives)))
         if changes_shape:
             pad = ((1, 1), (1, 1))
             outputs.append(nn.avg_pool(splits[-1], (3, 3), (self.stride, self.stride), pad, count_include_pad=True))
@@ -202,20 +205,25 @@ class ResidualBlock(nn.Module):
             return projected
         return self._norm("downsample_bn")(projected, train)
 
-    def _scaled_branch(self, branch: jax.Array, train: bool) -> jax.Array:
-        """``branch_scale`` times the branch, kept or dropped for the whole batch by stochastic depth
-        (Huang et al. 2016) in training and scaled by its survival probability at eval."""
+    def _survives(self, train: bool) -> jax.Array | bool:
+        """Stochastic depth's draw (Huang et al. 2016): whether this block's branch is kept, for the whole
+        batch, in this training step; True when the block is always kept."""
+        if not train or self.survival_probability == 1.0 or self.is_initializing():
+            return True
+        return jax.random.bernoulli(self.make_rng("dropout"), self.survival_probability)
+
+    def _scaled_branch(self, branch: jax.Array, train: bool, survives: jax.Array | bool) -> jax.Array:
+        """``branch_scale`` times the branch, dropped where stochastic depth's draw says so in training and
+        scaled by its survival probability at eval."""
         branch = branch * self.branch_scale if self.branch_scale != 1.0 else branch
         if self.survival_probability == 1.0:
             return branch
         if not train:
             return branch * self.survival_probability
-        survives = jax.random.bernoulli(self.make_rng("dropout"), self.survival_probability)
         return jnp.where(survives, branch, jnp.zeros_like(branch))
 
     def _combine(self, x: jax.Array, branch: jax.Array, shortcut: jax.Array, train: bool) -> jax.Array:
         """Scaled, dropped-out and gated shortcut plus the (scaled, stochastic-depth) branch."""
-        branch = self._scaled_branch(branch, train)
         if self.shortcut_scale != 1.0:
             shortcut = shortcut * self.shortcut_scale
         if self.shortcut_dropout:  # as He et al. 2016b describe it: a scale of expectation 1 - p, not inverted

@@ -34,8 +34,11 @@ class BatchNorm(nn.Module):
     scale_init: Initializer = nn.initializers.ones
 
     @nn.compact
-    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-        """Normalise ``x`` with batch statistics (train) or running statistics (eval)."""
+    def __call__(self, x: jax.Array, train: bool, update_stats: jax.Array | bool = True) -> jax.Array:
+        """Normalise ``x`` with batch statistics (train) or running statistics (eval).
+
+        ``update_stats`` (a traced bool) False keeps the running statistics in training: a block that
+        stochastic depth drops in this step is as if not run (Huang et al. 2016)."""
         features = x.shape[-1]
         scale = self.param("scale", self.scale_init, (features,), jnp.float32)
         bias = self.param("bias", nn.initializers.zeros, (features,), jnp.float32)
@@ -59,8 +62,12 @@ class BatchNorm(nn.Module):
                 unbiased_var = var * count / max(count - 1, 1)
                 new_mean = mean.reshape(-1, features).mean(axis=0)
                 new_var = unbiased_var.reshape(-1, features).mean(axis=0)
-                running_mean.value = self.momentum * running_mean.value + (1 - self.momentum) * new_mean
-                running_var.value = self.momentum * running_var.value + (1 - self.momentum) * new_var
+                updated_mean = self.momentum * running_mean.value + (1 - self.momentum) * new_mean
+                updated_var = self.momentum * running_var.value + (1 - self.momentum) * new_var
+                if update_stats is not True:
+                    updated_mean = jnp.where(update_stats, updated_mean, running_mean.value)
+                    updated_var = jnp.where(update_stats, updated_var, running_var.value)
+                running_mean.value, running_var.value = updated_mean, updated_var
         else:
             grouped, mean, var = x, running_mean.value, running_var.value
         # y = x * multiplier + offset: one multiply-add per element, the per-channel terms in float32.

@@ -198,6 +198,25 @@ def test_stochastic_depth_drops_the_whole_branch_per_batch_and_scales_it_at_eval
     np.testing.assert_allclose(np.asarray(unit.apply(variables, x, train=False)), np.asarray(branch_times_p), atol=1e-6)
 
 
+def test_a_dropped_pre_activation_unit_still_updates_the_bn_its_projection_shortcut_shares():
+    """bn1 of a full pre-activation unit feeds the projection shortcut, which runs every step; the branch's
+    other BN is left alone when the branch is dropped."""
+    x = jnp.asarray(np.random.default_rng(0).standard_normal((4, 6, 6, 8), dtype=np.float32))
+    unit = _basic_unit(16, 2, shortcut="B", activation_order="full_preactivation", survival_probability=0.5)
+    variables = unit.init(jax.random.key(0), x, train=False)
+    moved_by_draw = set()
+    for seed in range(12):
+        rngs = {"dropout": jax.random.key(seed)}
+        _, updated = unit.apply(variables, x, train=True, mutable=["batch_stats"], rngs=rngs)
+        moved = {
+            name: not np.array_equal(variables["batch_stats"][name]["mean"], updated["batch_stats"][name]["mean"])
+            for name in ("bn1", "bn2")
+        }
+        assert moved["bn1"]
+        moved_by_draw.add(moved["bn2"])
+    assert moved_by_draw == {True, False}  # 12 draws at p = 0.5 kept and dropped the branch
+
+
 def test_survival_probabilities_decay_linearly_to_p_l():
     """p_l = 1 - l / L (1 - p_L) for block l = 1..L; captured from the blocks of a 3-block net."""
     model = create_model("cifar_resnet20", num_classes=10, stage_sizes=(1, 1, 1), stochastic_depth=0.5)
@@ -257,5 +276,8 @@ def test_the_earlier_preactivation_flag_builds_the_full_preactivation_net():
     np.testing.assert_array_equal(outputs[0], outputs[1])
     plain = create_model("cifar_resnet20", num_classes=10, stage_sizes=(1, 1, 1))
     assert not np.allclose(outputs[0], plain.apply(plain.init(jax.random.PRNGKey(0), images), images))
-    with pytest.raises(ValueError, match="not both"):
+    wrn = {"stage_sizes": (1, 1, 1)}  # registered with activation_order='full_preactivation'
+    assert create_model("wrn28_10", num_classes=10, preactivation=True, **wrn).unit_order == "full_preactivation"
+    assert create_model("wrn28_10", num_classes=10, preactivation=False, **wrn).unit_order == "post"
+    with pytest.raises(ValueError, match="set activation_order alone"):
         create_model("cifar_resnet20", num_classes=10, preactivation=True, activation_order="bn_after_addition")

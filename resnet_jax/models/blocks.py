@@ -84,8 +84,8 @@ class ResidualBlock(nn.Module):
     The combination: the shortcut ``h`` is scaled by ``shortcut_scale`` and dropped out by
     ``shortcut_dropout`` (without the inverted rescaling: its expected scale is 1 - p, as the paper says,
     and eval multiplies by 1 - p), the branch ``f`` scaled by ``branch_scale`` and by stochastic depth
-    (whole batch, Huang et al.; a dropped branch leaves its BN running statistics as they were, and eval
-    multiplies by the survival probability); then
+    (whole batch, Huang et al.; a dropped branch leaves its BN running statistics as they were, except a
+    pre-activation bn1 that a projection shortcut shares; eval multiplies by the survival probability); then
     ``f + h``, or with a gate g = sigmoid(conv1x1(x) + ``gate_bias_init``): ``g f + (1 - g) h``
     (exclusive) or ``f + (1 - g) h`` (shortcut-only), as in He et al. 2016b, Table 1.
     """
@@ -139,7 +139,9 @@ class ResidualBlock(nn.Module):
         survives = self._survives(train)
         branch = x
         if order == "full_preactivation" and not self.skip_preactivation:
-            branch = nn.relu(self._norm("bn1")(x, train, survives))
+            # bn1 also feeds a projection shortcut, which runs whether or not the branch does.
+            bn1_survives = True if self._projects(x.shape[-1]) else survives
+            branch = nn.relu(self._norm("bn1")(x, train, bn1_survives))
         elif order == "relu_preactivation":
             branch = nn.relu(x)
         projection_input = branch  # pre-activated input in pre-act nets (He et al. 2016b), x otherwise
@@ -191,12 +193,12 @@ class ResidualBlock(nn.Module):
         """Identity, or: option A's subsample-and-pad, B's projection on a shape change, C's projection
         everywhere, D's average pool then projection (He et al. 2019, ResNet-D)."""
         in_width = x.shape[-1]
-        if self.shortcut != "C" and self.stride == 1 and in_width == self.out_width:
-            return x
-        if self.shortcut == "A":
+        if not self._projects(in_width):
+            if self.stride == 1 and in_width == self.out_width:
+                return x
             subsampled = x[:, :: self.stride, :: self.stride, :]
             padding = [(0, 0)] * 3 + [(0, self.out_width - in_width)]
-            return jnp.pad(subsampled, padding)
+            return jnp.pad(subsampled, padding)  # option A
         stride = self.stride
         if self.shortcut == "D" and stride > 1:
             projection_input, stride = average_pool_ceil(projection_input, stride), 1
@@ -204,6 +206,12 @@ class ResidualBlock(nn.Module):
         if self.activation_order == "full_preactivation":
             return projected
         return self._norm("downsample_bn")(projected, train)
+
+    def _projects(self, in_width: int) -> bool:
+        """Whether the shortcut is a 1x1 projection (of the pre-activated input, in a pre-activation unit)."""
+        if self.shortcut in ("A", "none"):
+            return False
+        return self.shortcut == "C" or self.stride > 1 or in_width != self.out_width
 
     def _survives(self, train: bool) -> jax.Array | bool:
         """Stochastic depth's draw (Huang et al. 2016): whether this block's branch is kept, for the whole

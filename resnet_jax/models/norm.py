@@ -37,8 +37,8 @@ class BatchNorm(nn.Module):
     def __call__(self, x: jax.Array, train: bool, update_stats: jax.Array | bool = True) -> jax.Array:
         """Normalise ``x`` with batch statistics (train) or running statistics (eval).
 
-        ``update_stats`` (a traced bool) False keeps the running statistics in training: a block that
-        stochastic depth drops in this step is as if not run (Huang et al. 2016)."""
+        ``update_stats`` (a traced bool) False keeps the running statistics in training: the branch BNs
+        of a block that stochastic depth drops in this step (Huang et al. 2016)."""
         features = x.shape[-1]
         scale = self.param("scale", self.scale_init, (features,), jnp.float32)
         bias = self.param("bias", nn.initializers.zeros, (features,), jnp.float32)

@@ -54,7 +54,8 @@ class ResNet(nn.Module):
         the 1x1 projection, on shape change) or ``'none'`` (plain network, no shortcut at all).
       activation_order: where BN and ReLU sit (``blocks.ACTIVATION_ORDERS``, He et al. 2016b Fig. 4);
         ``'full_preactivation'`` (WRN) ends with a final BN-ReLU, ``'relu_preactivation'`` with a ReLU.
-      preactivation: True is the earlier spelling of ``activation_order='full_preactivation'``, still accepted.
+      preactivation: the earlier spelling, still accepted: True means ``activation_order='full_preactivation'``,
+        False ``'post'``; None (the default) leaves ``activation_order`` to decide.
       groups: cardinality of the bottleneck's 3x3 convolution (ResNeXt).
       width_per_group: bottleneck channels per group at base width 64 (ResNeXt's "d", Res2Net's width).
       width_multiplier: widens each block's inner convolutions (Wide ResNet's "k").
@@ -82,7 +83,7 @@ class ResNet(nn.Module):
     stem_width: int = 64
     shortcut: str = "B"
     activation_order: str = "post"
-    preactivation: bool = False
+    preactivation: bool | None = None
     groups: int = 1
     width_per_group: int = 64
     width_multiplier: int = 1
@@ -161,8 +162,10 @@ class ResNet(nn.Module):
 
     @property
     def unit_order(self) -> str:
-        """The activation order the units are built with: ``activation_order``, or full pre-activation."""
-        return "full_preactivation" if self.preactivation else self.activation_order
+        """The activation order the units are built with: ``activation_order``, unless ``preactivation`` says."""
+        if self.preactivation is None:
+            return self.activation_order
+        return "full_preactivation" if self.preactivation else "post"
 
     @property
     def _stem_is_activated(self) -> bool:
@@ -243,8 +246,9 @@ def validate_architecture(model: ResNet) -> None:
         value = getattr(model, field)
         require(value in allowed, f"{field} must be one of {allowed}, got {value!r}")
     require(
-        not (model.preactivation and model.activation_order != "post"),
-        "set activation_order, or its earlier spelling preactivation=True, not both",
+        model.preactivation is None or model.activation_order in ("post", "full_preactivation"),
+        f"preactivation={model.preactivation} chooses between 'post' and 'full_preactivation'; with "
+        f"activation_order={model.activation_order!r} set activation_order alone",
     )
     require(
         len(model.stage_sizes) > 0 and all(n >= 1 for n in model.stage_sizes),

@@ -109,9 +109,13 @@ def check_points(config_spec: str, points: list[Point]) -> None:
     from resnet_jax import config_schema
     from resnet_jax.errors import ConfigError
 
+    fields_by_spec: dict[str, dict[str, None]] = {}  # each config file's overridden fields, in order
+    for point in points:
+        fields_by_spec.setdefault(point.config or config_spec, {}).update(dict.fromkeys(point.overrides))
+    for spec, fields in fields_by_spec.items():
+        check_fields(spec, fields)
     for point in points:
         spec = point.config or config_spec
-        check_fields(spec, point.overrides)
         argv = ["sweep", f"--config={spec}", *(f"--config.{field}={value}" for field, value in point.overrides.items())]
         flag_values = flags.FlagValues()  # parsed as resnet_jax.main parses the point's command
         config_flags.DEFINE_config_file("config", None, "the point's config", flag_values=flag_values, sys_argv=argv)

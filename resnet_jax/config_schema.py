@@ -2,14 +2,15 @@
 
 ``FIELDS`` is the single source. From it come ``configs/default.py`` (``default_config``), the checks
 run before anything starts (``validate``), the field listing of ``--help``/``--helpfull``
-(``help_text``), the sweep's field check (``field_names``) and the README's table
+(``help_text``), the sweep's field-name check (``field_names``) and the README's table
 (``python -m resnet_jax.config_schema --markdown``). Adding an option is one ``Field`` here (plus the
 code that uses it); a config that sets an undeclared field fails.
 
 Each subsystem reads its own ``view`` (model, data, optimisation, run) of the flat ConfigDict, so what a
 subsystem depends on is written here, next to each field. Allowed values that a subsystem dispatches on
 (model and dataset names, optimizers, schedules) stay constants of that subsystem and are read from it
-lazily, so loading a config imports neither JAX nor TensorFlow. Only ``default_config`` imports
+lazily, so loading a config imports neither JAX nor TensorFlow (``validate`` does import JAX and flax: it
+builds the model definition to check the architecture options). Only ``default_config`` imports
 ml_collections, so the core (models, data, the step, the benchmark) runs where only jax, flax and optax
 are installed.
 """

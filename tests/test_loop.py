@@ -179,11 +179,13 @@ class SteppedClock:
 
 def test_a_resumed_run_sums_its_wall_time_and_records_real_config_changes_only(tmp_path, monkeypatch):
     """results.json's wall_time_s sums every process's time, carried from one to the next in the checkpoint.
-    Fields that a newer version added are no change at their defaults, and a change when set."""
+    Fields that a newer version added (in a group too) are no change at their defaults, and a change when
+    set; a field that is gone is a change."""
     monkeypatch.setattr(loop, "time", SteppedClock(40.0))
     loop.train_and_evaluate(tiny_config(num_train_steps=4), tmp_path)
     record = json.loads((tmp_path / "config.json").read_text())
-    del record["mixup_alpha"], record["cutout_size"]  # as if written before these fields existed
+    del record["mixup_alpha"], record["cutout_size"], record["synthetic"]["noise"]  # before these fields existed
+    record["stochastic_depth_survival"] = 0.5  # a field renamed since: its setting would be lost
     (tmp_path / "config.json").write_text(json.dumps(record))
 
     monkeypatch.setattr(loop, "time", SteppedClock(100.0))
@@ -192,4 +194,17 @@ def test_a_resumed_run_sums_its_wall_time_and_records_real_config_changes_only(t
     assert results["wall_time_s"] == 140.0
     assert json.loads((tmp_path / "results.json").read_text())["wall_time_s"] == 140.0
     history = json.loads((tmp_path / "config.json").read_text())["resumed_with_changes"]
-    assert history == [{"step": 4, "changes": {"num_train_steps": [4, 8], "cutout_size": [None, 2]}}]
+    changes = {"num_train_steps": [4, 8], "cutout_size": [None, 2], "stochastic_depth_survival": [0.5, None]}
+    assert history == [{"step": 4, "changes": changes}]
+
+
+def test_a_checkpoint_without_a_wall_time_record_counts_from_itself(tmp_path, monkeypatch, caplog):
+    """A checkpoint written before the record existed: the resumed run counts from it, and says so."""
+    monkeypatch.setattr(checkpoint, "WALL_TIME", "not_the_record")  # the first process leaves no record
+    loop.train_and_evaluate(tiny_config(num_train_steps=4), tmp_path)
+    monkeypatch.undo()
+    monkeypatch.setattr(loop, "time", SteppedClock(100.0))
+    with caplog.at_level("WARNING"):
+        results = loop.train_and_evaluate(tiny_config(num_train_steps=8), tmp_path)
+    assert results["wall_time_s"] == 100.0
+    assert "predates wall-time records" in caplog.text

@@ -84,19 +84,21 @@ def with_resume_history(path: epath.Path, record: dict, step: int) -> dict:
 
     A resumed run may change its config (a lower learning rate after a divergence, say); each change
     is logged as a warning and kept in config.json as ``{"step", "changes": {field: [before, now]}}``.
-    A field that a newer version added, at its default, changes nothing and is only noted.
+    Fields are compared one by one (``group.field`` inside groups). A field that a newer version added,
+    at its default, changes nothing and is only noted; one that no longer exists is a change to None.
     """
     if not path.exists():
         return record
     previous = json.loads(path.read_text())
     now, defaults = (json.loads(json.dumps(x, default=str)) for x in (record, config_schema.default_values()))
-    unrecorded = [key for key, value in now.items() if key not in previous and value == defaults.get(key)]
+    before, after, default = _fields(previous), _fields(now), _fields(defaults)
+    unrecorded = [name for name, value in after.items() if name not in before and value == default.get(name)]
     if unrecorded:
         logging.info("Fields added since this run started take their defaults: %s.", ", ".join(unrecorded))
     changes = {
-        key: [previous.get(key), value]
-        for key, value in now.items()
-        if key not in RECORD_EXTRAS and key not in unrecorded and previous.get(key) != value
+        name: [before.get(name), after.get(name)]
+        for name in [*after, *(name for name in before if name not in after)]
+        if name not in unrecorded and before.get(name) != after.get(name)
     }
     history = previous.get(RESUME_CHANGES, [])
     if changes:
@@ -105,6 +107,12 @@ def with_resume_history(path: epath.Path, record: dict, step: int) -> dict:
         )
         history = [*history, {"step": step, "changes": changes}]
     return {**record, RESUME_CHANGES: history} if history else record
+
+
+def _fields(record: dict) -> dict[str, Any]:
+    """The config fields of a config.json record by dotted name, without the keys that are not fields."""
+    fields = {key: value for key, value in record.items() if key not in RECORD_EXTRAS}
+    return {name: config_schema.value_of(fields, name) for name in config_schema.set_names(fields)}
 
 
 def _describe_changes(changes: dict[str, list]) -> str:

@@ -1,16 +1,22 @@
 """The whole job on 8 simulated devices: learning, exact eval, workdir files, divergence, bad configs."""
 
+import dataclasses
 import json
 import math
+import os
+import signal
+import threading
+import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from configs import default
 from resnet_jax.data import synthetic
 from resnet_jax.models import create_model
-from resnet_jax.train import checkpoint, loop
+from resnet_jax.train import checkpoint, loop, sharding
 
 pytestmark = pytest.mark.xdist_group("loop")  # one worker shares the trained fixture
 
@@ -208,3 +214,66 @@ def test_a_checkpoint_without_a_wall_time_record_counts_from_itself(tmp_path, mo
         results = loop.train_and_evaluate(tiny_config(num_train_steps=8), tmp_path)
     assert results["wall_time_s"] == 100.0
     assert "predates wall-time records" in caplog.text
+
+
+def slowed(make_train_step):
+    """``make_train_step`` whose steps also multiply two 1024x1024 matrices that depend on the batch: the
+    devices fall behind a host that does not wait for them."""
+
+    def make(*args, **kwargs):
+        train_step = make_train_step(*args, **kwargs)
+
+        def step(state, batch):
+            state, outputs = train_step(state, batch)
+            matrix = jnp.full((1024, 1024), batch["image"].mean())
+            busy = jnp.tanh(matrix @ matrix).sum()
+            return state.replace(step=state.step + (busy * 0).astype(state.step.dtype)), outputs
+
+        return step
+
+    return make
+
+
+def test_a_stop_signal_is_saved_within_a_few_steps_of_the_device_not_at_the_next_log_step(tmp_path, monkeypatch):
+    """SIGTERM arrives once the device has finished step 6 of 60, with no log or checkpoint step before
+    the last: the host, never more than MAX_STEPS_IN_FLIGHT steps ahead, checkpoints a step or two later,
+    where a host that had dispatched every step it could (XLA:CPU queues up to 32 on one device) would only
+    see the signal at the end. One device, as on a one-GPU machine: 8 CPU devices queue fewer steps."""
+    make_mesh = sharding.make_mesh
+    monkeypatch.setattr(sharding, "make_mesh", lambda devices=None: make_mesh(jax.devices()[:1]))
+    monkeypatch.setattr(loop, "make_train_step", slowed(loop.make_train_step))
+    finished: list[jax.Array] = []  # each dispatched step's number, ready once the devices have run it
+    compile_steps = loop.compile_steps
+
+    def recording(*args, **kwargs):
+        steps = compile_steps(*args, **kwargs)
+
+        def train(*step_args):
+            outputs = steps.train(*step_args)
+            finished.append(outputs[-1])
+            return outputs
+
+        return dataclasses.replace(steps, train=train)
+
+    training = threading.Event()
+    training.set()
+
+    def signal_after_step_6():
+        deadline = time.monotonic() + 120
+        while training.is_set() and time.monotonic() < deadline:
+            if len(finished) >= 6 and finished[5].is_ready():
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+            time.sleep(0.001)
+
+    monkeypatch.setattr(loop, "compile_steps", recording)
+    config = tiny_config(num_train_steps=60, log_every_steps=60, checkpoint_every_steps=60)
+    sender = threading.Thread(target=signal_after_step_6)
+    sender.start()
+    try:
+        results = loop.train_and_evaluate(config, tmp_path)
+    finally:
+        training.clear()
+        sender.join()
+    assert results.get("stopped") == "SIGTERM", results
+    assert 6 <= results["checkpoint_step"] <= 6 + loop.MAX_STEPS_IN_FLIGHT + 1

@@ -2,9 +2,11 @@
 
 Data-parallel over every device of every process: the state is replicated, each process feeds its
 slice of the global batch, and one jitted step (state donated) runs on all devices. The host reads
-device values only at log, eval and checkpoint steps.
+device values only at log, eval and checkpoint steps, and dispatches at most ``MAX_STEPS_IN_FLIGHT``
+steps ahead of the devices.
 """
 
+import collections
 import contextlib
 import dataclasses
 import json
@@ -35,6 +37,10 @@ from resnet_jax.train.preemption import StopRequest
 from resnet_jax.train.startup import Startup
 from resnet_jax.train.state import TrainState, create_train_state, init_variables
 from resnet_jax.train.step import make_eval_step, make_train_step
+
+# Enough queued steps to hide the host's dispatch, few enough that a stop signal (preemption notices give
+# ~30 s) is checkpointed a step or two later, not after every step dispatched up to the next log step.
+MAX_STEPS_IN_FLIGHT = 2
 
 
 class TrainingDiverged(FloatingPointError):
@@ -177,7 +183,8 @@ class RunClock:
 
 @dataclasses.dataclass(frozen=True)
 class Steps:
-    """The jitted functions of a run: train (state donated) and eval, both accumulating clu metrics."""
+    """The jitted functions of a run: train (state donated; also returns the new step number, to wait on) and
+    eval, both accumulating clu metrics."""
 
     train: Callable
     eval: Callable
@@ -211,7 +218,8 @@ def compile_steps(
 
     def train_and_accumulate(state, batch, accumulated):
         state, outputs = train_step(state, batch)
-        return state, accumulated.merge(train_metrics.single_from_model_output(**outputs))
+        done = state.step + 0  # a buffer of its own that the next step's donation leaves alone: the host waits on it
+        return state, accumulated.merge(train_metrics.single_from_model_output(**outputs)), done
 
     def eval_and_accumulate(variables, batch, accumulated):
         return accumulated.merge(eval_metrics.single_from_model_output(**eval_step(variables, batch)))
@@ -220,7 +228,7 @@ def compile_steps(
         train=jax.jit(
             train_and_accumulate,
             in_shardings=(replicated, batch_sharding, replicated),
-            out_shardings=(replicated, replicated),
+            out_shardings=(replicated, replicated, replicated),
             donate_argnums=(0, 2),
         ),
         eval=jax.jit(
@@ -361,10 +369,14 @@ def _train(run: Run, state: TrainState) -> tuple[int, dict[str, float], str | No
     stop_request = run.stop_request
     if stop_request.requested(at_sync_point=True):  # came during start-up or compilation
         return step, eval_results, stop_request.signal_name or "signal"
+    in_flight: collections.deque[jax.Array] = collections.deque()
     while step < length.num_train_steps:
         batch = next(train_iterator)
-        state, accumulated = steps.train(state, batch, accumulated)
+        state, accumulated, done = steps.train(state, batch, accumulated)
         step += 1
+        in_flight.append(done)
+        if len(in_flight) > MAX_STEPS_IN_FLIGHT:  # so a stop signal is seen, and saved, within a few steps
+            in_flight.popleft().block_until_ready()
         if not run.startup.reported:
             run.startup.report(run.writer, step, first_step=state)
         if profile is not None:

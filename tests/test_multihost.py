@@ -3,11 +3,13 @@
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import jax
@@ -40,8 +42,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def launch(command: list[str], num_processes: int, devices_per_process: int) -> list[str]:
-    """Run ``command`` as ``num_processes`` processes of one job on 127.0.0.1; returns their logs. Waits are bounded."""
+def launch(
+    command: list[str],
+    num_processes: int,
+    devices_per_process: int,
+    while_running: Callable[[list[subprocess.Popen]], None] | None = None,
+) -> list[str]:
+    """Run ``command`` as ``num_processes`` processes of one job on 127.0.0.1, calling ``while_running``
+    with them once started; returns their logs. Waits are bounded."""
     env = dict(
         os.environ,
         XLA_FLAGS=f"--xla_force_host_platform_device_count={devices_per_process}",
@@ -64,6 +72,8 @@ def launch(command: list[str], num_processes: int, devices_per_process: int) -> 
     ]
     deadline = time.monotonic() + TIMEOUT_S
     try:
+        if while_running is not None:
+            while_running(processes)
         for process in processes:
             process.wait(timeout=max(1.0, deadline - time.monotonic()))
     finally:
@@ -147,6 +157,29 @@ def test_two_processes_agree_to_fall_back_from_a_damaged_checkpoint(runs, tmp_pa
     lines = [json.loads(line) for line in (resumed / "metrics.jsonl").read_text().splitlines()]
     assert [line["step"] for line in lines if "train/loss" in line] == [15, 20]  # both resumed from step 10
     assert json.loads((resumed / "results.json").read_text())["num_eval_examples"] == 37
+
+
+def test_a_signal_to_one_process_stops_both_at_the_same_step_with_a_checkpoint(tmp_path):
+    """SIGTERM to process 1 only, once step 10 is saved, with no log step before the last of 300: both
+    processes stop at the same step a few steps later (each step's ballot), each exits 0 with one line,
+    and the checkpoint holds that step."""
+    workdir = tmp_path / "run"
+    steps = ["--config.num_train_steps=300", "--config.log_every_steps=300", "--config.eval_every_steps=300"]
+    command = [sys.executable, "-m", "resnet_jax.main", f"--workdir={workdir}", *FLAGS, *steps]
+
+    def signal_process_1_after_step_10(processes: list[subprocess.Popen]) -> None:
+        deadline = time.monotonic() + TIMEOUT_S
+        while not (workdir / "checkpoints" / "10").is_dir() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        processes[1].send_signal(signal.SIGTERM)
+
+    logs = launch(command, 2, 4, while_running=signal_process_1_after_step_10)
+    saved = checkpoint.Checkpointer(workdir / "checkpoints").latest_step()
+    assert saved is not None and 10 < saved < 300, saved
+    for log, reason in zip(logs, ("a stop signal to another process", "SIGTERM"), strict=True):
+        stop_lines = [line for line in log.splitlines() if line.startswith("Stopped by")]
+        where = f"its checkpoint of step {saved} is in {workdir}; re-run the same command to resume."
+        assert stop_lines == [f"Stopped by {reason} at step {saved}: {where}"], log[-3000:]
 
 
 def test_each_process_feeds_a_disjoint_slice_of_the_global_batch(tmp_path):

@@ -183,8 +183,8 @@ class RunClock:
 
 @dataclasses.dataclass(frozen=True)
 class Steps:
-    """The jitted functions of a run: train (state donated; also returns the new step number, to wait on) and
-    eval, both accumulating clu metrics."""
+    """The jitted functions of a run: train (state donated; also takes the processes' stop votes and returns
+    their ballot) and eval, both accumulating clu metrics."""
 
     train: Callable
     eval: Callable
@@ -216,10 +216,10 @@ def compile_steps(
     train_metrics = metrics.collection(jax.eval_shape(train_step, state, abstract_batch)[1])
     eval_metrics = metrics.collection(metrics.EVAL_OUTPUTS)
 
-    def train_and_accumulate(state, batch, accumulated):
+    def train_and_accumulate(state, batch, accumulated, stop_votes):
         state, outputs = train_step(state, batch)
-        done = state.step + 0  # a buffer of its own that the next step's donation leaves alone: the host waits on it
-        return state, accumulated.merge(train_metrics.single_from_model_output(**outputs)), done
+        ballot = jnp.any(stop_votes)  # see StopRequest; also a buffer of its own for the host to wait on
+        return state, accumulated.merge(train_metrics.single_from_model_output(**outputs)), ballot
 
     def eval_and_accumulate(variables, batch, accumulated):
         return accumulated.merge(eval_metrics.single_from_model_output(**eval_step(variables, batch)))
@@ -227,7 +227,7 @@ def compile_steps(
     return Steps(
         train=jax.jit(
             train_and_accumulate,
-            in_shardings=(replicated, batch_sharding, replicated),
+            in_shardings=(replicated, batch_sharding, replicated, batch_sharding),
             out_shardings=(replicated, replicated, replicated),
             donate_argnums=(0, 2),
         ),
@@ -367,16 +367,18 @@ def _train(run: Run, state: TrainState) -> tuple[int, dict[str, float], str | No
     last_log = (time.time(), step)  # for examples/s
     last_checked = step  # the metrics accumulated since were all finite up to here
     stop_request = run.stop_request
-    if stop_request.requested(at_sync_point=True):  # came during start-up or compilation
-        return step, eval_results, stop_request.signal_name or "signal"
-    in_flight: collections.deque[jax.Array] = collections.deque()
+    if stop_request.requested_before_training():  # came during start-up or compilation
+        return step, eval_results, stop_request.reason
+    in_flight: collections.deque[jax.Array] = collections.deque()  # the ballots of the unfinished steps
     while step < length.num_train_steps:
         batch = next(train_iterator)
-        state, accumulated, done = steps.train(state, batch, accumulated)
+        state, accumulated, ballot = steps.train(state, batch, accumulated, stop_request.vote(run.mesh))
         step += 1
-        in_flight.append(done)
+        in_flight.append(ballot)
+        finished_ballot = None
         if len(in_flight) > MAX_STEPS_IN_FLIGHT:  # so a stop signal is seen, and saved, within a few steps
-            in_flight.popleft().block_until_ready()
+            finished_ballot = in_flight.popleft()
+            finished_ballot.block_until_ready()
         if not run.startup.reported:
             run.startup.report(run.writer, step, first_step=state)
         if profile is not None:
@@ -384,7 +386,7 @@ def _train(run: Run, state: TrainState) -> tuple[int, dict[str, float], str | No
         is_last = step == length.num_train_steps
         log_now = step % config.log_every_steps == 0 or is_last
         checkpoint_now = step % config.checkpoint_every_steps == 0 or is_last
-        stop_now = stop_request.requested(at_sync_point=log_now)
+        stop_now = stop_request.requested(finished_ballot)
         if log_now or checkpoint_now or stop_now:  # a host sync: never save a diverged state unseen
             values = metrics.compute(accumulated, "train")
             _check_finite(
@@ -410,10 +412,8 @@ def _train(run: Run, state: TrainState) -> tuple[int, dict[str, float], str | No
         if checkpoint_now or stop_now:
             run.checkpointer.save(step, state, run.clock())
         if stop_now:
-            logging.warning(
-                "Stopped by %s at step %d; re-run the same command to resume.", stop_request.signal_name, step
-            )
-            return step, eval_results, stop_request.signal_name or "signal"
+            logging.warning("Stopped by %s at step %d; re-run the same command to resume.", stop_request.reason, step)
+            return step, eval_results, stop_request.reason
     if not eval_results:  # resumed from the final checkpoint: evaluate it again for results.json
         eval_results = evaluate(steps, state, run.datasets, run.mesh)
     return step, eval_results, None

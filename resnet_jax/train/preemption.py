@@ -10,6 +10,9 @@ import jax
 import numpy as np
 from absl import logging
 from jax.experimental import multihost_utils
+from jax.sharding import Mesh
+
+from resnet_jax.train import sharding
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -32,12 +35,17 @@ class StopRequest:
     """Records a stop signal; a second Ctrl-C ends the process at once, without checkpointing.
 
     Use as a context manager around the training loop so the previous handlers come back afterwards.
+    With several processes, a signal to any one stops them all at the same step: each train step takes
+    every process's ``vote`` and returns whether any is set (its ballot), and the loop reads a step's
+    ballot once that step is done, so all read the same answer at the same step, with no extra
+    collective to keep in order and no host barrier.
     """
 
     def __init__(self):
         self.signal_name: str | None = None
         self._event = threading.Event()
         self._previous = {}
+        self._votes: dict[tuple[Mesh, bool], jax.Array] = {}
 
     def __enter__(self) -> "StopRequest":
         if threading.current_thread() is threading.main_thread():
@@ -60,11 +68,30 @@ class StopRequest:
         )
         self._event.set()
 
-    def requested(self, at_sync_point: bool) -> bool:
-        """Whether to stop now. With several processes all must agree, so they only check at sync points."""
+    @property
+    def reason(self) -> str:
+        """What stopped the run: this process's signal, or another process's."""
+        return self.signal_name or "a stop signal to another process"
+
+    def vote(self, mesh: Mesh) -> jax.Array:
+        """This process's flag on each of its devices of ``mesh``, sharded like a batch: a train step's
+        input (each value is sent to the devices once, not every step)."""
+        flag = self._event.is_set()
+        if (mesh, flag) not in self._votes:
+            flags = np.full(len(mesh.local_devices), flag)
+            self._votes[mesh, flag] = jax.make_array_from_process_local_data(sharding.batch_sharding(mesh), flags)
+        return self._votes[mesh, flag]
+
+    def requested(self, ballot: jax.Array | None) -> bool:
+        """Whether to stop now, during training. One process: its own flag. Several: the ballot (any
+        vote set) of a finished step, the same step's on every process; no stop without one."""
         if jax.process_count() == 1:
             return self._event.is_set()
-        if not at_sync_point:
-            return False
-        flags = multihost_utils.process_allgather(np.array(self._event.is_set()))
-        return bool(np.any(flags))
+        return ballot is not None and bool(ballot)
+
+    def requested_before_training(self) -> bool:
+        """Whether a signal came during start-up or compilation, to any process (a barrier: call it
+        only while no computation is in flight)."""
+        if jax.process_count() == 1:
+            return self._event.is_set()
+        return bool(np.any(multihost_utils.process_allgather(np.array(self._event.is_set()))))

@@ -90,7 +90,7 @@ def render(rows: list[dict], output_format: str, measured_at: str) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
-        published = report.format_error(row["published"], row["published_std"]) or "figure only"
+        published = report.format_error(row["published"], row["published_std"]) or "none (see source)"
         cells = [
             row["row"],
             str(row["n"]),

@@ -20,7 +20,8 @@ class Row:
       config: ``configs/FILE.py[:ARG]`` of the recipe.
       model: model name the recipe trains (matches ``model`` in a run's config.json).
       dataset: dataset name (matches ``dataset`` in a run's config.json).
-      published: the paper's test error in percent, or None where the paper gives only a figure.
+      published: the paper's test error in percent, or None where it prints none for this row (a figure
+        only, a run that failed, or a probe outside the paper's setting: ``source`` says which).
       source: where the number is printed: paper, table, row.
       reference: an independent second value (percent error), or None.
       reference_source: where ``reference`` comes from.

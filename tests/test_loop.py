@@ -237,12 +237,12 @@ def slowed(make_train_step):
 def test_a_stop_signal_is_saved_within_a_few_steps_of_the_device_not_at_the_next_log_step(tmp_path, monkeypatch):
     """SIGTERM arrives once the device has finished step 6 of 60, with no log or checkpoint step before
     the last: the host, never more than MAX_STEPS_IN_FLIGHT steps ahead, checkpoints a step or two later,
-    where a host that had dispatched every step it could (XLA:CPU queues up to 32 on one device) would only
-    see the signal at the end. One device, as on a one-GPU machine: 8 CPU devices queue fewer steps."""
+    where a host that had dispatched every step it could (XLA:CPU queues up to 32 on one device) saved
+    step 38. One device, as on a one-GPU machine: 8 CPU devices queue fewer steps."""
     make_mesh = sharding.make_mesh
     monkeypatch.setattr(sharding, "make_mesh", lambda devices=None: make_mesh(jax.devices()[:1]))
     monkeypatch.setattr(loop, "make_train_step", slowed(loop.make_train_step))
-    finished: list[jax.Array] = []  # each dispatched step's number, ready once the devices have run it
+    finished: list[jax.Array] = []  # each dispatched step's ballot, ready once the device has run the step
     compile_steps = loop.compile_steps
 
     def recording(*args, **kwargs):

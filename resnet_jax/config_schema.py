@@ -351,6 +351,15 @@ FIELDS = (
         range=AT_LEAST_ONE,
     ),
     Field(
+        "input_placement",
+        "auto",
+        "in-memory datasets: 'device' keeps the uint8 splits on every device and gathers and augments each "
+        "batch there; 'host' makes batches on the host CPU; 'auto': 'device' unless the splits take more than "
+        "half of a device's memory",
+        (DATA, RUN),
+        ("auto", "device", "host"),
+    ),
+    Field(
         "synthetic.num_train_examples",
         50_000,
         "synthetic train split size (defines an epoch)",

@@ -4,7 +4,7 @@ Multi-host: ``--coordinator_address=HOST:PORT --num_processes=N --process_id=I``
 ``jax.distributed.initialize``; without them JAX's own auto-detection (TPU pods, SLURM, Open MPI)
 applies. Re-running the same command with the same workdir resumes the run.
 
-The config is loaded and checked before TensorFlow or JAX start and before anything is written: a
+The config is loaded and checked before JAX starts and before anything is written: a
 mistake in it, or in a flag, is one paragraph on stderr and exit code 2, with no traceback (``--debug``
 shows it), and leaves no workdir behind. Libraries' INFO lines are hidden unless ``--verbosity`` is given.
 """
@@ -114,9 +114,6 @@ def main(argv: list[str]) -> None:
     if not flags.FLAGS["verbosity"].present:
         quiet_libraries()
     config = exit_on_user_error(load_config)
-    from resnet_jax.data.tfds_source import tensorflow
-
-    tensorflow()  # before anything starts TensorFlow's runtime: it must not see (and take) the GPUs
     initialize_distributed()
     from resnet_jax.train.loop import train_and_evaluate
 

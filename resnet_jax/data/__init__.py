@@ -4,8 +4,9 @@ Train batches are a deterministic function of the step, so resuming at step N re
 position exactly. Eval batches are padded and masked so every example counts once. The test split is
 always evaluated (``eval/*``); with ``validation_examples`` a held-out part of the train split is too
 (``val/*``). Images stay uint8 up to the devices; ``Datasets.normalisation`` is applied in the step.
-The synthetic dataset needs only numpy and jax; TFDS-backed datasets import TensorFlow lazily and run
-tf.data on the host CPU.
+The synthetic dataset needs only numpy and jax. In-memory datasets are read from their numpy copy
+(``arrays``), written the first time TFDS reads them, and batched by JAX (``in_memory``): on the devices
+or on the host. Streamed datasets (ImageNet) import TensorFlow lazily and run tf.data on the host CPU.
 """
 
 import dataclasses
@@ -13,10 +14,12 @@ import functools
 from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
+from absl import logging
 
 from resnet_jax import config_schema
-from resnet_jax.data import batching, erasing, synthetic
+from resnet_jax.data import arrays, batching, erasing, in_memory, synthetic, tfds_source
 from resnet_jax.data.normalisation import Normalisation
+from resnet_jax.errors import ConfigError
 
 Batch = dict[str, np.ndarray]
 TEST, VALIDATION = "eval", "val"  # metric prefixes of the test split and of the held-out validation split
@@ -57,6 +60,19 @@ class EvalSplit:
 
 
 @dataclasses.dataclass(frozen=True)
+class InMemorySplits:
+    """An in-memory dataset's uint8 splits, for the steps to read on the devices.
+
+    ``train_batch(split, step)`` is traceable: the global train batch of ``step`` (``in_memory.train_batch``
+    with this run's seed, batch size and augmentation); ``in_memory.eval_batch`` cuts the eval splits.
+    """
+
+    train: Batch
+    eval: dict[str, Batch]
+    train_batch: Callable
+
+
+@dataclasses.dataclass(frozen=True)
 class Datasets:
     """Per-process train and eval inputs and the split sizes.
 
@@ -66,6 +82,7 @@ class Datasets:
       num_train_examples: size of the train split (defines an epoch).
       image_shape: (height, width, channels) of one uint8 image.
       normalisation: what the train and eval steps apply to the images on the device.
+      in_memory: the splits themselves, for datasets small enough to live on the devices (else None).
     """
 
     train_batches: Callable[[int], Iterator[Batch]]
@@ -73,6 +90,7 @@ class Datasets:
     num_train_examples: int
     image_shape: tuple[int, int, int]
     normalisation: Normalisation
+    in_memory: InMemorySplits | None = None
 
 
 def random_erasing_settings(config) -> erasing.RandomErasing:
@@ -120,54 +138,99 @@ def _eval_batches(split: Batch, per_process_eval_batch: int, process_index: int,
 
 
 def _in_memory(config, per_process_batch, per_process_eval_batch, process_index, process_count) -> Datasets:
-    from resnet_jax.data import in_memory, tfds_source
-
-    source = TFDS_DATASETS[config.dataset]
-    builder = tfds_source.prepared_builder(config.dataset, config.data_dir, source.build_locally)
-    tfds_source.check_num_classes(builder, config.num_classes)
-    splits = {}
-    for name, split in split_names(source, config.validation_examples).items():
-        splits[name] = tfds_source.split_arrays(builder, split)
-        tfds_source.check_split(splits[name], f"{config.dataset} {split}", config.image_size, config.num_classes)
+    splits, num_classes = in_memory_splits(config.dataset, config.data_dir, config.validation_examples)
+    check_num_classes(config.dataset, num_classes, config.num_classes)
+    for name, split in splits.items():
+        tfds_source.check_split(split, f"{config.dataset} {name}", config.image_size, config.num_classes)
     train = splits.pop("train")
     normalisation = Normalisation.from_images(train["image"], config.normalisation)
     augmentation = in_memory.Augmentation(
         config.crop_padding, config.pad_mode, config.random_flip, random_erasing_settings(config)
     )
+    batch_arguments = dict(seed=config.seed, augmentation=augmentation, mean_pixel=normalisation.mean * 255)
 
     def train_batches(start_step: int) -> Iterator[Batch]:
-        dataset = in_memory.train_dataset(
+        return in_memory.host_train_batches(
             train,
-            seed=config.seed,
             start_step=start_step,
             per_process_batch=per_process_batch,
             process_index=process_index,
             process_count=process_count,
-            augmentation=augmentation,
-            mean_pixel=normalisation.mean * 255,
+            **batch_arguments,
         )
-        return dataset.as_numpy_iterator()
 
-    def eval_split(arrays: Batch) -> EvalSplit:
+    def eval_split(split: Batch) -> EvalSplit:
         return EvalSplit(
-            lambda: _eval_batches(arrays, per_process_eval_batch, process_index, process_count), len(arrays["label"])
+            lambda: _eval_batches(split, per_process_eval_batch, process_index, process_count), len(split["label"])
         )
 
+    global_batch = per_process_batch * process_count
+    train_batch = functools.partial(in_memory.train_batch, global_batch=global_batch, **batch_arguments)
     return Datasets(
         train_batches,
-        {name: eval_split(arrays) for name, arrays in splits.items()},
+        {name: eval_split(split) for name, split in splits.items()},
         num_train_examples=len(train["label"]),
         image_shape=tuple(train["image"].shape[1:]),
         normalisation=normalisation,
+        in_memory=InMemorySplits(train, splits, train_batch),
     )
 
 
+def in_memory_splits(name: str, data_dir: str, validation_examples: int = 0) -> tuple[dict[str, Batch], int]:
+    """The ``train`` split and each evaluated split (``eval``, and ``val`` with ``validation_examples``) of an
+    in-memory dataset, and its class count: from the numpy copy when there is one (no TensorFlow), else
+    from TFDS, which then writes the copy."""
+    source = TFDS_DATASETS[name]
+    path = arrays.copy_path(name, data_dir)
+    if path.exists():
+        stored, spec = arrays.load(path)
+    else:
+        stored, spec = write_numpy_copy(name, data_dir)
+    train, test = stored[source.train_split], stored[source.test_split]
+    num_train = len(train["label"])
+    if validation_examples >= num_train:
+        raise ConfigError(
+            f"validation_examples={validation_examples} holds out the whole train split of {name} "
+            f"({num_train} examples); use fewer."
+        )
+    if not validation_examples:
+        return {"train": train, TEST: test}, spec["num_classes"]
+    kept = num_train - validation_examples
+
+    def part(rows: slice) -> Batch:
+        return {field: values[rows] for field, values in train.items()}
+
+    return {"train": part(slice(None, kept)), VALIDATION: part(slice(kept, None)), TEST: test}, spec["num_classes"]
+
+
+def write_numpy_copy(name: str, data_dir: str) -> tuple[dict[str, Batch], dict]:
+    """Read an in-memory dataset's whole train and test splits through TFDS (preparing it first if it
+    builds from local files) and write their numpy copy; returns what ``arrays.load`` would."""
+    source = TFDS_DATASETS[name]
+    path = arrays.copy_path(name, data_dir)
+    builder = tfds_source.prepared_builder(name, data_dir, source.build_locally, numpy_copy=path)
+    stored = {split: tfds_source.split_arrays(builder, split) for split in (source.train_split, source.test_split)}
+    num_classes = builder.info.features["label"].num_classes
+    arrays.save(path, stored, num_classes, f"tfds {builder.info.full_name}")
+    logging.info("Wrote the numpy copy of %s to %s: later runs read it without TensorFlow.", name, path)
+    return arrays.load(path)
+
+
+def check_num_classes(name: str, classes: int, num_classes: int) -> None:
+    """Fail early when the model's ``num_classes`` is not the dataset's class count."""
+    if classes != num_classes:
+        raise ConfigError(
+            f"dataset {name!r} has {classes} classes but the model has num_classes={num_classes}; "
+            f"set --config.num_classes={classes} (or use the dataset the config was written for)"
+        )
+
+
 def _streamed(config, per_process_batch, per_process_eval_batch, process_index, process_count) -> Datasets:
-    from resnet_jax.data import imagenet, streaming, tfds_source
+    from resnet_jax.data import imagenet, streaming
 
     source = TFDS_DATASETS[config.dataset]
     builder = tfds_source.prepared_builder(config.dataset, config.data_dir)
-    tfds_source.check_num_classes(builder, config.num_classes)
+    check_num_classes(config.dataset, builder.info.features["label"].num_classes, config.num_classes)
     splits = split_names(source, config.validation_examples)
     crops = imagenet.Crops(config.image_size, config.train_crop, tuple(config.scale_range), config.eval_resize)
 

@@ -1,4 +1,4 @@
-"""Random Erasing (Zhong et al. 2017, "Random Erasing Data Augmentation", Algorithm 1) on uint8 batches.
+"""Random Erasing (Zhong et al. 2017, "Random Erasing Data Augmentation", Algorithm 1) on uint8 batches, in JAX.
 
 Each image is erased with probability ``p``. Erasing draws a rectangle: area ``Se = U(sl, sh) * S``
 (``S = H * W``), aspect ratio ``re = U(r1, 1/r1)``, height ``sqrt(Se * re)`` and width ``sqrt(Se / re)``,
@@ -20,9 +20,9 @@ normalisation amounts to; the authors' released scripts also fill a constant); '
 import dataclasses
 import math
 
+import jax
+import jax.numpy as jnp
 import numpy as np
-
-from resnet_jax.data import tfds_source
 
 FILLS = ("random", "mean", "zero")
 MISS_PROBABILITY = 1e-12  # chance that an image due for erasing finds no fitting rectangle in its draws
@@ -73,54 +73,54 @@ def attempts_needed(height: int, width: int, erasing: RandomErasing) -> int:
     return attempts
 
 
-def draw_rectangles(key, count: int, height: int, width: int, erasing: RandomErasing) -> dict:
+def draw_rectangles(key: jax.Array, count: int, height: int, width: int, erasing: RandomErasing) -> dict:
     """For each of ``count`` images: ``erase`` (bool) and the rectangle's ``top``, ``left``, ``height``, ``width``."""
-    tf = tfds_source.tensorflow()
-    keys = tf.random.experimental.stateless_split(key, 5)
-    shape = [count, attempts_needed(height, width, erasing)]
+    area_key, ratio_key, top_key, left_key, erase_key = jax.random.split(key, 5)
+    shape = (count, attempts_needed(height, width, erasing))
     low, high = erasing.area_range
-    area = tf.random.stateless_uniform(shape, keys[0], low, high, tf.float64) * (height * width)
-    ratio = tf.random.stateless_uniform(
-        shape, keys[1], erasing.min_aspect_ratio, 1 / erasing.min_aspect_ratio, tf.float64
-    )
+    area = jax.random.uniform(area_key, shape, minval=low, maxval=high) * (height * width)
+    r1 = erasing.min_aspect_ratio
+    ratio = jax.random.uniform(ratio_key, shape, minval=r1, maxval=1 / r1)
 
     def side(value):
-        return tf.maximum(tf.cast(tf.round(tf.sqrt(value)), tf.int32), 1)
+        return jnp.maximum(jnp.round(jnp.sqrt(value)).astype(jnp.int32), 1)
 
     sizes = {"height": side(area * ratio), "width": side(area / ratio)}
     corners = {
-        "top": tf.random.stateless_uniform(shape, keys[2], 0, height, tf.int32),
-        "left": tf.random.stateless_uniform(shape, keys[3], 0, width, tf.int32),
+        "top": jax.random.randint(top_key, shape, 0, height, jnp.int32),
+        "left": jax.random.randint(left_key, shape, 0, width, jnp.int32),
     }
     fits = (corners["top"] + sizes["height"] <= height) & (corners["left"] + sizes["width"] <= width)
-    first_fit = tf.argmax(tf.cast(fits, tf.int32), axis=1, output_type=tf.int32)
-    chosen = {name: tf.gather(values, first_fit, batch_dims=1) for name, values in {**sizes, **corners}.items()}
-    erase = (tf.random.stateless_uniform([count], keys[4], dtype=tf.float64) < erasing.probability) & tf.reduce_any(
-        fits, axis=1
-    )
+    first_fit = jnp.argmax(fits, axis=1)
+    chosen = {
+        name: jnp.take_along_axis(values, first_fit[:, None], axis=1)[:, 0]
+        for name, values in {**sizes, **corners}.items()
+    }
+    erase = (jax.random.uniform(erase_key, (count,)) < erasing.probability) & jnp.any(fits, axis=1)
     return {"erase": erase, **chosen}
 
 
-def fill_values(key, image_shape: tuple[int, ...], count: int, erasing: RandomErasing, mean_pixel: np.ndarray):
+def fill_values(
+    key: jax.Array, image_shape: tuple[int, ...], count: int, erasing: RandomErasing, mean_pixel: np.ndarray | None
+) -> jax.Array:
     """What erased pixels become: per-pixel random uint8 values for 'random', else one broadcastable colour."""
-    tf = tfds_source.tensorflow()
     if erasing.fill == "random":
-        return tf.cast(tf.random.stateless_uniform([count, *image_shape], key, 0, 256, tf.int32), tf.uint8)
+        return jax.random.randint(key, (count, *image_shape), 0, 256, jnp.int32).astype(jnp.uint8)
     if erasing.fill == "mean":
-        return tf.constant(np.round(mean_pixel).astype(np.uint8))
-    return tf.zeros([image_shape[-1]], tf.uint8)
+        return jnp.asarray(np.round(mean_pixel).astype(np.uint8))
+    return jnp.zeros(image_shape[-1:], jnp.uint8)
 
 
-def erase(images, rectangles: dict, fill):
+def erase(images: jax.Array, rectangles: dict, fill: jax.Array) -> jax.Array:
     """Images (uint8 NHWC) with each chosen rectangle replaced by ``fill`` where ``erase`` is set."""
-    tf = tfds_source.tensorflow()
-    images = tf.convert_to_tensor(images)
-    rows, columns = tf.range(images.shape[1]), tf.range(images.shape[2])
+    images = jnp.asarray(images)
+    rows, columns = jnp.arange(images.shape[1]), jnp.arange(images.shape[2])
 
     def inside(positions, start, size):
+        start, size = jnp.asarray(start), jnp.asarray(size)
         return (positions >= start[:, None]) & (positions < (start + size)[:, None])
 
     in_rows = inside(rows, rectangles["top"], rectangles["height"])
     in_columns = inside(columns, rectangles["left"], rectangles["width"])
-    mask = rectangles["erase"][:, None, None] & in_rows[:, :, None] & in_columns[:, None, :]
-    return tf.where(mask[..., None], tf.broadcast_to(fill, tf.shape(images)), images)
+    mask = jnp.asarray(rectangles["erase"])[:, None, None] & in_rows[:, :, None] & in_columns[:, None, :]
+    return jnp.where(mask[..., None], jnp.broadcast_to(fill, images.shape), images)

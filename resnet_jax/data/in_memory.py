@@ -1,17 +1,31 @@
-"""Datasets small enough for host memory (digits, CIFAR): a tf.data pipeline over the decoded arrays.
+"""Datasets small enough for memory (digits, Fashion-MNIST, CIFAR): batches gathered and augmented by JAX.
 
 Train order is a seeded permutation per epoch, and the global batch of step s is positions
-[s*B, (s+1)*B) of the concatenated epochs; its crops and flips are drawn for the whole global batch
-from (seed, s). Batch s is therefore a pure function of (seed, s): a resumed run sees exactly the
-batches it would have seen, on any number of processes, and each process keeps only its rows.
+[s*B, (s+1)*B) of the concatenated epochs; its crops, flips and Random Erasing are drawn for the whole
+global batch from (seed, s). Batch s is therefore a pure function of (seed, s): a resumed run sees
+exactly the batches it would have seen, on any number of devices and processes.
+
+The same traceable functions serve both placements. On the devices (the default), the uint8 splits are
+placed once on every device and the jitted train step calls ``train_batch`` with its own step number,
+so the host only dispatches. On the host (``input_placement='host'``, or a dataset too large for the
+devices), ``host_train_batches`` runs them on the host CPU and feeds each process its rows. Only jax
+and numpy are used: no TensorFlow.
 """
 
 import dataclasses
+from collections.abc import Iterator
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
-from resnet_jax.data import batching, erasing, tfds_source
+from resnet_jax.data import batching, erasing
 from resnet_jax.data.streams import Stream
+from resnet_jax.errors import ConfigError
+
+Batch = dict[str, np.ndarray]
+# Positions are int32 on the devices (JAX's default), so a run may visit at most this many examples.
+MAX_POSITIONS = 2**31 - 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,73 +39,113 @@ class Augmentation:
     random_erasing: erasing.RandomErasing = erasing.RandomErasing()
 
 
-def epoch_order(seed: int, epoch, num_examples: int):
+def check_positions(num_train_steps: int, global_batch: int) -> None:
+    """Refuse a run longer than the int32 example positions reach (about 36,000 epochs of 60,000)."""
+    if num_train_steps * global_batch > MAX_POSITIONS:
+        raise ConfigError(
+            f"{num_train_steps} steps of {global_batch} examples visit more than {MAX_POSITIONS} examples, the most "
+            "an in-memory dataset's batch positions can count; train fewer steps or epochs."
+        )
+
+
+def stream_key(seed: int, stream: Stream, *counters) -> jax.Array:
+    """The JAX key of one named stream of ``seed``, folded with each counter (epoch, step) in turn."""
+    key = jax.random.fold_in(jax.random.key(seed), int(stream))
+    for counter in counters:
+        key = jax.random.fold_in(key, counter)
+    return key
+
+
+def epoch_order(seed: int, epoch, num_examples: int) -> jax.Array:
     """The seeded permutation of the example indices that epoch ``epoch`` visits."""
-    tf = tfds_source.tensorflow()
-    indices = tf.range(num_examples, dtype=tf.int64)
-    return tf.random.experimental.stateless_shuffle(
-        indices, seed=tfds_source.stateless_key(seed, Stream.EPOCH_ORDER, epoch)
-    )
+    return jax.random.permutation(stream_key(seed, Stream.EPOCH_ORDER, epoch), num_examples)
 
 
-def global_batch_indices(seed: int, step, global_batch: int, num_examples: int):
+def global_batch_indices(seed: int, step, global_batch: int, num_examples: int) -> jax.Array:
     """Example indices of the global batch at ``step``: consecutive positions in the per-epoch orders."""
-    tf = tfds_source.tensorflow()
-    positions = tf.cast(step, tf.int64) * global_batch + tf.range(global_batch, dtype=tf.int64)
+    positions = jnp.asarray(step, jnp.int32) * global_batch + jnp.arange(global_batch, dtype=jnp.int32)
     epochs = positions // num_examples
-    first_epoch = epochs[0]
-    orders = tf.map_fn(  # a batch may span several epochs when it is larger than the split
-        lambda epoch: epoch_order(seed, epoch, num_examples),
-        tf.range(first_epoch, epochs[-1] + 1),
-        fn_output_signature=tf.int64,
-    )
-    return tf.gather_nd(orders, tf.stack([epochs - first_epoch, positions % num_examples], axis=1))
+    # A batch spans at most this many epochs (more than one when it crosses an epoch's end or is larger
+    # than the split); a static count keeps the program one shape for every step.
+    spanned = (global_batch - 1) // num_examples + 2
+    orders = jax.vmap(lambda offset: epoch_order(seed, epochs[0] + offset, num_examples))(jnp.arange(spanned))
+    return orders[epochs - epochs[0], positions % num_examples]
 
 
-def augmentation_draws(seed: int, step, count: int, augmentation: Augmentation):
+def augmentation_draws(seed: int, step, count: int, augmentation: Augmentation) -> tuple[jax.Array, ...]:
     """Crop offsets (top, left) and flip decisions for the ``count`` examples of the batch at ``step``."""
-    tf = tfds_source.tensorflow()
-    keys = tf.random.experimental.stateless_split(tfds_source.stateless_key(seed, Stream.CROP_FLIP, step), 3)
+    top_key, left_key, flip_key = jax.random.split(stream_key(seed, Stream.CROP_FLIP, step), 3)
     offsets = [
-        tf.random.stateless_uniform([count], keys[i], 0, 2 * augmentation.crop_padding + 1, dtype=tf.int32)
-        for i in (0, 1)
+        jax.random.randint(key, (count,), 0, 2 * augmentation.crop_padding + 1, jnp.int32)
+        for key in (top_key, left_key)
     ]
-    return (*offsets, tf.random.stateless_uniform([count], keys[2]) < 0.5)
+    return (*offsets, jax.random.uniform(flip_key, (count,)) < 0.5)
 
 
-def augment(images, draws, augmentation: Augmentation):
+def augment(images: jax.Array, draws: tuple[jax.Array, ...], augmentation: Augmentation) -> jax.Array:
     """Crop (after padding) and flip a batch of NHWC images as ``draws`` say."""
-    tf = tfds_source.tensorflow()
     tops, lefts, flips = draws
-    images = tf.convert_to_tensor(images)
-    height, width = images.shape[1], images.shape[2]
+    images = jnp.asarray(images)
+    height, width, channels = images.shape[1:]
     pad = augmentation.crop_padding
     if pad:
-        padded = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode=augmentation.pad_mode.upper())
-        rows = tops[:, None] + tf.range(height)
-        columns = lefts[:, None] + tf.range(width)
-        images = tf.gather(tf.gather(padded, rows, axis=1, batch_dims=1), columns, axis=2, batch_dims=1)
+        padded = jnp.pad(images, [(0, 0), (pad, pad), (pad, pad), (0, 0)], mode=augmentation.pad_mode)
+        crop = jax.vmap(
+            lambda image, top, left: jax.lax.dynamic_slice(image, (top, left, 0), (height, width, channels))
+        )
+        images = crop(padded, tops, lefts)
     if augmentation.random_flip:
-        images = tf.where(flips[:, None, None, None], tf.reverse(images, axis=[2]), images)
+        images = jnp.where(flips[:, None, None, None], images[:, :, ::-1], images)
     return images
 
 
-def erase_batch(images, seed: int, step, global_batch: int, rows: slice, augmentation: Augmentation, mean_pixel):
-    """Random Erasing of this process's ``rows`` of the global batch at ``step``, drawn for the whole batch."""
-    tf = tfds_source.tensorflow()
+def erase_batch(images: jax.Array, seed: int, step, augmentation: Augmentation, mean_pixel) -> jax.Array:
+    """Random Erasing of the global batch at ``step``, drawn for the whole batch from (seed, step)."""
     settings = augmentation.random_erasing
-    keys = tf.random.experimental.stateless_split(tfds_source.stateless_key(seed, Stream.ERASING, step), 2)
-    rectangle_key, fill_key = keys[0], keys[1]
-    height, width = images.shape[1], images.shape[2]
-    drawn = erasing.draw_rectangles(rectangle_key, global_batch, height, width, settings)
-    fill = erasing.fill_values(fill_key, tuple(images.shape[1:]), global_batch, settings, mean_pixel)
-    if settings.fill == "random":  # one value per pixel of each example of the global batch
-        fill = fill[rows]
-    return erasing.erase(images, {name: values[rows] for name, values in drawn.items()}, fill)
+    rectangle_key, fill_key = jax.random.split(stream_key(seed, Stream.ERASING, step))
+    count, height, width = images.shape[:3]
+    drawn = erasing.draw_rectangles(rectangle_key, count, height, width, settings)
+    return erasing.erase(images, drawn, erasing.fill_values(fill_key, images.shape[1:], count, settings, mean_pixel))
 
 
-def train_dataset(
-    split: dict[str, np.ndarray],
+def train_batch(
+    split: dict[str, jax.Array],
+    step,
+    *,
+    seed: int,
+    global_batch: int,
+    augmentation: Augmentation = Augmentation(),
+    mean_pixel: np.ndarray | None = None,
+) -> dict[str, jax.Array]:
+    """The global train batch of ``step`` (traceable): uint8 images as augmented, and their labels.
+
+    ``mean_pixel`` is 'mean' erasing's fill. Inside a jitted step over a mesh, the split is replicated
+    and the caller constrains the result to the batch sharding, so each device gathers only its rows.
+    """
+    indices = global_batch_indices(seed, step, global_batch, len(split["label"]))
+    images = augment(split["image"][indices], augmentation_draws(seed, step, global_batch, augmentation), augmentation)
+    if augmentation.random_erasing.probability > 0:
+        images = erase_batch(images, seed, step, augmentation, mean_pixel)
+    return {"image": images, "label": split["label"][indices]}
+
+
+def eval_batch(split: dict[str, jax.Array], index, batch_size: int) -> dict[str, jax.Array]:
+    """Eval batch ``index`` of a split (traceable): positions [index*B, (index+1)*B), past the end padded
+    with the last example and masked out, so every example counts exactly once."""
+    num_examples = len(split["label"])
+    positions = jnp.asarray(index, jnp.int32) * batch_size + jnp.arange(batch_size, dtype=jnp.int32)
+    indices = jnp.minimum(positions, num_examples - 1)
+    mask = (positions < num_examples).astype(jnp.float32)
+    return {"image": split["image"][indices], "label": split["label"][indices], "mask": mask}
+
+
+def num_eval_batches(num_examples: int, batch_size: int) -> int:
+    """Global eval batches that cover a split."""
+    return -(-num_examples // batch_size)
+
+
+def host_train_batches(
+    split: Batch,
     *,
     seed: int,
     start_step: int,
@@ -100,25 +154,27 @@ def train_dataset(
     process_count: int,
     augmentation: Augmentation = Augmentation(),
     mean_pixel: np.ndarray | None = None,
-):
-    """A tf.data pipeline of this process's rows of every global batch from ``start_step`` on, uint8
-    images as stored (the step normalises them on the device); ``mean_pixel`` is 'mean' erasing's fill.
+) -> Iterator[Batch]:
+    """This process's rows of every global batch from ``start_step`` on, made on the host CPU.
 
-    Batches are built in parallel on the host CPU threads and prefetched; the draws are made for the
-    whole global batch, so an example's crop, flip and erasing do not depend on how many processes share it.
+    The same ``train_batch`` as the devices run, jitted for the host's CPU: the batches are bitwise
+    those the device placement makes, whatever the process count.
     """
-    tf = tfds_source.tensorflow()
-    images, labels = tf.constant(split["image"]), tf.constant(split["label"])
-    num_examples, global_batch = len(split["label"]), per_process_batch * process_count
-    mine = batching.process_rows(per_process_batch, process_index)
-
-    def batch_at(step):
-        indices = global_batch_indices(seed, step, global_batch, num_examples)[mine]
-        draws = [draw[mine] for draw in augmentation_draws(seed, step, global_batch, augmentation)]
-        image = augment(tf.gather(images, indices), draws, augmentation)
-        if augmentation.random_erasing.probability > 0:
-            image = erase_batch(image, seed, step, global_batch, mine, augmentation, mean_pixel)
-        return {"image": image, "label": tf.gather(labels, indices)}
-
-    steps = tf.data.Dataset.range(start_step, np.iinfo(np.int64).max)
-    return steps.map(batch_at, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
+    cpu = jax.devices("cpu")[0]
+    on_cpu = jax.device_put(split, cpu)
+    rows = batching.process_rows(per_process_batch, process_index)
+    make = jax.jit(
+        lambda arrays, step: train_batch(
+            arrays,
+            step,
+            seed=seed,
+            global_batch=per_process_batch * process_count,
+            augmentation=augmentation,
+            mean_pixel=mean_pixel,
+        )
+    )
+    step = start_step
+    while True:
+        batch = jax.device_get(make(on_cpu, jax.device_put(np.int32(step), cpu)))
+        yield {name: values[rows] for name, values in batch.items()}
+        step += 1

@@ -1,7 +1,8 @@
 """``python -m resnet_jax.data.prepare DATASET --data_dir DIR [--manual_dir DIR] [--skip_checksum]``.
 
 Builds a TFDS dataset with no network. The result is a standard TFDS directory:
-``tfds.builder(DATASET, data_dir=DIR)`` loads it.
+``tfds.builder(DATASET, data_dir=DIR)`` loads it. For the in-memory datasets (all but ImageNet) it also
+writes the numpy copy that runs read without TensorFlow (``DIR/resnet_jax_arrays/DATASET.npz``).
 - ``digits``: from the copy inside scikit-learn (no archive needed).
 - ``fashion_mnist``: from the four original IDX ``.gz`` files in ``--manual_dir``, by default
   ``/usr/share/datasets/fashion-mnist`` where ``apt-get install dataset-fashion-mnist`` puts them;
@@ -59,6 +60,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     location = exit_on_user_error(prepare, args.dataset, args.data_dir, args.manual_dir, args.skip_checksum)
     print(f"prepared {args.dataset} in {location}")
+    from resnet_jax import data
+
+    if args.dataset in data.IN_MEMORY_DATASETS:  # what runs read, without TensorFlow
+        data.write_numpy_copy(args.dataset, args.data_dir)
+        print(f"wrote its numpy copy {data.arrays.copy_path(args.dataset, args.data_dir)}")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ import enum
 
 @enum.unique
 class Stream(enum.IntEnum):
-    """TensorFlow stateless keys (``tfds_source.stateless_key``)."""
+    """In-memory datasets: JAX keys (``in_memory.stream_key``); streamed datasets: TensorFlow stateless
+    keys (``tfds_source.stateless_key``)."""
 
     EPOCH_ORDER = 0  # in-memory datasets: the permutation each epoch visits
     CROP_FLIP = 1  # in-memory datasets: crop offsets and flips of each global batch

@@ -2,15 +2,24 @@
 
 import numpy as np
 
-from resnet_jax.errors import MissingFilesError
+from resnet_jax.errors import MissingDependency, MissingFilesError
+
+TFDS_EXTRA = "pip install 'resnet_jax[tfds]' (from a checkout: pip install -e '.[tfds]')"
 
 
 def tensorflow():
     """TensorFlow, told to see no GPU: the input pipeline stays on the host CPU, the devices stay JAX's.
 
-    ``resnet_jax.main`` calls it first thing, so neither a TFDS dataset nor clu's TensorBoard writer
-    (which starts TensorFlow on any dataset) can take GPU memory."""
-    import tensorflow as tf
+    Every use of TensorFlow in the package starts here, so TensorFlow never takes GPU memory. Without
+    TensorFlow installed it is a MissingDependency naming the extra that brings it."""
+    try:
+        import tensorflow as tf
+        import tensorflow_datasets  # noqa: F401  (every caller reads TFDS datasets)
+    except ImportError as error:
+        raise MissingDependency(
+            f"this needs TensorFlow and TensorFlow Datasets ({error}), which the core install leaves out: they "
+            f"prepare datasets and stream ImageNet. Install them with {TFDS_EXTRA}."
+        ) from error
 
     tf.config.set_visible_devices([], "GPU")
     return tf
@@ -25,15 +34,26 @@ def stateless_key(seed: int, stream: int, *counters):
     return key
 
 
-def prepared_builder(name: str, data_dir: str, build_locally: bool = False):
+def prepared_builder(name: str, data_dir: str, build_locally: bool = False, numpy_copy=None):
     """The TFDS builder of a prepared dataset; prepares ``build_locally`` ones on first use.
 
     ``build_locally`` datasets are made from files already on this machine (digits: scikit-learn's
     copy; fashion_mnist: Debian's package). A dataset that needs its archives and is not prepared stops
     here, within seconds, with the command that prepares it, instead of TFDS trying the network or
-    failing deep inside.
+    failing deep inside. ``numpy_copy`` is where an in-memory dataset's numpy copy was looked for (for the
+    message when TFDS is not installed either).
     """
-    tensorflow()
+    try:
+        tensorflow()
+    except MissingDependency as error:
+        if numpy_copy is None:
+            raise
+        raise MissingDependency(
+            f"dataset {name!r} has no numpy copy at {numpy_copy}, and making one needs TensorFlow Datasets, "
+            f"which is not installed. Either prepare it where TFDS is installed (python -m resnet_jax.data.prepare "
+            f"{name} --data_dir DIR) and bring DIR/{numpy_copy.parent.name}/{numpy_copy.name} here under "
+            f"--config.data_dir, or install TFDS here: {TFDS_EXTRA}."
+        ) from error
     import tensorflow_datasets as tfds
 
     if name == "digits":
@@ -70,16 +90,6 @@ def split_arrays(builder, split: str) -> dict[str, np.ndarray]:
         )
     arrays = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))
     return {"image": arrays["image"], "label": arrays["label"].astype(np.int32)}
-
-
-def check_num_classes(builder, num_classes: int) -> None:
-    """Fail early when the model's ``num_classes`` is not the dataset's class count."""
-    classes = builder.info.features["label"].num_classes
-    if classes != num_classes:
-        raise ValueError(
-            f"dataset {builder.info.name!r} has {classes} classes but the model has num_classes={num_classes}; "
-            f"set --config.num_classes={classes} (or use the dataset the config was written for)"
-        )
 
 
 def check_split(arrays: dict[str, np.ndarray], name: str, image_size: int, num_classes: int) -> None:

@@ -22,18 +22,20 @@ import jax
 import jax.numpy as jnp
 import optax
 from absl import logging
-from clu import periodic_actions
 from etils import epath
 
 from resnet_jax import config_schema
 from resnet_jax import data as data_lib
 from resnet_jax.config_schema import MODEL, RUN, view
+from resnet_jax.data import in_memory
 from resnet_jax.errors import UserError
 from resnet_jax.models import create_model
 from resnet_jax.train import checkpoint, compilation_cache, metrics, pretrained, progress, recipe, sharding
+from resnet_jax.train.feed import Feed, create_feed
 from resnet_jax.train.mixing import Mixing
 from resnet_jax.train.paths import RECORD_EXTRAS, RESUME_CHANGES, resolve
 from resnet_jax.train.preemption import StopRequest
+from resnet_jax.train.profiling import StepTrace
 from resnet_jax.train.startup import Startup
 from resnet_jax.train.state import TrainState, create_train_state, init_variables
 from resnet_jax.train.step import make_eval_step, make_train_step
@@ -151,6 +153,7 @@ class Run:
     workdir: epath.Path
     datasets: data_lib.Datasets
     mesh: Any
+    input_feed: Feed
     schedule: Callable
     length: recipe.Length
     steps: "Steps"
@@ -193,10 +196,17 @@ class Steps:
 
 
 def compile_steps(
-    config: Any, model, tx, mesh, state: TrainState, global_batch_shape: tuple[int, ...], normalisation
+    config: Any,
+    model,
+    tx,
+    mesh,
+    state: TrainState,
+    global_batch_shape: tuple[int, ...],
+    normalisation,
+    input_feed: Feed,
 ) -> Steps:
-    """Wrap the pure steps (normalising uint8 images on the device) with metric accumulation; jit them
-    with explicit shardings."""
+    """Wrap the pure steps (normalising uint8 images on the device) with the feed's batch making and
+    metric accumulation; jit them with explicit shardings."""
     replicated, batch_sharding = sharding.replicated_sharding(mesh), sharding.batch_sharding(mesh)
     train_step = make_train_step(
         model,
@@ -216,30 +226,33 @@ def compile_steps(
     train_metrics = metrics.collection(jax.eval_shape(train_step, state, abstract_batch)[1])
     eval_metrics = metrics.collection(metrics.EVAL_OUTPUTS)
 
-    def train_and_accumulate(state, batch, accumulated, stop_votes):
-        state, outputs = train_step(state, batch)
+    def train_and_accumulate(state, train_input, accumulated, stop_votes):
+        state, outputs = train_step(state, input_feed.train_batch(train_input, state.step))
         ballot = jnp.any(stop_votes)  # see StopRequest; also a buffer of its own for the host to wait on
         return state, accumulated.merge(train_metrics.single_from_model_output(**outputs)), ballot
 
-    def eval_and_accumulate(variables, batch, accumulated):
-        return accumulated.merge(eval_metrics.single_from_model_output(**eval_step(variables, batch)))
+    def eval_and_accumulate(variables, eval_input, accumulated):
+        outputs = eval_step(variables, input_feed.eval_batch(eval_input))
+        return accumulated.merge(eval_metrics.single_from_model_output(**outputs))
 
     return Steps(
         train=jax.jit(
             train_and_accumulate,
-            in_shardings=(replicated, batch_sharding, replicated, batch_sharding),
+            in_shardings=(replicated, input_feed.input_sharding, replicated, batch_sharding),
             out_shardings=(replicated, replicated, replicated),
             donate_argnums=(0, 2),
         ),
         eval=jax.jit(
-            eval_and_accumulate, in_shardings=(replicated, batch_sharding, replicated), out_shardings=replicated
+            eval_and_accumulate,
+            in_shardings=(replicated, input_feed.input_sharding, replicated),
+            out_shardings=replicated,
         ),
         empty_train_metrics=jax.jit(train_metrics.empty, out_shardings=replicated),
         empty_eval_metrics=jax.jit(eval_metrics.empty, out_shardings=replicated),
     )
 
 
-def evaluate(steps: Steps, state: TrainState, datasets: data_lib.Datasets, mesh) -> dict[str, float]:
+def evaluate(steps: Steps, state: TrainState, datasets: data_lib.Datasets, input_feed: Feed) -> dict[str, float]:
     """Exact metrics over every eval split, for the raw parameters and (if kept) their EMA.
 
     The test split's metrics are ``eval/*`` (``eval_ema/*``), a held-out validation split's ``val/*``;
@@ -249,10 +262,9 @@ def evaluate(steps: Steps, state: TrainState, datasets: data_lib.Datasets, mesh)
     variants = {"": False} if state.ema_params is None else {"": False, "_ema": True}
     for prefix, split in datasets.eval_splits.items():
         accumulated = {suffix: steps.empty_eval_metrics() for suffix in variants}
-        for batch in split.batches():  # each batch is read once, for the raw parameters and the EMA
-            global_batch = sharding.to_global(batch, mesh)
+        for eval_input in input_feed.eval_inputs(prefix):  # each is read once, for the raw parameters and the EMA
             for suffix, use_ema in variants.items():
-                accumulated[suffix] = steps.eval(state.variables(use_ema), global_batch, accumulated[suffix])
+                accumulated[suffix] = steps.eval(state.variables(use_ema), eval_input, accumulated[suffix])
         for suffix, sums in accumulated.items():
             results.update(metrics.compute(sums, prefix + suffix))
             counted = metrics.eval_count(sums)
@@ -296,9 +308,12 @@ def _train_and_evaluate(config: Any, workdir: str | os.PathLike, stop_request: S
         process_index=jax.process_index(),
         process_count=num_processes,
     )
+    input_feed = create_feed(config.input_placement, datasets, mesh, eval_sizes.global_batch)
     startup.mark("data")
     model = build_model(full_config, input_channels=datasets.image_shape[-1])
     length = recipe.training_length(config, datasets.num_train_examples)
+    if datasets.in_memory is not None:
+        in_memory.check_positions(length.num_train_steps, sizes.global_batch)
     schedule = recipe.build_schedule(full_config, length)
     input_shape = (1, *datasets.image_shape)
     abstract_params = jax.eval_shape(lambda: init_variables(model, jax.random.PRNGKey(0), input_shape))["params"]
@@ -315,11 +330,23 @@ def _train_and_evaluate(config: Any, workdir: str | os.PathLike, stop_request: S
     if is_chief:
         _write_json(workdir / "config.json", with_resume_history(workdir / "config.json", record, int(state.step)))
     global_batch_shape = (sizes.global_batch, *datasets.image_shape)
-    steps = compile_steps(config, model, tx, mesh, state, global_batch_shape, datasets.normalisation)
+    steps = compile_steps(config, model, tx, mesh, state, global_batch_shape, datasets.normalisation, input_feed)
     writer = metrics.create_writer(workdir, jax.process_index())
     clock = RunClock.resumed(start_time, checkpointer, int(state.step))
     run = Run(
-        config, workdir, datasets, mesh, schedule, length, steps, writer, checkpointer, startup, stop_request, clock
+        config,
+        workdir,
+        datasets,
+        mesh,
+        input_feed,
+        schedule,
+        length,
+        steps,
+        writer,
+        checkpointer,
+        startup,
+        stop_request,
+        clock,
     )
     try:
         step, eval_results, stopped = _train(run, state)
@@ -356,12 +383,8 @@ def _train(run: Run, state: TrainState) -> tuple[int, dict[str, float], str | No
     """The step loop: train, log, evaluate and checkpoint; returns (step, last eval, stop signal or None)."""
     config, steps, length = run.config, run.steps, run.length
     step = int(state.step)
-    profile = None
-    if config.profile and jax.process_index() == 0:
-        profile = periodic_actions.Profile(
-            logdir=os.fspath(run.workdir), first_profile=step + 10, profile_duration_ms=None
-        )
-    train_iterator = sharding.prefetch_to_device(run.datasets.train_batches(step), run.mesh)
+    profile = StepTrace(run.workdir, step, enabled=config.profile and jax.process_index() == 0)
+    train_inputs = run.input_feed.train_inputs(step)
     accumulated = steps.empty_train_metrics()
     eval_results: dict[str, float] = {}
     last_log = (time.time(), step)  # for examples/s
@@ -369,54 +392,59 @@ def _train(run: Run, state: TrainState) -> tuple[int, dict[str, float], str | No
     stop_request = run.stop_request
     if stop_request.requested_before_training():  # came during start-up or compilation
         return step, eval_results, stop_request.reason
-    in_flight: collections.deque[jax.Array] = collections.deque()  # the ballots of the unfinished steps
-    while step < length.num_train_steps:
-        batch = next(train_iterator)
-        state, accumulated, ballot = steps.train(state, batch, accumulated, stop_request.vote(run.mesh))
-        step += 1
-        in_flight.append(ballot)
-        finished_ballot = None
-        if len(in_flight) > MAX_STEPS_IN_FLIGHT:  # so a stop signal is seen, and saved, within a few steps
-            finished_ballot = in_flight.popleft()
-            finished_ballot.block_until_ready()
-        if not run.startup.reported:
-            run.startup.report(run.writer, step, first_step=state)
-        if profile is not None:
-            profile(step)
-        is_last = step == length.num_train_steps
-        log_now = step % config.log_every_steps == 0 or is_last
-        checkpoint_now = step % config.checkpoint_every_steps == 0 or is_last
-        stop_now = stop_request.requested(finished_ballot)
-        if log_now or checkpoint_now or stop_now:  # a host sync: never save a diverged state unseen
-            values = metrics.compute(accumulated, "train")
-            _check_finite(
-                {k: values[k] for k in ("train/loss", "train/grad_norm")},
-                range(last_checked + 1, step + 1),
-                run.checkpointer,
+    try:
+        in_flight: collections.deque[jax.Array] = collections.deque()  # the ballots of the unfinished steps
+        while step < length.num_train_steps:
+            state, accumulated, ballot = steps.train(
+                state, next(train_inputs), accumulated, stop_request.vote(run.mesh)
             )
-            accumulated, last_checked = steps.empty_train_metrics(), step
-            now = time.time()
-            examples_per_sec = (step - last_log[1]) * config.batch_size / max(now - last_log[0], 1e-9)
-            values["train/lr"] = float(run.schedule(step - 1))
-            values["train/examples_per_sec"] = examples_per_sec
-            values["train/eta_seconds"] = (length.num_train_steps - step) * config.batch_size / examples_per_sec
-            run.writer.write_scalars(step, values)
-            logging.info(progress.train_line(step, length.num_train_steps, values))
-            last_log = (now, step)
-        if step % config.eval_every_steps == 0 or is_last:
-            eval_results = evaluate(steps, state, run.datasets, run.mesh)
-            run.writer.write_scalars(step, {k: v for k, v in eval_results.items() if not k.startswith("num_")})
-            for line in progress.eval_lines(step, eval_results):
-                logging.info(line)
-            last_log = (time.time(), step)
-        if checkpoint_now or stop_now:
-            run.checkpointer.save(step, state, run.clock())
-        if stop_now:
-            logging.warning("Stopped by %s at step %d; re-run the same command to resume.", stop_request.reason, step)
-            return step, eval_results, stop_request.reason
-    if not eval_results:  # resumed from the final checkpoint: evaluate it again for results.json
-        eval_results = evaluate(steps, state, run.datasets, run.mesh)
-    return step, eval_results, None
+            step += 1
+            in_flight.append(ballot)
+            finished_ballot = None
+            if len(in_flight) > MAX_STEPS_IN_FLIGHT:  # so a stop signal is seen, and saved, within a few steps
+                finished_ballot = in_flight.popleft()
+                finished_ballot.block_until_ready()
+            if not run.startup.reported:
+                run.startup.report(run.writer, step, first_step=state)
+            profile(step)
+            is_last = step == length.num_train_steps
+            log_now = step % config.log_every_steps == 0 or is_last
+            checkpoint_now = step % config.checkpoint_every_steps == 0 or is_last
+            stop_now = stop_request.requested(finished_ballot)
+            if log_now or checkpoint_now or stop_now:  # a host sync: never save a diverged state unseen
+                values = metrics.compute(accumulated, "train")
+                _check_finite(
+                    {k: values[k] for k in ("train/loss", "train/grad_norm")},
+                    range(last_checked + 1, step + 1),
+                    run.checkpointer,
+                )
+                accumulated, last_checked = steps.empty_train_metrics(), step
+                now = time.time()
+                examples_per_sec = (step - last_log[1]) * config.batch_size / max(now - last_log[0], 1e-9)
+                values["train/lr"] = float(run.schedule(step - 1))
+                values["train/examples_per_sec"] = examples_per_sec
+                values["train/eta_seconds"] = (length.num_train_steps - step) * config.batch_size / examples_per_sec
+                run.writer.write_scalars(step, values)
+                logging.info(progress.train_line(step, length.num_train_steps, values))
+                last_log = (now, step)
+            if step % config.eval_every_steps == 0 or is_last:
+                eval_results = evaluate(steps, state, run.datasets, run.input_feed)
+                run.writer.write_scalars(step, {k: v for k, v in eval_results.items() if not k.startswith("num_")})
+                for line in progress.eval_lines(step, eval_results):
+                    logging.info(line)
+                last_log = (time.time(), step)
+            if checkpoint_now or stop_now:
+                run.checkpointer.save(step, state, run.clock())
+            if stop_now:
+                logging.warning(
+                    "Stopped by %s at step %d; re-run the same command to resume.", stop_request.reason, step
+                )
+                return step, eval_results, stop_request.reason
+        if not eval_results:  # resumed from the final checkpoint: evaluate it again for results.json
+            eval_results = evaluate(steps, state, run.datasets, run.input_feed)
+        return step, eval_results, None
+    finally:
+        profile.stop()
 
 
 def _restore_or_initialise(config: Any, model, tx, input_shape, mesh, checkpointer) -> TrainState:

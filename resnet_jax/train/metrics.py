@@ -1,4 +1,5 @@
-"""clu metric collections and writers: TensorBoard plus ``metrics.jsonl``, written by process 0 only.
+"""clu metric collections and the writers: TensorBoard events plus ``metrics.jsonl``, written by process 0
+only, with no TensorFlow.
 
 Metrics accumulate on device as clu ``Average`` sums and counts (masked for eval padding), so the
 host reads them only when it writes: exact sums divided by counts, never means of means.
@@ -7,12 +8,16 @@ host reads them only when it writes: exact sums divided by counts, never means o
 import contextlib
 import json
 import os
+import socket
+import struct
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
-from clu import metric_writers
 from clu import metrics as clu_metrics
+from tensorboard.compat.proto import event_pb2, summary_pb2
+from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
 
 from resnet_jax.train.paths import resolve
 from resnet_jax.train.sharding import to_host
@@ -43,7 +48,7 @@ def eval_count(metrics: clu_metrics.Collection) -> int:
     return int(to_host(metrics.top1.count))
 
 
-class JsonlWriter(metric_writers.interface.MetricWriter):
+class JsonlWriter:
     """Appends one JSON object per write, ``{"step": int, name: value, ...}``, to a file."""
 
     def __init__(self, path: str | os.PathLike):
@@ -56,40 +61,77 @@ class JsonlWriter(metric_writers.interface.MetricWriter):
         self._file.write(json.dumps(record) + "\n")
         self._file.flush()
 
-    def write_summaries(self, step, values, metadata=None):
-        """Non-scalar summaries are left to TensorBoard."""
-
-    def write_images(self, step, images):
-        """Images are left to TensorBoard."""
-
-    def write_videos(self, step, videos):
-        """Videos are left to TensorBoard."""
-
-    def write_audios(self, step, audios, *, sample_rate):
-        """Audio is left to TensorBoard."""
-
-    def write_texts(self, step, texts):
-        """Texts are left to TensorBoard."""
-
-    def write_histograms(self, step, arrays, num_buckets=None):
-        """Histograms are left to TensorBoard."""
-
-    def write_hparams(self, hparams):
-        """Hyper-parameters live in config.json."""
-
-    def flush(self):
+    def flush(self) -> None:
         """Lines are flushed as they are written."""
         self._file.flush()
 
-    def close(self):
+    def close(self) -> None:
         """Close the file."""
         self._open.close()
 
 
-def create_writer(workdir: str | os.PathLike, process_index: int) -> metric_writers.MetricWriter:
-    """Process 0: TensorBoard (asynchronous) + metrics.jsonl; other processes: nothing. The console gets
-    the loop's own progress lines (``progress``), not every scalar."""
+class TensorBoardWriter:
+    """Scalars as a TensorBoard event file, written with tensorboard's protocol buffers and no TensorFlow.
+
+    The file is a sequence of records (length, its masked CRC-32C, the serialised ``Event``, its masked
+    CRC-32C), which TensorBoard reads from any directory ``epath`` reaches, ``gs://`` included.
+    """
+
+    def __init__(self, directory: str | os.PathLike):
+        name = f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}.{os.getpid()}"
+        self._open = contextlib.ExitStack()
+        self._file = self._open.enter_context((resolve(directory) / name).open("wb"))
+        self._write(event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2"))
+
+    def _write(self, event: "event_pb2.Event") -> None:
+        data = event.SerializeToString()
+        header = struct.pack("<Q", len(data))
+        self._file.write(
+            header + struct.pack("<I", masked_crc32c(header)) + data + struct.pack("<I", masked_crc32c(data))
+        )
+
+    def write_scalars(self, step: int, scalars: Mapping[str, Any]) -> None:
+        """One event holding every scalar of this step."""
+        values = [
+            summary_pb2.Summary.Value(tag=name, simple_value=float(np.asarray(value)))
+            for name, value in scalars.items()
+        ]
+        self._write(event_pb2.Event(wall_time=time.time(), step=int(step), summary=summary_pb2.Summary(value=values)))
+
+    def flush(self) -> None:
+        """Make what was written visible to TensorBoard."""
+        self._file.flush()
+
+    def close(self) -> None:
+        """Close the file."""
+        self._open.close()
+
+
+class Writers:
+    """Several writers as one (none on processes other than 0)."""
+
+    def __init__(self, writers: list):
+        self._writers = writers
+
+    def write_scalars(self, step: int, scalars: Mapping[str, Any]) -> None:
+        """Write the scalars to every writer."""
+        for writer in self._writers:
+            writer.write_scalars(step, scalars)
+
+    def flush(self) -> None:
+        """Flush every writer."""
+        for writer in self._writers:
+            writer.flush()
+
+    def close(self) -> None:
+        """Close every writer."""
+        for writer in self._writers:
+            writer.close()
+
+
+def create_writer(workdir: str | os.PathLike, process_index: int) -> Writers:
+    """Process 0: TensorBoard + metrics.jsonl; other processes: nothing. The console gets the loop's own
+    progress lines (``progress``), not every scalar."""
     if process_index > 0:
-        return metric_writers.MultiWriter([])
-    tensorboard = metric_writers.AsyncWriter(metric_writers.SummaryWriter(os.fspath(workdir)))
-    return metric_writers.MultiWriter([tensorboard, JsonlWriter(resolve(workdir) / "metrics.jsonl")])
+        return Writers([])
+    return Writers([TensorBoardWriter(workdir), JsonlWriter(resolve(workdir) / "metrics.jsonl")])

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The product on an accelerator image (jax, flax, optax, orbax; no TensorFlow), one part per call:
+#     bash experiments/accelerator_check.sh PART OUTDIR [BUDGET_S [FLAG ...]]
+# PART:
+#   bench     train-step benchmarks against the bare-Flax step (--reference): resnet50 bf16 batch 256,
+#             cifar_resnet20 and cifar_resnet56 batch 128 -> OUTDIR/bench.jsonl
+#   baseline  configs/fashion_mnist.py:resnet20, Zhong et al.'s 300 epochs -> OUTDIR/baseline/
+#   erasing   configs/fashion_mnist.py:resnet20,erasing, the same with Random Erasing -> OUTDIR/erasing/
+# A run gets BUDGET_S seconds (default 420, so a part with start-up fits in 8 minutes); then SIGTERM makes it
+# checkpoint and stop, and the same command resumes it from OUTDIR. FLAGs go to the main command (runs) or
+# to the benchmark (bench), after the script's own: the test runs a few CPU steps with them.
+# Needs Fashion-MNIST's numpy copy in DATA_DIR (default .device_data): python -m resnet_jax.data.prepare
+# fashion_mnist --data_dir .device_data writes it (DATA_DIR/resnet_jax_arrays/fashion_mnist.npz, 30 MB).
+set -u
+part=${1:?usage: accelerator_check.sh bench|baseline|erasing OUTDIR [BUDGET_S [FLAG ...]]}
+out=${2:?usage: accelerator_check.sh bench|baseline|erasing OUTDIR [BUDGET_S [FLAG ...]]}
+budget=${3:-420}
+shift $(($# < 3 ? $# : 3))
+data_dir=${DATA_DIR:-.device_data}
+python=${PYTHON:-python3}
+mkdir -p "$out"
+export PYTHONUNBUFFERED=1
+{
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo "no nvidia-smi"
+    "$python" -c "import jax, flax, optax; print('jax', jax.__version__, 'flax', flax.__version__, 'optax', optax.__version__, jax.devices())"
+} > "$out/device.txt" 2>&1
+
+bench() {
+    timeout "$budget" "$python" -m resnet_jax.benchmark --reference --json "$@" >> "$out/bench.jsonl" 2>> "$out/bench.log"
+    echo "rc=$? benchmark $*"
+}
+
+train() {  # train NAME CONFIG_ARG: the run in OUTDIR/NAME, resumed if it is there
+    local workdir="$out/$1"
+    timeout --signal=TERM --kill-after=60 "$budget" "$python" -m resnet_jax.main \
+        --config="configs/fashion_mnist.py:$2" --workdir="$workdir" --config.data_dir="$data_dir" \
+        --config.checkpoint_every_steps=9380 --config.max_checkpoints_to_keep=1 "${@:3}" >> "$out/$1.log" 2>&1
+    local rc=$?
+    echo "rc=$rc $1 ($2)"
+    tail -n 3 "$out/$1.log"
+    return $rc
+}
+
+case "$part" in
+    bench)
+        bench --model resnet50 --batch_size 256 --dtype bfloat16 --steps 30 "$@"
+        bench --model cifar_resnet20 --batch_size 128 --steps 100 "$@"
+        bench --model cifar_resnet56 --batch_size 128 --steps 50 "$@"
+        ;;
+    baseline) train baseline resnet20 "$@" ;;
+    erasing) train erasing resnet20,erasing "$@" ;;
+    *) echo "unknown part $part: use bench, baseline or erasing" >&2; exit 2 ;;
+esac

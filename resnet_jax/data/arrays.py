@@ -1,0 +1,59 @@
+"""The plain numpy copy of a prepared in-memory dataset: what runs read, with no TensorFlow or TFDS.
+
+TFDS stays the format of record and the way datasets are built. The first time an in-memory dataset
+is read through TFDS (or when ``python -m resnet_jax.data.prepare`` builds it), its uint8 splits and
+class count are also written to ``DATA_DIR/resnet_jax_arrays/NAME.npz``; every later run loads that
+file in well under a second, on a machine with or without TensorFlow. Splits are stored whole, in
+TFDS's canonical order, so TFDS slices such as ``train[:-5000]`` are plain numpy slices of them.
+"""
+
+import json
+import os
+import socket
+
+import numpy as np
+from etils import epath
+
+from resnet_jax.train.paths import resolve
+
+Splits = dict[str, dict[str, np.ndarray]]
+DIRECTORY = "resnet_jax_arrays"
+SPEC_KEY = "spec.json"  # the npz member holding the dataset's facts
+
+
+def default_data_dir() -> str:
+    """TFDS's default data directory (``TFDS_DATA_DIR``, else ``~/tensorflow_datasets``), found without TFDS."""
+    return os.environ.get("TFDS_DATA_DIR") or os.path.expanduser("~/tensorflow_datasets")
+
+
+def copy_path(name: str, data_dir: str) -> epath.Path:
+    """Where the numpy copy of dataset ``name`` lives under ``data_dir`` ('' = TFDS's default)."""
+    return resolve(os.path.expanduser(data_dir) if data_dir else default_data_dir()) / DIRECTORY / f"{name}.npz"
+
+
+def save(path: epath.Path, splits: Splits, num_classes: int, source: str) -> None:
+    """Write ``splits`` (``{split: {'image', 'label'}}``) atomically, with the class count and where they came from."""
+    spec = {
+        "num_classes": num_classes,
+        "source": source,
+        "splits": {name: len(s["label"]) for name, s in splits.items()},
+    }
+    members = {f"{split}/{field}": values for split, arrays in splits.items() for field, values in arrays.items()}
+    members[SPEC_KEY] = np.frombuffer(json.dumps(spec).encode(), np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f"{path.name}.{socket.gethostname()}.{os.getpid()}.partial")  # processes may race
+    with partial.open("wb") as file:
+        np.savez_compressed(file, **members)
+    partial.replace(path)
+
+
+def load(path: epath.Path) -> tuple[Splits, dict]:
+    """The splits and the spec (``num_classes``, ``source``, ``splits``) of a numpy copy."""
+    with path.open("rb") as file, np.load(file) as members:
+        spec = json.loads(members[SPEC_KEY].tobytes().decode())
+        splits: Splits = {}
+        for member in members.files:
+            if member != SPEC_KEY:
+                split, field = member.split("/")
+                splits.setdefault(split, {})[field] = members[member]
+    return splits, spec

@@ -11,10 +11,8 @@ CORE = [
     "orbax-checkpoint>=0.11,<0.13",
     "google-cloud-storage>=2.18,<4",  # orbax needs it for gs:// workdirs
     "ml-collections>=1.0,<2",
-    "clu>=0.0.12,<0.1",
-    "tensorboard>=2.18,<2.22",
-    "tensorflow-cpu>=2.18,<2.22",
-    "tensorflow-datasets>=4.9.8,<4.10",
+    "clu>=0.0.12,<0.1",  # clu.metrics only: its metric writers and periodic actions import TensorFlow
+    "tensorboard>=2.18,<2.22",  # its event protocol buffers: TensorBoard files written without TensorFlow
     "importlib_resources>=6",
     "numpy>=1.26",
     "scikit-learn>=1.3",  # ships the 8x8 digits: the offline dataset of the README's first command
@@ -23,7 +21,12 @@ CORE = [
 # Notebooks and their plots (notebooks/, executed by the tests).
 NOTEBOOKS = ["matplotlib>=3.8", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29"]
 
+# Preparing datasets with TFDS and streaming ImageNet with tf.data; runs on prepared in-memory datasets
+# (digits, Fashion-MNIST, CIFAR) read their numpy copy and need neither.
+TFDS = ["tensorflow-cpu>=2.18,<2.22", "tensorflow-datasets>=4.9.8,<4.10"]
+
 EXTRAS = {
+    "tfds": TFDS,
     "notebooks": NOTEBOOKS,
     # Pillow writes the real JPEGs of the miniature ImageNet archives the tests build; the GCS emulator
     # (exactly this version: tests/fake_gcs.py patches two of its gaps) and cryptography serve gs:// locally.
@@ -34,6 +37,7 @@ EXTRAS = {
         "Pillow>=10",
         "gcp-storage-emulator==2026.7.19",
         "cryptography>=41",
+        *TFDS,
         *NOTEBOOKS,
     ],
     # Exactly this version: a CPU wheel ships locally; other specs pull multi-GB CUDA builds.

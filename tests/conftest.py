@@ -38,11 +38,11 @@ def random_variables(model, input_size: int, seed: int = 0) -> dict:
 def in_memory_batches(split, start_step, process_index, process_count, per_process_batch, steps, **pipeline) -> list:
     """The first ``steps`` batches (numpy) of this process's in-memory train pipeline from ``start_step``, seed 0.
 
-    ``pipeline`` gives ``normalisation`` and ``augmentation`` (``in_memory.train_dataset``'s arguments).
+    ``pipeline`` gives ``augmentation`` and ``mean_pixel`` (``in_memory.host_train_batches``' arguments).
     """
     from resnet_jax.data import in_memory
 
-    dataset = in_memory.train_dataset(
+    iterator = in_memory.host_train_batches(
         split,
         seed=0,
         start_step=start_step,
@@ -51,7 +51,6 @@ def in_memory_batches(split, start_step, process_index, process_count, per_proce
         process_count=process_count,
         **pipeline,
     )
-    iterator = dataset.as_numpy_iterator()
     return [next(iterator) for _ in range(steps)]
 
 

@@ -39,7 +39,7 @@ def test_cifar_crops_are_uniform_over_the_81_offsets_and_flips_are_fair():
     outputs = []
     for step in range(steps):
         draws = in_memory.augmentation_draws(0, step, batch, augmentation)
-        outputs.append(in_memory.augment(np.repeat(image[None, :, :, None], batch, 0), draws, augmentation).numpy())
+        outputs.append(np.asarray(in_memory.augment(np.repeat(image[None, :, :, None], batch, 0), draws, augmentation)))
     positions, flips = crop_positions_and_flips(np.concatenate(outputs)[..., 0], image)
     counts = np.zeros((2 * PAD + 1, 2 * PAD + 1))
     np.add.at(counts, (positions[:, 0], positions[:, 1]), 1)

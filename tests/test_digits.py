@@ -40,7 +40,7 @@ def test_prepared_splits_hold_every_sklearn_image_once_with_its_label(data_dir):
 
 
 def _indices(seed, step, batch, num_examples):
-    return in_memory.global_batch_indices(seed, step, batch, num_examples).numpy()
+    return np.asarray(in_memory.global_batch_indices(seed, step, batch, num_examples))
 
 
 @pytest.mark.parametrize("batch", [4, 25])  # 25 > 10: one batch spans several epochs

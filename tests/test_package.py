@@ -5,8 +5,6 @@ import subprocess
 import sys
 from importlib import metadata
 
-import pytest
-
 CORE = [
     "resnet_jax",
     "resnet_jax.models",
@@ -48,24 +46,3 @@ def test_the_accelerator_extras_install_the_cores_jax_with_their_plugin():
         'extra == "cuda12"': ({"cuda12"}, core.specifier),
         'extra == "tpu"': ({"tpu"}, core.specifier),
     }
-
-
-def test_main_tells_tensorflow_to_see_no_gpu_before_anything_else(monkeypatch):
-    import tensorflow as tf
-
-    from resnet_jax import main
-
-    hidden = []
-    monkeypatch.setattr(tf.config, "set_visible_devices", lambda devices, kind: hidden.append((list(devices), kind)))
-
-    class Started(Exception):
-        """Raised where the job would join the distributed runtime, the first step after TensorFlow's set-up."""
-
-    def started():
-        raise Started
-
-    monkeypatch.setattr(main, "initialize_distributed", started)
-    monkeypatch.setattr(main, "load_config", lambda: None)  # checked before TensorFlow starts
-    with pytest.raises(Started):
-        main.main(["resnet_jax.main"])
-    assert hidden == [([], "GPU")]

@@ -16,6 +16,7 @@ writes the numpy copy that runs read without TensorFlow (``DIR/resnet_jax_arrays
 
 import argparse
 
+from resnet_jax.data.tfds_source import require_tfds
 from resnet_jax.errors import MissingFilesError, exit_on_user_error
 
 ARCHIVE_DATASETS = ("cifar10", "cifar100", "imagenet2012")  # need --manual_dir
@@ -26,6 +27,7 @@ def prepare(dataset: str, data_dir: str, manual_dir: str | None = None, skip_che
     """Build ``dataset`` under ``data_dir`` (no-op if already there); returns its TFDS directory."""
     if dataset not in PREPARABLE:
         raise ValueError(f"cannot prepare {dataset!r}; preparable datasets: {', '.join(PREPARABLE)}")
+    require_tfds()  # TFDS builds every dataset: without it, one paragraph naming the extra
     if dataset in ARCHIVE_DATASETS and not manual_dir:
         raise MissingFilesError(
             f"{dataset} is prepared from its original archive(s): pass --manual_dir DIR_HOLDING_THEM"

@@ -1,5 +1,7 @@
 """Opening prepared TFDS datasets on the host CPU, with one plain error when a dataset is missing."""
 
+import importlib.util
+
 import numpy as np
 
 from resnet_jax.errors import MissingDependency, MissingFilesError
@@ -7,19 +9,23 @@ from resnet_jax.errors import MissingDependency, MissingFilesError
 TFDS_EXTRA = "pip install 'resnet_jax[tfds]' (from a checkout: pip install -e '.[tfds]')"
 
 
+def require_tfds() -> None:
+    """A MissingDependency naming the extra unless TensorFlow and TFDS are installed (checked without importing them)."""
+    missing = [name for name in ("tensorflow", "tensorflow_datasets") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise MissingDependency(
+            f"this needs {' and '.join(missing)}, which the core install leaves out: TensorFlow and TFDS prepare "
+            f"datasets and stream ImageNet. Install them with {TFDS_EXTRA}."
+        )
+
+
 def tensorflow():
     """TensorFlow, told to see no GPU: the input pipeline stays on the host CPU, the devices stay JAX's.
 
     Every use of TensorFlow in the package starts here, so TensorFlow never takes GPU memory. Without
     TensorFlow installed it is a MissingDependency naming the extra that brings it."""
-    try:
-        import tensorflow as tf
-        import tensorflow_datasets  # noqa: F401  (every caller reads TFDS datasets)
-    except ImportError as error:
-        raise MissingDependency(
-            f"this needs TensorFlow and TensorFlow Datasets ({error}), which the core install leaves out: they "
-            f"prepare datasets and stream ImageNet. Install them with {TFDS_EXTRA}."
-        ) from error
+    require_tfds()
+    import tensorflow as tf
 
     tf.config.set_visible_devices([], "GPU")
     return tf
@@ -44,7 +50,7 @@ def prepared_builder(name: str, data_dir: str, build_locally: bool = False, nump
     message when TFDS is not installed either).
     """
     try:
-        tensorflow()
+        require_tfds()
     except MissingDependency as error:
         if numpy_copy is None:
             raise
@@ -54,6 +60,7 @@ def prepared_builder(name: str, data_dir: str, build_locally: bool = False, nump
             f"{name} --data_dir DIR) and bring DIR/{numpy_copy.parent.name}/{numpy_copy.name} here under "
             f"--config.data_dir, or install TFDS here: {TFDS_EXTRA}."
         ) from error
+    tensorflow()
     import tensorflow_datasets as tfds
 
     if name == "digits":

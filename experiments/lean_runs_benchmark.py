@@ -22,6 +22,14 @@ import time
 from pathlib import Path
 
 TIMEOUT_S = 3600
+TENSORFLOW_MARK = "imported tensorflow: "
+# python -m resnet_jax.main ARGUMENTS, saying on exit whether the process imported TensorFlow.
+REPORTING_TENSORFLOW = (
+    "import atexit, runpy, sys\n"
+    f"atexit.register(lambda: print('{TENSORFLOW_MARK}' + str('tensorflow' in sys.modules), file=sys.stderr))\n"
+    "sys.argv = ['resnet_jax.main', *{arguments!r}]\n"
+    "runpy.run_module('resnet_jax.main', run_name='__main__', alter_sys=True)\n"
+)
 
 
 def _child(command: list[str], repo: Path) -> tuple[float, int, str, str]:
@@ -47,19 +55,19 @@ def _child(command: list[str], repo: Path) -> tuple[float, int, str, str]:
 
 def _run(repo: Path, workdir: Path, config: str, data_dir: str, *flags: str) -> dict:
     """One training run; its start-up record, examples/s per log interval, peak memory and TensorFlow use."""
-    command = [sys.executable, "-m", "resnet_jax.main", f"--config={config}", f"--workdir={workdir}"]
-    command += [f"--config.data_dir={data_dir}", "--config.compilation_cache_dir=none", *flags]
-    command += ["--verbosity=0"]  # every library's INFO lines: TensorFlow's start-up shows when it is imported
+    arguments = [f"--config={config}", f"--workdir={workdir}", f"--config.data_dir={data_dir}"]
+    arguments += ["--config.compilation_cache_dir=none", *flags]
+    command = [sys.executable, "-c", REPORTING_TENSORFLOW.format(arguments=arguments)]
     wall, peak_mib, _, stderr = _child(command, repo)
     lines = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
     startup = next(line for line in lines if "startup/total_s" in line)
     rates = [line["train/examples_per_sec"] for line in lines if "train/examples_per_sec" in line]
     return {
-        "command": " ".join(command[1:]),
+        "command": " ".join(["python -m resnet_jax.main", *arguments]),
         "startup_s": {key.removeprefix("startup/"): value for key, value in startup.items() if "startup/" in key},
         "process_wall_s": wall,
         "peak_rss_mib": peak_mib,
-        "imported_tensorflow": "tensorflow" in stderr.lower() and "oneDNN" in stderr,
+        "imported_tensorflow": f"{TENSORFLOW_MARK}True" in stderr,
         "examples_per_sec_steady": statistics.median(rates[2:]) if len(rates) > 2 else None,
     }
 

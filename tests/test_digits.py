@@ -5,9 +5,12 @@ run a second time here."""
 
 import json
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import in_memory_batches
+from scipy import stats
 from sklearn.datasets import load_digits
 
 from resnet_jax import benchmark
@@ -53,6 +56,21 @@ def test_each_epoch_visits_every_example_once_and_batches_depend_only_on_the_ste
     assert not np.array_equal(epochs[0], epochs[1])  # a new order each epoch
     np.testing.assert_array_equal(_indices(3, 2, batch, num_examples), positions[2 * batch : 3 * batch])
     assert not np.array_equal(_indices(4, 0, batch, num_examples), positions[:batch])  # the seed matters
+
+
+def test_epoch_orders_are_uniform_random_permutations():
+    """Over 4,000 epochs of 10 examples: where each example lands, and which ordered pair comes first, are
+    uniform (a uniform random permutation's own distributions), and epochs are independent of each other."""
+    epochs = 4_000
+    orders = np.asarray(jax.jit(jax.vmap(lambda epoch: in_memory.epoch_order(7, epoch, 10)))(jnp.arange(epochs)))
+    for example in range(10):
+        where = np.argmax(orders == example, axis=1)
+        assert stats.chisquare(np.bincount(where, minlength=10)).pvalue > 1e-3
+    pairs = np.bincount(orders[:, 0] * 10 + orders[:, 1], minlength=100).reshape(10, 10)
+    assert np.all(np.diag(pairs) == 0)
+    assert stats.chisquare(pairs[~np.eye(10, dtype=bool)]).pvalue > 1e-3  # 90 ordered pairs, equally often
+    consecutive = np.bincount(orders[:-1, 0] * 10 + orders[1:, 0], minlength=100)  # first of epoch e, then e + 1
+    assert stats.chisquare(consecutive).pvalue > 1e-3
 
 
 def _train_batches(split, start_step, process_index, process_count, per_process_batch=2, steps=3):

@@ -193,3 +193,32 @@ def test_each_process_feeds_a_disjoint_slice_of_the_global_batch(tmp_path):
     rows = [{image.tobytes() for image in s} for s in slices]
     assert not rows[0] & rows[1]  # disjoint
     np.testing.assert_array_equal(np.concatenate(slices), global_batch)  # together, the global batch in order
+
+
+def test_with_the_dataset_on_the_devices_two_processes_train_as_one(tmp_path):
+    """Digits on the devices (gathered, cropped, flipped and erased inside the step): each process places the
+    whole split on its devices, and 2 processes x 4 devices end where 1 x 8 does."""
+    from resnet_jax import data
+
+    data_dir = str(tmp_path / "data")
+    data.write_numpy_copy("digits", data_dir)
+    flags = [
+        "--config=configs/digits.py",
+        f"--config.data_dir={data_dir}",
+        "--config.batch_size=32",
+        "--config.num_train_steps=12",
+        "--config.warmup_epochs=0",
+        "--config.eval_every_steps=12",
+        "--config.checkpoint_every_steps=12",
+        "--config.random_erasing.probability=0.5",
+        "--config.learning_rate=0.002",  # see FLAGS
+    ]
+    results = []
+    for name, processes, devices in (("single", 1, 8), ("multi", 2, 4)):
+        workdir = tmp_path / name
+        logs = launch([sys.executable, "-m", "resnet_jax.main", f"--workdir={workdir}", *flags], processes, devices)
+        assert all("is on every device" in log for log in logs)
+        results.append(json.loads((workdir / "results.json").read_text()))
+    single, multi = results
+    assert single["num_eval_examples"] == multi["num_eval_examples"] == 360
+    assert multi["eval/loss"] == pytest.approx(single["eval/loss"], rel=1e-4)

@@ -1,7 +1,8 @@
 """Datasets small enough for memory (digits, Fashion-MNIST, CIFAR): batches gathered and augmented by JAX.
 
-Train order is a seeded permutation per epoch, and the global batch of step s is positions
-[s*B, (s+1)*B) of the concatenated epochs; its crops, flips and Random Erasing are drawn for the whole
+Train order is a seeded permutation per epoch (a keyed Feistel network, evaluated only at the
+positions a step needs), and the global batch of step s is positions [s*B, (s+1)*B) of the concatenated
+epochs; its crops, flips and Random Erasing are drawn for the whole
 global batch from (seed, s). Batch s is therefore a pure function of (seed, s): a resumed run sees
 exactly the batches it would have seen, on any number of devices and processes.
 
@@ -26,6 +27,7 @@ from resnet_jax.errors import ConfigError
 Batch = dict[str, np.ndarray]
 # Positions are int32 on the devices (JAX's default), so a run may visit at most this many examples.
 MAX_POSITIONS = 2**31 - 1
+FEISTEL_ROUNDS = 6  # a keyed permutation needs 4 (Luby and Rackoff); 2 more for margin
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,20 +58,60 @@ def stream_key(seed: int, stream: Stream, *counters) -> jax.Array:
     return key
 
 
+def _mix(values: jax.Array, key: jax.Array) -> jax.Array:
+    """A 32-bit integer hash of ``values`` under ``key`` (Wellons' lowbias32 finaliser), wrapping as uint32."""
+    x = values ^ key
+    x = (x ^ (x >> 16)) * jnp.uint32(0x7FEB352D)
+    x = (x ^ (x >> 15)) * jnp.uint32(0x846CA68B)
+    return x ^ (x >> 16)
+
+
+def permute(round_keys: jax.Array, offsets: jax.Array, num_examples: int) -> jax.Array:
+    """A keyed bijection of [0, num_examples), evaluated at ``offsets`` alone: O(len(offsets)) per call.
+
+    A balanced Feistel network (``FEISTEL_ROUNDS`` rounds, one key each; ``round_keys`` has shape
+    ``offsets.shape + (FEISTEL_ROUNDS,)``) permutes the smallest domain of 2 x ``half`` bits that holds the
+    examples; a value that lands past the end is sent through the network again until it lands inside
+    (cycle walking), which keeps the map a bijection of the examples themselves.
+    """
+    half = max(1, -(-(num_examples - 1).bit_length() // 2))
+    mask = jnp.uint32((1 << half) - 1)
+
+    def network(values):
+        left, right = values >> half, values & mask
+        for round_index in range(FEISTEL_ROUNDS):
+            left, right = right, left ^ (_mix(right, round_keys[..., round_index]) & mask)
+        return (left << half) | right
+
+    def outside(values):
+        return jnp.any(values >= num_examples)
+
+    def walk(values):
+        return jnp.where(values >= num_examples, network(values), values)
+
+    return jax.lax.while_loop(outside, walk, network(offsets.astype(jnp.uint32))).astype(jnp.int32)
+
+
 def epoch_order(seed: int, epoch, num_examples: int) -> jax.Array:
-    """The seeded permutation of the example indices that epoch ``epoch`` visits."""
-    return jax.random.permutation(stream_key(seed, Stream.EPOCH_ORDER, epoch), num_examples)
+    """The seeded permutation of the example indices that epoch ``epoch`` visits (all of it: for tests)."""
+    offsets = jnp.arange(num_examples, dtype=jnp.int32)
+    return permute(_round_keys(seed, jnp.full_like(offsets, epoch)), offsets, num_examples)
+
+
+def _round_keys(seed: int, epochs: jax.Array) -> jax.Array:
+    """The Feistel round keys of each position's epoch: shape ``epochs.shape + (FEISTEL_ROUNDS,)``."""
+    draw = jax.vmap(lambda epoch: jax.random.bits(stream_key(seed, Stream.EPOCH_ORDER, epoch), (FEISTEL_ROUNDS,)))
+    return draw(epochs.ravel()).reshape(*epochs.shape, FEISTEL_ROUNDS)
 
 
 def global_batch_indices(seed: int, step, global_batch: int, num_examples: int) -> jax.Array:
-    """Example indices of the global batch at ``step``: consecutive positions in the per-epoch orders."""
+    """Example indices of the global batch at ``step``: consecutive positions in the per-epoch orders.
+
+    Each position is mapped alone (``permute``), so a step costs O(batch), not a shuffle of the split.
+    """
     positions = jnp.asarray(step, jnp.int32) * global_batch + jnp.arange(global_batch, dtype=jnp.int32)
     epochs = positions // num_examples
-    # A batch spans at most this many epochs (more than one when it crosses an epoch's end or is larger
-    # than the split); a static count keeps the program one shape for every step.
-    spanned = (global_batch - 1) // num_examples + 2
-    orders = jax.vmap(lambda offset: epoch_order(seed, epochs[0] + offset, num_examples))(jnp.arange(spanned))
-    return orders[epochs - epochs[0], positions % num_examples]
+    return permute(_round_keys(seed, epochs), positions % num_examples, num_examples)
 
 
 def augmentation_draws(seed: int, step, count: int, augmentation: Augmentation) -> tuple[jax.Array, ...]:

@@ -10,7 +10,7 @@ TFDS_EXTRA = "pip install 'resnet_jax[tfds]' (from a checkout: pip install -e '.
 
 
 def require_tfds() -> None:
-    """A MissingDependency naming the extra unless TensorFlow and TFDS are installed (checked without importing them)."""
+    """A MissingDependency naming the extra unless TensorFlow and TFDS are installed (looked up, not imported)."""
     missing = [name for name in ("tensorflow", "tensorflow_datasets") if importlib.util.find_spec(name) is None]
     if missing:
         raise MissingDependency(

@@ -139,7 +139,7 @@ def host_feed(datasets: data_lib.Datasets, mesh: Mesh) -> Feed:
 
 def create_feed(placement: str, datasets: data_lib.Datasets, mesh: Mesh, eval_batch_size: int) -> Feed:
     """The feed ``input_placement`` asks for (see ``place_on_devices``); the log says which one runs."""
-    if place_on_devices(placement, datasets, device_memory(mesh.devices.flat[0])):
+    if place_on_devices(placement, datasets, device_memory(mesh.local_devices[0])):
         feed = device_feed(datasets.in_memory, mesh, eval_batch_size)
         megabytes = dataset_bytes(datasets.in_memory) / 2**20
         logging.info("Input: the dataset (%.1f MiB) is on every device; each step makes its own batch.", megabytes)

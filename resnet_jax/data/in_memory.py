@@ -1,6 +1,6 @@
 """Datasets small enough for memory (digits, Fashion-MNIST, CIFAR): batches gathered and augmented by JAX.
 
-Train order is a seeded permutation per epoch (a keyed Feistel network, evaluated only at the
+Train order is a seeded permutation per epoch (a swap-or-not shuffle, evaluated only at the
 positions a step needs), and the global batch of step s is positions [s*B, (s+1)*B) of the concatenated
 epochs; its crops, flips and Random Erasing are drawn for the whole
 global batch from (seed, s). Batch s is therefore a pure function of (seed, s): a resumed run sees
@@ -27,7 +27,7 @@ from resnet_jax.errors import ConfigError
 Batch = dict[str, np.ndarray]
 # Positions are int32 on the devices (JAX's default), so a run may visit at most this many examples.
 MAX_POSITIONS = 2**31 - 1
-FEISTEL_ROUNDS = 6  # a keyed permutation needs 4 (Luby and Rackoff); 2 more for margin
+ROUNDS_PER_BIT = 6  # swap-or-not rounds per bit of the split's size (Hoang, Morris and Rogaway 2012: 6 lg n)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,42 +66,44 @@ def _mix(values: jax.Array, key: jax.Array) -> jax.Array:
     return x ^ (x >> 16)
 
 
+def num_rounds(num_examples: int) -> int:
+    """Swap-or-not rounds for a domain of ``num_examples``: ``ROUNDS_PER_BIT`` per bit of its size."""
+    return ROUNDS_PER_BIT * max(1, (num_examples - 1).bit_length())
+
+
 def permute(round_keys: jax.Array, offsets: jax.Array, num_examples: int) -> jax.Array:
     """A keyed bijection of [0, num_examples), evaluated at ``offsets`` alone: O(len(offsets)) per call.
 
-    A balanced Feistel network (``FEISTEL_ROUNDS`` rounds, one key each; ``round_keys`` has shape
-    ``offsets.shape + (FEISTEL_ROUNDS,)``) permutes the smallest domain of 2 x ``half`` bits that holds the
-    examples; a value that lands past the end is sent through the network again until it lands inside
-    (cycle walking), which keeps the map a bijection of the examples themselves.
+    Hoang, Morris and Rogaway's swap-or-not shuffle: in round i each value x is paired with
+    ``(K_i - x) mod n`` and the pair is swapped when a keyed hash of the pair's larger member says so,
+    so every round, and their composition, is a permutation of [0, n) for any n. ``round_keys`` has
+    shape ``offsets.shape + (num_rounds(n), 2)``: K_i and the hash key of each round. The number of
+    rounds is fixed by n alone, so the computation is the same on every device, with no data-dependent
+    loop (a sharded ``while`` would desynchronise the devices' collectives).
     """
-    half = max(1, -(-(num_examples - 1).bit_length() // 2))
-    mask = jnp.uint32((1 << half) - 1)
 
-    def network(values):
-        left, right = values >> half, values & mask
-        for round_index in range(FEISTEL_ROUNDS):
-            left, right = right, left ^ (_mix(right, round_keys[..., round_index]) & mask)
-        return (left << half) | right
+    def swap_or_not(round_index, values):
+        keys = round_keys[..., round_index, :]
+        partners = (keys[..., 0] % num_examples).astype(jnp.int32) - values
+        partners = jnp.where(partners < 0, partners + num_examples, partners)
+        larger = jnp.maximum(values, partners).astype(jnp.uint32)
+        swap = (_mix(larger, keys[..., 1]) & 1) == 1
+        return jnp.where(swap, partners, values)
 
-    def outside(values):
-        return jnp.any(values >= num_examples)
-
-    def walk(values):
-        return jnp.where(values >= num_examples, network(values), values)
-
-    return jax.lax.while_loop(outside, walk, network(offsets.astype(jnp.uint32))).astype(jnp.int32)
+    return jax.lax.fori_loop(0, round_keys.shape[-2], swap_or_not, offsets.astype(jnp.int32))
 
 
 def epoch_order(seed: int, epoch, num_examples: int) -> jax.Array:
     """The seeded permutation of the example indices that epoch ``epoch`` visits (all of it: for tests)."""
     offsets = jnp.arange(num_examples, dtype=jnp.int32)
-    return permute(_round_keys(seed, jnp.full_like(offsets, epoch)), offsets, num_examples)
+    return permute(_round_keys(seed, jnp.full_like(offsets, epoch), num_examples), offsets, num_examples)
 
 
-def _round_keys(seed: int, epochs: jax.Array) -> jax.Array:
-    """The Feistel round keys of each position's epoch: shape ``epochs.shape + (FEISTEL_ROUNDS,)``."""
-    draw = jax.vmap(lambda epoch: jax.random.bits(stream_key(seed, Stream.EPOCH_ORDER, epoch), (FEISTEL_ROUNDS,)))
-    return draw(epochs.ravel()).reshape(*epochs.shape, FEISTEL_ROUNDS)
+def _round_keys(seed: int, epochs: jax.Array, num_examples: int) -> jax.Array:
+    """The swap-or-not round keys of each position's epoch: shape ``epochs.shape + (num_rounds, 2)``."""
+    shape = (num_rounds(num_examples), 2)
+    draw = jax.vmap(lambda epoch: jax.random.bits(stream_key(seed, Stream.EPOCH_ORDER, epoch), shape))
+    return draw(epochs.ravel()).reshape(*epochs.shape, *shape)
 
 
 def global_batch_indices(seed: int, step, global_batch: int, num_examples: int) -> jax.Array:
@@ -111,7 +113,7 @@ def global_batch_indices(seed: int, step, global_batch: int, num_examples: int) 
     """
     positions = jnp.asarray(step, jnp.int32) * global_batch + jnp.arange(global_batch, dtype=jnp.int32)
     epochs = positions // num_examples
-    return permute(_round_keys(seed, epochs), positions % num_examples, num_examples)
+    return permute(_round_keys(seed, epochs, num_examples), positions % num_examples, num_examples)
 
 
 def augmentation_draws(seed: int, step, count: int, augmentation: Augmentation) -> tuple[jax.Array, ...]:

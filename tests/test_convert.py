@@ -1,6 +1,8 @@
 """torchvision state_dict -> Flax: strict key mapping and numerical parity with a PyTorch reference."""
 
+import contextlib
 import copy
+import math
 
 import numpy as np
 import pytest
@@ -72,6 +74,30 @@ def _torch_training_step(network, images, labels, bn_group_size: int) -> float:
     return loss.item()
 
 
+# A float32 forward pass cannot tell the sign of a pre-activation within about this much of zero, so where the
+# float64 reference has one, the frameworks may take different ReLU branches there (seen on resnext29 with
+# one CPU's kernels: a value of 2.7e-9, after which leaves were up to 0.8 % off). Bugs in a backward pass
+# show as errors of tens of percent, so a 2 % allowance in those cases still catches them.
+RELU_SIGN_NOISE = 1e-6
+RELU_FLIP_ALLOWANCE = 2e-2
+
+
+@contextlib.contextmanager
+def smallest_relu_input() -> list[float]:
+    """Within the block, the smallest |x| that any ReLU (``F.relu`` or ``nn.ReLU``) receives, as ``[value]``."""
+    smallest, relu = [math.inf], torch.nn.functional.relu
+
+    def recording(x, *args, **kwargs):
+        smallest[0] = min(smallest[0], float(x.detach().abs().min()))
+        return relu(x, *args, **kwargs)
+
+    torch.nn.functional.relu = recording
+    try:
+        yield smallest
+    finally:
+        torch.nn.functional.relu = relu
+
+
 def _gradients_and_statistics(name, network) -> dict:
     """Flax-layout variables holding each parameter's gradient and the updated BN statistics."""
     return from_torchvision({**network.state_dict(), **{k: p.grad for k, p in network.named_parameters()}}, name)
@@ -85,7 +111,8 @@ def test_training_mode_and_one_sgd_step_match_pytorch(name, bn_group_size):
     after one SGD step, as in PyTorch.
 
     BatchNorm's backward pass loses digits in float32 (PyTorch's own float32 gradients are ~0.1% off),
-    so the reference is PyTorch in float64: each leaf's relative error may be at most 10x PyTorch's.
+    so the reference is PyTorch in float64: each leaf's relative error may be at most 10x PyTorch's, plus
+    ``RELU_FLIP_ALLOWANCE`` where the reference feeds a ReLU a value float32 cannot place on its side of zero.
     With per-group statistics the groups update the running statistics one after the other in PyTorch
     and together here, so only the loss, gradients and step are compared.
     """
@@ -99,7 +126,9 @@ def test_training_mode_and_one_sgd_step_match_pytorch(name, bn_group_size):
     images = torch.randn(8, 3, 16, 16, generator=generator)  # 16x16 keeps it fast; the nets are convolutional
     labels = torch.randint(0, 10, (8,), generator=generator)
     exact_network = copy.deepcopy(network).double()
-    exact_loss = _torch_training_step(exact_network, images.double(), labels, bn_group_size)
+    with smallest_relu_input() as smallest:
+        exact_loss = _torch_training_step(exact_network, images.double(), labels, bn_group_size)
+    allowance = RELU_FLIP_ALLOWANCE if smallest[0] < RELU_SIGN_NOISE else 0.0
     exact = _gradients_and_statistics(name, exact_network)
     float32_loss = _torch_training_step(network, images, labels, bn_group_size)
     float32 = _gradients_and_statistics(name, network)
@@ -133,7 +162,7 @@ def test_training_mode_and_one_sgd_step_match_pytorch(name, bn_group_size):
         leaves = zip(jax.tree_util.tree_leaves_with_path(errors), jax.tree.leaves(torch_errors), strict=True)
         for (path, error), torch_error in leaves:
             where = f"{what}{jax.tree_util.keystr(path)}"
-            assert error <= 10 * torch_error + 1e-6, f"{where}: {error} vs PyTorch's {torch_error}"
+            assert error <= 10 * torch_error + 1e-6 + allowance, f"{where}: {error} vs PyTorch's {torch_error}"
 
     for collection in compared:
         assert_as_close_as_torch_float32(got[collection], float32[collection], exact[collection], collection)

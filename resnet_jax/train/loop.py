@@ -1,7 +1,8 @@
 """``train_and_evaluate(config, workdir)``: the whole job, resumable from its workdir.
 
-Data-parallel over every device of every process: the state is replicated, each process feeds its
-slice of the global batch, and one jitted step (state donated) runs on all devices. The host reads
+Data-parallel over every device of every process: the state is replicated, the global batch is made
+on the devices from an in-memory dataset placed there, or fed by each process's slice (``feed``), and
+one jitted step (state donated) runs on all devices. The host reads
 device values only at log, eval and checkpoint steps, and dispatches at most ``MAX_STEPS_IN_FLIGHT``
 steps ahead of the devices.
 """

@@ -205,15 +205,15 @@ def in_memory_splits(name: str, data_dir: str, validation_examples: int = 0) -> 
 
 def write_numpy_copy(name: str, data_dir: str) -> tuple[dict[str, Batch], dict]:
     """Read an in-memory dataset's whole train and test splits through TFDS (preparing it first if it
-    builds from local files) and write their numpy copy; returns what ``arrays.load`` would."""
+    builds from local files) and write their numpy copy; returns what ``arrays.load`` would, without reading it back."""
     source = TFDS_DATASETS[name]
     path = arrays.copy_path(name, data_dir)
     builder = tfds_source.prepared_builder(name, data_dir, source.build_locally, numpy_copy=path)
     stored = {split: tfds_source.split_arrays(builder, split) for split in (source.train_split, source.test_split)}
     num_classes = builder.info.features["label"].num_classes
-    arrays.save(path, stored, num_classes, f"tfds {builder.info.full_name}")
+    spec = arrays.save(path, stored, num_classes, f"tfds {builder.info.full_name}")
     logging.info("Wrote the numpy copy of %s to %s: later runs read it without TensorFlow.", name, path)
-    return arrays.load(path)
+    return stored, spec
 
 
 def check_num_classes(name: str, classes: int, num_classes: int) -> None:

@@ -31,8 +31,9 @@ def copy_path(name: str, data_dir: str) -> epath.Path:
     return resolve(os.path.expanduser(data_dir) if data_dir else default_data_dir()) / DIRECTORY / f"{name}.npz"
 
 
-def save(path: epath.Path, splits: Splits, num_classes: int, source: str) -> None:
-    """Write ``splits`` (``{split: {'image', 'label'}}``) atomically, with the class count and where they came from."""
+def save(path: epath.Path, splits: Splits, num_classes: int, source: str) -> dict:
+    """Write ``splits`` (``{split: {'image', 'label'}}``) atomically, with the class count and where they came
+    from; returns that spec, as ``load`` would."""
     spec = {
         "num_classes": num_classes,
         "source": source,
@@ -45,6 +46,7 @@ def save(path: epath.Path, splits: Splits, num_classes: int, source: str) -> Non
     with partial.open("wb") as file:
         np.savez_compressed(file, **members)
     partial.replace(path)
+    return spec
 
 
 def load(path: epath.Path) -> tuple[Splits, dict]:

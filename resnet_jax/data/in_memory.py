@@ -184,11 +184,6 @@ def eval_batch(split: dict[str, jax.Array], index, batch_size: int) -> dict[str,
     return {"image": split["image"][indices], "label": split["label"][indices], "mask": mask}
 
 
-def num_eval_batches(num_examples: int, batch_size: int) -> int:
-    """Global eval batches that cover a split."""
-    return -(-num_examples // batch_size)
-
-
 def host_train_batches(
     split: Batch,
     *,

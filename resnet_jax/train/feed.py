@@ -18,7 +18,7 @@ from absl import logging
 from jax.sharding import Mesh, NamedSharding
 
 from resnet_jax import data as data_lib
-from resnet_jax.data import in_memory
+from resnet_jax.data import batching, in_memory
 from resnet_jax.errors import ConfigError
 from resnet_jax.train import sharding
 
@@ -32,7 +32,6 @@ class Feed:
     """The inputs of the train and eval steps, and how the steps turn an input into a global batch.
 
     Attributes:
-      on_device: whether the dataset lives on the devices.
       train_inputs: ``start_step -> iterator`` of one train-step input per step.
       eval_inputs: eval split prefix -> iterable of eval-step inputs.
       input_sharding: the sharding of every input (a pytree prefix).
@@ -40,7 +39,6 @@ class Feed:
       eval_batch: ``input -> global batch with a mask``, traced inside the eval step.
     """
 
-    on_device: bool
     train_inputs: Callable[[int], Iterator[Any]]
     eval_inputs: Callable[[str], Iterable[Any]]
     input_sharding: NamedSharding
@@ -101,7 +99,7 @@ def device_feed(splits: data_lib.InMemorySplits, mesh: Mesh, eval_batch_size: in
     batch_indices = {
         prefix: [
             _replicate(np.int32(index), mesh)
-            for index in range(in_memory.num_eval_batches(len(split["label"]), eval_batch_size))
+            for index in range(batching.num_eval_batches(len(split["label"]), eval_batch_size, process_count=1))
         ]
         for prefix, split in splits.eval.items()
     }
@@ -114,7 +112,6 @@ def device_feed(splits: data_lib.InMemorySplits, mesh: Mesh, eval_batch_size: in
         return jax.lax.with_sharding_constraint(in_memory.eval_batch(split, index, eval_batch_size), batch_sharding)
 
     return Feed(
-        on_device=True,
         train_inputs=lambda start_step: itertools.repeat(train),
         eval_inputs=lambda prefix: [(evaluated[prefix], index) for index in batch_indices[prefix]],
         input_sharding=sharding.replicated_sharding(mesh),
@@ -126,7 +123,6 @@ def device_feed(splits: data_lib.InMemorySplits, mesh: Mesh, eval_batch_size: in
 def host_feed(datasets: data_lib.Datasets, mesh: Mesh) -> Feed:
     """Batches made on the host: each process's rows, assembled into global arrays a few steps ahead."""
     return Feed(
-        on_device=False,
         train_inputs=lambda start_step: sharding.prefetch_to_device(datasets.train_batches(start_step), mesh),
         eval_inputs=lambda prefix: (
             sharding.to_global(batch, mesh) for batch in datasets.eval_splits[prefix].batches()

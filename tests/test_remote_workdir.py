@@ -47,7 +47,7 @@ def test_a_run_on_gs_writes_everything_there_and_resumes_from_it(bucket, tmp_pat
     assert resumed == {**uninterrupted, "wall_time_s": resumed["wall_time_s"]}  # bitwise the same metrics
     names = {path.name for path in workdir.iterdir()}
     assert {"config.json", "metrics.jsonl", "results.json", "checkpoints"} <= names
-    assert any(name.startswith("events.out.tfevents") for name in names)  # TensorBoard, through tf.io.gfile
+    assert any(name.startswith("events.out.tfevents") for name in names)  # TensorBoard events, through epath
     assert {"6", "12"} <= {path.name for path in (workdir / "checkpoints").iterdir()}
     lines = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
     starts = [(line["step"], "startup/restore_s" in line) for line in lines if "startup/total_s" in line]

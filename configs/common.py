@@ -11,10 +11,15 @@ from collections.abc import Sequence
 import ml_collections
 
 from configs import default
+from resnet_jax.data import spec
 from resnet_jax.errors import ConfigError
 
-NUM_CLASSES = {"cifar10": 10, "cifar100": 100}
-CIFAR_STEPS_PER_EPOCH = 391  # ceil(50,000 / 128)
+CIFAR_DATASETS = ("cifar10", "cifar100")
+
+
+def steps_per_epoch(dataset: str, batch_size: int) -> int:
+    """Steps in one epoch of a named dataset's train split (a partial last batch counts as a step)."""
+    return -(-spec.known(dataset).num_train_examples // batch_size)
 
 
 def parse_arg(
@@ -60,8 +65,6 @@ def cifar_sgd_config(dataset: str, model: str) -> ml_collections.ConfigDict:
     config = default.get_config()
     config.model = model
     config.dataset = dataset
-    config.num_classes = NUM_CLASSES[dataset]
-    config.image_size = 32
     config.crop_padding = 4
     config.random_flip = True
     config.batch_size = 128
@@ -71,6 +74,6 @@ def cifar_sgd_config(dataset: str, model: str) -> ml_collections.ConfigDict:
     config.learning_rate = 0.1
     config.schedule = "piecewise"
     config.log_every_steps = 100
-    config.eval_every_steps = 10 * CIFAR_STEPS_PER_EPOCH
-    config.checkpoint_every_steps = 10 * CIFAR_STEPS_PER_EPOCH
+    config.eval_every_steps = 10 * steps_per_epoch(dataset, config.batch_size)
+    config.checkpoint_every_steps = 10 * steps_per_epoch(dataset, config.batch_size)
     return config

@@ -20,8 +20,6 @@ def get_config() -> ml_collections.ConfigDict:
     config = default.get_config()
     config.model = "cifar_resnet20"
     config.dataset = "digits"
-    config.num_classes = 10
-    config.image_size = 8
     config.batch_size = 64
     config.eval_batch_size = 120  # 360 test images: 3 batches, none padded
     config.num_train_steps = 0

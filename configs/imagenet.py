@@ -29,12 +29,13 @@ reference weights, and Xie et al. 2017 Table 5 for resnext101_64x4d) and 'he2016
 import ml_collections
 
 from configs import common, default
+from resnet_jax.data import spec
 from resnet_jax.models import get_spec, list_models
 from resnet_jax.models.registry import IMAGENET_INPUT_SIZE
 
 MODELS = tuple(name for name in list_models() if get_spec(name).input_size == IMAGENET_INPUT_SIZE)
 RECIPES = ("step", "cosine")
-IMAGENET_TRAIN_EXAMPLES = 1_281_167
+IMAGENET_TRAIN_EXAMPLES = spec.known("imagenet2012").num_train_examples
 
 
 def get_config(arg: str = "resnet50") -> ml_collections.ConfigDict:
@@ -45,7 +46,6 @@ def get_config(arg: str = "resnet50") -> ml_collections.ConfigDict:
     model, recipe = setting["model"], setting["recipe"]
     config = default.get_config()
     config.model = model
-    config.num_classes = 1000
     config.dataset = "imagenet2012"
     config.image_size = 224
     config.batch_size = 256

@@ -27,7 +27,7 @@ import ml_collections
 
 from configs import common, default
 
-DATASETS = {"cifar10": (10, 32), "cifar100": (100, 32), "fashion_mnist": (10, 28)}  # classes, image side
+DATASETS = ("cifar10", "cifar100", "fashion_mnist")
 MODELS = {
     **{f"resnet{depth}": f"cifar_resnet{depth}" for depth in (20, 32, 44, 56, 110)},
     **{f"plain{depth}": f"cifar_plain{depth}" for depth in (20, 32, 44, 56, 110)},
@@ -48,13 +48,10 @@ def get_config(arg: str = "fashion_mnist,resnet20") -> ml_collections.ConfigDict
 
 def recipe(dataset: str, model: str, options: set[str]) -> ml_collections.ConfigDict:
     """The recipe for a dataset, a model name of ``MODELS`` and a subset of ``OPTIONS``."""
-    num_classes, image_size = DATASETS[dataset]
-    steps_per_epoch = -(-{"fashion_mnist": 60_000}.get(dataset, 50_000) // BATCH_SIZE)
+    steps_per_epoch = common.steps_per_epoch(dataset, BATCH_SIZE)
     config = default.get_config()
     config.model = MODELS[model]
     config.dataset = dataset
-    config.num_classes = num_classes
-    config.image_size = image_size
     config.crop_padding = 4
     config.random_flip = True
     config.batch_size = BATCH_SIZE

@@ -21,7 +21,7 @@ MODELS = ("resnext29_8x64d", "resnext29_16x64d")
 def get_config(arg: str = "cifar10") -> ml_collections.ConfigDict:
     """The ResNeXt-29 recipe for ``arg`` = 'DATASET[,MODEL]' (any order; default model resnext29_8x64d)."""
     setting, _ = common.parse_arg(
-        arg, "configs/resnext.py", {"dataset": tuple(common.NUM_CLASSES), "model": MODELS}, {"model": MODELS[0]}
+        arg, "configs/resnext.py", {"dataset": common.CIFAR_DATASETS, "model": MODELS}, {"model": MODELS[0]}
     )
     config = common.cifar_sgd_config(setting["dataset"], setting["model"])
     config.bn_group_size = 16

@@ -27,7 +27,7 @@ def get_config(arg: str = "cifar10") -> ml_collections.ConfigDict:
     setting, options = common.parse_arg(
         arg,
         "configs/wrn.py",
-        {"dataset": tuple(common.NUM_CLASSES), "model": MODELS},
+        {"dataset": common.CIFAR_DATASETS, "model": MODELS},
         {"model": MODELS[0]},
         ("dropout",),
     )

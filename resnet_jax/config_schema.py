@@ -150,10 +150,6 @@ def _owned(module: str, attribute: str, doc: str = "") -> Owned:
     return Owned(f"resnet_jax.{module}", attribute, doc)
 
 
-IN_MEMORY_DATASETS = _owned("data", "IN_MEMORY_DATASETS")  # held in host memory: they crop, flip and erase
-STREAMED_DATASETS = _owned("data", "STREAMED_DATASETS")  # read from TFDS records: they resize and crop
-
-
 FIELDS = (
     # --- Model (resnet_jax.models) ---
     Field(
@@ -163,7 +159,13 @@ FIELDS = (
         (MODEL, RUN),
         _owned("models", "list_models", "a registered model name"),
     ),
-    Field("num_classes", 10, "outputs of the classifier", (MODEL, DATA), range=AT_LEAST_ONE),
+    Field(
+        "num_classes",
+        0,
+        "outputs of the classifier; 0 = the dataset's class count (synthetic: 10)",
+        (MODEL, DATA),
+        range=NON_NEGATIVE,
+    ),
     Field(
         "dtype",
         "float32",
@@ -248,17 +250,23 @@ FIELDS = (
     Field(
         "dataset",
         "synthetic",
-        "dataset name; 'synthetic' always exists and needs no files",
+        "a named dataset, tfds:NAME[/CONFIG][:VERSION] or folder:PATH (PATH/SPLIT/CLASS/IMAGE); 'synthetic' "
+        "always exists and needs no files",
         (DATA,),
-        _owned("data", "DATASETS"),
     ),
     Field("data_dir", "", "TFDS data directory ('' = the TFDS default)", (DATA,)),
+    Field("image_key", "", "tfds: datasets: the image feature ('' = the only Image feature)", (DATA,)),
+    Field("label_key", "", "tfds: datasets: the label feature ('' = the only ClassLabel feature)", (DATA,)),
+    Field(
+        "train_split", "", "tfds: datasets: the train split, TFDS syntax such as 'train[:90%]' ('' = train)", (DATA,)
+    ),
+    Field("eval_split", "", "tfds: datasets: the test split ('' = test, else validation)", (DATA,)),
     Field(
         "image_size",
-        16,
-        "image side: synthetic images, the ImageNet crop (224); the others' own size",
+        0,
+        "image side: 0 = the dataset's own (synthetic: 16; streamed crops: 224); in-memory datasets must match it",
         (DATA,),
-        range=AT_LEAST_ONE,
+        range=NON_NEGATIVE,
     ),
     Field(
         "crop_padding",
@@ -641,7 +649,8 @@ def _check_model(config: Any) -> None:
     """Build the model the config names (a module definition: no weights, no compute), so that an
     architecture the zoo refuses, such as a gate on a plain net, is reported before anything starts."""
     try:
-        importlib.import_module("resnet_jax.models").create_model(config.model, **model_arguments(config))
+        arguments = model_arguments(config) | {"num_classes": config.num_classes or 1}  # 0: the dataset's, known later
+        importlib.import_module("resnet_jax.models").create_model(config.model, **arguments)
     except ValueError as error:
         raise ConfigError(
             f"--config.model={config.model} cannot take the options this config sets: {error}. Change or drop "
@@ -650,9 +659,11 @@ def _check_model(config: Any) -> None:
 
 
 def _check_dataset_rules(config: Any) -> None:
-    """Options that only some datasets support."""
-    size = config.image_size
-    if config.dataset in STREAMED_DATASETS.values():
+    """The dataset's name, and options that only some pipelines support (a pipeline refuses what it would ignore)."""
+    data = importlib.import_module("resnet_jax.data")
+    pipeline = data.pipeline_of(config.dataset)  # also checks the name's grammar
+    size = config.image_size or data.DEFAULT_CROP
+    if pipeline == data.spec.STREAMED:
         require(
             config.eval_resize >= size,
             f"eval_resize={config.eval_resize} is smaller than image_size={size}: the centre {size} crop must fit "
@@ -663,11 +674,23 @@ def _check_dataset_rules(config: Any) -> None:
             f"scale_range={tuple(config.scale_range)} starts below image_size={size}: the random {size} crop must "
             f"fit in the resized image; use a range starting at {size} or more (He et al.: [256, 480] for 224 crops).",
         )
-    in_memory = IN_MEMORY_DATASETS.values()
+        for name, value in (("crop_padding", config.crop_padding), ("pad_mode", config.pad_mode)):
+            require(
+                value == BY_NAME[name].default,
+                f"{name}={value!r} is an option of the in-memory pipeline's pad-and-crop; dataset {config.dataset!r} "
+                "is streamed, with resizing crops (train_crop, scale_range, eval_resize). Drop the option.",
+            )
     require(
-        config.random_erasing.probability == 0 or config.dataset in in_memory,
-        f"random_erasing is applied by the in-memory pipeline ({', '.join(in_memory)}), not to dataset "
-        f"{config.dataset!r}; set --config.random_erasing.probability=0 or use one of those datasets",
+        config.random_erasing.probability == 0 or pipeline == data.spec.IN_MEMORY,
+        f"random_erasing is applied by the in-memory pipeline (digits, fashion_mnist, CIFAR, tfds: and folder: "
+        f"datasets), not to dataset {config.dataset!r}; set "
+        "--config.random_erasing.probability=0 or use one of those datasets",
+    )
+    tfds_only = [name for name in ("image_key", "label_key", "train_split", "eval_split") if getattr(config, name)]
+    require(
+        not tfds_only or config.dataset.startswith(data.spec.TFDS_PREFIX),
+        f"{', '.join(tfds_only)} choose{'s' if len(tfds_only) == 1 else ''} the features and splits of a tfds:NAME "
+        f"dataset; dataset {config.dataset!r} is not one. Drop {'it' if len(tfds_only) == 1 else 'them'}.",
     )
     require(
         config.validation_examples == 0 or config.dataset != "synthetic",

@@ -164,3 +164,43 @@ def test_a_short_run_with_random_erasing_on_the_miniature_dataset(prepared, tmp_
     assert np.isfinite(results["eval/loss"])
     record = (tmp_path / "config.json").read_text()
     assert '"probability": 0.5' in record and '"dataset": "fashion_mnist"' in record
+
+
+def _stored(data_dir: str, dataset: str):
+    from resnet_jax import config_schema, data
+
+    config = config_schema.default_values() | {"dataset": dataset, "data_dir": data_dir}
+    return data.dataset_arrays(config_schema.view(config, config_schema.DATA))
+
+
+def _multiset(split: dict) -> list:
+    return sorted((int(label), image.tobytes()) for image, label in zip(split["image"], split["label"], strict=True))
+
+
+def test_tfds_fashion_mnist_by_name_gives_exactly_the_named_datasets_examples(prepared):
+    data_dir, _ = prepared
+    named, named_spec = _stored(data_dir, "fashion_mnist")
+    by_name, spec = _stored(data_dir, "tfds:fashion_mnist")
+    for split in ("train", "test"):
+        for field in ("image", "label"):
+            np.testing.assert_array_equal(by_name[split][field], named[split][field])  # same order too
+    assert (spec.num_classes, spec.class_names) == (named_spec.num_classes, named_spec.class_names)
+
+
+def test_a_folder_exported_from_fashion_mnist_gives_the_same_pixels_and_labels(prepared, tmp_path):
+    from experiments import export_fashion_mnist_folders as export
+
+    data_dir, _ = prepared
+    named, named_spec = _stored(data_dir, "fashion_mnist")
+    present = np.unique(named["train"]["label"])  # the miniature may lack a class: labels are then re-indexed
+    for split in ("train", "test"):
+        named[split] = {k: v[np.isin(named[split]["label"], present)] for k, v in named[split].items()}
+        rows = np.arange(len(named[split]["label"]))
+        export.write_split(
+            named[split]["image"], named[split]["label"], rows, tmp_path / "fm" / split, named_spec.class_names
+        )
+    from_folder, spec = _stored(str(tmp_path / "data"), f"folder:{tmp_path / 'fm'}")
+    for split in ("train", "test"):
+        relabelled = {**named[split], "label": np.searchsorted(present, named[split]["label"])}
+        assert _multiset(from_folder[split]) == _multiset(relabelled)
+    assert spec.image_shape == (28, 28, 1)

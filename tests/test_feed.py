@@ -9,7 +9,7 @@ import pytest
 from conftest import in_memory_batches
 
 from resnet_jax import data as data_lib
-from resnet_jax.data import erasing, in_memory
+from resnet_jax.data import erasing, in_memory, spec
 from resnet_jax.data.normalisation import Normalisation
 from resnet_jax.errors import ConfigError
 from resnet_jax.train import feed, sharding
@@ -38,6 +38,7 @@ def _datasets(train, evaluated, global_batch) -> data_lib.Datasets:
         num_train_examples=len(train["label"]),
         image_shape=train["image"].shape[1:],
         normalisation=Normalisation.from_images(train["image"], "channel"),
+        spec=spec.DatasetSpec("test", {"train": len(train["label"]), "test": 0}, "train", "test", 7),
         in_memory=data_lib.InMemorySplits(train, evaluated, train_batch),
     )
 
@@ -106,7 +107,7 @@ def test_the_dataset_goes_to_the_devices_unless_memory_is_short_or_the_host_is_a
         feed.place_on_devices("device", datasets, memory=size)
     message = str(error.value)
     assert f"{size / 2**30:.2f} GiB" in message and "--config.input_placement=host" in message
-    synthetic = data_lib.Datasets(None, {}, 10, (4, 4, 3), datasets.normalisation)  # no in-memory splits
+    synthetic = data_lib.Datasets(None, {}, 10, (4, 4, 3), datasets.normalisation, datasets.spec)  # no in-memory splits
     assert not feed.place_on_devices("device", synthetic, memory=None)
 
 

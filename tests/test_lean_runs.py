@@ -2,6 +2,7 @@
 written from tensorboard's protocol buffers, and the real command trains, evaluates, checkpoints, resumes
 and profiles in a process where TensorFlow and TFDS cannot be imported (``tests/without_tensorflow.py``)."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 
 from resnet_jax import data
-from resnet_jax.data import arrays
+from resnet_jax.data import arrays, spec
 from resnet_jax.train import metrics
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,8 +37,10 @@ def digits_dir(tmp_path_factory) -> str:
 def test_the_numpy_copy_holds_exactly_what_tfds_reads(digits_dir):
     from resnet_jax.data import tfds_source
 
-    splits, num_classes = data.in_memory_splits("digits", digits_dir, validation_examples=100)
-    assert num_classes == 10
+    stored, dataset_spec = data.named_arrays("digits", digits_dir)
+    splits = data.in_memory_splits(stored, dataset_spec, validation_examples=100)
+    assert dataset_spec.num_classes == 10
+    assert dataset_spec.splits == spec.known("digits").splits  # the facts recipes read before any file
     for ours, tfds_split in (("train", "train[:-100]"), ("val", "train[-100:]"), ("eval", "test")):
         loaded = tfds_source.load_split("digits", tfds_split, digits_dir)
         for field in ("image", "label"):
@@ -141,7 +144,8 @@ def test_the_accelerator_check_runs_its_cpu_path(tmp_path):
         }
 
     data_dir = tmp_path / "data"
-    arrays.save(arrays.copy_path("fashion_mnist", str(data_dir)), {"train": split(64), "test": split(20)}, 10, "test")
+    stand_in = dataclasses.replace(spec.known("fashion_mnist"), splits={"train": 64, "test": 20}, source="test")
+    arrays.save(arrays.copy_path("fashion_mnist", str(data_dir)), {"train": split(64), "test": split(20)}, stand_in)
     out = tmp_path / "out"
     flags = ["--config.num_train_steps=3", "--config.batch_size=16", "--config.eval_every_steps=3"]
     environment = {

@@ -17,7 +17,7 @@ import numpy as np
 from absl import logging
 
 from resnet_jax import config_schema
-from resnet_jax.data import arrays, batching, erasing, in_memory, synthetic, tfds_source
+from resnet_jax.data import arrays, batching, erasing, folder, in_memory, spec, synthetic, tfds_named, tfds_source
 from resnet_jax.data.normalisation import Normalisation
 from resnet_jax.errors import ConfigError
 
@@ -25,29 +25,34 @@ Batch = dict[str, np.ndarray]
 TEST, VALIDATION = "eval", "val"  # metric prefixes of the test split and of the held-out validation split
 PAD_MODES = ("constant", "reflect")
 TRAIN_CROPS = ("random_resized", "scale_jitter")
+DEFAULT_CROP = 224  # the streamed pipeline's image side when image_size is 0 (the dataset's own)
 
 
 @dataclasses.dataclass(frozen=True)
-class TfdsDataset:
-    """A TFDS dataset: its train and test splits, whether it is held in host memory, and whether it is
-    prepared on first use from files already on this machine (``build_locally``)."""
+class NamedSource:
+    """How a named dataset is built with TFDS: prepared on first use from files already on this machine
+    (``build_locally``), or from archives given to ``prepare``."""
 
-    train_split: str
-    test_split: str
-    in_memory: bool = True
     build_locally: bool = False
 
 
-TFDS_DATASETS = {
-    "digits": TfdsDataset("train", "test", build_locally=True),  # scikit-learn's copy
-    "fashion_mnist": TfdsDataset("train", "test", build_locally=True),  # Debian's dataset-fashion-mnist
-    "cifar10": TfdsDataset("train", "test"),
-    "cifar100": TfdsDataset("train", "test"),
-    "imagenet2012": TfdsDataset("train", "validation", in_memory=False),
+NAMED_SOURCES = {
+    "digits": NamedSource(build_locally=True),  # scikit-learn's copy
+    "fashion_mnist": NamedSource(build_locally=True),  # Debian's dataset-fashion-mnist
+    "cifar10": NamedSource(),
+    "cifar100": NamedSource(),
+    "imagenet2012": NamedSource(),
 }
-DATASETS = ("synthetic", *TFDS_DATASETS)
-IN_MEMORY_DATASETS = tuple(name for name, source in TFDS_DATASETS.items() if source.in_memory)
-STREAMED_DATASETS = tuple(name for name, source in TFDS_DATASETS.items() if not source.in_memory)
+IN_MEMORY_DATASETS = tuple(name for name, known in spec.KNOWN.items() if known.pipeline == spec.IN_MEMORY)
+STREAMED_DATASETS = tuple(name for name, known in spec.KNOWN.items() if known.pipeline == spec.STREAMED)
+
+
+def pipeline_of(dataset: str) -> str:
+    """'synthetic', 'in_memory' or 'streamed': the pipeline that feeds ``dataset`` (known before any file is read)."""
+    kind = spec.kind(dataset)
+    if kind == spec.SYNTHETIC:
+        return spec.SYNTHETIC
+    return spec.known(dataset).pipeline if kind == "named" else spec.IN_MEMORY
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +88,7 @@ class Datasets:
       image_shape: (height, width, channels) of one uint8 image.
       normalisation: what the train and eval steps apply to the images on the device.
       in_memory: the splits themselves, for datasets small enough to live on the devices (else None).
+      spec: the dataset's facts (classes, class names, split sizes, statistics).
     """
 
     train_batches: Callable[[int], Iterator[Batch]]
@@ -90,6 +96,7 @@ class Datasets:
     num_train_examples: int
     image_shape: tuple[int, int, int]
     normalisation: Normalisation
+    spec: spec.DatasetSpec
     in_memory: InMemorySplits | None = None
 
 
@@ -99,14 +106,14 @@ def random_erasing_settings(config) -> erasing.RandomErasing:
     return erasing.RandomErasing(group.probability, tuple(group.area_range), group.min_aspect_ratio, group.fill)
 
 
-def split_names(source: TfdsDataset, validation_examples: int) -> dict[str, str]:
+def split_names(train_split: str, test_split: str, validation_examples: int) -> dict[str, str]:
     """TFDS split specs for training and for each evaluated split; the held-out part is the train split's tail."""
     if not validation_examples:
-        return {"train": source.train_split, TEST: source.test_split}
+        return {"train": train_split, TEST: test_split}
     return {
-        "train": f"{source.train_split}[:-{validation_examples}]",
-        VALIDATION: f"{source.train_split}[-{validation_examples}:]",
-        TEST: source.test_split,
+        "train": f"{train_split}[:-{validation_examples}]",
+        VALIDATION: f"{train_split}[-{validation_examples}:]",
+        TEST: test_split,
     }
 
 
@@ -121,9 +128,10 @@ def create_datasets(
         process_index=process_index,
         process_count=process_count,
     )
-    if config.dataset == "synthetic":
+    pipeline = pipeline_of(config.dataset)
+    if pipeline == spec.SYNTHETIC:
         return _synthetic(config, **placement)
-    if TFDS_DATASETS[config.dataset].in_memory:
+    if pipeline == spec.IN_MEMORY:
         return _in_memory(config, **placement)
     return _streamed(config, **placement)
 
@@ -138,10 +146,11 @@ def _eval_batches(split: Batch, per_process_eval_batch: int, process_index: int,
 
 
 def _in_memory(config, per_process_batch, per_process_eval_batch, process_index, process_count) -> Datasets:
-    splits, num_classes = in_memory_splits(config.dataset, config.data_dir, config.validation_examples)
-    check_num_classes(config.dataset, num_classes, config.num_classes)
+    stored, dataset_spec = dataset_arrays(config)
+    check_num_classes(config.dataset, dataset_spec.num_classes, config.num_classes)
+    splits = in_memory_splits(stored, dataset_spec, config.validation_examples)
     for name, split in splits.items():
-        tfds_source.check_split(split, f"{config.dataset} {name}", config.image_size, config.num_classes)
+        tfds_source.check_split(split, f"{config.dataset} {name}", config.image_size, dataset_spec.num_classes)
     train = splits.pop("train")
     normalisation = Normalisation.from_images(train["image"], config.normalisation)
     augmentation = in_memory.Augmentation(
@@ -172,67 +181,97 @@ def _in_memory(config, per_process_batch, per_process_eval_batch, process_index,
         num_train_examples=len(train["label"]),
         image_shape=tuple(train["image"].shape[1:]),
         normalisation=normalisation,
+        spec=dataset_spec,
         in_memory=InMemorySplits(train, splits, train_batch),
     )
 
 
-def in_memory_splits(name: str, data_dir: str, validation_examples: int = 0) -> tuple[dict[str, Batch], int]:
-    """The ``train`` split and each evaluated split (``eval``, and ``val`` with ``validation_examples``) of an
-    in-memory dataset, and its class count: from the numpy copy when there is one (no TensorFlow), else
-    from TFDS, which then writes the copy."""
-    source = TFDS_DATASETS[name]
+def dataset_arrays(config) -> tuple[dict[str, Batch], spec.DatasetSpec]:
+    """The whole stored splits of an in-memory dataset (named, ``tfds:`` or ``folder:``) and its spec."""
+    config = config_schema.view(config, config_schema.DATA)
+    kind = spec.kind(config.dataset)
+    if kind == "folder":
+        return folder.build(spec.folder_path(config.dataset), config.data_dir)
+    if kind == "tfds":
+        keys, splits = (config.image_key, config.label_key), (config.train_split, config.eval_split)
+        return tfds_named.read(config.dataset, config.data_dir, keys, splits)
+    return named_arrays(config.dataset, config.data_dir)
+
+
+def named_arrays(name: str, data_dir: str) -> tuple[dict[str, Batch], spec.DatasetSpec]:
+    """A named in-memory dataset's stored splits and spec: from the numpy copy when there is one (no
+    TensorFlow), else from TFDS, which then writes the copy."""
     path = arrays.copy_path(name, data_dir)
-    if path.exists():
-        stored, spec = arrays.load(path)
-    else:
-        stored, spec = write_numpy_copy(name, data_dir)
-    train, test = stored[source.train_split], stored[source.test_split]
+    return arrays.load(path) if path.exists() else write_numpy_copy(name, data_dir)
+
+
+def in_memory_splits(stored: dict[str, Batch], dataset_spec: spec.DatasetSpec, validation_examples: int = 0):
+    """The ``train`` split and each evaluated split (``eval``, and ``val`` with ``validation_examples``, the
+    train split's tail, as TFDS's ``train[-N:]``) of stored whole splits."""
+    train, test = stored[dataset_spec.train_split], stored[dataset_spec.test_split]
     num_train = len(train["label"])
     if validation_examples >= num_train:
         raise ConfigError(
-            f"validation_examples={validation_examples} holds out the whole train split of {name} "
+            f"validation_examples={validation_examples} holds out the whole train split of {dataset_spec.name} "
             f"({num_train} examples); use fewer."
         )
     if not validation_examples:
-        return {"train": train, TEST: test}, spec["num_classes"]
+        return {"train": train, TEST: test}
     kept = num_train - validation_examples
 
     def part(rows: slice) -> Batch:
         return {field: values[rows] for field, values in train.items()}
 
-    return {"train": part(slice(None, kept)), VALIDATION: part(slice(kept, None)), TEST: test}, spec["num_classes"]
+    return {"train": part(slice(None, kept)), VALIDATION: part(slice(kept, None)), TEST: test}
 
 
-def write_numpy_copy(name: str, data_dir: str) -> tuple[dict[str, Batch], dict]:
-    """Read an in-memory dataset's whole train and test splits through TFDS (preparing it first if it
+def write_numpy_copy(name: str, data_dir: str) -> tuple[dict[str, Batch], spec.DatasetSpec]:
+    """Read a named in-memory dataset's whole train and test splits through TFDS (preparing it first if it
     builds from local files) and write their numpy copy; returns what ``arrays.load`` would, without reading it back."""
-    source = TFDS_DATASETS[name]
+    known = spec.known(name)
     path = arrays.copy_path(name, data_dir)
-    builder = tfds_source.prepared_builder(name, data_dir, source.build_locally, numpy_copy=path)
-    stored = {split: tfds_source.split_arrays(builder, split) for split in (source.train_split, source.test_split)}
-    num_classes = builder.info.features["label"].num_classes
-    spec = arrays.save(path, stored, num_classes, f"tfds {builder.info.full_name}")
+    builder = tfds_source.prepared_builder(name, data_dir, NAMED_SOURCES[name].build_locally, numpy_copy=path)
+    stored = {split: tfds_source.split_arrays(builder, split) for split in (known.train_split, known.test_split)}
+    label = builder.info.features["label"]
+    train = stored[known.train_split]["image"]
+    axes = tuple(range(train.ndim - 1))
+    dataset_spec = dataclasses.replace(
+        known,
+        splits={split: len(values["label"]) for split, values in stored.items()},
+        num_classes=label.num_classes,
+        class_names=tuple(label.names),
+        image_shape=tuple(int(n) for n in train.shape[1:]),
+        mean=tuple(float(m) for m in np.mean(train, axes, dtype=np.float64) / 255),
+        std=tuple(float(s) for s in np.std(train, axes, dtype=np.float64) / 255),
+        source=f"tfds {builder.info.full_name}",
+    )
+    arrays.save(path, stored, dataset_spec)
     logging.info("Wrote the numpy copy of %s to %s: later runs read it without TensorFlow.", name, path)
-    return stored, spec
+    return stored, dataset_spec
 
 
 def check_num_classes(name: str, classes: int, num_classes: int) -> None:
-    """Fail early when the model's ``num_classes`` is not the dataset's class count."""
-    if classes != num_classes:
+    """Fail early when the model's ``num_classes`` (0 = the dataset's) is not the dataset's class count."""
+    if num_classes and classes != num_classes:
         raise ConfigError(
             f"dataset {name!r} has {classes} classes but the model has num_classes={num_classes}; "
-            f"set --config.num_classes={classes} (or use the dataset the config was written for)"
+            f"set --config.num_classes={classes}, or 0 to take the dataset's (or use the dataset the config was "
+            "written for)"
         )
 
 
 def _streamed(config, per_process_batch, per_process_eval_batch, process_index, process_count) -> Datasets:
     from resnet_jax.data import imagenet, streaming
 
-    source = TFDS_DATASETS[config.dataset]
+    known = spec.known(config.dataset)
     builder = tfds_source.prepared_builder(config.dataset, config.data_dir)
-    check_num_classes(config.dataset, builder.info.features["label"].num_classes, config.num_classes)
-    splits = split_names(source, config.validation_examples)
-    crops = imagenet.Crops(config.image_size, config.train_crop, tuple(config.scale_range), config.eval_resize)
+    label = builder.info.features["label"]
+    check_num_classes(config.dataset, label.num_classes, config.num_classes)
+    splits = split_names(known.train_split, known.test_split, config.validation_examples)
+    image_size = config.image_size or DEFAULT_CROP
+    crops = imagenet.Crops(
+        image_size, config.train_crop, tuple(config.scale_range), config.eval_resize, config.random_flip
+    )
 
     def train_batches(start_step: int) -> Iterator[Batch]:
         dataset = streaming.train_dataset(
@@ -267,30 +306,33 @@ def _streamed(config, per_process_batch, per_process_eval_batch, process_index, 
         train_batches,
         {name: eval_split(split) for name, split in splits.items() if name != "train"},
         num_train_examples=builder.info.splits[splits["train"]].num_examples,
-        image_shape=(config.image_size, config.image_size, 3),
+        image_shape=(image_size, image_size, 3),
         normalisation=Normalisation.imagenet(),
+        spec=dataclasses.replace(
+            known,
+            splits={split: builder.info.splits[split].num_examples for split in known.splits},
+            class_names=tuple(label.names),
+        ),
     )
 
 
 def _synthetic(config, per_process_batch, per_process_eval_batch, process_index, process_count) -> Datasets:
     options = config.synthetic
-    image_shape = (config.image_size, config.image_size, 3)
+    image_size = config.image_size or synthetic.DEFAULT_IMAGE_SIZE
+    num_classes = config.num_classes or synthetic.DEFAULT_NUM_CLASSES
+    image_shape = (image_size, image_size, 3)
     global_batch = per_process_batch * process_count
     rows = batching.process_rows(per_process_batch, process_index)
 
     def train_batches(start_step: int) -> Iterator[Batch]:
         step = start_step
         while True:
-            batch = synthetic.train_batch(
-                config.seed, step, global_batch, config.num_classes, image_shape, options.noise
-            )
+            batch = synthetic.train_batch(config.seed, step, global_batch, num_classes, image_shape, options.noise)
             yield {name: values[rows] for name, values in batch.items()}
             step += 1
 
     def eval_batches() -> Iterable[Batch]:
-        split = synthetic.eval_split(
-            config.seed, options.num_eval_examples, config.num_classes, image_shape, options.noise
-        )
+        split = synthetic.eval_split(config.seed, options.num_eval_examples, num_classes, image_shape, options.noise)
         return _eval_batches(split, per_process_eval_batch, process_index, process_count)
 
     return Datasets(
@@ -299,4 +341,13 @@ def _synthetic(config, per_process_batch, per_process_eval_batch, process_index,
         options.num_train_examples,
         image_shape,
         synthetic.normalisation(image_shape[-1]),
+        spec.DatasetSpec(
+            spec.SYNTHETIC,
+            {"train": options.num_train_examples, "test": options.num_eval_examples},
+            "train",
+            "test",
+            num_classes,
+            image_shape=image_shape,
+            source="random images with a fixed learnable rule",
+        ),
     )

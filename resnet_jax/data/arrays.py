@@ -4,7 +4,8 @@ TFDS stays the format of record and the way datasets are built. The first time a
 is read through TFDS (or when ``python -m resnet_jax.data.prepare`` builds it), its uint8 splits and
 class count are also written to ``DATA_DIR/resnet_jax_arrays/NAME.npz``; every later run loads that
 file in well under a second, on a machine with or without TensorFlow. Splits are stored whole, in
-TFDS's canonical order, so TFDS slices such as ``train[:-5000]`` are plain numpy slices of them.
+TFDS's canonical order, so TFDS slices such as ``train[:-5000]`` are plain numpy slices of them. The
+dataset's ``DatasetSpec`` is stored with them.
 """
 
 import json
@@ -14,11 +15,12 @@ import socket
 import numpy as np
 from etils import epath
 
+from resnet_jax.data.spec import DatasetSpec
 from resnet_jax.train.paths import resolve
 
 Splits = dict[str, dict[str, np.ndarray]]
 DIRECTORY = "resnet_jax_arrays"
-SPEC_KEY = "spec.json"  # the npz member holding the dataset's facts
+SPEC_KEY = "spec.json"  # the npz member holding the DatasetSpec
 
 
 def default_data_dir() -> str:
@@ -31,31 +33,36 @@ def copy_path(name: str, data_dir: str) -> epath.Path:
     return resolve(os.path.expanduser(data_dir) if data_dir else default_data_dir()) / DIRECTORY / f"{name}.npz"
 
 
-def save(path: epath.Path, splits: Splits, num_classes: int, source: str) -> dict:
-    """Write ``splits`` (``{split: {'image', 'label'}}``) atomically, with the class count and where they came
-    from; returns that spec, as ``load`` would."""
-    spec = {
-        "num_classes": num_classes,
-        "source": source,
-        "splits": {name: len(s["label"]) for name, s in splits.items()},
-    }
+def save(path: epath.Path, splits: Splits, spec: DatasetSpec) -> None:
+    """Write ``splits`` (``{split: {'image', 'label'}}``) and their spec atomically."""
     members = {f"{split}/{field}": values for split, arrays in splits.items() for field, values in arrays.items()}
-    members[SPEC_KEY] = np.frombuffer(json.dumps(spec).encode(), np.uint8)
+    members[SPEC_KEY] = np.frombuffer(json.dumps(spec.to_json()).encode(), np.uint8)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f"{path.name}.{socket.gethostname()}.{os.getpid()}.partial")  # processes may race
     with partial.open("wb") as file:
         np.savez_compressed(file, **members)
     partial.replace(path)
-    return spec
 
 
-def load(path: epath.Path) -> tuple[Splits, dict]:
-    """The splits and the spec (``num_classes``, ``source``, ``splits``) of a numpy copy."""
+def read_spec(path: epath.Path) -> DatasetSpec:
+    """The spec of a numpy copy, without reading its arrays."""
     with path.open("rb") as file, np.load(file) as members:
-        spec = json.loads(members[SPEC_KEY].tobytes().decode())
+        return _spec(members, path)
+
+
+def load(path: epath.Path) -> tuple[Splits, DatasetSpec]:
+    """The splits and the spec of a numpy copy."""
+    with path.open("rb") as file, np.load(file) as members:
         splits: Splits = {}
         for member in members.files:
             if member != SPEC_KEY:
                 split, field = member.split("/")
                 splits.setdefault(split, {})[field] = members[member]
-    return splits, spec
+        return splits, _spec(members, path)
+
+
+def _spec(members, path: epath.Path) -> DatasetSpec:
+    stored = json.loads(members[SPEC_KEY].tobytes().decode())
+    if "train_split" not in stored:  # a copy written before specs: {num_classes, source, splits} of train and test
+        stored = dict(name=path.stem, train_split="train", test_split="test", **stored)
+    return DatasetSpec.from_json(stored)

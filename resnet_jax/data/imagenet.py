@@ -41,12 +41,14 @@ class Crops:
         then a random ``image_size`` crop).
       scale_range: the shorter-side range of 'scale_jitter', inclusive.
       eval_resize: eval images are resized to this shorter side, then centre-cropped to ``image_size``.
+      random_flip: whether train crops are flipped left-right at random (half of them).
     """
 
     image_size: int = 224
     train_crop: str = "random_resized"
     scale_range: tuple[int, int] = (256, 480)
     eval_resize: int = 256
+    random_flip: bool = True
 
 
 def _crop_resize(jpeg, window, image_size: int):
@@ -105,7 +107,7 @@ def scale_jitter_window(shape, key, crops: Crops):
 
 
 def train_image(jpeg, key, crops: Crops):
-    """A random crop of the JPEG (as ``crops.train_crop`` says), randomly flipped and resized (uint8)."""
+    """A random crop of the JPEG (as ``crops.train_crop`` says), resized and randomly flipped if asked (uint8)."""
     tf = tfds_source.tensorflow()
     crop_key, flip_key = tf.unstack(tf.random.experimental.stateless_split(key, 2))
     shape = tf.image.extract_jpeg_shape(jpeg)
@@ -114,7 +116,7 @@ def train_image(jpeg, key, crops: Crops):
     else:
         window = random_resized_window(shape, crop_key)
     image = _crop_resize(jpeg, window, crops.image_size)
-    return tf.image.stateless_random_flip_left_right(image, flip_key)
+    return tf.image.stateless_random_flip_left_right(image, flip_key) if crops.random_flip else image
 
 
 def eval_image(jpeg, crops: Crops):

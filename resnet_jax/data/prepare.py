@@ -11,6 +11,10 @@ writes the numpy copy that runs read without TensorFlow (``DIR/resnet_jax_arrays
   ``--manual_dir``, checked against the official sha256.
 - ``imagenet2012``: from ``ILSVRC2012_img_train.tar`` and ``ILSVRC2012_img_val.tar`` in ``--manual_dir``,
   checked against image-net.org's md5 (hashing 154 GB takes a while; the log says so).
+- ``tfds:NAME[/CONFIG][:VERSION]``: any TFDS dataset, built by TFDS itself (with ``--manual_dir`` for
+  those whose files are placed by hand); its image and label features and splits are found as runs find
+  them, and their numpy copy is written.
+- ``folder:PATH``: a class-per-folder image tree, decoded once into its numpy copy (no TensorFlow needed).
 ``--skip_checksum`` accepts archives that differ from the official release (subsets, mirrors).
 """
 
@@ -24,7 +28,7 @@ PREPARABLE = ("digits", "fashion_mnist", *ARCHIVE_DATASETS)
 
 
 def prepare(dataset: str, data_dir: str, manual_dir: str | None = None, skip_checksum: bool = False) -> str:
-    """Build ``dataset`` under ``data_dir`` (no-op if already there); returns its TFDS directory."""
+    """Build named ``dataset`` under ``data_dir`` (no-op if already there); returns its TFDS directory."""
     if dataset not in PREPARABLE:
         raise ValueError(f"cannot prepare {dataset!r}; preparable datasets: {', '.join(PREPARABLE)}")
     require_tfds()  # TFDS builds every dataset: without it, one paragraph naming the extra
@@ -49,10 +53,59 @@ def prepare(dataset: str, data_dir: str, manual_dir: str | None = None, skip_che
     return cifar.prepare(dataset, data_dir, manual_dir, skip_checksum)
 
 
+def prepare_tfds(dataset: str, data_dir: str, manual_dir: str | None) -> str:
+    """Build ``tfds:NAME`` with TFDS's own preparation (files from ``manual_dir`` where the builder asks for
+    them); returns its directory."""
+    from resnet_jax.data import spec, tfds_named
+
+    builder = tfds_named.builder_of(spec.tfds_name(dataset), data_dir)
+    import tensorflow_datasets as tfds
+
+    if not builder.is_prepared():
+        config = tfds.download.DownloadConfig(manual_dir=manual_dir) if manual_dir else None
+        try:
+            builder.download_and_prepare(download_config=config)
+        except AssertionError as error:  # TFDS's "manual directory ... does not exist or is empty"
+            raise MissingFilesError(f"cannot prepare {dataset}: {' '.join(str(error).split())}") from None
+    return str(builder.data_dir)
+
+
+def prepare_any(dataset: str, data_dir: str, manual_dir: str | None, skip_checksum: bool) -> tuple[str, str]:
+    """Prepare a named, ``tfds:`` or ``folder:`` dataset and write the numpy copy that runs read; returns
+    (where it is, a one-line summary of its spec)."""
+    from resnet_jax import config_schema, data
+    from resnet_jax.data import spec
+
+    kind = spec.kind(dataset)
+    location = ""
+    if kind == "named":
+        location = prepare(dataset, data_dir, manual_dir, skip_checksum)
+        if dataset not in data.IN_MEMORY_DATASETS:
+            return location, ""
+    elif kind == "tfds":
+        location = prepare_tfds(dataset, data_dir, manual_dir)
+    elif kind == spec.SYNTHETIC:
+        raise ValueError("the synthetic dataset needs no preparation")
+    config = config_schema.default_values() | {"dataset": dataset, "data_dir": data_dir}
+    _, dataset_spec = data.dataset_arrays(config_schema.view(config, config_schema.DATA))
+    copy = dataset_spec.source
+    return location or copy, describe(dataset_spec)
+
+
+def describe(dataset_spec) -> str:
+    """One line on a dataset: classes, split sizes, image shape, pipeline."""
+    sizes = ", ".join(f"{split} {count:,}" for split, count in dataset_spec.splits.items())
+    names = ", ".join(dataset_spec.class_names[:10]) + (", ..." if len(dataset_spec.class_names) > 10 else "")
+    return (
+        f"{dataset_spec.num_classes} classes ({names}); {sizes} images of {dataset_spec.image_shape}; "
+        f"fed by the {dataset_spec.pipeline} pipeline"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     """Parse the command line and prepare the dataset."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("dataset", choices=PREPARABLE)
+    parser.add_argument("dataset", help=f"{', '.join(PREPARABLE)}, tfds:NAME[/CONFIG][:VERSION] or folder:PATH")
     parser.add_argument("--data_dir", required=True, help="TFDS data directory to write")
     parser.add_argument(
         "--manual_dir",
@@ -60,13 +113,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--skip_checksum", action="store_true", help="accept an archive that is not the official one")
     args = parser.parse_args(argv)
-    location = exit_on_user_error(prepare, args.dataset, args.data_dir, args.manual_dir, args.skip_checksum)
+    location, summary = exit_on_user_error(
+        prepare_any, args.dataset, args.data_dir, args.manual_dir, args.skip_checksum
+    )
     print(f"prepared {args.dataset} in {location}")
-    from resnet_jax import data
-
-    if args.dataset in data.IN_MEMORY_DATASETS:  # what runs read, without TensorFlow
-        data.write_numpy_copy(args.dataset, args.data_dir)
-        print(f"wrote its numpy copy {data.arrays.copy_path(args.dataset, args.data_dir)}")
+    if summary:  # in-memory datasets: the numpy copy that runs read, without TensorFlow, is written
+        print(f"{args.dataset}: {summary}")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ import numpy as np
 from resnet_jax.data.normalisation import Normalisation
 from resnet_jax.data.streams import SyntheticStream
 
+DEFAULT_IMAGE_SIZE, DEFAULT_NUM_CLASSES = 16, 10  # when image_size and num_classes are 0 (the dataset's)
+
 RULE_SEED = 20161  # the class colours are the same for every run, so the rule is fixed
 PIXEL_ZERO, PIXEL_UNIT = 127.5, 24.0  # the uint8 levels of colour value 0 and of one unit (+-5.3 units fit)
 

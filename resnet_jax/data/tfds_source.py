@@ -100,12 +100,12 @@ def split_arrays(builder, split: str) -> dict[str, np.ndarray]:
 
 
 def check_split(arrays: dict[str, np.ndarray], name: str, image_size: int, num_classes: int) -> None:
-    """Every image of an in-memory split is ``image_size`` square and every label in [0, num_classes)."""
+    """Every image of an in-memory split is ``image_size`` square (0: any size) and every label in [0, num_classes)."""
     height, width = arrays["image"].shape[1:3]
-    if (height, width) != (image_size, image_size):
+    if image_size and (height, width) != (image_size, image_size):
         raise ValueError(
             f"{name} holds {height}x{width} images but the config says image_size={image_size}; "
-            f"set --config.image_size={height} if that is the dataset's size, or re-prepare the dataset"
+            f"set --config.image_size={height}, or 0 to take the dataset's size"
         )
     labels = arrays["label"]
     bad = np.flatnonzero((labels < 0) | (labels >= num_classes))

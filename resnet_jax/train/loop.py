@@ -57,6 +57,18 @@ def build_model(config: Any, input_channels: int = 3):
     )
 
 
+def with_dataset_facts(full_config: Any, datasets: data_lib.Datasets) -> Any:
+    """The config with ``num_classes`` and ``image_size`` that are 0 ("the dataset's") set from the dataset,
+    so that the model, the steps and config.json see the numbers the run uses."""
+    facts = {"num_classes": datasets.spec.num_classes, "image_size": datasets.image_shape[0]}
+    unset = {name: value for name, value in facts.items() if not getattr(full_config, name)}
+    if not unset:
+        return full_config
+    resolved = full_config.copy_and_resolve_references()
+    resolved.update(unset)
+    return resolved
+
+
 def run_record(
     config: Any, sizes: sharding.BatchSizes, length: recipe.Length, learning_rate: float, num_params: int
 ) -> dict:
@@ -311,6 +323,8 @@ def _train_and_evaluate(config: Any, workdir: str | os.PathLike, stop_request: S
     )
     input_feed = create_feed(config.input_placement, datasets, mesh, eval_sizes.global_batch)
     startup.mark("data")
+    full_config = with_dataset_facts(full_config, datasets)
+    config = view(full_config, RUN)
     model = build_model(full_config, input_channels=datasets.image_shape[-1])
     length = recipe.training_length(config, datasets.num_train_examples)
     if datasets.in_memory is not None:

@@ -1,0 +1,126 @@
+"""What a dataset is: ``DatasetSpec``, the one owner of a dataset's facts, and the names ``dataset`` accepts.
+
+``dataset`` is a named dataset (``digits``, ``cifar10``, ...), ``tfds:NAME[/CONFIG][:VERSION]`` (any TFDS
+image-classification dataset) or ``folder:PATH`` (``PATH/SPLIT/CLASS/IMAGE``). The named datasets' facts
+are known before any file is read (``KNOWN``), so recipes derive epochs and class counts from them; a
+``tfds:`` or ``folder:`` dataset's facts are read from the builder or the folder when it is prepared and
+stored with its numpy copy. This module imports neither JAX nor TensorFlow: configs read it.
+"""
+
+import dataclasses
+import difflib
+import re
+from collections.abc import Mapping
+
+from resnet_jax.errors import ConfigError
+
+SYNTHETIC = "synthetic"
+TFDS_PREFIX, FOLDER_PREFIX = "tfds:", "folder:"
+IN_MEMORY, STREAMED = "in_memory", "streamed"
+PIPELINES = (IN_MEMORY, STREAMED)
+AUTO = "auto"
+IN_MEMORY_MAX_SIDE = 64  # images of one size up to this side are held in memory (CIFAR-like); larger are streamed
+TFDS_NAME = re.compile(r"^[a-z][a-z0-9_]*(/[\w.+-]+)?(:\d+\.\d+\.\d+|:\d+\.\d+\.\*|:\d+\.\*\.\*)?$")
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+    """Everything the pipelines and recipes need to know about a dataset.
+
+    Attributes:
+      name: the ``dataset`` value it answers to.
+      splits: split name -> number of examples (the splits the dataset holds, whole).
+      train_split, test_split: which of ``splits`` trains and which is the test split (``eval/*``).
+      num_classes: label values are 0 .. num_classes - 1.
+      class_names: the label names, in label order ('' when the source has none).
+      image_shape: (height, width, channels) when every image has it; None for mixed sizes.
+      mean, std: per-channel statistics of the train split on [0, 1] (None when not computed).
+      pipeline: ``in_memory`` (exact, on the devices) or ``streamed`` (tf.data with resizing crops).
+      source: where the examples came from, in words.
+    """
+
+    name: str
+    splits: Mapping[str, int]
+    train_split: str
+    test_split: str
+    num_classes: int
+    class_names: tuple[str, ...] = ()
+    image_shape: tuple[int, int, int] | None = None
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    pipeline: str = IN_MEMORY
+    source: str = ""
+
+    @property
+    def num_train_examples(self) -> int:
+        """Examples in the train split: what an epoch is."""
+        return self.splits[self.train_split]
+
+    def to_json(self) -> dict:
+        """A JSON-ready dict (``from_json`` reads it back)."""
+        return dataclasses.asdict(self) | {"splits": dict(self.splits)}
+
+    @classmethod
+    def from_json(cls, values: Mapping) -> "DatasetSpec":
+        """The spec a ``to_json`` dict describes."""
+        tuples = ("class_names", "image_shape", "mean", "std")
+        return cls(
+            **{key: tuple(value) if key in tuples and value is not None else value for key, value in values.items()}
+        )
+
+
+def _known(name, train, test, num_classes, image_shape, pipeline=IN_MEMORY, test_split="test") -> DatasetSpec:
+    return DatasetSpec(
+        name, {"train": train, test_split: test}, "train", test_split, num_classes, (), image_shape, pipeline=pipeline
+    )
+
+
+KNOWN = {  # the named datasets, whose facts recipes need before reading a file (tests check them against the data)
+    "digits": _known("digits", 1437, 360, 10, (8, 8, 1)),
+    "fashion_mnist": _known("fashion_mnist", 60_000, 10_000, 10, (28, 28, 1)),
+    "cifar10": _known("cifar10", 50_000, 10_000, 10, (32, 32, 3)),
+    "cifar100": _known("cifar100", 50_000, 10_000, 100, (32, 32, 3)),
+    "imagenet2012": _known("imagenet2012", 1_281_167, 50_000, 1000, None, STREAMED, "validation"),
+}
+NAMED = (SYNTHETIC, *KNOWN)
+
+
+def known(name: str) -> DatasetSpec:
+    """The spec of a named dataset (what configs read for class counts and epoch lengths)."""
+    return KNOWN[name]
+
+
+def kind(dataset: str) -> str:
+    """'synthetic', 'named', 'tfds' or 'folder': how ``dataset`` is read (ConfigError if it is none of them)."""
+    if dataset == SYNTHETIC:
+        return SYNTHETIC
+    if dataset in KNOWN:
+        return "named"
+    if dataset.startswith(TFDS_PREFIX):
+        name = dataset[len(TFDS_PREFIX) :]
+        if not TFDS_NAME.match(name):
+            raise ConfigError(
+                f"dataset={dataset!r}: after 'tfds:' give a TFDS name as tfds.builder takes it, "
+                "NAME[/CONFIG][:VERSION] (e.g. tfds:svhn_cropped, tfds:oxford_flowers102:2.1.1)."
+            )
+        return "tfds"
+    if dataset.startswith(FOLDER_PREFIX):
+        if not dataset[len(FOLDER_PREFIX) :].strip():
+            raise ConfigError("dataset='folder:' needs a path: folder:PATH, where PATH holds train/CLASS/IMAGE files.")
+        return "folder"
+    close = difflib.get_close_matches(dataset, NAMED, n=1)
+    raise ConfigError(
+        f"dataset must be one of {', '.join(map(repr, NAMED))}, tfds:NAME[/CONFIG][:VERSION] (any TFDS "
+        f"image-classification dataset) or folder:PATH (PATH/SPLIT/CLASS/IMAGE), got {dataset!r}."
+        + (f" Did you mean {close[0]!r}?" if close else "")
+    )
+
+
+def tfds_name(dataset: str) -> str:
+    """The TFDS builder name of ``tfds:NAME`` (or of a named dataset)."""
+    return dataset[len(TFDS_PREFIX) :] if dataset.startswith(TFDS_PREFIX) else dataset
+
+
+def folder_path(dataset: str) -> str:
+    """The path of ``folder:PATH``."""
+    return dataset[len(FOLDER_PREFIX) :]

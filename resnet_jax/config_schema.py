@@ -255,6 +255,13 @@ FIELDS = (
         (DATA,),
     ),
     Field("data_dir", "", "TFDS data directory ('' = the TFDS default)", (DATA,)),
+    Field(
+        "download",
+        True,
+        "a named or tfds: dataset that is not prepared is downloaded by TFDS when the network answers; False: "
+        "stop with the prepare command",
+        (DATA,),
+    ),
     Field("image_key", "", "tfds: datasets: the image feature ('' = the only Image feature)", (DATA,)),
     Field("label_key", "", "tfds: datasets: the label feature ('' = the only ClassLabel feature)", (DATA,)),
     Field(

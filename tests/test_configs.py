@@ -311,3 +311,22 @@ def test_the_fashion_mnist_probe_is_the_budget_recipe_with_the_rows_variant():
     budget = fashion_mnist.get_config("resnet56,budget")
     changed = {name for name in budget.to_dict() if probe[name] != budget[name]}
     assert changed == {"gate", "gate_bias_init"}
+
+
+def test_the_finetune_recipes_are_the_four_strategies_of_the_advice():
+    from configs import finetune
+
+    configs = {strategy: finetune.get_config(strategy) for strategy in finetune.STRATEGIES}
+    body = "stem,layer1,layer2,layer3"  # cifar_resnet20: everything but the head
+    assert configs["probe"].freeze == body and not configs["probe"].lr_multipliers
+    assert configs["discriminative"].lr_multipliers == "stem=0.1,layer1=0.1,layer2=0.1,layer3=0.1"
+    assert not configs["discriminative"].freeze and not configs["full"].freeze and not configs["full"].lr_multipliers
+    assert not configs["scratch"].reinit_head and all(
+        configs[s].reinit_head for s in ("probe", "discriminative", "full")
+    )
+    assert {(c.learning_rate, c.num_train_steps, c.batch_size, c.num_classes) for c in configs.values()} == {
+        (0.1, 200, 64, 0)
+    }
+    assert finetune.get_config("probe,resnet18").freeze == "stem,layer1,layer2,layer3,layer4"
+    for config in configs.values():
+        config_schema.validate(config)

@@ -194,15 +194,15 @@ def dataset_arrays(config) -> tuple[dict[str, Batch], spec.DatasetSpec]:
         return folder.build(spec.folder_path(config.dataset), config.data_dir)
     if kind == "tfds":
         keys, splits = (config.image_key, config.label_key), (config.train_split, config.eval_split)
-        return tfds_named.read(config.dataset, config.data_dir, keys, splits)
-    return named_arrays(config.dataset, config.data_dir)
+        return tfds_named.read(config.dataset, config.data_dir, keys, splits, config.download)
+    return named_arrays(config.dataset, config.data_dir, config.download)
 
 
-def named_arrays(name: str, data_dir: str) -> tuple[dict[str, Batch], spec.DatasetSpec]:
+def named_arrays(name: str, data_dir: str, download: bool = False) -> tuple[dict[str, Batch], spec.DatasetSpec]:
     """A named in-memory dataset's stored splits and spec: from the numpy copy when there is one (no
     TensorFlow), else from TFDS, which then writes the copy."""
     path = arrays.copy_path(name, data_dir)
-    return arrays.load(path) if path.exists() else write_numpy_copy(name, data_dir)
+    return arrays.load(path) if path.exists() else write_numpy_copy(name, data_dir, download)
 
 
 def in_memory_splits(stored: dict[str, Batch], dataset_spec: spec.DatasetSpec, validation_examples: int = 0):
@@ -225,12 +225,13 @@ def in_memory_splits(stored: dict[str, Batch], dataset_spec: spec.DatasetSpec, v
     return {"train": part(slice(None, kept)), VALIDATION: part(slice(kept, None)), TEST: test}
 
 
-def write_numpy_copy(name: str, data_dir: str) -> tuple[dict[str, Batch], spec.DatasetSpec]:
+def write_numpy_copy(name: str, data_dir: str, download: bool = False) -> tuple[dict[str, Batch], spec.DatasetSpec]:
     """Read a named in-memory dataset's whole train and test splits through TFDS (preparing it first if it
     builds from local files) and write their numpy copy; returns what ``arrays.load`` would, without reading it back."""
     known = spec.known(name)
     path = arrays.copy_path(name, data_dir)
-    builder = tfds_source.prepared_builder(name, data_dir, NAMED_SOURCES[name].build_locally, numpy_copy=path)
+    local = NAMED_SOURCES[name].build_locally
+    builder = tfds_source.prepared_builder(name, data_dir, local, numpy_copy=path, download=download)
     stored = {split: tfds_source.split_arrays(builder, split) for split in (known.train_split, known.test_split)}
     label = builder.info.features["label"]
     train = stored[known.train_split]["image"]
@@ -264,7 +265,7 @@ def _streamed(config, per_process_batch, per_process_eval_batch, process_index, 
     from resnet_jax.data import imagenet, streaming
 
     known = spec.known(config.dataset)
-    builder = tfds_source.prepared_builder(config.dataset, config.data_dir)
+    builder = tfds_source.prepared_builder(config.dataset, config.data_dir, download=config.download)
     label = builder.info.features["label"]
     check_num_classes(config.dataset, label.num_classes, config.num_classes)
     splits = split_names(known.train_split, known.test_split, config.validation_examples)

@@ -34,8 +34,9 @@ def builder_of(name: str, data_dir: str):
         ) from None
 
 
-def open_builder(name: str, data_dir: str):
-    """The prepared TFDS builder ``name``; one paragraph naming the prepare command when it is not prepared."""
+def open_builder(name: str, data_dir: str, download: bool = False):
+    """The prepared TFDS builder ``name``, downloaded by TFDS first if ``download`` and the network answers;
+    otherwise one paragraph naming the prepare command (and the files TFDS expects in --manual_dir)."""
     builder = builder_of(name, data_dir)
     if builder.is_prepared():
         return builder
@@ -46,11 +47,15 @@ def open_builder(name: str, data_dir: str):
         else " TFDS downloads its files when prepared on a machine with internet; copy the prepared "
         f"{builder.info.full_name} directory here under --config.data_dir."
     )
-    raise MissingFilesError(
+    offline = (
         f"dataset 'tfds:{name}' is not prepared in {builder.data_dir}. Prepare it once with "
         f"python -m resnet_jax.data.prepare tfds:{name} --data_dir {data_dir or '~/tensorflow_datasets'} "
         f"[--manual_dir DIR], then train with --config.data_dir set to the same directory.{manual_text}"
     )
+    if not download or manual:
+        raise MissingFilesError(offline)
+    tfds_source.download_or_explain(builder, offline)
+    return builder
 
 
 def find_keys(info, image_key: str, label_key: str, name: str) -> tuple[str, str]:
@@ -101,14 +106,16 @@ def find_splits(info, train_split: str, eval_split: str, name: str) -> tuple[str
     return train, test
 
 
-def read(dataset: str, data_dir: str, keys: tuple[str, str], splits: tuple[str, str]) -> tuple[dict, spec.DatasetSpec]:
+def read(
+    dataset: str, data_dir: str, keys: tuple[str, str], splits: tuple[str, str], download: bool = False
+) -> tuple[dict, spec.DatasetSpec]:
     """The train and test splits of ``tfds:NAME`` and their spec, from the numpy copy (written on first use)."""
     name = spec.tfds_name(dataset)
     choice = json.dumps([name, *keys, *splits])
     target = arrays.copy_path(f"tfds_{_file_stem(name)}_{hashlib.sha256(choice.encode()).hexdigest()[:12]}", data_dir)
     if target.exists():
         return arrays.load(target)
-    builder = open_builder(name, data_dir)
+    builder = open_builder(name, data_dir, download)
     image_key, label_key = find_keys(builder.info, *keys, name)
     train_split, test_split = find_splits(builder.info, *splits, name)
     label = builder.info.features[label_key]

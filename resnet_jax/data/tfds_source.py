@@ -1,12 +1,16 @@
 """Opening prepared TFDS datasets on the host CPU, with one plain error when a dataset is missing."""
 
 import importlib.util
+import socket
+import urllib.parse
 
 import numpy as np
+from absl import logging
 
 from resnet_jax.errors import MissingDependency, MissingFilesError
 
 TFDS_EXTRA = "pip install 'resnet_jax[tfds]' (from a checkout: pip install -e '.[tfds]')"
+CONNECT_TIMEOUT_S = 5.0  # how long the network gets to answer before a download is given up
 
 
 def require_tfds() -> None:
@@ -40,14 +44,53 @@ def stateless_key(seed: int, stream: int, *counters):
     return key
 
 
-def prepared_builder(name: str, data_dir: str, build_locally: bool = False, numpy_copy=None):
+def network_answers(url: str, timeout_s: float = CONNECT_TIMEOUT_S) -> bool:
+    """Whether the host of ``url`` resolves and accepts a TCP connection within ``timeout_s``."""
+    parts = urllib.parse.urlsplit(url)
+    if not parts.hostname:
+        return False
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((parts.hostname, port), timeout=timeout_s).close()
+    except OSError:
+        return False
+    return True
+
+
+def download_or_explain(builder, offline_message: str) -> None:
+    """Let TFDS download and prepare ``builder`` when the network answers (its homepage's host, asked with a
+    short timeout first, so that an offline machine gets ``offline_message`` within seconds); otherwise, or
+    when the download fails, a MissingFilesError of ``offline_message``."""
+    homepage = builder.info.homepage or ""
+    if not network_answers(homepage):
+        raise MissingFilesError(
+            f"{offline_message} (No download was tried: {homepage or 'its homepage'} does not answer.)"
+        )
+    logging.warning(
+        "%s is not prepared in %s: downloading and preparing it with TFDS (--config.download=False turns this off).",
+        builder.info.full_name,
+        builder.data_dir,
+    )
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(30 * CONNECT_TIMEOUT_S)  # a stalled connection ends; TFDS retries it
+    try:
+        builder.download_and_prepare()
+    except Exception as error:  # noqa: BLE001  (requests, TFDS and OS errors: any failed download)
+        raise MissingFilesError(
+            f"{offline_message} (TFDS could not download it: {str(error).splitlines()[0]})"
+        ) from None
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+def prepared_builder(name: str, data_dir: str, build_locally: bool = False, numpy_copy=None, download: bool = False):
     """The TFDS builder of a prepared dataset; prepares ``build_locally`` ones on first use.
 
     ``build_locally`` datasets are made from files already on this machine (digits: scikit-learn's
-    copy; fashion_mnist: Debian's package). A dataset that needs its archives and is not prepared stops
-    here, within seconds, with the command that prepares it, instead of TFDS trying the network or
-    failing deep inside. ``numpy_copy`` is where an in-memory dataset's numpy copy was looked for (for the
-    message when TFDS is not installed either).
+    copy; fashion_mnist: Debian's package). Others, with ``download``, are downloaded by TFDS where the
+    network answers. A dataset that is not prepared otherwise stops here, within seconds, with the
+    command that prepares it, instead of TFDS failing deep inside. ``numpy_copy`` is where an in-memory
+    dataset's numpy copy was looked for (for the message when TFDS is not installed either).
     """
     try:
         require_tfds()
@@ -69,12 +112,16 @@ def prepared_builder(name: str, data_dir: str, build_locally: bool = False, nump
     if builder.is_prepared():
         return builder
     if not build_locally:
-        raise MissingFilesError(
+        offline = (
             f"dataset {name!r} is not prepared in {builder.data_dir}. Prepare it once, with no network, from "
             f"the original archive(s): python -m resnet_jax.data.prepare {name} --data_dir "
             f"{data_dir or '~/tensorflow_datasets'} --manual_dir DIR_HOLDING_THE_ARCHIVES; then train with "
             "--config.data_dir set to the same --data_dir."
         )
+        if not download or getattr(builder, "MANUAL_DOWNLOAD_INSTRUCTIONS", None):
+            raise MissingFilesError(offline)
+        download_or_explain(builder, offline)
+        return builder
     from resnet_jax.data import prepare
 
     prepare.prepare(name, data_dir)

@@ -117,17 +117,32 @@ def report(root: Path, out: Path) -> dict:
         for strategy in STRATEGIES:
             errors = []
             for seed in SEEDS:
-                finished = load_run(finetune_workdir(root, shots, strategy, seed))
-                if finished.test_error is not None:
-                    errors.append(round(finished.test_error, 3))
+                workdir = finetune_workdir(root, shots, strategy, seed)
+                if (workdir / "results.json").exists():
+                    errors.append(round(load_run(workdir).test_error, 3))
             cells[f"n{shots}_{strategy}"] = {"shots_per_class": shots, "strategy": strategy, "test_errors": errors}
     results = {
         "pretrain": {"test_error": pretrain.test_error, "num_eval_examples": pretrain.results["num_eval_examples"]},
         "cells": cells,
     }
     (out / "transfer.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / "transfer.md").write_text(markdown_table(results))
     figure(results, out / "transfer.png")
     return results
+
+
+def markdown_table(results: dict) -> str:
+    """Test error (%) as mean +- std over seeds: one row per strategy, one column per N."""
+    header = "| strategy | " + " | ".join(f"N = {shots:,} per class" for shots in export.SHOTS) + " |\n"
+    lines = [header, "|---|" + "---:|" * len(export.SHOTS) + "\n"]
+    for strategy in STRATEGIES:
+        cells = []
+        for shots in export.SHOTS:
+            errors = results["cells"][f"n{shots}_{strategy}"]["test_errors"]
+            mean, spread = mean_and_std(errors) if errors else (None, None)
+            cells.append(f"{mean:.2f} +- {spread:.2f} (n={len(errors)})" if errors else "not run")
+        lines.append(f"| {LABELS[strategy]} | " + " | ".join(cells) + " |\n")
+    return "".join(lines)
 
 
 def mean_and_std(errors: list[float]) -> tuple[float, float]:

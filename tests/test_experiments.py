@@ -402,3 +402,21 @@ def test_a_sweep_stopped_by_sigterm_resumes_its_point_and_goes_on(tmp_path):
     assert starts == [1, stopped_at + 1]  # the point resumed from its checkpoint
     for point in ("learning_rate=0.05", "learning_rate=0.1"):
         assert json.loads((tmp_path / point / "results.json").read_text())["step"] == 30
+
+
+def test_the_transfer_study_plans_every_cell_and_tabulates_mean_and_std():
+    from experiments import transfer
+
+    commands = transfer.planned(Path("/study"), "/data")
+    assert len(commands) == 1 + 3 * 4 * 3  # pretraining, then N x strategy x seed
+    assert "--config.dataset=folder:/study/folders/pretrain" in commands[0]
+    probes = [c for c in commands if "--config=configs/finetune.py:probe" in c]
+    assert len(probes) == 9 and all("--config.init_from=/study/runs/pretrain" in c for c in probes)
+    assert not any("--config.init_from" in arg for c in commands if "finetune.py:scratch" in " ".join(c) for arg in c)
+    cells = {
+        f"n{n}_{s}": {"shots_per_class": n, "strategy": s, "test_errors": [10.0, 12.0, 14.0] if n == 10 else []}
+        for n in (10, 100, 1000)
+        for s in transfer.STRATEGIES
+    }
+    table = transfer.markdown_table({"cells": cells})
+    assert "| (b) linear probe | 12.00 +- 2.00 (n=3) | not run | not run |" in table  # sample std of 10, 12, 14

@@ -234,17 +234,13 @@ def write_numpy_copy(name: str, data_dir: str, download: bool = False) -> tuple[
     builder = tfds_source.prepared_builder(name, data_dir, local, numpy_copy=path, download=download)
     stored = {split: tfds_source.split_arrays(builder, split) for split in (known.train_split, known.test_split)}
     label = builder.info.features["label"]
-    train = stored[known.train_split]["image"]
-    axes = tuple(range(train.ndim - 1))
     dataset_spec = dataclasses.replace(
         known,
         splits={split: len(values["label"]) for split, values in stored.items()},
         num_classes=label.num_classes,
         class_names=tuple(label.names),
-        image_shape=tuple(int(n) for n in train.shape[1:]),
-        mean=tuple(float(m) for m in np.mean(train, axes, dtype=np.float64) / 255),
-        std=tuple(float(s) for s in np.std(train, axes, dtype=np.float64) / 255),
         source=f"tfds {builder.info.full_name}",
+        **spec.image_facts(stored[known.train_split]["image"]),
     )
     arrays.save(path, stored, dataset_spec)
     logging.info("Wrote the numpy copy of %s to %s: later runs read it without TensorFlow.", name, path)

@@ -178,8 +178,6 @@ def build(path: str, data_dir: str) -> tuple[dict[str, dict[str, np.ndarray]], s
         split: {"image": _stack(images, channels), "label": np.asarray(labels, np.int32)}
         for split, (images, labels) in decoded.items()
     }
-    train = splits[TRAIN_SPLIT]["image"]
-    axes = (0, 1, 2)
     dataset_spec = spec.DatasetSpec(
         name=f"{spec.FOLDER_PREFIX}{path}",
         splits={split: len(values["label"]) for split, values in splits.items()},
@@ -187,10 +185,8 @@ def build(path: str, data_dir: str) -> tuple[dict[str, dict[str, np.ndarray]], s
         test_split="test",
         num_classes=len(listing.class_names),
         class_names=listing.class_names,
-        image_shape=tuple(int(n) for n in train.shape[1:]),
-        mean=tuple(float(m) for m in np.mean(train, axes, dtype=np.float64) / 255),
-        std=tuple(float(s) for s in np.std(train, axes, dtype=np.float64) / 255),
         source=f"folder {listing.root} (fingerprint {listing.fingerprint})",
+        **spec.image_facts(splits[TRAIN_SPLIT]["image"]),
     )
     arrays.save(target, splits, dataset_spec)
     logging.info("Built folder:%s into %s: %s", path, target, _summary(dataset_spec))

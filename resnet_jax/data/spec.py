@@ -12,6 +12,8 @@ import difflib
 import re
 from collections.abc import Mapping
 
+import numpy as np
+
 from resnet_jax.errors import ConfigError
 
 SYNTHETIC = "synthetic"
@@ -67,6 +69,16 @@ class DatasetSpec:
         return cls(
             **{key: tuple(value) if key in tuples and value is not None else value for key, value in values.items()}
         )
+
+
+def image_facts(train_images: np.ndarray) -> dict:
+    """The spec's ``image_shape``, ``mean`` and ``std`` (per channel, on [0, 1]) of a uint8 NHWC train split."""
+    axes = tuple(range(train_images.ndim - 1))
+    return {
+        "image_shape": tuple(int(n) for n in train_images.shape[1:]),
+        "mean": tuple(float(m) for m in np.mean(train_images, axes, dtype=np.float64) / 255),
+        "std": tuple(float(s) for s in np.std(train_images, axes, dtype=np.float64) / 255),
+    }
 
 
 def _known(name, train, test, num_classes, image_shape, pipeline=IN_MEMORY, test_split="test") -> DatasetSpec:

@@ -123,8 +123,6 @@ def read(
         "train": _split(builder, train_split, image_key, label_key),
         "test": _split(builder, test_split, image_key, label_key),
     }
-    train = stored["train"]["image"]
-    axes = tuple(range(train.ndim - 1))
     dataset_spec = spec.DatasetSpec(
         name=dataset,
         splits={split: len(values["label"]) for split, values in stored.items()},
@@ -132,10 +130,8 @@ def read(
         test_split="test",
         num_classes=label.num_classes,
         class_names=tuple(label.names),
-        image_shape=tuple(int(n) for n in train.shape[1:]),
-        mean=tuple(float(m) for m in np.mean(train, axes, dtype=np.float64) / 255),
-        std=tuple(float(s) for s in np.std(train, axes, dtype=np.float64) / 255),
         source=f"tfds {builder.info.full_name}: {image_key!r} and {label_key!r} of {train_split!r} and {test_split!r}",
+        **spec.image_facts(stored["train"]["image"]),
     )
     arrays.save(target, stored, dataset_spec)
     logging.info("Wrote the numpy copy of %s to %s (%s).", dataset, target, dataset_spec.source)

@@ -16,7 +16,7 @@ from resnet_jax.train import loop
 def test_prepare_from_the_original_archive_then_load_every_record_exactly(name, prepared_cifar):
     data_dir, expected = prepared_cifar(name)  # written and prepared through the prepare command's main
     for split, records in expected.items():
-        loaded = tfds_source.load_split(name, split, data_dir, build_locally=False)
+        loaded = tfds_source.load_split(name, split, data_dir)
         assert len(loaded["label"]) == len(records)
         got = {(int(label), image.tobytes()) for label, image in zip(loaded["label"], loaded["image"], strict=True)}
         assert got == {(label, image.tobytes()) for label, image in records}

@@ -27,8 +27,8 @@ def data_dir(tmp_path_factory):
 
 
 def test_prepared_splits_hold_every_sklearn_image_once_with_its_label(data_dir):
-    train = tfds_source.load_split("digits", "train", data_dir, build_locally=True)
-    test = tfds_source.load_split("digits", "test", data_dir, build_locally=True)
+    train = tfds_source.load_split("digits", "train", data_dir)
+    test = tfds_source.load_split("digits", "test", data_dir)
     assert (len(train["label"]), len(test["label"])) == (1437, 360)
     assert train["image"].shape[1:] == (8, 8, 1) and train["image"].dtype == np.uint8
     reference = load_digits()

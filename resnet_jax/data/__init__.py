@@ -230,7 +230,9 @@ def write_numpy_copy(name: str, data_dir: str, download: bool = False) -> tuple[
     builds from local files) and write their numpy copy; returns what ``arrays.load`` would, without reading it back."""
     known = spec.known(name)
     path = arrays.copy_path(name, data_dir)
-    local = NAMED_SOURCES[name].build_locally
+    from resnet_jax.data import prepare
+
+    local = functools.partial(prepare.prepare, name, data_dir) if NAMED_SOURCES[name].build_locally else None
     builder = tfds_source.prepared_builder(name, data_dir, local, numpy_copy=path, download=download)
     stored = {split: tfds_source.split_arrays(builder, split) for split in (known.train_split, known.test_split)}
     label = builder.info.features["label"]

@@ -3,6 +3,7 @@
 import importlib.util
 import socket
 import urllib.parse
+from collections.abc import Callable
 
 import numpy as np
 from absl import logging
@@ -83,11 +84,19 @@ def download_or_explain(builder, offline_message: str) -> None:
         socket.setdefaulttimeout(previous)
 
 
-def prepared_builder(name: str, data_dir: str, build_locally: bool = False, numpy_copy=None, download: bool = False):
-    """The TFDS builder of a prepared dataset; prepares ``build_locally`` ones on first use.
+def prepared_builder(
+    name: str,
+    data_dir: str,
+    build_locally: Callable[[], object] | None = None,
+    numpy_copy=None,
+    download: bool = False,
+):
+    """The TFDS builder of a prepared dataset; calls ``build_locally`` first when there is one and the dataset
+    is not prepared.
 
-    ``build_locally`` datasets are made from files already on this machine (digits: scikit-learn's
-    copy; fashion_mnist: Debian's package). Others, with ``download``, are downloaded by TFDS where the
+    ``build_locally`` makes the dataset from files already on this machine (digits: scikit-learn's copy;
+    fashion_mnist: Debian's package); the caller hands it in, so that opening datasets does not import
+    their preparation. Others, with ``download``, are downloaded by TFDS where the
     network answers. A dataset that is not prepared otherwise stops here, within seconds, with the
     command that prepares it, instead of TFDS failing deep inside. ``numpy_copy`` is where an in-memory
     dataset's numpy copy was looked for (for the message when TFDS is not installed either).
@@ -122,15 +131,13 @@ def prepared_builder(name: str, data_dir: str, build_locally: bool = False, nump
             raise MissingFilesError(offline)
         download_or_explain(builder, offline)
         return builder
-    from resnet_jax.data import prepare
-
-    prepare.prepare(name, data_dir)
+    build_locally()
     return tfds.builder(name, data_dir=data_dir or None)
 
 
-def load_split(name: str, split: str, data_dir: str, build_locally: bool = False) -> dict[str, np.ndarray]:
+def load_split(name: str, split: str, data_dir: str) -> dict[str, np.ndarray]:
     """``{'image': uint8 NHWC, 'label': int32}`` of a prepared split (TFDS slicing such as 'train[:-5000]' works)."""
-    return split_arrays(prepared_builder(name, data_dir, build_locally), split)
+    return split_arrays(prepared_builder(name, data_dir), split)
 
 
 def split_arrays(builder, split: str) -> dict[str, np.ndarray]:

@@ -80,3 +80,20 @@ def assert_whole_images(top1: float, num_examples: int) -> None:
     """A top-1 that counts whole images out of ``num_examples``: no padding counted, none dropped or doubled."""
     correct = top1 * num_examples
     assert 0 <= top1 <= 1 and abs(correct - round(correct)) < 1e-4, (top1, num_examples)
+
+
+def main_command(workdir, *flags: str) -> list[str]:
+    """The real command line, ``python -m resnet_jax.main``, on configs/default.py with ``flags``."""
+    return [sys.executable, "-m", "resnet_jax.main", "--config=configs/default.py", f"--workdir={workdir}", *flags]
+
+
+def assert_one_error_paragraph(result, exit_code: int, pattern: str, workdir) -> None:
+    """A user's mistake through the real command: ``exit_code``, one ``error:`` line matching ``pattern``, no
+    traceback, and no workdir left behind."""
+    import re
+
+    assert result.returncode == exit_code, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and re.search(pattern, errors[0]), result.stderr[-2000:]
+    assert not Path(workdir).exists()

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from archives import write_imagenet_archives
+from conftest import main_command
 
 import resnet_jax.data as data
 from configs import cifar10, imagenet
@@ -167,18 +168,14 @@ def test_debug_shows_the_traceback_of_a_users_mistake(tmp_path):
 
 def _main(workdir: Path, *overrides: str) -> subprocess.CompletedProcess:
     """The real command line on the default (synthetic) config, with tiny steps."""
-    command = [
-        sys.executable,
-        "-m",
-        "resnet_jax.main",
-        "--config=configs/default.py",
-        f"--workdir={workdir}",
+    command = main_command(
+        workdir,
         "--config.num_train_steps=2",
         "--config.image_size=8",
         "--config.batch_size=16",
         "--config.synthetic.num_eval_examples=32",
         *overrides,
-    ]
+    )
     return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+from conftest import assert_one_error_paragraph, main_command
 from PIL import Image
 
 from resnet_jax import config_schema, data
@@ -138,12 +139,8 @@ def test_images_of_several_sizes_are_refused_with_what_to_do(tmp_path):
 
 
 def _command(workdir: Path, dataset: str, data_dir: Path, *flags: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "resnet_jax.main",
-        "--config=configs/default.py",
-        f"--workdir={workdir}",
+    return main_command(
+        workdir,
         f"--config.dataset={dataset}",
         f"--config.data_dir={data_dir}",
         "--config.batch_size=16",
@@ -154,7 +151,7 @@ def _command(workdir: Path, dataset: str, data_dir: Path, *flags: str) -> list[s
         "--config.log_every_steps=4",
         "--config.eval_every_steps=1000",
         *flags,
-    ]
+    )
 
 
 def _run(command: list[str], num_devices: int = 1) -> subprocess.CompletedProcess:
@@ -187,11 +184,7 @@ def test_a_bad_folder_is_one_paragraph_through_the_real_command_and_leaves_no_wo
     dataset = _make_bad(kind, tmp_path / "bad")
     workdir = tmp_path / "run"
     result = _run(_command(workdir, dataset, tmp_path / "data", "--config.num_train_steps=2"))
-    assert result.returncode == 1, result.stderr[-2000:]
-    assert "Traceback" not in result.stderr
-    error_lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert len(error_lines) == 1 and __import__("re").search(words, error_lines[0]), result.stderr[-2000:]
-    assert not workdir.exists()
+    assert_one_error_paragraph(result, 1, words, workdir)
 
 
 def test_num_classes_that_disagrees_with_the_folder_names_both_numbers(tmp_path):
@@ -199,9 +192,7 @@ def test_num_classes_that_disagrees_with_the_folder_names_both_numbers(tmp_path)
     workdir = tmp_path / "run"
     command = _command(workdir, f"folder:{tmp_path / 'pets'}", tmp_path / "data", "--config.num_classes=10")
     result = _run([*command, "--config.num_train_steps=2"])
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert "has 4 classes but the model has num_classes=10" in result.stderr
-    assert not workdir.exists()
+    assert_one_error_paragraph(result, 2, "has 4 classes but the model has num_classes=10", workdir)
 
 
 def test_layout_errors_are_user_errors():

@@ -2,13 +2,12 @@
 bad cases (not prepared, no image or label feature) as one paragraph through the real command."""
 
 import os
-import re
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import assert_one_error_paragraph, main_command
 
 from resnet_jax import config_schema, data
 from resnet_jax.errors import ConfigError
@@ -94,18 +93,14 @@ def test_two_image_features_need_image_key_and_the_key_is_honoured(toys):
 
 
 def _main(workdir: Path, data_dir: Path, dataset: str, *flags: str) -> subprocess.CompletedProcess:
-    command = [
-        sys.executable,
-        "-m",
-        "resnet_jax.main",
-        "--config=configs/default.py",
-        f"--workdir={workdir}",
+    command = main_command(
+        workdir,
         f"--config.dataset={dataset}",
         f"--config.data_dir={data_dir}",
         "--config.num_train_steps=2",
         "--config.batch_size=4",
         *flags,
-    ]
+    )
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
     return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
 
@@ -126,12 +121,7 @@ def test_bad_tfds_datasets_are_one_paragraph_through_the_real_command_and_leave_
     toys, tmp_path, dataset, code, words
 ):
     workdir = tmp_path / "run"
-    result = _main(workdir, toys, dataset)
-    assert result.returncode == code, result.stderr[-2000:]
-    assert "Traceback" not in result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1 and re.search(words, errors[0]), result.stderr[-2000:]
-    assert not workdir.exists()
+    assert_one_error_paragraph(_main(workdir, toys, dataset), code, words, workdir)
 
 
 def test_a_tfds_dataset_trains_through_the_real_command_with_its_fields(toys, tmp_path):

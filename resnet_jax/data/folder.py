@@ -189,13 +189,8 @@ def build(path: str, data_dir: str) -> tuple[dict[str, dict[str, np.ndarray]], s
         **spec.image_facts(splits[TRAIN_SPLIT]["image"]),
     )
     arrays.save(target, splits, dataset_spec)
-    logging.info("Built folder:%s into %s: %s", path, target, _summary(dataset_spec))
+    logging.info("Built folder:%s into %s: %s", path, target, dataset_spec.summary())
     return splits, dataset_spec
-
-
-def _summary(dataset_spec: spec.DatasetSpec) -> str:
-    sizes = ", ".join(f"{split} {count}" for split, count in dataset_spec.splits.items())
-    return f"{dataset_spec.num_classes} classes, {sizes} images of {dataset_spec.image_shape}"
 
 
 def _log_rebuild(listing: FolderListing, target: epath.Path) -> None:

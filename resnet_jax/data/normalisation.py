@@ -11,6 +11,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from resnet_jax.data.spec import channel_statistics
+
 MODES = ("channel", "pixel_mean")
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))  # the mean and std torchvision's ImageNet weights expect
 
@@ -28,8 +30,7 @@ class Normalisation:
         if mode == "pixel_mean":
             return cls(np.mean(images, axis=0, dtype=np.float64) / 255, np.ones(images.shape[-1]))
         if mode == "channel":
-            axes = tuple(range(images.ndim - 1))
-            return cls(np.mean(images, axes, dtype=np.float64) / 255, np.std(images, axes, dtype=np.float64) / 255)
+            return cls(*channel_statistics(images))
         raise ValueError(f"normalisation must be one of {MODES}, got {mode!r}")
 
     @classmethod

@@ -88,18 +88,7 @@ def prepare_any(dataset: str, data_dir: str, manual_dir: str | None, skip_checks
         raise ValueError("the synthetic dataset needs no preparation")
     config = config_schema.default_values() | {"dataset": dataset, "data_dir": data_dir}
     _, dataset_spec = data.dataset_arrays(config_schema.view(config, config_schema.DATA))
-    copy = dataset_spec.source
-    return location or copy, describe(dataset_spec)
-
-
-def describe(dataset_spec) -> str:
-    """One line on a dataset: classes, split sizes, image shape, pipeline."""
-    sizes = ", ".join(f"{split} {count:,}" for split, count in dataset_spec.splits.items())
-    names = ", ".join(dataset_spec.class_names[:10]) + (", ..." if len(dataset_spec.class_names) > 10 else "")
-    return (
-        f"{dataset_spec.num_classes} classes ({names}); {sizes} images of {dataset_spec.image_shape}; "
-        f"fed by the {dataset_spec.pipeline} pipeline"
-    )
+    return location or dataset_spec.source, dataset_spec.summary()
 
 
 def main(argv: list[str] | None = None) -> None:

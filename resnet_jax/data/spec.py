@@ -19,8 +19,6 @@ from resnet_jax.errors import ConfigError
 SYNTHETIC = "synthetic"
 TFDS_PREFIX, FOLDER_PREFIX = "tfds:", "folder:"
 IN_MEMORY, STREAMED = "in_memory", "streamed"
-PIPELINES = (IN_MEMORY, STREAMED)
-AUTO = "auto"
 IN_MEMORY_MAX_SIDE = 64  # images of one size up to this side are held in memory (CIFAR-like); larger are streamed
 TFDS_NAME = re.compile(r"^[a-z][a-z0-9_]*(/[\w.+-]+)?(:\d+\.\d+\.\d+|:\d+\.\d+\.\*|:\d+\.\*\.\*)?$")
 
@@ -58,6 +56,15 @@ class DatasetSpec:
         """Examples in the train split: what an epoch is."""
         return self.splits[self.train_split]
 
+    def summary(self) -> str:
+        """One line: classes (the first ten names), split sizes, image shape and pipeline."""
+        sizes = ", ".join(f"{split} {count:,}" for split, count in self.splits.items())
+        names = ", ".join(self.class_names[:10]) + (", ..." if len(self.class_names) > 10 else "")
+        return (
+            f"{self.num_classes} classes ({names}); {sizes} images of {self.image_shape}; "
+            f"fed by the {self.pipeline} pipeline"
+        )
+
     def to_json(self) -> dict:
         """A JSON-ready dict (``from_json`` reads it back)."""
         return dataclasses.asdict(self) | {"splits": dict(self.splits)}
@@ -71,13 +78,19 @@ class DatasetSpec:
         )
 
 
+def channel_statistics(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and std on [0, 1] of uint8 NHWC images (float64)."""
+    axes = tuple(range(images.ndim - 1))
+    return np.mean(images, axes, dtype=np.float64) / 255, np.std(images, axes, dtype=np.float64) / 255
+
+
 def image_facts(train_images: np.ndarray) -> dict:
     """The spec's ``image_shape``, ``mean`` and ``std`` (per channel, on [0, 1]) of a uint8 NHWC train split."""
-    axes = tuple(range(train_images.ndim - 1))
+    mean, std = channel_statistics(train_images)
     return {
         "image_shape": tuple(int(n) for n in train_images.shape[1:]),
-        "mean": tuple(float(m) for m in np.mean(train_images, axes, dtype=np.float64) / 255),
-        "std": tuple(float(s) for s in np.std(train_images, axes, dtype=np.float64) / 255),
+        "mean": tuple(float(m) for m in mean),
+        "std": tuple(float(s) for s in std),
     }
 
 

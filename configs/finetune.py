@@ -1,11 +1,13 @@
 """Fine-tuning a pretrained network on a new dataset: the four strategies of the common advice.
 
-ARG is STRATEGY plus an optional MODEL, comma-separated in any order:
+ARG is STRATEGY plus an optional MODEL and 'photos', comma-separated in any order:
 - 'scratch': no pretraining, every layer trained from a fresh initialisation (the baseline);
 - 'probe': the pretrained body frozen, only the new head trained (a linear probe);
 - 'discriminative': every layer trained, the pretrained ones at 0.1x the head's learning rate;
 - 'full': every layer trained at the full learning rate.
 MODEL is resnet20 (default), resnet32, resnet56 (CIFAR ResNets), resnet18 or resnet50 (torchvision's).
+'photos' is for large or varying images, which the streamed pipeline feeds: its random-resized crops
+and flips replace the pad-and-crop of small images (which that pipeline would refuse).
 
     python -m resnet_jax.main --config=configs/finetune.py:probe --workdir=runs/ft_probe \\
         --config.dataset=folder:PATH --config.init_from=PRETRAINED_WORKDIR
@@ -16,7 +18,8 @@ MODEL is resnet20 (default), resnet32, resnet56 (CIFAR ResNets), resnet18 or res
 
 Recipe: batch 64, SGD momentum 0.9, head learning rate 0.1 with cosine decay over a fixed 200 steps (the
 same for every dataset size, so strategies and sizes are compared at equal compute), weight decay 5e-4,
-zero-pad 4 + random crop + horizontal flip, per-channel normalisation with the target's train statistics.
+zero-pad 4 + random crop + horizontal flip (with 'photos': random-resized crop + flip at image_size, 224
+unless set), per-channel normalisation with the target's train statistics.
 In 'probe' the frozen parts' BatchNorm statistics still follow the target data (train mode), as in a
 fine-tune of the head alone with the body's BN left in train mode.
 """
@@ -43,14 +46,15 @@ def body_parts(model: str) -> list[str]:
 
 def get_config(arg: str = "full") -> ml_collections.ConfigDict:
     """The fine-tuning recipe for ``arg`` = 'STRATEGY[,MODEL]' (any order)."""
-    setting, _ = common.parse_arg(
-        arg, "configs/finetune.py", {"strategy": STRATEGIES, "model": MODELS}, {"model": "resnet20"}
+    setting, options = common.parse_arg(
+        arg, "configs/finetune.py", {"strategy": STRATEGIES, "model": MODELS}, {"model": "resnet20"}, ("photos",)
     )
     strategy, model = setting["strategy"], MODELS[setting["model"]]
     config = default.get_config()
     config.model = model
     config.dataset = "fashion_mnist"  # replace with the target: --config.dataset=folder:PATH or tfds:NAME
-    config.crop_padding = 4
+    config.crop_padding = 0 if "photos" in options else 4
+    config.pipeline = "streamed" if "photos" in options else "auto"
     config.random_flip = True
     config.batch_size = 64
     config.num_train_steps = FINETUNE_STEPS

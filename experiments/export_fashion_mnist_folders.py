@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root
-from resnet_jax import data  # noqa: E402
+from resnet_jax.data.sources import named  # noqa: E402
 
 PRETRAIN_CLASSES = (0, 1, 2, 3, 4)
 TARGET_CLASSES = (5, 6, 7, 8, 9)
@@ -52,7 +52,7 @@ def nested_shots(labels: np.ndarray, classes, shots: int) -> np.ndarray:
 
 def export(data_dir: str, out: Path) -> list[Path]:
     """Write the pretraining folder and one target folder per N; returns their paths."""
-    stored, spec = data.named_arrays("fashion_mnist", data_dir)
+    stored, spec = named.named_arrays("fashion_mnist", data_dir)
     train, test = stored["train"], stored["test"]
     names = spec.class_names
     folders = {out / "pretrain": (PRETRAIN_CLASSES, None)}

@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from archives import write_cifar_archive, write_imagenet_archives  # noqa: E402
 
-from resnet_jax.data import prepare  # noqa: E402
+from resnet_jax.data import prepare
 
 IMAGENET_SYNSETS = ["n01440764", "n01443537", "n01484850", "n01491361", "n01494475"]
 

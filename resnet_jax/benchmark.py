@@ -24,7 +24,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh
 
-from resnet_jax.data.normalisation import Normalisation
+from resnet_jax.data.augment.normalisation import Normalisation
 from resnet_jax.models import create_model, get_spec, list_models, profile_model
 from resnet_jax.train import sharding
 from resnet_jax.train.state import create_train_state, init_variables
@@ -273,7 +273,7 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(str(error))
     if args.input_config:
         from resnet_jax.config_file import load_config
-        from resnet_jax.data import throughput
+        from resnet_jax.data.pipelines import throughput
 
         config = load_config(args.input_config)
         if args.data_dir is not None:

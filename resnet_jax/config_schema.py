@@ -269,6 +269,15 @@ FIELDS = (
     ),
     Field("eval_split", "", "tfds: datasets: the test split ('' = test, else validation)", (DATA,)),
     Field(
+        "pipeline",
+        "auto",
+        "what feeds the dataset: 'in_memory' (one image size: exact pad-and-crop on the devices), 'streamed' "
+        "(tf.data over TFDS records with resizing crops to image_size) or 'auto': in memory for images of one "
+        "size up to 64 pixels, else streamed",
+        (DATA,),
+        _owned("data.spec", "PIPELINES"),
+    ),
+    Field(
         "image_size",
         0,
         "image side: 0 = the dataset's own (synthetic: 16; streamed crops: 224); in-memory datasets must match it",
@@ -318,15 +327,16 @@ FIELDS = (
         "random",
         "erased pixels: uniform in [0, 255] (the paper), the mean colour or 0",
         (DATA,),
-        _owned("data.erasing", "FILLS"),
+        _owned("data.augment.erasing", "FILLS"),
     ),
     Field(
         "normalisation",
         "channel",
-        "'channel': the train split's per-channel mean and std; 'pixel_mean': "
-        "subtract its mean image only (He et al. on CIFAR); ImageNet uses torchvision's statistics",
+        "'channel': the train split's per-channel mean and std (ImageNet's are torchvision's); 'pixel_mean': "
+        "subtract its mean image only (He et al. on CIFAR; in-memory datasets); 'imagenet': torchvision's "
+        "ImageNet statistics, for fine-tuning its weights",
         (DATA,),
-        _owned("data.normalisation", "MODES"),
+        _owned("data.augment.normalisation", "MODES"),
     ),
     Field(
         "validation_examples",
@@ -338,7 +348,7 @@ FIELDS = (
     Field(
         "train_crop",
         "random_resized",
-        "ImageNet training crop: Inception-style 8-100% area, or 'scale_jitter' (He et al. 2016)",
+        "streamed training crop: Inception-style 8-100% area, or 'scale_jitter' (He et al. 2016)",
         (DATA,),
         _owned("data", "TRAIN_CROPS"),
     ),
@@ -353,10 +363,11 @@ FIELDS = (
     ),
     Field(
         "eval_resize",
-        256,
-        "ImageNet eval: shorter side resized to this, then the centre image_size crop",
+        0,
+        "streamed eval: shorter side resized to this, then the centre image_size crop (0: image_size / 0.875, "
+        "256 for 224)",
         (DATA,),
-        range=AT_LEAST_ONE,
+        range=NON_NEGATIVE,
     ),
     Field(
         "shuffle_buffer_size",
@@ -666,33 +677,13 @@ def _check_model(config: Any) -> None:
 
 
 def _check_dataset_rules(config: Any) -> None:
-    """The dataset's name, and options that only some pipelines support (a pipeline refuses what it would ignore)."""
+    """The dataset's name, the options of its pipeline when the name or ``pipeline`` tells it (otherwise the
+    images choose it, and ``create_datasets`` checks them), and the options only tfds: datasets have."""
     data = importlib.import_module("resnet_jax.data")
-    pipeline = data.pipeline_of(config.dataset)  # also checks the name's grammar
-    size = config.image_size or data.DEFAULT_CROP
-    if pipeline == data.spec.STREAMED:
-        require(
-            config.eval_resize >= size,
-            f"eval_resize={config.eval_resize} is smaller than image_size={size}: the centre {size} crop must fit "
-            f"in the resized image; set --config.eval_resize to at least {size} (the standard is 256 for 224 crops).",
-        )
-        require(
-            config.train_crop != "scale_jitter" or config.scale_range[0] >= size,
-            f"scale_range={tuple(config.scale_range)} starts below image_size={size}: the random {size} crop must "
-            f"fit in the resized image; use a range starting at {size} or more (He et al.: [256, 480] for 224 crops).",
-        )
-        for name, value in (("crop_padding", config.crop_padding), ("pad_mode", config.pad_mode)):
-            require(
-                value == BY_NAME[name].default,
-                f"{name}={value!r} is an option of the in-memory pipeline's pad-and-crop; dataset {config.dataset!r} "
-                "is streamed, with resizing crops (train_crop, scale_range, eval_resize). Drop the option.",
-            )
-    require(
-        config.random_erasing.probability == 0 or pipeline == data.spec.IN_MEMORY,
-        f"random_erasing is applied by the in-memory pipeline (digits, fashion_mnist, CIFAR, tfds: and folder: "
-        f"datasets), not to dataset {config.dataset!r}; set "
-        "--config.random_erasing.probability=0 or use one of those datasets",
-    )
+    pipeline = data.pipeline_of(config.dataset, config.pipeline)  # also checks the name's grammar
+    if pipeline in (data.spec.IN_MEMORY, data.spec.STREAMED):
+        check_pipeline_options(config, pipeline)
+    _check_erasing(config, pipeline)
     tfds_only = [name for name in ("image_key", "label_key", "train_split", "eval_split") if getattr(config, name)]
     require(
         not tfds_only or config.dataset.startswith(data.spec.TFDS_PREFIX),
@@ -702,6 +693,59 @@ def _check_dataset_rules(config: Any) -> None:
     require(
         config.validation_examples == 0 or config.dataset != "synthetic",
         "validation_examples needs a TFDS dataset; the synthetic one has no train examples to hold out",
+    )
+
+
+STREAMED_ONLY = ("train_crop", "scale_range", "eval_resize", "shuffle_buffer_size")  # the resizing crops and records
+IN_MEMORY_ONLY = ("crop_padding", "pad_mode")  # the pad-and-crop of images of one size
+
+
+def check_pipeline_options(config: Any, pipeline: str) -> None:
+    """Refuse an option that ``pipeline`` ('in_memory' or 'streamed') would ignore, naming the pipeline; and
+    streamed crops that cannot fit."""
+    ignored = IN_MEMORY_ONLY if pipeline == "streamed" else STREAMED_ONLY
+    changed = [name for name in ignored if value_of(config, name) != BY_NAME[name].default]
+    other = "in_memory" if pipeline == "streamed" else "streamed"
+    require(
+        not changed,
+        f"{', '.join(f'{name}={value_of(config, name)!r}' for name in changed)}: options of the {other} pipeline, "
+        f"which the {pipeline} pipeline that feeds dataset {config.dataset!r} would ignore. Drop "
+        f"{'it' if len(changed) == 1 else 'them'}, or set --config.pipeline={other} (which needs "
+        f"{'images of one size' if other == 'in_memory' else 'TFDS records'}).",
+    )
+    if pipeline == "streamed":
+        _check_erasing(config, pipeline)
+        require(
+            config.normalisation != "pixel_mean",
+            f"normalisation='pixel_mean' subtracts a mean image of one size, an option of the in_memory pipeline; "
+            f"dataset {config.dataset!r} is fed by the streamed pipeline. Set --config.normalisation=channel (or "
+            "imagenet).",
+        )
+        _check_crops_fit(config)
+
+
+def _check_erasing(config: Any, pipeline: str | None) -> None:
+    """Random Erasing is drawn by the in-memory pipeline alone (``pipeline`` None: not known yet)."""
+    require(
+        config.random_erasing.probability == 0 or pipeline in (None, "in_memory"),
+        f"random_erasing is applied by the in_memory pipeline (images of one size: digits, fashion_mnist, CIFAR, "
+        f"small tfds: and folder: datasets), not to dataset {config.dataset!r}, which the {pipeline} pipeline "
+        "feeds; set --config.random_erasing.probability=0 or use one of those datasets",
+    )
+
+
+def _check_crops_fit(config: Any) -> None:
+    size = config.image_size or importlib.import_module("resnet_jax.data").DEFAULT_CROP
+    require(
+        config.eval_resize == 0 or config.eval_resize >= size,
+        f"eval_resize={config.eval_resize} is smaller than image_size={size}: the centre {size} crop must fit "
+        f"in the resized image; set --config.eval_resize to at least {size} (the standard is 256 for 224 crops), "
+        "or 0 for that ratio.",
+    )
+    require(
+        config.train_crop != "scale_jitter" or config.scale_range[0] >= size,
+        f"scale_range={tuple(config.scale_range)} starts below image_size={size}: the random {size} crop must "
+        f"fit in the resized image; use a range starting at {size} or more (He et al.: [256, 480] for 224 crops).",
     )
 
 

@@ -40,7 +40,7 @@ def in_memory_batches(split, start_step, process_index, process_count, per_proce
 
     ``pipeline`` gives ``augmentation`` and ``mean_pixel`` (``in_memory.host_train_batches``' arguments).
     """
-    from resnet_jax.data import in_memory
+    from resnet_jax.data.pipelines import in_memory
 
     iterator = in_memory.host_train_batches(
         split,

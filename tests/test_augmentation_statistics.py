@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from resnet_jax.data import imagenet, in_memory, tfds_source
+from resnet_jax.data.augment import crops as streamed_crops
+from resnet_jax.data.augment import pad_crop
+from resnet_jax.data.sources import tfds_source
 
 tf = tfds_source.tensorflow()
 SIDE, PAD = 8, 4  # 8x8 images padded by 4: (2 * 4 + 1)^2 = 81 crop positions
@@ -34,12 +36,14 @@ def crop_positions_and_flips(outputs: np.ndarray, image: np.ndarray) -> tuple[np
 
 def test_cifar_crops_are_uniform_over_the_81_offsets_and_flips_are_fair():
     image = (np.arange(SIDE * SIDE).reshape(SIDE, SIDE) + 1).astype(np.uint8)  # every pixel distinct, none 0
-    augmentation = in_memory.Augmentation(crop_padding=PAD, pad_mode="constant", random_flip=True)
+    augmentation = pad_crop.Augmentation(crop_padding=PAD, pad_mode="constant", random_flip=True)
     batch, steps = 512, 16  # 8,192 draws: about 100 per offset
     outputs = []
     for step in range(steps):
-        draws = in_memory.augmentation_draws(0, step, batch, augmentation)
-        outputs.append(np.asarray(in_memory.augment(np.repeat(image[None, :, :, None], batch, 0), draws, augmentation)))
+        draws = pad_crop.draws(0, step, batch, augmentation)
+        outputs.append(
+            np.asarray(pad_crop.pad_crop_flip(np.repeat(image[None, :, :, None], batch, 0), draws, augmentation))
+        )
     positions, flips = crop_positions_and_flips(np.concatenate(outputs)[..., 0], image)
     counts = np.zeros((2 * PAD + 1, 2 * PAD + 1))
     np.add.at(counts, (positions[:, 0], positions[:, 1]), 1)
@@ -86,7 +90,7 @@ def test_random_resized_crops_follow_torchvisions_scale_and_log_aspect_distribut
     shape = tf.constant([height, width, 3])
     ours = []
     for seed in range(draws):
-        top, left, h, w = (int(v) for v in imagenet.random_resized_window(shape, tf.constant([seed, 7])))
+        top, left, h, w = (int(v) for v in streamed_crops.random_resized_window(shape, tf.constant([seed, 7])))
         assert 0 <= top and top + h <= height and 0 <= left and left + w <= width
         ours.append((h, w))
     ours = np.array(ours, dtype=np.float64)

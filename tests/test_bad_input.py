@@ -15,7 +15,7 @@ from conftest import main_command
 import resnet_jax.data as data
 from configs import cifar10, imagenet
 from resnet_jax import config_schema
-from resnet_jax.data import prepare, tfds_source
+from resnet_jax.data import prepare
 from resnet_jax.errors import ConfigError
 from resnet_jax.train import loop
 
@@ -72,8 +72,8 @@ def test_imagenet_crops_that_cannot_fit_are_refused(fields, message):
 def test_labels_out_of_range_are_named():
     arrays = {"image": np.zeros((4, 8, 8, 3), np.uint8), "label": np.array([0, 3, 10, -1], np.int32)}
     with pytest.raises(ValueError, match=r"2 labels outside \[0, 10\) \(first at index 2: 10\)"):
-        tfds_source.check_split(arrays, "toy train", image_size=8, num_classes=10)
-    tfds_source.check_split({**arrays, "label": np.array([0, 3, 9, 1])}, "toy train", image_size=8, num_classes=10)
+        data.check_split(arrays, "toy train", image_size=8, num_classes=10)
+    data.check_split({**arrays, "label": np.array([0, 3, 9, 1])}, "toy train", image_size=8, num_classes=10)
 
 
 @pytest.fixture(scope="module")

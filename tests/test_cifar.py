@@ -7,8 +7,10 @@ from conftest import assert_whole_images
 
 import resnet_jax.data as data
 from configs import cifar10
-from resnet_jax.data import in_memory, prepare, tfds_source
-from resnet_jax.data.normalisation import Normalisation
+from resnet_jax.data import prepare
+from resnet_jax.data.augment import pad_crop
+from resnet_jax.data.augment.normalisation import Normalisation
+from resnet_jax.data.sources import tfds_source
 from resnet_jax.train import loop
 
 
@@ -41,14 +43,14 @@ def _numpy(draws):
 @pytest.mark.parametrize("pad_mode", ["constant", "reflect"])
 def test_augmentation_crops_from_the_padded_image_flips_and_repeats_under_a_seed(pad_mode):
     images = np.arange(2 * 4 * 4 * 1, dtype=np.uint8).reshape(2, 4, 4, 1) + 1  # no zeros inside
-    augmentation = in_memory.Augmentation(crop_padding=1, pad_mode=pad_mode, random_flip=True)
+    augmentation = pad_crop.Augmentation(crop_padding=1, pad_mode=pad_mode, random_flip=True)
     draws = (np.array([0, 2], np.int32), np.array([1, 0], np.int32), np.array([False, True]))
-    out = np.asarray(in_memory.augment(images, draws, augmentation))
+    out = np.asarray(pad_crop.pad_crop_flip(images, draws, augmentation))
     assert out.shape == images.shape
     padded = np.pad(images, ((0, 0), (1, 1), (1, 1), (0, 0)), mode=pad_mode)  # numpy as the reference
     np.testing.assert_array_equal(out[0], padded[0, 0:4, 1:5])  # top 0, left 1, no flip
     np.testing.assert_array_equal(out[1], padded[1, 2:6, 0:4][:, ::-1])  # top 2, left 0, flipped
-    first, again, later = (_numpy(in_memory.augmentation_draws(7, step, 64, augmentation)) for step in (3, 3, 4))
+    first, again, later = (_numpy(pad_crop.draws(7, step, 64, augmentation)) for step in (3, 3, 4))
     for a, b in zip(first, again, strict=True):
         np.testing.assert_array_equal(a, b)
     assert any(not np.array_equal(a, b) for a, b in zip(first, later, strict=True))
@@ -58,8 +60,8 @@ def test_augmentation_crops_from_the_padded_image_flips_and_repeats_under_a_seed
 
 def test_no_augmentation_is_the_identity():
     images = np.random.default_rng(0).integers(0, 256, (3, 5, 5, 3), dtype=np.uint8)
-    draws = in_memory.augmentation_draws(0, 0, 3, in_memory.Augmentation())
-    np.testing.assert_array_equal(np.asarray(in_memory.augment(images, draws, in_memory.Augmentation())), images)
+    draws = pad_crop.draws(0, 0, 3, pad_crop.Augmentation())
+    np.testing.assert_array_equal(np.asarray(pad_crop.pad_crop_flip(images, draws, pad_crop.Augmentation())), images)
 
 
 def test_normalisation_per_channel_and_he_et_al_per_pixel_mean():

@@ -328,5 +328,7 @@ def test_the_finetune_recipes_are_the_four_strategies_of_the_advice():
         (0.1, 200, 64, 0)
     }
     assert finetune.get_config("probe,resnet18").freeze == "stem,layer1,layer2,layer3,layer4"
-    for config in configs.values():
+    photos = finetune.get_config("photos,full,resnet18")  # the streamed pipeline's crops, not pad-and-crop
+    assert (photos.crop_padding, photos.pipeline, photos.random_flip) == (0, "streamed", True)
+    for config in (*configs.values(), photos):
         config_schema.validate(config)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from resnet_jax.data import batching, synthetic
+from resnet_jax.data.pipelines import batching, synthetic
 
 
 @pytest.mark.parametrize("num_examples", [0, 1, 37, 50_000])
@@ -53,7 +53,7 @@ def test_synthetic_rule_is_the_class_colour():
 
 
 def test_random_streams_keep_the_ids_every_recorded_run_used():
-    from resnet_jax.data.streams import Stream, SyntheticStream
+    from resnet_jax.data.pipelines.streams import Stream, SyntheticStream
 
     # Changing an id changes the data of every run that uses the stream: these are the historic values.
     assert {stream.name: int(stream) for stream in Stream} == {

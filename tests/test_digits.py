@@ -14,7 +14,10 @@ from scipy import stats
 from sklearn.datasets import load_digits
 
 from resnet_jax import benchmark
-from resnet_jax.data import in_memory, prepare, tfds_source
+from resnet_jax.data import prepare
+from resnet_jax.data.augment import pad_crop
+from resnet_jax.data.pipelines import in_memory
+from resnet_jax.data.sources import tfds_source
 
 pytestmark = pytest.mark.xdist_group("digits")  # one worker prepares the dataset once
 
@@ -81,7 +84,7 @@ def _train_batches(split, start_step, process_index, process_count, per_process_
         process_count,
         per_process_batch,
         steps,
-        augmentation=in_memory.Augmentation(crop_padding=1, random_flip=True),
+        augmentation=pad_crop.Augmentation(crop_padding=1, random_flip=True),
     )
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from resnet_jax import config_schema, data
-from resnet_jax.data import tfds_source
+from resnet_jax.data.sources import tfds_source
 from resnet_jax.errors import MissingFilesError
 
 pytestmark = pytest.mark.xdist_group("download")  # the builder registers its name once per process

@@ -10,7 +10,7 @@ from scipy import stats
 
 from configs import default
 from resnet_jax import config_schema
-from resnet_jax.data import erasing, in_memory
+from resnet_jax.data.augment import erasing, pad_crop
 from resnet_jax.errors import ConfigError
 
 PAPER = erasing.RandomErasing(probability=0.5, area_range=(0.02, 0.4), min_aspect_ratio=0.3)
@@ -140,7 +140,7 @@ def _erased_batches(split, start_step, process_index, process_count, per_process
         process_count,
         per_process_batch,
         steps,
-        augmentation=in_memory.Augmentation(random_flip=True, random_erasing=PAPER),  # no crop: no zeros padded in
+        augmentation=pad_crop.Augmentation(random_flip=True, random_erasing=PAPER),  # no crop: no zeros padded in
     )
 
 
@@ -195,5 +195,6 @@ def test_bad_random_erasing_settings_are_refused_with_the_valid_range(fields, me
 def test_random_erasing_is_refused_where_the_pipeline_cannot_apply_it():
     config = default.get_config()  # the synthetic dataset
     config.random_erasing.probability = 0.5
-    with pytest.raises(ConfigError, match="not to dataset 'synthetic'; set --config.random_erasing.probability=0"):
+    words = "not to dataset 'synthetic', which the synthetic pipeline feeds; set --config.random_erasing.probability=0"
+    with pytest.raises(ConfigError, match=words):
         config_schema.validate(config)

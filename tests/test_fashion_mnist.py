@@ -13,7 +13,8 @@ from archives import FASHION_MNIST_FILES, write_fashion_mnist_files
 from conftest import assert_whole_images
 
 from configs import fashion_mnist as fashion_mnist_config
-from resnet_jax.data import checksum, fashion_mnist, prepare, tfds_source
+from resnet_jax.data import prepare
+from resnet_jax.data.sources import checksum, fashion_mnist, tfds_source
 from resnet_jax.errors import InvalidFilesError, MissingFilesError
 from resnet_jax.train import loop
 

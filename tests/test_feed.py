@@ -9,12 +9,14 @@ import pytest
 from conftest import in_memory_batches
 
 from resnet_jax import data as data_lib
-from resnet_jax.data import erasing, in_memory, spec
-from resnet_jax.data.normalisation import Normalisation
+from resnet_jax.data import spec
+from resnet_jax.data.augment import erasing, pad_crop
+from resnet_jax.data.augment.normalisation import Normalisation
+from resnet_jax.data.pipelines import in_memory
 from resnet_jax.errors import ConfigError
 from resnet_jax.train import feed, sharding
 
-AUGMENTATION = in_memory.Augmentation(
+AUGMENTATION = pad_crop.Augmentation(
     crop_padding=2, pad_mode="reflect", random_flip=True, random_erasing=erasing.RandomErasing(0.5, fill="random")
 )
 MEAN_PIXEL = np.array([120.0])

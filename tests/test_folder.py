@@ -14,8 +14,8 @@ from conftest import assert_one_error_paragraph, main_command
 from PIL import Image
 
 from resnet_jax import config_schema, data
-from resnet_jax.data import arrays, folder
-from resnet_jax.errors import InvalidFilesError, MissingFilesError
+from resnet_jax.data.sources import arrays, folder
+from resnet_jax.errors import ConfigError, InvalidFilesError, MissingFilesError
 from resnet_jax.train import checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
@@ -96,7 +96,7 @@ def test_an_unchanged_folder_reuses_its_copy_and_a_changed_one_is_rebuilt(tmp_pa
     root, data_dir = tmp_path / "pets", tmp_path / "data"
     write_folder(root, 8, {"train": 2, "test": 1})
     load(root, data_dir)
-    first = folder.copy_path(folder.list_folder(str(root)), str(data_dir))
+    first = arrays.copy_path(folder.copy_name(folder.list_folder(str(root))), str(data_dir))
     stamp = first.stat().mtime
     load(root, data_dir)
     assert first.stat().mtime == stamp  # read back, not rebuilt
@@ -130,12 +130,17 @@ def test_a_few_unreadable_images_are_skipped_and_counted_and_many_are_an_error(t
         load(root, tmp_path / "data")
 
 
-def test_images_of_several_sizes_are_refused_with_what_to_do(tmp_path):
+def test_images_of_several_sizes_cannot_be_held_in_memory_and_the_error_says_what_to_do(tmp_path):
     root = tmp_path / "sizes"
     write_folder(root, 8, {"train": 1, "test": 1})
     Image.fromarray(np.zeros((9, 8, 3), np.uint8)).save(root / "train" / "cat" / "tall.png")
-    with pytest.raises(InvalidFilesError, match=r"2 size\(s\) \(8x8, 9x8\).*resize the images to one size"):
-        load(root, tmp_path / "data")
+    config = config_schema.default_values() | {
+        "dataset": f"folder:{root}",
+        "data_dir": str(tmp_path / "data"),
+        "pipeline": "in_memory",
+    }
+    with pytest.raises(ConfigError, match=r"varying size \(8x8, 9x8\).*--config.pipeline=streamed"):
+        data.open_dataset(config_schema.view(config, config_schema.DATA))
 
 
 def _command(workdir: Path, dataset: str, data_dir: Path, *flags: str) -> list[str]:
@@ -247,7 +252,8 @@ def test_the_prepare_command_builds_a_folder_and_says_what_it_holds(tmp_path):
     ]
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "4 classes (Dog, ant, bird, cat); train 8, test 4 images of (8, 8, 3)" in result.stdout
+    summary = "4 classes (Dog, ant, bird, cat); train 8, test 4 images (8x8x3); fed by the in_memory pipeline"
+    assert summary in result.stdout
     assert list((tmp_path / "d" / arrays.DIRECTORY).glob("folder_pets_*.npz"))
     missing = subprocess.run(
         [*command[:3], f"folder:{tmp_path / 'nothing'}", *command[4:]],

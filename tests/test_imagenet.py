@@ -12,12 +12,15 @@ from PIL import Image
 
 import resnet_jax.data as data
 from configs import imagenet as imagenet_config
-from resnet_jax.data import imagenet, prepare, streaming, tfds_source
+from resnet_jax.data import prepare
+from resnet_jax.data.augment import crops as streamed_crops
+from resnet_jax.data.pipelines import streaming
+from resnet_jax.data.sources import tfds_source
 from resnet_jax.train import loop
 
 pytestmark = pytest.mark.xdist_group("imagenet")  # one worker prepares the miniature dataset once
 SYNSETS = ["n01440764", "n01443537", "n01484850", "n01491361"]
-SMALL = imagenet.Crops(image_size=24, train_crop="random_resized", scale_range=(28, 48), eval_resize=28)
+SMALL = streamed_crops.Crops(image_size=24, train_crop="random_resized", scale_range=(28, 48), eval_resize=28)
 
 
 def _tfds_file(name: str) -> list[str]:
@@ -62,7 +65,7 @@ def test_the_official_md5_is_checked_and_both_tars_are_needed(prepared, tmp_path
 def test_random_resized_windows_keep_8_to_100_percent_of_the_area_at_aspect_3_4_to_4_3():
     shape = tf.constant([300, 400, 3])
     for seed in range(50):
-        top, left, height, width = (int(v) for v in imagenet.random_resized_window(shape, tf.constant([seed, 1])))
+        top, left, height, width = (int(v) for v in streamed_crops.random_resized_window(shape, tf.constant([seed, 1])))
         assert 0 <= top and top + height <= 300 and 0 <= left and left + width <= 400
         if (height, width) != (300, 400):  # the fallback after 10 failed attempts is the whole image
             assert 0.08 <= height * width / 120_000 <= 1.0
@@ -70,11 +73,12 @@ def test_random_resized_windows_keep_8_to_100_percent_of_the_area_at_aspect_3_4_
 
 
 def test_scale_jitter_windows_match_resizing_the_shorter_side_into_the_range():
-    crops = imagenet.Crops(image_size=224, train_crop="scale_jitter", scale_range=(256, 480))
+    crops = streamed_crops.Crops(image_size=224, train_crop="scale_jitter", scale_range=(256, 480))
     sides = set()
     for seed in range(50):
         top, left, height, width = (
-            int(v) for v in imagenet.scale_jitter_window(tf.constant([300, 500, 3]), tf.constant([seed, 2]), crops)
+            int(v)
+            for v in streamed_crops.scale_jitter_window(tf.constant([300, 500, 3]), tf.constant([seed, 2]), crops)
         )
         assert height == width and round(224 * 300 / 480) <= height <= round(224 * 300 / 256)
         assert 0 <= top <= 300 - height and 0 <= left <= 500 - width
@@ -84,10 +88,10 @@ def test_scale_jitter_windows_match_resizing_the_shorter_side_into_the_range():
 
 @pytest.mark.parametrize("train_crop", data.TRAIN_CROPS)
 def test_train_crops_have_the_size_and_range_and_repeat_under_a_key(train_crop):
-    crops = imagenet.Crops(image_size=24, train_crop=train_crop, scale_range=(28, 48))
+    crops = streamed_crops.Crops(image_size=24, train_crop=train_crop, scale_range=(28, 48))
     jpeg = tf.constant(jpeg_bytes(np.random.default_rng(0), 60, 90))
     first, again, other = (
-        imagenet.train_image(jpeg, tf.constant(key), crops).numpy() for key in ([0, 5], [0, 5], [0, 6])
+        streamed_crops.train_image(jpeg, tf.constant(key), crops).numpy() for key in ([0, 5], [0, 5], [0, 6])
     )
     assert first.shape == (24, 24, 3) and first.dtype == np.uint8  # normalised later, on the device
     np.testing.assert_array_equal(first, again)
@@ -96,9 +100,9 @@ def test_train_crops_have_the_size_and_range_and_repeat_under_a_key(train_crop):
     crop_key = tf.unstack(tf.random.experimental.stateless_split(tf.constant([0, 5]), 2))[0]
     shape = tf.image.extract_jpeg_shape(jpeg)
     if train_crop == "scale_jitter":
-        window = imagenet.scale_jitter_window(shape, crop_key, crops)
+        window = streamed_crops.scale_jitter_window(shape, crop_key, crops)
     else:
-        window = imagenet.random_resized_window(shape, crop_key)
+        window = streamed_crops.random_resized_window(shape, crop_key)
     top, left, height, width = (int(value) for value in window)
     original = Image.fromarray(tf.io.decode_jpeg(jpeg).numpy())
     expected = np.asarray(original.crop((left, top, left + width, top + height)).resize((24, 24), Image.BILINEAR))
@@ -109,7 +113,7 @@ def test_train_crops_have_the_size_and_range_and_repeat_under_a_key(train_crop):
 
 def test_eval_crop_is_resize_256_centre_224_as_pil_does_it():
     jpeg = jpeg_bytes(np.random.default_rng(1), 64, 96)
-    got = imagenet.eval_image(tf.constant(jpeg), imagenet.Crops(image_size=28, eval_resize=32)).numpy()
+    got = streamed_crops.eval_image(tf.constant(jpeg), streamed_crops.Crops(image_size=28, eval_resize=32)).numpy()
     # Reference, by hand: shorter side 64 -> 32 scales by 1/2, so the centre 28 crop is the centre 56 x 56
     # window of the original: rows 4..60, columns 20..76. PIL resizes that window to 28 x 28.
     original = Image.fromarray(tf.io.decode_jpeg(jpeg).numpy())
@@ -129,7 +133,7 @@ def _stream(builder, start_step, process_index, process_count, steps, batch=2, t
         process_index=process_index,
         process_count=process_count,
         shuffle_buffer_size=8,
-        train_image=train_image or functools.partial(imagenet.train_image, crops=SMALL),
+        train_image=train_image or functools.partial(streamed_crops.train_image, crops=SMALL),
     )
     iterator = dataset.as_numpy_iterator()
     return [next(iterator) for _ in range(steps)]
@@ -174,7 +178,7 @@ def test_streamed_eval_counts_every_example_once_with_padding(prepared, process_
                 per_process_batch=batch,
                 process_index=process,
                 process_count=process_count,
-                eval_image=functools.partial(imagenet.eval_image, crops=SMALL),
+                eval_image=functools.partial(streamed_crops.eval_image, crops=SMALL),
             ).as_numpy_iterator()
         )
         counts.add(len(batches))  # every process runs the same number of eval steps

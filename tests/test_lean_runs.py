@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from resnet_jax import data
-from resnet_jax.data import arrays, spec
+from resnet_jax.data import spec
+from resnet_jax.data.sources import arrays, named
 from resnet_jax.train import metrics
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,14 +31,14 @@ def _run(arguments: list[str], hide_tensorflow: bool = True) -> subprocess.Compl
 def digits_dir(tmp_path_factory) -> str:
     """A data_dir holding digits' numpy copy, written through TFDS in this (TensorFlow-enabled) process."""
     data_dir = str(tmp_path_factory.mktemp("tfds"))
-    data.write_numpy_copy("digits", data_dir)
+    named.write_numpy_copy("digits", data_dir)
     return data_dir
 
 
 def test_the_numpy_copy_holds_exactly_what_tfds_reads(digits_dir):
-    from resnet_jax.data import tfds_source
+    from resnet_jax.data.sources import tfds_source
 
-    stored, dataset_spec = data.named_arrays("digits", digits_dir)
+    stored, dataset_spec = named.named_arrays("digits", digits_dir)
     splits = data.in_memory_splits(stored, dataset_spec, validation_examples=100)
     assert dataset_spec.num_classes == 10
     assert dataset_spec.splits == spec.known("digits").splits  # the facts recipes read before any file
@@ -124,7 +125,7 @@ def test_preparing_without_tfds_names_the_extra(tmp_path):
 def test_tensorflow_is_told_to_see_no_gpu_wherever_it_starts(monkeypatch):
     import tensorflow as tf
 
-    from resnet_jax.data import tfds_source
+    from resnet_jax.data.sources import tfds_source
 
     hidden = []
     monkeypatch.setattr(tf.config, "set_visible_devices", lambda devices, kind: hidden.append((list(devices), kind)))

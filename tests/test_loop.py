@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from configs import default
-from resnet_jax.data import synthetic
+from resnet_jax.data.pipelines import synthetic
 from resnet_jax.models import create_model
 from resnet_jax.train import checkpoint, loop, sharding
 

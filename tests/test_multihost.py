@@ -198,10 +198,10 @@ def test_each_process_feeds_a_disjoint_slice_of_the_global_batch(tmp_path):
 def test_with_the_dataset_on_the_devices_two_processes_train_as_one(tmp_path):
     """Digits on the devices (gathered, cropped, flipped and erased inside the step): each process places the
     whole split on its devices, and 2 processes x 4 devices end where 1 x 8 does."""
-    from resnet_jax import data
+    from resnet_jax.data.sources import named
 
     data_dir = str(tmp_path / "data")
-    data.write_numpy_copy("digits", data_dir)
+    named.write_numpy_copy("digits", data_dir)
     flags = [
         "--config=configs/digits.py",
         f"--config.data_dir={data_dir}",

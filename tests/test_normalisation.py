@@ -8,8 +8,8 @@ from conftest import random_variables
 
 from configs import default
 from resnet_jax import data
-from resnet_jax.data import synthetic
-from resnet_jax.data.normalisation import Normalisation
+from resnet_jax.data.augment.normalisation import Normalisation
+from resnet_jax.data.pipelines import synthetic
 from resnet_jax.models import create_model
 from resnet_jax.train import sharding
 from resnet_jax.train.state import create_train_state

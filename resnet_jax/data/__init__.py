@@ -1,12 +1,14 @@
 """Input pipelines behind one interface: ``create_datasets(config, ...)`` -> ``Datasets``.
 
-Train batches are a deterministic function of the step, so resuming at step N reproduces the data
-position exactly. Eval batches are padded and masked so every example counts once. The test split is
-always evaluated (``eval/*``); with ``validation_examples`` a held-out part of the train split is too
-(``val/*``). Images stay uint8 up to the devices; ``Datasets.normalisation`` is applied in the step.
-The synthetic dataset needs only numpy and jax. In-memory datasets are read from their numpy copy
-(``arrays``), written the first time TFDS reads them, and batched by JAX (``in_memory``): on the devices
-or on the host. Streamed datasets (ImageNet) import TensorFlow lazily and run tf.data on the host CPU.
+The package has three parts: ``sources`` (where examples come from and how each is prepared), ``pipelines``
+(synthetic, in-memory, streamed) and ``augment`` (each augmentation in one place); ``spec`` owns every
+dataset fact. Train batches are a deterministic function of the step, so resuming at step N reproduces
+the data position exactly. Eval batches are padded and masked so every example counts once. The test
+split is always evaluated (``eval/*``); with ``validation_examples`` a held-out part of the train split
+is too (``val/*``). Images stay uint8 up to the devices; ``Datasets.normalisation`` is applied in the step.
+The synthetic dataset needs only numpy and jax. In-memory datasets are read from their numpy copy and
+batched by JAX, on the devices or on the host. Streamed datasets (ImageNet, photos) import TensorFlow
+lazily and run tf.data on the host CPU over TFDS records.
 """
 
 import dataclasses
@@ -14,11 +16,13 @@ import functools
 from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
-from absl import logging
 
 from resnet_jax import config_schema
-from resnet_jax.data import arrays, batching, erasing, folder, in_memory, spec, synthetic, tfds_named, tfds_source
-from resnet_jax.data.normalisation import Normalisation
+from resnet_jax.data import spec
+from resnet_jax.data.augment import crops, erasing, pad_crop
+from resnet_jax.data.augment.normalisation import Normalisation
+from resnet_jax.data.pipelines import batching, in_memory, synthetic
+from resnet_jax.data.sources import arrays, folder, named, records, tfds_named
 from resnet_jax.errors import ConfigError
 
 Batch = dict[str, np.ndarray]
@@ -28,31 +32,20 @@ TRAIN_CROPS = ("random_resized", "scale_jitter")
 DEFAULT_CROP = 224  # the streamed pipeline's image side when image_size is 0 (the dataset's own)
 
 
-@dataclasses.dataclass(frozen=True)
-class NamedSource:
-    """How a named dataset is built with TFDS: prepared on first use from files already on this machine
-    (``build_locally``), or from archives given to ``prepare``."""
-
-    build_locally: bool = False
-
-
-NAMED_SOURCES = {
-    "digits": NamedSource(build_locally=True),  # scikit-learn's copy
-    "fashion_mnist": NamedSource(build_locally=True),  # Debian's dataset-fashion-mnist
-    "cifar10": NamedSource(),
-    "cifar100": NamedSource(),
-    "imagenet2012": NamedSource(),
-}
-IN_MEMORY_DATASETS = tuple(name for name, known in spec.KNOWN.items() if known.pipeline == spec.IN_MEMORY)
-STREAMED_DATASETS = tuple(name for name, known in spec.KNOWN.items() if known.pipeline == spec.STREAMED)
-
-
-def pipeline_of(dataset: str) -> str:
-    """'synthetic', 'in_memory' or 'streamed': the pipeline that feeds ``dataset`` (known before any file is read)."""
+def pipeline_of(dataset: str, requested: str = spec.AUTO) -> str | None:
+    """'synthetic', 'in_memory' or 'streamed': the pipeline that feeds ``dataset`` when it is known before any
+    file is read (named datasets, or a ``requested`` one); None when the images decide (tfds: and folder:)."""
     kind = spec.kind(dataset)
     if kind == spec.SYNTHETIC:
         return spec.SYNTHETIC
-    return spec.known(dataset).pipeline if kind == "named" else spec.IN_MEMORY
+    if requested != spec.AUTO:
+        if kind == "named" and requested == spec.IN_MEMORY and spec.known(dataset).image_shape[0] is None:
+            raise ConfigError(
+                f"pipeline='in_memory' needs images of one size, and {dataset} has images of varying size; it is "
+                "streamed. Drop --config.pipeline."
+            )
+        return requested
+    return spec.known(dataset).pipeline if kind == "named" else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,10 +110,36 @@ def split_names(train_split: str, test_split: str, validation_examples: int) -> 
     }
 
 
+def open_dataset(config) -> tuple[arrays.Splits, spec.DatasetSpec] | records.RecordSource:
+    """The dataset ``config.dataset`` names, opened for the pipeline that feeds it: an in-memory one's whole
+    stored splits and spec, or a streamed one's records (``records.RecordSource``)."""
+    config = config_schema.view(config, config_schema.DATA)
+    kind = spec.kind(config.dataset)
+    if kind == "folder":
+        return folder.open_folder(spec.folder_path(config.dataset), config.data_dir, config.pipeline)
+    if kind == "tfds":
+        keys, splits = (config.image_key, config.label_key), (config.train_split, config.eval_split)
+        return tfds_named.open_tfds(config.dataset, config.data_dir, keys, splits, config.download, config.pipeline)
+    if pipeline_of(config.dataset, config.pipeline) == spec.STREAMED:
+        return named.named_records(config.dataset, config.data_dir, config.download)
+    return named.named_arrays(config.dataset, config.data_dir, config.download)
+
+
+def dataset_arrays(config) -> tuple[arrays.Splits, spec.DatasetSpec]:
+    """The whole stored splits and spec of an in-memory dataset (named, ``tfds:`` or ``folder:``)."""
+    opened = open_dataset(config)
+    if isinstance(opened, records.RecordSource):
+        raise ConfigError(f"dataset {opened.spec.name!r} is streamed, not held in memory: {opened.spec.summary()}")
+    return opened
+
+
 def create_datasets(
     config, *, per_process_batch: int, per_process_eval_batch: int, process_index: int, process_count: int
 ) -> Datasets:
-    """Build the train and eval inputs that ``config.dataset`` names (fields of the data view), for this process."""
+    """Build the train and eval inputs that ``config.dataset`` names (fields of the data view), for this process.
+
+    Options the chosen pipeline would ignore are refused here when the images chose it (``tfds:`` and
+    ``folder:`` datasets with ``pipeline='auto'``); elsewhere validation refused them already."""
     config = config_schema.view(config, config_schema.DATA)
     placement = dict(
         per_process_batch=per_process_batch,
@@ -128,12 +147,14 @@ def create_datasets(
         process_index=process_index,
         process_count=process_count,
     )
-    pipeline = pipeline_of(config.dataset)
-    if pipeline == spec.SYNTHETIC:
+    if pipeline_of(config.dataset) == spec.SYNTHETIC:
         return _synthetic(config, **placement)
-    if pipeline == spec.IN_MEMORY:
-        return _in_memory(config, **placement)
-    return _streamed(config, **placement)
+    opened = open_dataset(config)
+    if isinstance(opened, records.RecordSource):
+        config_schema.check_pipeline_options(config, spec.STREAMED)
+        return _streamed(config, opened, **placement)
+    config_schema.check_pipeline_options(config, spec.IN_MEMORY)
+    return _in_memory(config, *opened, **placement)
 
 
 def _eval_batches(split: Batch, per_process_eval_batch: int, process_index: int, process_count: int):
@@ -145,15 +166,16 @@ def _eval_batches(split: Batch, per_process_eval_batch: int, process_index: int,
     return batching.padded_batches(local, per_process_eval_batch, count)
 
 
-def _in_memory(config, per_process_batch, per_process_eval_batch, process_index, process_count) -> Datasets:
-    stored, dataset_spec = dataset_arrays(config)
+def _in_memory(
+    config, stored, dataset_spec, per_process_batch, per_process_eval_batch, process_index, process_count
+) -> Datasets:
     check_num_classes(config.dataset, dataset_spec.num_classes, config.num_classes)
     splits = in_memory_splits(stored, dataset_spec, config.validation_examples)
     for name, split in splits.items():
-        tfds_source.check_split(split, f"{config.dataset} {name}", config.image_size, dataset_spec.num_classes)
+        check_split(split, f"{config.dataset} {name}", config.image_size, dataset_spec.num_classes)
     train = splits.pop("train")
     normalisation = Normalisation.from_images(train["image"], config.normalisation)
-    augmentation = in_memory.Augmentation(
+    augmentation = pad_crop.Augmentation(
         config.crop_padding, config.pad_mode, config.random_flip, random_erasing_settings(config)
     )
     batch_arguments = dict(seed=config.seed, augmentation=augmentation, mean_pixel=normalisation.mean * 255)
@@ -186,35 +208,12 @@ def _in_memory(config, per_process_batch, per_process_eval_batch, process_index,
     )
 
 
-def dataset_arrays(config) -> tuple[dict[str, Batch], spec.DatasetSpec]:
-    """The whole stored splits of an in-memory dataset (named, ``tfds:`` or ``folder:``) and its spec."""
-    config = config_schema.view(config, config_schema.DATA)
-    kind = spec.kind(config.dataset)
-    if kind == "folder":
-        return folder.build(spec.folder_path(config.dataset), config.data_dir)
-    if kind == "tfds":
-        keys, splits = (config.image_key, config.label_key), (config.train_split, config.eval_split)
-        return tfds_named.read(config.dataset, config.data_dir, keys, splits, config.download)
-    return named_arrays(config.dataset, config.data_dir, config.download)
-
-
-def named_arrays(name: str, data_dir: str, download: bool = False) -> tuple[dict[str, Batch], spec.DatasetSpec]:
-    """A named in-memory dataset's stored splits and spec: from the numpy copy when there is one (no
-    TensorFlow), else from TFDS, which then writes the copy."""
-    path = arrays.copy_path(name, data_dir)
-    return arrays.load(path) if path.exists() else write_numpy_copy(name, data_dir, download)
-
-
 def in_memory_splits(stored: dict[str, Batch], dataset_spec: spec.DatasetSpec, validation_examples: int = 0):
     """The ``train`` split and each evaluated split (``eval``, and ``val`` with ``validation_examples``, the
     train split's tail, as TFDS's ``train[-N:]``) of stored whole splits."""
     train, test = stored[dataset_spec.train_split], stored[dataset_spec.test_split]
     num_train = len(train["label"])
-    if validation_examples >= num_train:
-        raise ConfigError(
-            f"validation_examples={validation_examples} holds out the whole train split of {dataset_spec.name} "
-            f"({num_train} examples); use fewer."
-        )
+    _check_held_out(validation_examples, num_train, dataset_spec.name)
     if not validation_examples:
         return {"train": train, TEST: test}
     kept = num_train - validation_examples
@@ -225,28 +224,12 @@ def in_memory_splits(stored: dict[str, Batch], dataset_spec: spec.DatasetSpec, v
     return {"train": part(slice(None, kept)), VALIDATION: part(slice(kept, None)), TEST: test}
 
 
-def write_numpy_copy(name: str, data_dir: str, download: bool = False) -> tuple[dict[str, Batch], spec.DatasetSpec]:
-    """Read a named in-memory dataset's whole train and test splits through TFDS (preparing it first if it
-    builds from local files) and write their numpy copy; returns what ``arrays.load`` would, without reading it back."""
-    known = spec.known(name)
-    path = arrays.copy_path(name, data_dir)
-    from resnet_jax.data import prepare
-
-    local = functools.partial(prepare.prepare, name, data_dir) if NAMED_SOURCES[name].build_locally else None
-    builder = tfds_source.prepared_builder(name, data_dir, local, numpy_copy=path, download=download)
-    stored = {split: tfds_source.split_arrays(builder, split) for split in (known.train_split, known.test_split)}
-    label = builder.info.features["label"]
-    dataset_spec = dataclasses.replace(
-        known,
-        splits={split: len(values["label"]) for split, values in stored.items()},
-        num_classes=label.num_classes,
-        class_names=tuple(label.names),
-        source=f"tfds {builder.info.full_name}",
-        **spec.image_facts(stored[known.train_split]["image"]),
-    )
-    arrays.save(path, stored, dataset_spec)
-    logging.info("Wrote the numpy copy of %s to %s: later runs read it without TensorFlow.", name, path)
-    return stored, dataset_spec
+def _check_held_out(validation_examples: int, num_train: int, name: str) -> None:
+    if validation_examples >= num_train:
+        raise ConfigError(
+            f"validation_examples={validation_examples} holds out the whole train split of {name} "
+            f"({num_train} examples); use fewer."
+        )
 
 
 def check_num_classes(name: str, classes: int, num_classes: int) -> None:
@@ -259,18 +242,52 @@ def check_num_classes(name: str, classes: int, num_classes: int) -> None:
         )
 
 
-def _streamed(config, per_process_batch, per_process_eval_batch, process_index, process_count) -> Datasets:
-    from resnet_jax.data import imagenet, streaming
+def check_split(split: Batch, name: str, image_size: int, num_classes: int) -> None:
+    """Every image of an in-memory split is ``image_size`` square (0: any size) and every label in [0, num_classes)."""
+    height, width = split["image"].shape[1:3]
+    if image_size and (height, width) != (image_size, image_size):
+        raise ConfigError(
+            f"{name} holds {height}x{width} images but the config says image_size={image_size}; "
+            f"set --config.image_size={height}, or 0 to take the dataset's size (or --config.pipeline=streamed to "
+            "resize crops to image_size)"
+        )
+    labels = split["label"]
+    bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
+    if bad.size:
+        raise ConfigError(
+            f"{name} has {bad.size} labels outside [0, {num_classes}) (first at index {bad[0]}: {labels[bad[0]]}); "
+            "the dataset and num_classes disagree: re-prepare the dataset or fix num_classes"
+        )
 
-    known = spec.known(config.dataset)
-    builder = tfds_source.prepared_builder(config.dataset, config.data_dir, download=config.download)
-    label = builder.info.features["label"]
-    check_num_classes(config.dataset, label.num_classes, config.num_classes)
-    splits = split_names(known.train_split, known.test_split, config.validation_examples)
+
+def streamed_normalisation(dataset_spec: spec.DatasetSpec, mode: str) -> Normalisation:
+    """A streamed dataset's normalisation: its train split's per-channel statistics ('channel'), or
+    torchvision's ImageNet statistics ('imagenet'; ImageNet's own are those)."""
+    if mode == "imagenet" or dataset_spec.mean is None:
+        return Normalisation.imagenet()
+    return Normalisation(np.asarray(dataset_spec.mean), np.asarray(dataset_spec.std))
+
+
+def _streamed(
+    config, source: records.RecordSource, per_process_batch, per_process_eval_batch, process_index, process_count
+) -> Datasets:
+    from resnet_jax.data.pipelines import streaming
+
+    dataset_spec = source.spec
+    check_num_classes(config.dataset, dataset_spec.num_classes, config.num_classes)
+    _check_held_out(config.validation_examples, dataset_spec.num_train_examples, dataset_spec.name)
+    splits = split_names(dataset_spec.train_split, dataset_spec.test_split, config.validation_examples)
     image_size = config.image_size or DEFAULT_CROP
-    crops = imagenet.Crops(
-        image_size, config.train_crop, tuple(config.scale_range), config.eval_resize, config.random_flip
+    settings = crops.Crops(
+        image_size,
+        config.train_crop,
+        tuple(config.scale_range),
+        config.eval_resize,
+        config.random_flip,
+        dataset_spec.channels,
     )
+    builder, what = source.builder, config.dataset
+    keys = dict(image_key=source.image_key, label_key=source.label_key)
 
     def train_batches(start_step: int) -> Iterator[Batch]:
         dataset = streaming.train_dataset(
@@ -282,10 +299,11 @@ def _streamed(config, per_process_batch, per_process_eval_batch, process_index, 
             process_index=process_index,
             process_count=process_count,
             shuffle_buffer_size=config.shuffle_buffer_size,
-            train_image=functools.partial(imagenet.train_image, crops=crops),
+            train_image=functools.partial(crops.train_image, crops=settings),
+            **keys,
         )
-        what = f"{config.dataset} {splits['train']}"
-        return streaming.counted_skips(dataset.as_numpy_iterator(), start_step * per_process_batch, what)
+        skipped_from = start_step * per_process_batch
+        return streaming.counted_skips(dataset.as_numpy_iterator(), skipped_from, f"{what} {splits['train']}")
 
     def eval_split(split: str) -> EvalSplit:
         def batches():
@@ -295,9 +313,10 @@ def _streamed(config, per_process_batch, per_process_eval_batch, process_index, 
                 per_process_batch=per_process_eval_batch,
                 process_index=process_index,
                 process_count=process_count,
-                eval_image=functools.partial(imagenet.eval_image, crops=crops),
+                eval_image=functools.partial(crops.eval_image, crops=settings),
+                **keys,
             )
-            return streaming.decode_errors_stop_eval(dataset.as_numpy_iterator(), f"{config.dataset} {split}")
+            return streaming.decode_errors_stop_eval(dataset.as_numpy_iterator(), f"{what} {split}")
 
         return EvalSplit(batches, builder.info.splits[split].num_examples)
 
@@ -305,13 +324,9 @@ def _streamed(config, per_process_batch, per_process_eval_batch, process_index, 
         train_batches,
         {name: eval_split(split) for name, split in splits.items() if name != "train"},
         num_train_examples=builder.info.splits[splits["train"]].num_examples,
-        image_shape=(image_size, image_size, 3),
-        normalisation=Normalisation.imagenet(),
-        spec=dataclasses.replace(
-            known,
-            splits={split: builder.info.splits[split].num_examples for split in known.splits},
-            class_names=tuple(label.names),
-        ),
+        image_shape=(image_size, image_size, dataset_spec.channels),
+        normalisation=streamed_normalisation(dataset_spec, config.normalisation),
+        spec=dataset_spec,
     )
 
 

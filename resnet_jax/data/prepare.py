@@ -14,13 +14,14 @@ writes the numpy copy that runs read without TensorFlow (``DIR/resnet_jax_arrays
 - ``tfds:NAME[/CONFIG][:VERSION]``: any TFDS dataset, built by TFDS itself (with ``--manual_dir`` for
   those whose files are placed by hand); its image and label features and splits are found as runs find
   them, and their numpy copy is written.
-- ``folder:PATH``: a class-per-folder image tree, decoded once into its numpy copy (no TensorFlow needed).
+- ``folder:PATH``: a class-per-folder image tree, decoded once into its numpy copy (images of one size up
+  to 64 pixels; no TensorFlow needed) or into TFDS records for the streamed pipeline (photos).
 ``--skip_checksum`` accepts archives that differ from the official release (subsets, mirrors).
 """
 
 import argparse
 
-from resnet_jax.data.tfds_source import require_tfds
+from resnet_jax.data.sources.tfds_source import require_tfds
 from resnet_jax.errors import MissingFilesError, exit_on_user_error
 
 ARCHIVE_DATASETS = ("cifar10", "cifar100", "imagenet2012")  # need --manual_dir
@@ -37,18 +38,18 @@ def prepare(dataset: str, data_dir: str, manual_dir: str | None = None, skip_che
             f"{dataset} is prepared from its original archive(s): pass --manual_dir DIR_HOLDING_THEM"
         )
     if dataset == "digits":
-        from resnet_jax.data import digits
+        from resnet_jax.data.sources import digits
 
         return digits.prepare(data_dir)
     if dataset == "fashion_mnist":
-        from resnet_jax.data import fashion_mnist
+        from resnet_jax.data.sources import fashion_mnist
 
         return fashion_mnist.prepare(data_dir, manual_dir, skip_checksum)
     if dataset == "imagenet2012":
-        from resnet_jax.data import imagenet
+        from resnet_jax.data.sources import imagenet
 
         return imagenet.prepare(data_dir, manual_dir, skip_checksum)
-    from resnet_jax.data import cifar
+    from resnet_jax.data.sources import cifar
 
     return cifar.prepare(dataset, data_dir, manual_dir, skip_checksum)
 
@@ -56,7 +57,8 @@ def prepare(dataset: str, data_dir: str, manual_dir: str | None = None, skip_che
 def prepare_tfds(dataset: str, data_dir: str, manual_dir: str | None) -> str:
     """Build ``tfds:NAME`` with TFDS's own preparation (files from ``manual_dir`` where the builder asks for
     them); returns its directory."""
-    from resnet_jax.data import spec, tfds_named
+    from resnet_jax.data import spec
+    from resnet_jax.data.sources import tfds_named
 
     builder = tfds_named.builder_of(spec.tfds_name(dataset), data_dir)
     import tensorflow_datasets as tfds
@@ -71,8 +73,9 @@ def prepare_tfds(dataset: str, data_dir: str, manual_dir: str | None) -> str:
 
 
 def prepare_any(dataset: str, data_dir: str, manual_dir: str | None, skip_checksum: bool) -> tuple[str, str]:
-    """Prepare a named, ``tfds:`` or ``folder:`` dataset and write the numpy copy that runs read; returns
-    (where it is, a one-line summary of its spec)."""
+    """Prepare a named, ``tfds:`` or ``folder:`` dataset and write what runs read (the numpy copy of an
+    in-memory dataset; a folder's records and a streamed dataset's statistics); returns (where it is, a
+    one-line summary of its spec)."""
     from resnet_jax import config_schema, data
     from resnet_jax.data import spec
 
@@ -80,14 +83,13 @@ def prepare_any(dataset: str, data_dir: str, manual_dir: str | None, skip_checks
     location = ""
     if kind == "named":
         location = prepare(dataset, data_dir, manual_dir, skip_checksum)
-        if dataset not in data.IN_MEMORY_DATASETS:
-            return location, ""
     elif kind == "tfds":
         location = prepare_tfds(dataset, data_dir, manual_dir)
     elif kind == spec.SYNTHETIC:
         raise ValueError("the synthetic dataset needs no preparation")
     config = config_schema.default_values() | {"dataset": dataset, "data_dir": data_dir}
-    _, dataset_spec = data.dataset_arrays(config_schema.view(config, config_schema.DATA))
+    opened = data.open_dataset(config_schema.view(config, config_schema.DATA))
+    dataset_spec = opened[1] if isinstance(opened, tuple) else opened.spec
     return location or dataset_spec.source, dataset_spec.summary()
 
 
@@ -106,8 +108,7 @@ def main(argv: list[str] | None = None) -> None:
         prepare_any, args.dataset, args.data_dir, args.manual_dir, args.skip_checksum
     )
     print(f"prepared {args.dataset} in {location}")
-    if summary:  # in-memory datasets: the numpy copy that runs read, without TensorFlow, is written
-        print(f"{args.dataset}: {summary}")
+    print(f"{args.dataset}: {summary}")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,10 @@ from resnet_jax.errors import ConfigError
 SYNTHETIC = "synthetic"
 TFDS_PREFIX, FOLDER_PREFIX = "tfds:", "folder:"
 IN_MEMORY, STREAMED = "in_memory", "streamed"
+AUTO = "auto"
+PIPELINES = (AUTO, IN_MEMORY, STREAMED)  # the ``pipeline`` field's values
 IN_MEMORY_MAX_SIDE = 64  # images of one size up to this side are held in memory (CIFAR-like); larger are streamed
+IMAGENET_MEAN_STD = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))  # torchvision's: what its ImageNet weights expect
 TFDS_NAME = re.compile(r"^[a-z][a-z0-9_]*(/[\w.+-]+)?(:\d+\.\d+\.\d+|:\d+\.\d+\.\*|:\d+\.\*\.\*)?$")
 
 
@@ -33,7 +36,7 @@ class DatasetSpec:
       train_split, test_split: which of ``splits`` trains and which is the test split (``eval/*``).
       num_classes: label values are 0 .. num_classes - 1.
       class_names: the label names, in label order ('' when the source has none).
-      image_shape: (height, width, channels) when every image has it; None for mixed sizes.
+      image_shape: (height, width, channels); height and width are None when sizes vary.
       mean, std: per-channel statistics of the train split on [0, 1] (None when not computed).
       pipeline: ``in_memory`` (exact, on the devices) or ``streamed`` (tf.data with resizing crops).
       source: where the examples came from, in words.
@@ -45,7 +48,7 @@ class DatasetSpec:
     test_split: str
     num_classes: int
     class_names: tuple[str, ...] = ()
-    image_shape: tuple[int, int, int] | None = None
+    image_shape: tuple[int | None, int | None, int] | None = None
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
     pipeline: str = IN_MEMORY
@@ -60,10 +63,14 @@ class DatasetSpec:
         """One line: classes (the first ten names), split sizes, image shape and pipeline."""
         sizes = ", ".join(f"{split} {count:,}" for split, count in self.splits.items())
         names = ", ".join(self.class_names[:10]) + (", ..." if len(self.class_names) > 10 else "")
-        return (
-            f"{self.num_classes} classes ({names}); {sizes} images of {self.image_shape}; "
-            f"fed by the {self.pipeline} pipeline"
-        )
+        height, width, channels = self.image_shape or (None, None, None)
+        shape = f"{height}x{width}x{channels}" if height else f"varying size, {channels} channel(s)"
+        return f"{self.num_classes} classes ({names}); {sizes} images ({shape}); fed by the {self.pipeline} pipeline"
+
+    @property
+    def channels(self) -> int:
+        """Channels of every image (3 when not recorded)."""
+        return self.image_shape[-1] if self.image_shape else 3
 
     def to_json(self) -> dict:
         """A JSON-ready dict (``from_json`` reads it back)."""
@@ -94,9 +101,35 @@ def image_facts(train_images: np.ndarray) -> dict:
     }
 
 
-def _known(name, train, test, num_classes, image_shape, pipeline=IN_MEMORY, test_split="test") -> DatasetSpec:
+def choose_pipeline(sizes: set[tuple[int, int]] | None, requested: str, what: str) -> str:
+    """The pipeline for images of ``sizes`` ((height, width) pairs; None: varying, unknown until decoded):
+    ``requested``, or with 'auto' the in-memory one for one size up to ``IN_MEMORY_MAX_SIDE``, else streamed."""
+    one_size = sizes is not None and len(sizes) == 1
+    if requested == IN_MEMORY and not one_size:
+        listed = (
+            ", ".join(f"{h}x{w}" for h, w in sorted(sizes)[:4]) + (", ..." if len(sizes) > 4 else "") if sizes else ""
+        )
+        raise ConfigError(
+            f"pipeline='in_memory' needs images of one size, and {what} has images of varying size"
+            f"{f' ({listed})' if listed else ''}. Use --config.pipeline=streamed (or auto), which crops and resizes "
+            "each image to image_size, or resize the images to one size."
+        )
+    if requested != AUTO:
+        return requested
+    return IN_MEMORY if one_size and max(next(iter(sizes))) <= IN_MEMORY_MAX_SIDE else STREAMED
+
+
+def _known(name, train, test, num_classes, image_shape, pipeline=IN_MEMORY, test_split="test", statistics=(None, None)):
     return DatasetSpec(
-        name, {"train": train, test_split: test}, "train", test_split, num_classes, (), image_shape, pipeline=pipeline
+        name,
+        {"train": train, test_split: test},
+        "train",
+        test_split,
+        num_classes,
+        (),
+        image_shape,
+        *statistics,
+        pipeline=pipeline,
     )
 
 
@@ -105,7 +138,9 @@ KNOWN = {  # the named datasets, whose facts recipes need before reading a file 
     "fashion_mnist": _known("fashion_mnist", 60_000, 10_000, 10, (28, 28, 1)),
     "cifar10": _known("cifar10", 50_000, 10_000, 10, (32, 32, 3)),
     "cifar100": _known("cifar100", 50_000, 10_000, 100, (32, 32, 3)),
-    "imagenet2012": _known("imagenet2012", 1_281_167, 50_000, 1000, None, STREAMED, "validation"),
+    "imagenet2012": _known(
+        "imagenet2012", 1_281_167, 50_000, 1000, (None, None, 3), STREAMED, "validation", IMAGENET_MEAN_STD
+    ),
 }
 NAMED = (SYNTHETIC, *KNOWN)
 

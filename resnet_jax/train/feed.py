@@ -18,7 +18,7 @@ from absl import logging
 from jax.sharding import Mesh, NamedSharding
 
 from resnet_jax import data as data_lib
-from resnet_jax.data import batching, in_memory
+from resnet_jax.data.pipelines import batching, in_memory
 from resnet_jax.errors import ConfigError
 from resnet_jax.train import sharding
 
@@ -134,11 +134,15 @@ def host_feed(datasets: data_lib.Datasets, mesh: Mesh) -> Feed:
 
 
 def create_feed(placement: str, datasets: data_lib.Datasets, mesh: Mesh, eval_batch_size: int) -> Feed:
-    """The feed ``input_placement`` asks for (see ``place_on_devices``); the log says which one runs."""
+    """The feed ``input_placement`` asks for (see ``place_on_devices``); the log says what the dataset holds,
+    which pipeline feeds it and where its batches are made."""
+    what = f"{datasets.spec.name}, {datasets.spec.summary()}"
     if place_on_devices(placement, datasets, device_memory(mesh.local_devices[0])):
         feed = device_feed(datasets.in_memory, mesh, eval_batch_size)
         megabytes = dataset_bytes(datasets.in_memory) / 2**20
-        logging.info("Input: the dataset (%.1f MiB) is on every device; each step makes its own batch.", megabytes)
+        logging.info(
+            "Input: %s; the dataset (%.1f MiB) is on every device; each step makes its own batch.", what, megabytes
+        )
         return feed
-    logging.info("Input: batches are made on the host and sent to the devices.")
+    logging.info("Input: %s; batches are made on the host and sent to the devices.", what)
     return host_feed(datasets, mesh)

@@ -28,7 +28,7 @@ from etils import epath
 from resnet_jax import config_schema
 from resnet_jax import data as data_lib
 from resnet_jax.config_schema import MODEL, RUN, view
-from resnet_jax.data import in_memory
+from resnet_jax.data.pipelines import in_memory
 from resnet_jax.errors import UserError
 from resnet_jax.models import create_model
 from resnet_jax.train import checkpoint, compilation_cache, metrics, pretrained, progress, recipe, sharding

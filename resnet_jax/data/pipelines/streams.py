@@ -7,10 +7,12 @@ changing one changes the data of every run that uses it.
 
 import enum
 
+import jax
+
 
 @enum.unique
 class Stream(enum.IntEnum):
-    """In-memory datasets: JAX keys (``in_memory.stream_key``); streamed datasets: TensorFlow stateless
+    """In-memory datasets: JAX keys (``stream_key``); streamed datasets: TensorFlow stateless
     keys (``tfds_source.stateless_key``)."""
 
     EPOCH_ORDER = 0  # in-memory datasets: the permutation each epoch visits
@@ -27,3 +29,11 @@ class SyntheticStream(enum.IntEnum):
 
     TRAIN = 0  # a global batch per step
     EVAL = 1  # the fixed eval split
+
+
+def stream_key(seed: int, stream: Stream, *counters) -> jax.Array:
+    """The JAX key of one named stream of ``seed``, folded with each counter (epoch, step) in turn."""
+    key = jax.random.fold_in(jax.random.key(seed), int(stream))
+    for counter in counters:
+        key = jax.random.fold_in(key, counter)
+    return key

@@ -24,6 +24,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from resnet_jax.data.pipelines.streams import Stream, stream_key
+
 FILLS = ("random", "mean", "zero")
 MISS_PROBABILITY = 1e-12  # chance that an image due for erasing finds no fitting rectangle in its draws
 MAX_ATTEMPTS = 10_000
@@ -124,3 +126,11 @@ def erase(images: jax.Array, rectangles: dict, fill: jax.Array) -> jax.Array:
     in_columns = inside(columns, rectangles["left"], rectangles["width"])
     mask = jnp.asarray(rectangles["erase"])[:, None, None] & in_rows[:, :, None] & in_columns[:, None, :]
     return jnp.where(mask[..., None], jnp.broadcast_to(fill, images.shape), images)
+
+
+def erase_batch(images: jax.Array, seed: int, step, settings: RandomErasing, mean_pixel) -> jax.Array:
+    """Random Erasing of the global batch at ``step``, drawn for the whole batch from (seed, step)."""
+    rectangle_key, fill_key = jax.random.split(stream_key(seed, Stream.ERASING, step))
+    count, height, width = images.shape[:3]
+    drawn = draw_rectangles(rectangle_key, count, height, width, settings)
+    return erase(images, drawn, fill_values(fill_key, images.shape[1:], count, settings, mean_pixel))

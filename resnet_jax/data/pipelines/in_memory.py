@@ -13,15 +13,15 @@ devices), ``host_train_batches`` runs them on the host CPU and feeds each proces
 and numpy are used: no TensorFlow.
 """
 
-import dataclasses
 from collections.abc import Iterator
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from resnet_jax.data import batching, erasing
-from resnet_jax.data.streams import Stream
+from resnet_jax.data.augment import erasing, pad_crop
+from resnet_jax.data.pipelines import batching
+from resnet_jax.data.pipelines.streams import Stream, stream_key
 from resnet_jax.errors import ConfigError
 
 Batch = dict[str, np.ndarray]
@@ -31,17 +31,6 @@ MAX_POSITIONS = 2**31 - 1
 ROUNDS_PER_BIT = 6
 
 
-@dataclasses.dataclass(frozen=True)
-class Augmentation:
-    """He et al.'s CIFAR augmentation (pad, random crop back to size, random horizontal flip), then
-    Zhong et al.'s Random Erasing."""
-
-    crop_padding: int = 0
-    pad_mode: str = "constant"  # 'constant' (zeros, He et al.) or 'reflect' (WRN)
-    random_flip: bool = False
-    random_erasing: erasing.RandomErasing = erasing.RandomErasing()
-
-
 def check_positions(num_train_steps: int, global_batch: int) -> None:
     """Refuse a run longer than the int32 example positions reach (about 36,000 epochs of 60,000)."""
     if num_train_steps * global_batch > MAX_POSITIONS:
@@ -49,14 +38,6 @@ def check_positions(num_train_steps: int, global_batch: int) -> None:
             f"{num_train_steps} steps of {global_batch} examples visit more than {MAX_POSITIONS} examples, the most "
             "an in-memory dataset's batch positions can count; train fewer steps or epochs."
         )
-
-
-def stream_key(seed: int, stream: Stream, *counters) -> jax.Array:
-    """The JAX key of one named stream of ``seed``, folded with each counter (epoch, step) in turn."""
-    key = jax.random.fold_in(jax.random.key(seed), int(stream))
-    for counter in counters:
-        key = jax.random.fold_in(key, counter)
-    return key
 
 
 def _mix(values: jax.Array, key: jax.Array) -> jax.Array:
@@ -117,49 +98,13 @@ def global_batch_indices(seed: int, step, global_batch: int, num_examples: int) 
     return permute(_round_keys(seed, epochs, num_examples), positions % num_examples, num_examples)
 
 
-def augmentation_draws(seed: int, step, count: int, augmentation: Augmentation) -> tuple[jax.Array, ...]:
-    """Crop offsets (top, left) and flip decisions for the ``count`` examples of the batch at ``step``."""
-    top_key, left_key, flip_key = jax.random.split(stream_key(seed, Stream.CROP_FLIP, step), 3)
-    offsets = [
-        jax.random.randint(key, (count,), 0, 2 * augmentation.crop_padding + 1, jnp.int32)
-        for key in (top_key, left_key)
-    ]
-    return (*offsets, jax.random.uniform(flip_key, (count,)) < 0.5)
-
-
-def augment(images: jax.Array, draws: tuple[jax.Array, ...], augmentation: Augmentation) -> jax.Array:
-    """Crop (after padding) and flip a batch of NHWC images as ``draws`` say."""
-    tops, lefts, flips = draws
-    images = jnp.asarray(images)
-    height, width, channels = images.shape[1:]
-    pad = augmentation.crop_padding
-    if pad:
-        padded = jnp.pad(images, [(0, 0), (pad, pad), (pad, pad), (0, 0)], mode=augmentation.pad_mode)
-        crop = jax.vmap(
-            lambda image, top, left: jax.lax.dynamic_slice(image, (top, left, 0), (height, width, channels))
-        )
-        images = crop(padded, tops, lefts)
-    if augmentation.random_flip:
-        images = jnp.where(flips[:, None, None, None], images[:, :, ::-1], images)
-    return images
-
-
-def erase_batch(images: jax.Array, seed: int, step, augmentation: Augmentation, mean_pixel) -> jax.Array:
-    """Random Erasing of the global batch at ``step``, drawn for the whole batch from (seed, step)."""
-    settings = augmentation.random_erasing
-    rectangle_key, fill_key = jax.random.split(stream_key(seed, Stream.ERASING, step))
-    count, height, width = images.shape[:3]
-    drawn = erasing.draw_rectangles(rectangle_key, count, height, width, settings)
-    return erasing.erase(images, drawn, erasing.fill_values(fill_key, images.shape[1:], count, settings, mean_pixel))
-
-
 def train_batch(
     split: dict[str, jax.Array],
     step,
     *,
     seed: int,
     global_batch: int,
-    augmentation: Augmentation = Augmentation(),
+    augmentation: pad_crop.Augmentation = pad_crop.NO_AUGMENTATION,
     mean_pixel: np.ndarray | None = None,
 ) -> dict[str, jax.Array]:
     """The global train batch of ``step`` (traceable): uint8 images as augmented, and their labels.
@@ -168,9 +113,10 @@ def train_batch(
     and the caller constrains the result to the batch sharding, so each device gathers only its rows.
     """
     indices = global_batch_indices(seed, step, global_batch, len(split["label"]))
-    images = augment(split["image"][indices], augmentation_draws(seed, step, global_batch, augmentation), augmentation)
+    drawn = pad_crop.draws(seed, step, global_batch, augmentation)
+    images = pad_crop.pad_crop_flip(split["image"][indices], drawn, augmentation)
     if augmentation.random_erasing.probability > 0:
-        images = erase_batch(images, seed, step, augmentation, mean_pixel)
+        images = erasing.erase_batch(images, seed, step, augmentation.random_erasing, mean_pixel)
     return {"image": images, "label": split["label"][indices]}
 
 
@@ -192,7 +138,7 @@ def host_train_batches(
     per_process_batch: int,
     process_index: int,
     process_count: int,
-    augmentation: Augmentation = Augmentation(),
+    augmentation: pad_crop.Augmentation = pad_crop.NO_AUGMENTATION,
     mean_pixel: np.ndarray | None = None,
 ) -> Iterator[Batch]:
     """This process's rows of every global batch from ``start_step`` on, made on the host CPU.

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from resnet_jax.data.checksum import Archive, verify_archive
+from resnet_jax.data.sources.checksum import Archive, verify_archive
 from resnet_jax.errors import InvalidFilesError, MissingFilesError
 
 DEBIAN_PACKAGE = "dataset-fashion-mnist"
@@ -105,7 +105,7 @@ def prepare(data_dir: str, manual_dir: str | None = None, skip_checksum: bool = 
     import tensorflow_datasets as tfds
     from tensorflow_datasets.image_classification import mnist
 
-    from resnet_jax.data.offline import offline_builder
+    from resnet_jax.data.sources.offline import offline_builder
 
     directory = _require_files(Path(manual_dir).expanduser().absolute() if manual_dir else default_manual_dir())
     for file in FILES:

@@ -7,21 +7,25 @@ the same label indices. Images (PNG, JPEG and the other formats Pillow reads) ar
 Pillow; unreadable ones are skipped and counted, and more than ``MAX_UNREADABLE`` of them is an error.
 Grayscale and colour images in one folder become colour (3 channels) if any image has colour.
 
-The copy is keyed by a fingerprint of the file list and sizes: a folder that changed is rebuilt (the log
-says so), never silently reused. Datasets of one image size up to ``spec.IN_MEMORY_MAX_SIDE`` pixels are
-what this module builds; photos of mixed sizes need the streamed pipeline.
+A folder of one image size up to ``spec.IN_MEMORY_MAX_SIDE`` pixels is built into a numpy copy for the
+in-memory pipeline; larger or varying images (photos) into TFDS records for the streamed one
+(``folder_records``); ``pipeline`` overrides the choice. Either copy is keyed by a fingerprint of the
+file list and sizes: a folder that changed is rebuilt (the log says so), never silently reused.
 """
 
 import dataclasses
 import hashlib
 import io
 import os
+import time
+from collections.abc import Iterator
 
 import numpy as np
 from absl import logging
 from etils import epath
 
-from resnet_jax.data import arrays, spec
+from resnet_jax.data import spec
+from resnet_jax.data.sources import arrays, records
 from resnet_jax.errors import InvalidFilesError, MissingFilesError
 from resnet_jax.train.paths import resolve
 
@@ -30,6 +34,7 @@ TRAIN_SPLIT = "train"
 TEST_SPLITS = ("test", "val")  # the first present is the test split
 MAX_UNREADABLE = 0.01  # more than this fraction of unreadable images in a split is an error
 GRAY_MODES = ("1", "L", "LA", "I", "I;16", "F")
+PROGRESS_EVERY_S = 10.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,32 +116,43 @@ def list_folder(path: str) -> FolderListing:
     return FolderListing(root, class_names, files, digest.hexdigest()[:16])
 
 
-def copy_path(listing: FolderListing, data_dir: str) -> epath.Path:
-    """Where the numpy copy of this exact folder content lives: named after the folder and its fingerprint."""
-    return arrays.copy_path(f"folder_{_stem(listing.root)}_{listing.fingerprint}", data_dir)
+def copy_name(listing: FolderListing) -> str:
+    """The file-name key of this exact folder content: the folder's name and its fingerprint."""
+    return f"folder_{_stem(listing.root)}_{listing.fingerprint}"
 
 
 def _stem(root: epath.Path) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "_" for c in root.name) or "root"
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in root.name.lower()) or "root"
 
 
-def _decode(path: epath.Path) -> np.ndarray:
+def decode(path: epath.Path) -> tuple[np.ndarray, bool]:
+    """The image's pixels (HxW gray or HxWx3 colour, as Pillow converts them) and whether TensorFlow's
+    decoder gives the same from the file's own bytes (8-bit gray or RGB JPEG and PNG)."""
     from PIL import Image
 
     with Image.open(io.BytesIO(path.read_bytes())) as image:
         image.load()
-        return np.asarray(image.convert("L" if image.mode in GRAY_MODES else "RGB"))
+        as_is = image.format in ("JPEG", "PNG") and image.mode in ("L", "RGB")
+        return np.asarray(image.convert("L" if image.mode in GRAY_MODES else "RGB")), as_is
 
 
-def _decode_split(files: list[tuple[epath.Path, int]], what: str) -> tuple[list[np.ndarray], list[int]]:
-    images, labels, unreadable = [], [], []
-    for path, label in files:
+def readable_images(files: list[tuple[epath.Path, int]], what: str) -> Iterator[tuple]:
+    """``(path, label, pixels, as_is)`` of each image Pillow reads (``decode``); unreadable ones are skipped,
+    counted in the log, and more than ``MAX_UNREADABLE`` of them is an error once the split is read. A long
+    read logs its progress and ETA every ``PROGRESS_EVERY_S`` seconds."""
+    unreadable = []
+    start = last_report = time.monotonic()
+    for done, (path, label) in enumerate(files):
+        if time.monotonic() - last_report > PROGRESS_EVERY_S:
+            last_report = time.monotonic()
+            remaining = (last_report - start) / done * (len(files) - done)
+            logging.info("Decoding %s: %d of %d images, about %.0f s left.", what, done, len(files), remaining)
         try:
-            images.append(_decode(path))
+            pixels, as_is = decode(path)
         except (OSError, ValueError, SyntaxError) as error:  # what Pillow raises for a damaged or unknown file
             unreadable.append(f"{path} ({type(error).__name__})")
             continue
-        labels.append(label)
+        yield path, label, pixels, as_is
     if unreadable:
         logging.warning("Skipped %d unreadable image(s) of %s; first: %s", len(unreadable), what, unreadable[0])
     if len(unreadable) > MAX_UNREADABLE * len(files):
@@ -144,64 +160,103 @@ def _decode_split(files: list[tuple[epath.Path, int]], what: str) -> tuple[list[
             f"{len(unreadable)} of the {len(files)} images of {what} cannot be read (more than "
             f"{MAX_UNREADABLE:.0%}), e.g. {'; '.join(unreadable[:3])}. Replace or remove them."
         )
-    return images, labels
 
 
-def _stack(images: list[np.ndarray], channels: int) -> np.ndarray:
-    as_hwc = [image[..., None] if image.ndim == 2 else image for image in images]
-    if channels == 3:
-        as_hwc = [np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image for image in as_hwc]
-    return np.stack(as_hwc)
+def image_sizes(listing: FolderListing) -> set[tuple[int, int]]:
+    """The (height, width) sizes of the folder's images, read from their headers (no image is decoded)."""
+    from PIL import Image
+
+    sizes = set()
+    for path, _ in (item for files in listing.files.values() for item in files):
+        try:
+            with path.open("rb") as file, Image.open(file) as image:
+                sizes.add(image.size[::-1])
+        except (OSError, ValueError, SyntaxError):  # counted when the images are decoded
+            continue
+    return sizes
 
 
-def build(path: str, data_dir: str) -> tuple[dict[str, dict[str, np.ndarray]], spec.DatasetSpec]:
-    """The splits and spec of ``folder:PATH``: from its numpy copy when the folder is unchanged, else decoded
-    and written to a new copy (the log says when a changed folder replaces an older copy)."""
+def as_channels(pixels: np.ndarray, channels: int) -> np.ndarray:
+    """HxW or HxWxC pixels as HxWx``channels`` (a gray image repeated into each colour channel)."""
+    as_hwc = pixels[..., None] if pixels.ndim == 2 else pixels
+    return np.repeat(as_hwc, 3, axis=-1) if channels == 3 and as_hwc.shape[-1] == 1 else as_hwc
+
+
+def open_folder(
+    path: str, data_dir: str, pipeline: str = spec.AUTO
+) -> tuple[arrays.Splits, spec.DatasetSpec] | records.RecordSource:
+    """``folder:PATH`` for its pipeline: the splits and spec of an in-memory one, or the records of a streamed
+    one; from the copy of this exact content when there is one, else built (the log says when a changed
+    folder replaces an older copy)."""
+    from resnet_jax.data.sources import folder_records
+
     listing = list_folder(path)
-    target = copy_path(listing, data_dir)
-    if target.exists():
-        return arrays.load(target)
-    _log_rebuild(listing, target)
-    decoded = {split: _decode_split(files, f"folder:{path} {split}") for split, files in listing.files.items()}
-    shapes = {image.shape[:2] for images, _ in decoded.values() for image in images}
-    channels = 3 if any(image.ndim == 3 for images, _ in decoded.values() for image in images) else 1
-    side = max(max(shape) for shape in shapes)
-    if len(shapes) > 1 or side > spec.IN_MEMORY_MAX_SIDE:
-        sizes = ", ".join(f"{h}x{w}" for h, w in sorted(shapes)[:4])
-        raise InvalidFilesError(
-            f"folder:{path} holds images of {len(shapes)} size(s) ({sizes}{', ...' if len(shapes) > 4 else ''}). "
-            f"Folder datasets are held in memory, which needs one size up to {spec.IN_MEMORY_MAX_SIDE}x"
-            f"{spec.IN_MEMORY_MAX_SIDE} pixels: resize the images to one size (e.g. with Pillow or ImageMagick's "
-            "mogrify -resize WxH!) and run again."
-        )
-    splits = {
-        split: {"image": _stack(images, channels), "label": np.asarray(labels, np.int32)}
-        for split, (images, labels) in decoded.items()
-    }
-    dataset_spec = spec.DatasetSpec(
+    name = copy_name(listing)
+    numpy_copy, stored_spec = arrays.copy_path(name, data_dir), records.spec_path(name, data_dir)
+    if pipeline != spec.STREAMED and numpy_copy.exists():
+        return arrays.load(numpy_copy)
+    if pipeline != spec.IN_MEMORY and stored_spec.exists():
+        return folder_records.open_records(name, data_dir)
+    _remove_older_copies(listing, data_dir)
+    chosen = spec.choose_pipeline(image_sizes(listing), pipeline, f"folder:{path}")
+    if chosen == spec.STREAMED:
+        return folder_records.build(listing, path, data_dir)
+    return _build_arrays(listing, path, numpy_copy)
+
+
+def folder_spec(listing: FolderListing, path: str, splits: dict[str, int], **facts) -> spec.DatasetSpec:
+    """The spec of ``folder:PATH`` with these split sizes and facts (image shape, statistics, pipeline)."""
+    return spec.DatasetSpec(
         name=f"{spec.FOLDER_PREFIX}{path}",
-        splits={split: len(values["label"]) for split, values in splits.items()},
+        splits=splits,
         train_split=TRAIN_SPLIT,
         test_split="test",
         num_classes=len(listing.class_names),
         class_names=listing.class_names,
         source=f"folder {listing.root} (fingerprint {listing.fingerprint})",
-        **spec.image_facts(splits[TRAIN_SPLIT]["image"]),
+        **facts,
     )
+
+
+def _build_arrays(listing: FolderListing, path: str, target: epath.Path) -> tuple[arrays.Splits, spec.DatasetSpec]:
+    """Decode every image of a one-size folder into the numpy copy the in-memory pipeline reads."""
+    decoded = {split: list(readable_images(files, f"folder:{path} {split}")) for split, files in listing.files.items()}
+    channels = 3 if any(pixels.ndim == 3 for items in decoded.values() for _, _, pixels, _ in items) else 1
+    splits = {
+        split: {
+            "image": np.stack([as_channels(pixels, channels) for _, _, pixels, _ in items]),
+            "label": np.asarray([label for _, label, _, _ in items], np.int32),
+        }
+        for split, items in decoded.items()
+    }
+    sizes = {split: len(values["label"]) for split, values in splits.items()}
+    dataset_spec = folder_spec(listing, path, sizes, **spec.image_facts(splits[TRAIN_SPLIT]["image"]))
     arrays.save(target, splits, dataset_spec)
     logging.info("Built folder:%s into %s: %s", path, target, dataset_spec.summary())
     return splits, dataset_spec
 
 
-def _log_rebuild(listing: FolderListing, target: epath.Path) -> None:
+def _remove_older_copies(listing: FolderListing, data_dir: str) -> None:
     """Say, and remove, the copies an earlier content of the same folder left: a changed folder is rebuilt."""
-    if not target.parent.exists():
-        return
-    for older in target.parent.glob(f"folder_{_stem(listing.root)}_*.npz"):
-        if arrays.read_spec(older).source.startswith(f"folder {listing.root} "):
+    from resnet_jax.data.sources import folder_records
+
+    pattern = f"folder_{_stem(listing.root)}_*"
+    owner = f"folder {listing.root} "
+    older = [
+        (copy, arrays.read_spec(copy).source)
+        for copy in _matches(arrays.copy_path("x", data_dir).parent, f"{pattern}.npz")
+    ] + [(copy, records.read_spec(copy).source) for copy in _matches(records.records_dir(data_dir), f"{pattern}.json")]
+    for copy, source in older:
+        if source.startswith(owner):
             logging.warning(
                 "folder %s changed since %s was built from it: rebuilding (the old copy is removed).",
                 listing.root,
-                older.name,
+                copy.name,
             )
-            older.unlink()
+            if copy.suffix == ".json":
+                folder_records.remove(copy.stem, data_dir)
+            copy.unlink()
+
+
+def _matches(directory: epath.Path, pattern: str) -> list[epath.Path]:
+    return sorted(directory.glob(pattern)) if directory.exists() else []

@@ -3,18 +3,21 @@
 The image and label features are the builder's ``Image`` and ``ClassLabel`` features (``image_key`` and
 ``label_key`` name them when there is more than one); the train split is ``train`` and the test split is
 ``test``, else ``validation`` (``train_split`` and ``eval_split`` override both, in TFDS's split syntax).
-The chosen splits are read once through TFDS and kept as a numpy copy, as the named datasets are, so
-later runs need no TensorFlow.
+Images of one size up to ``spec.IN_MEMORY_MAX_SIDE`` are read once through TFDS and kept as a numpy copy,
+as the named in-memory datasets are, so later runs need no TensorFlow; larger or varying images are
+streamed from the dataset's own records (``pipeline`` overrides the choice).
 """
 
+import dataclasses
 import hashlib
 import json
 
 import numpy as np
 from absl import logging
 
-from resnet_jax.data import arrays, spec, tfds_source
-from resnet_jax.errors import ConfigError, InvalidFilesError, MissingFilesError
+from resnet_jax.data import spec
+from resnet_jax.data.sources import arrays, records, tfds_source
+from resnet_jax.errors import ConfigError, MissingFilesError
 
 TEST_SPLITS = ("test", "validation")
 
@@ -106,54 +109,86 @@ def find_splits(info, train_split: str, eval_split: str, name: str) -> tuple[str
     return train, test
 
 
-def read(
-    dataset: str, data_dir: str, keys: tuple[str, str], splits: tuple[str, str], download: bool = False
-) -> tuple[dict, spec.DatasetSpec]:
-    """The train and test splits of ``tfds:NAME`` and their spec, from the numpy copy (written on first use)."""
+def open_tfds(
+    dataset: str,
+    data_dir: str,
+    keys: tuple[str, str],
+    splits: tuple[str, str],
+    download: bool = False,
+    pipeline: str = spec.AUTO,
+) -> tuple[arrays.Splits, spec.DatasetSpec] | records.RecordSource:
+    """``tfds:NAME`` for its pipeline: the train and test splits and spec of an in-memory one (from the numpy
+    copy, written on first use; no TensorFlow after that), or the records of a streamed one.
+
+    ``pipeline`` 'auto' holds images of one size up to ``spec.IN_MEMORY_MAX_SIDE`` in memory and streams
+    larger or varying ones."""
     name = spec.tfds_name(dataset)
     choice = json.dumps([name, *keys, *splits])
-    target = arrays.copy_path(f"tfds_{_file_stem(name)}_{hashlib.sha256(choice.encode()).hexdigest()[:12]}", data_dir)
-    if target.exists():
-        return arrays.load(target)
+    stem = f"tfds_{_file_stem(name)}_{hashlib.sha256(choice.encode()).hexdigest()[:12]}"
+    numpy_copy = arrays.copy_path(stem, data_dir)
+    if pipeline != spec.STREAMED and numpy_copy.exists():
+        return arrays.load(numpy_copy)
     builder = open_builder(name, data_dir, download)
     image_key, label_key = find_keys(builder.info, *keys, name)
     train_split, test_split = find_splits(builder.info, *splits, name)
+    shape = builder.info.features[image_key].shape
+    sizes = None if None in shape[:2] else {tuple(shape[:2])}
     label = builder.info.features[label_key]
-    stored = {
-        "train": _split(builder, train_split, image_key, label_key),
-        "test": _split(builder, test_split, image_key, label_key),
-    }
     dataset_spec = spec.DatasetSpec(
         name=dataset,
-        splits={split: len(values["label"]) for split, values in stored.items()},
+        splits={"train": 0, "test": 0},
         train_split="train",
         test_split="test",
         num_classes=label.num_classes,
         class_names=tuple(label.names),
+        pipeline=spec.choose_pipeline(sizes, pipeline, dataset),
         source=f"tfds {builder.info.full_name}: {image_key!r} and {label_key!r} of {train_split!r} and {test_split!r}",
+    )
+    if dataset_spec.pipeline == spec.STREAMED:
+        return _records(builder, stem, (image_key, label_key), (train_split, test_split), dataset_spec, data_dir)
+    stored = {
+        "train": _split(builder, train_split, image_key, label_key),
+        "test": _split(builder, test_split, image_key, label_key),
+    }
+    dataset_spec = dataclasses.replace(
+        dataset_spec,
+        splits={split: len(values["label"]) for split, values in stored.items()},
         **spec.image_facts(stored["train"]["image"]),
     )
-    arrays.save(target, stored, dataset_spec)
-    logging.info("Wrote the numpy copy of %s to %s (%s).", dataset, target, dataset_spec.source)
+    arrays.save(numpy_copy, stored, dataset_spec)
+    logging.info("Wrote the numpy copy of %s to %s (%s).", dataset, numpy_copy, dataset_spec.source)
     return stored, dataset_spec
 
 
+def _records(builder, stem: str, keys: tuple[str, str], splits: tuple[str, str], dataset_spec, data_dir: str):
+    """The streamed form of a ``tfds:`` dataset: its own records, with a spec whose statistics are computed
+    once from the train split and stored."""
+    image_key, label_key = keys
+    train_split, test_split = splits
+    stored = records.spec_path(stem, data_dir)
+    if stored.exists():
+        return records.RecordSource(builder, image_key, label_key, records.read_spec(stored))
+    height, width, channels = builder.info.features[image_key].shape
+    mean, std = records.channel_statistics(builder, train_split, image_key, channels)
+    dataset_spec = dataclasses.replace(
+        dataset_spec,
+        splits={split: builder.info.splits[split].num_examples for split in (train_split, test_split)},
+        train_split=train_split,
+        test_split=test_split,
+        image_shape=(height, width, channels),
+        mean=mean,
+        std=std,
+    )
+    records.write_spec(stored, dataset_spec)
+    return records.RecordSource(builder, image_key, label_key, dataset_spec)
+
+
 def _split(builder, split: str, image_key: str, label_key: str) -> dict[str, np.ndarray]:
-    """One split as uint8 images of one shape and int32 labels; mixed sizes are a plain error."""
+    """One split as uint8 images of one shape and int32 labels."""
     import tensorflow_datasets as tfds
 
-    info = builder.info
-    shape = info.features[image_key].shape
-    if None in shape[:2]:
-        raise InvalidFilesError(
-            f"tfds:{info.name} has images of varying size {shape}; tfds: datasets are held in memory, which needs "
-            f"one image size up to {spec.IN_MEMORY_MAX_SIDE} pixels. Resize them (e.g. export to a folder of one "
-            "size and use folder:PATH)."
-        )
-    dataset = builder.as_dataset(split=split, batch_size=-1)
-    values = tfds.as_numpy(dataset)
-    images = values[image_key]
-    return {"image": images.astype(np.uint8), "label": values[label_key].astype(np.int32)}
+    values = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))
+    return {"image": values[image_key].astype(np.uint8), "label": values[label_key].astype(np.int32)}
 
 
 def _file_stem(name: str) -> str:

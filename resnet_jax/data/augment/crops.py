@@ -1,33 +1,22 @@
-"""ImageNet (ILSVRC 2012): offline preparation from the original tars, and its train and eval crops.
+"""The streamed pipeline's crops, in tf.data: how photos of any size become ``image_size`` squares.
 
-Preparation hands TFDS's own ``imagenet2012`` builder the two tars from ``--manual_dir`` after an md5
-check against the values image-net.org publishes. The crops read only the JPEG window they need
-(``decode_and_crop_jpeg``), then resize it to ``image_size`` with antialiasing, as PIL does for
-torchvision, so torchvision-trained weights see the inputs they were trained on.
+Training takes torchvision's RandomResizedCrop window (Inception-style) or He et al.'s scale jitter;
+evaluation resizes the shorter side to ``eval_resize`` and takes the centre ``image_size`` crop. JPEGs
+are decoded only inside the chosen window (``decode_and_crop_jpeg``), other encodings (PNG, BMP, GIF)
+whole and then cut. The window is resized to ``image_size`` with antialiasing, as PIL does for
+torchvision, so torchvision-trained weights see the inputs they were trained on. Images come out uint8
+with the dataset's channels; the steps normalise them on the device.
 """
 
 import dataclasses
 import math
-from pathlib import Path
 
-from resnet_jax.data import tfds_source
-from resnet_jax.data.checksum import Archive, verify_archive
+from resnet_jax.data.sources import tfds_source
 
-ARCHIVES = (
-    Archive("ILSVRC2012_img_train.tar", "1d675b47d978889d74fa0da5fadfb00e", "md5"),
-    Archive("ILSVRC2012_img_val.tar", "29b22e2961454d5413ddabcf34fc5622", "md5"),
-)
-
-
-def prepare(data_dir: str, manual_dir: str, skip_checksum: bool = False) -> str:
-    """Build TFDS ``imagenet2012`` in ``data_dir`` from the two tars in ``manual_dir``; no network."""
-    import tensorflow_datasets as tfds
-
-    for archive in ARCHIVES:
-        verify_archive(Path(manual_dir).expanduser() / archive.filename, archive, skip_checksum)
-    builder = tfds.builder("imagenet2012", data_dir=data_dir)
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
-    return str(builder.data_dir)
+RANDOM_RESIZED_SCALE = (0.08, 1.0)  # torchvision's RandomResizedCrop defaults (Szegedy et al. 2015)
+RANDOM_RESIZED_RATIO = (3 / 4, 4 / 3)
+RANDOM_RESIZED_ATTEMPTS = 10
+EVAL_CROP_FRACTION = 224 / 256  # the centre crop's share of the resized shorter side (torchvision's ImageNet eval)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,29 +29,42 @@ class Crops:
         or 'scale_jitter' (He et al. 2016: shorter side resized to a random value in ``scale_range``,
         then a random ``image_size`` crop).
       scale_range: the shorter-side range of 'scale_jitter', inclusive.
-      eval_resize: eval images are resized to this shorter side, then centre-cropped to ``image_size``.
+      eval_resize: eval images are resized to this shorter side, then centre-cropped to ``image_size``
+        (0: ``image_size / EVAL_CROP_FRACTION``, 256 for 224).
       random_flip: whether train crops are flipped left-right at random (half of them).
+      channels: 3 (colour; grayscale images are repeated) or 1.
     """
 
     image_size: int = 224
     train_crop: str = "random_resized"
     scale_range: tuple[int, int] = (256, 480)
-    eval_resize: int = 256
+    eval_resize: int = 0
     random_flip: bool = True
+    channels: int = 3
+
+    @property
+    def eval_side(self) -> int:
+        """The shorter side eval images are resized to before their centre crop."""
+        return self.eval_resize or round(self.image_size / EVAL_CROP_FRACTION)
 
 
-def _crop_resize(jpeg, window, image_size: int):
-    """Decode only ``window`` = (top, left, height, width) of the JPEG and resize it to a uint8 square
-    (rounded, as PIL's resize gives torchvision); the step normalises it on the device."""
+def _decode_window(encoded, choose_window, crops: Crops):
+    """Decode the window ``choose_window(shape)`` picks of an encoded image, resized to a uint8 square
+    (rounded, as PIL's resize gives torchvision). A JPEG is decoded only inside the window."""
     tf = tfds_source.tensorflow()
-    image = tf.image.decode_and_crop_jpeg(jpeg, tf.stack(window), channels=3)
-    image = tf.image.resize(image, [image_size, image_size], method="bilinear", antialias=True)
+
+    def jpeg():
+        window = choose_window(tf.image.extract_jpeg_shape(encoded))
+        return tf.image.decode_and_crop_jpeg(encoded, tf.stack(window), channels=crops.channels)
+
+    def other():
+        image = tf.io.decode_image(encoded, channels=crops.channels, expand_animations=False)
+        top, left, height, width = choose_window(tf.shape(image))
+        return image[top : top + height, left : left + width]
+
+    image = tf.cond(tf.io.is_jpeg(encoded), jpeg, other)
+    image = tf.image.resize(image, [crops.image_size, crops.image_size], method="bilinear", antialias=True)
     return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
-
-
-RANDOM_RESIZED_SCALE = (0.08, 1.0)  # torchvision's RandomResizedCrop defaults (Szegedy et al. 2015)
-RANDOM_RESIZED_RATIO = (3 / 4, 4 / 3)
-RANDOM_RESIZED_ATTEMPTS = 10
 
 
 def random_resized_window(shape, key):
@@ -106,24 +108,25 @@ def scale_jitter_window(shape, key, crops: Crops):
     return top, left, side, side
 
 
-def train_image(jpeg, key, crops: Crops):
-    """A random crop of the JPEG (as ``crops.train_crop`` says), resized and randomly flipped if asked (uint8)."""
+def centre_window(shape, crops: Crops):
+    """The centre square that resizing the shorter side to ``eval_side`` then cropping ``image_size`` keeps."""
+    tf = tfds_source.tensorflow()
+    shorter = tf.cast(tf.minimum(shape[0], shape[1]), tf.float32)
+    side = tf.cast(tf.math.round(shorter * crops.image_size / crops.eval_side), tf.int32)
+    return (shape[0] - side + 1) // 2, (shape[1] - side + 1) // 2, side, side
+
+
+def train_image(encoded, key, crops: Crops):
+    """A random crop of the image (as ``crops.train_crop`` says), resized and randomly flipped if asked (uint8)."""
     tf = tfds_source.tensorflow()
     crop_key, flip_key = tf.unstack(tf.random.experimental.stateless_split(key, 2))
-    shape = tf.image.extract_jpeg_shape(jpeg)
     if crops.train_crop == "scale_jitter":
-        window = scale_jitter_window(shape, crop_key, crops)
+        image = _decode_window(encoded, lambda shape: scale_jitter_window(shape, crop_key, crops), crops)
     else:
-        window = random_resized_window(shape, crop_key)
-    image = _crop_resize(jpeg, window, crops.image_size)
+        image = _decode_window(encoded, lambda shape: random_resized_window(shape, crop_key), crops)
     return tf.image.stateless_random_flip_left_right(image, flip_key) if crops.random_flip else image
 
 
-def eval_image(jpeg, crops: Crops):
-    """Resize the shorter side to ``eval_resize`` and centre-crop ``image_size``, reading only that window."""
-    tf = tfds_source.tensorflow()
-    shape = tf.image.extract_jpeg_shape(jpeg)
-    shorter = tf.cast(tf.minimum(shape[0], shape[1]), tf.float32)
-    side = tf.cast(tf.math.round(shorter * crops.image_size / crops.eval_resize), tf.int32)
-    window = ((shape[0] - side + 1) // 2, (shape[1] - side + 1) // 2, side, side)
-    return _crop_resize(jpeg, window, crops.image_size)
+def eval_image(encoded, crops: Crops):
+    """Resize the shorter side to ``eval_side`` and centre-crop ``image_size`` (a JPEG: only that window decoded)."""
+    return _decode_window(encoded, lambda shape: centre_window(shape, crops), crops)

@@ -11,10 +11,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from resnet_jax.data.spec import channel_statistics
+from resnet_jax.data.spec import IMAGENET_MEAN_STD, channel_statistics
 
-MODES = ("channel", "pixel_mean")
-IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))  # the mean and std torchvision's ImageNet weights expect
+MODES = ("channel", "pixel_mean", "imagenet")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -26,7 +25,10 @@ class Normalisation:
 
     @classmethod
     def from_images(cls, images: np.ndarray, mode: str) -> "Normalisation":
-        """Statistics of the train images: per channel ('channel'), or He et al.'s per-pixel mean image alone."""
+        """Statistics of the train images: per channel ('channel'), or He et al.'s per-pixel mean image alone;
+        'imagenet': torchvision's ImageNet statistics, for fine-tuning its weights."""
+        if mode == "imagenet":
+            return cls.imagenet()
         if mode == "pixel_mean":
             return cls(np.mean(images, axis=0, dtype=np.float64) / 255, np.ones(images.shape[-1]))
         if mode == "channel":
@@ -36,7 +38,7 @@ class Normalisation:
     @classmethod
     def imagenet(cls) -> "Normalisation":
         """torchvision's ImageNet statistics (what its pretrained weights expect)."""
-        mean, std = IMAGENET
+        mean, std = IMAGENET_MEAN_STD
         return cls(np.asarray(mean), np.asarray(std))
 
     def __call__(self, images: jax.Array) -> jax.Array:

@@ -10,8 +10,8 @@ from pathlib import Path
 import tensorflow_datasets as tfds
 from tensorflow_datasets.image_classification import cifar
 
-from resnet_jax.data.checksum import Archive, verify_archive
-from resnet_jax.data.offline import offline_builder
+from resnet_jax.data.sources.checksum import Archive, verify_archive
+from resnet_jax.data.sources.offline import offline_builder
 
 ARCHIVES = {
     "cifar10": Archive("cifar-10-binary.tar.gz", "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd"),

@@ -1,5 +1,6 @@
 """Opening prepared TFDS datasets on the host CPU, with one plain error when a dataset is missing."""
 
+import functools
 import importlib.util
 import socket
 import urllib.parse
@@ -24,11 +25,13 @@ def require_tfds() -> None:
         )
 
 
+@functools.cache
 def tensorflow():
     """TensorFlow, told to see no GPU: the input pipeline stays on the host CPU, the devices stay JAX's.
 
     Every use of TensorFlow in the package starts here, so TensorFlow never takes GPU memory. Without
-    TensorFlow installed it is a MissingDependency naming the extra that brings it."""
+    TensorFlow installed it is a MissingDependency naming the extra that brings it. Cached: the crops call
+    it inside tf.data functions, where autograph would otherwise try to convert the import machinery."""
     require_tfds()
     import tensorflow as tf
 
@@ -116,7 +119,7 @@ def prepared_builder(
     import tensorflow_datasets as tfds
 
     if name == "digits":
-        import resnet_jax.data.digits  # noqa: F401  (registers the TFDS builder)
+        import resnet_jax.data.sources.digits  # noqa: F401  (registers the TFDS builder)
     builder = tfds.builder(name, data_dir=data_dir or None)
     if builder.is_prepared():
         return builder
@@ -151,20 +154,3 @@ def split_arrays(builder, split: str) -> dict[str, np.ndarray]:
         )
     arrays = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))
     return {"image": arrays["image"], "label": arrays["label"].astype(np.int32)}
-
-
-def check_split(arrays: dict[str, np.ndarray], name: str, image_size: int, num_classes: int) -> None:
-    """Every image of an in-memory split is ``image_size`` square (0: any size) and every label in [0, num_classes)."""
-    height, width = arrays["image"].shape[1:3]
-    if image_size and (height, width) != (image_size, image_size):
-        raise ValueError(
-            f"{name} holds {height}x{width} images but the config says image_size={image_size}; "
-            f"set --config.image_size={height}, or 0 to take the dataset's size"
-        )
-    labels = arrays["label"]
-    bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
-    if bad.size:
-        raise ValueError(
-            f"{name} has {bad.size} labels outside [0, {num_classes}) (first at index {bad[0]}: {labels[bad[0]]}); "
-            "the dataset and num_classes disagree: re-prepare the dataset or fix num_classes"
-        )

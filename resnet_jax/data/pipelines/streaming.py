@@ -1,4 +1,4 @@
-"""Datasets streamed from TFDS record files (ImageNet), with exact per-process splits and exact resume.
+"""Datasets streamed from TFDS record files (ImageNet, photos), with exact per-process splits and exact resume.
 
 Each process reads its own contiguous block of the split (``tfds.even_splits``: disjoint blocks that
 together hold every example, sizes within one). Epoch e of a process visits its record files in a
@@ -13,9 +13,10 @@ from collections.abc import Callable, Iterator
 import numpy as np
 from absl import logging
 
-from resnet_jax.data import batching, tfds_source
-from resnet_jax.data.streams import Stream
-from resnet_jax.data.tfds_source import stateless_key
+from resnet_jax.data.pipelines import batching
+from resnet_jax.data.pipelines.streams import Stream
+from resnet_jax.data.sources import tfds_source
+from resnet_jax.data.sources.tfds_source import stateless_key
 
 INTERLEAVED_FILES = 16
 
@@ -34,13 +35,13 @@ def process_split(builder, split: str, process_index: int, process_count: int):
     return block, size
 
 
-def _image_and_label(builder, record):
-    """Parse a serialised TFDS example, leaving the image as JPEG bytes for a fused decode-and-crop."""
+def _image_and_label(builder, record, image_key: str, label_key: str):
+    """Parse a serialised TFDS example, leaving the image encoded (a JPEG's crop is decoded alone)."""
     import tensorflow_datasets as tfds
 
     tf = tfds_source.tensorflow()
-    features = builder.info.features.deserialize_example(record, decoders={"image": tfds.decode.SkipDecoding()})
-    return features["image"], tf.cast(features["label"], tf.int32)
+    features = builder.info.features.deserialize_example(record, decoders={image_key: tfds.decode.SkipDecoding()})
+    return features[image_key], tf.cast(features[label_key], tf.int32)
 
 
 def train_dataset(
@@ -54,8 +55,10 @@ def train_dataset(
     process_count: int,
     shuffle_buffer_size: int,
     train_image: Callable,
+    image_key: str = "image",
+    label_key: str = "label",
 ):
-    """Batches of ``train_image(jpeg, key)`` and labels for this process, from ``start_step`` on."""
+    """Batches of ``train_image(encoded, key)`` and labels for this process, from ``start_step`` on."""
     tf = tfds_source.tensorflow()
     block, size = process_split(builder, split, process_index, process_count)
     files = [(file.filename, file.skip, file.take) for file in builder.info.splits[block].file_instructions]
@@ -82,8 +85,8 @@ def train_dataset(
     records = tf.data.Dataset.range(start_epoch, np.iinfo(np.int64).max).flat_map(epoch_records).skip(offset)
 
     def example(position, record):
-        jpeg, label = _image_and_label(builder, record)
-        image = train_image(jpeg, stateless_key(seed, Stream.TRAIN_CROP, process_index, position))
+        encoded, label = _image_and_label(builder, record, image_key, label_key)
+        image = train_image(encoded, stateless_key(seed, Stream.TRAIN_CROP, process_index, position))
         return {"image": image, "label": label, "position": position}
 
     examples = records.enumerate(start=start_step * per_process_batch)
@@ -128,7 +131,15 @@ def decode_errors_stop_eval(batches: Iterator[dict], what: str) -> Iterator[dict
 
 
 def eval_dataset(
-    builder, split: str, *, per_process_batch: int, process_index: int, process_count: int, eval_image: Callable
+    builder,
+    split: str,
+    *,
+    per_process_batch: int,
+    process_index: int,
+    process_count: int,
+    eval_image: Callable,
+    image_key: str = "image",
+    label_key: str = "label",
 ):
     """This process's block of ``split``, as ``eval_image`` crops, padded and masked into equal batches."""
     import tensorflow_datasets as tfds
@@ -136,11 +147,11 @@ def eval_dataset(
     tf = tfds_source.tensorflow()
     block, _ = process_split(builder, split, process_index, process_count)
     num_batches = batching.num_eval_batches(builder.info.splits[split].num_examples, per_process_batch, process_count)
-    records = builder.as_dataset(split=block, shuffle_files=False, decoders={"image": tfds.decode.SkipDecoding()})
+    records = builder.as_dataset(split=block, shuffle_files=False, decoders={image_key: tfds.decode.SkipDecoding()})
     real = records.map(
         lambda features: {
-            "image": eval_image(features["image"]),
-            "label": tf.cast(features["label"], tf.int32),
+            "image": eval_image(features[image_key]),
+            "label": tf.cast(features[label_key], tf.int32),
             "mask": tf.constant(1.0),
         },
         num_parallel_calls=tf.data.AUTOTUNE,

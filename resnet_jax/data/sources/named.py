@@ -1,0 +1,90 @@
+"""The named datasets (``digits``, ``fashion_mnist``, ``cifar10``, ``cifar100``, ``imagenet2012``), opened for
+their pipeline: the numpy copy of an in-memory one, or the TFDS records of a streamed one."""
+
+import dataclasses
+import functools
+
+from absl import logging
+
+from resnet_jax.data import spec
+from resnet_jax.data.sources import arrays, records, tfds_source
+
+Splits = arrays.Splits
+
+
+@dataclasses.dataclass(frozen=True)
+class NamedSource:
+    """How a named dataset is built with TFDS: prepared on first use from files already on this machine
+    (``build_locally``), or from archives given to ``prepare``."""
+
+    build_locally: bool = False
+
+
+NAMED_SOURCES = {
+    "digits": NamedSource(build_locally=True),  # scikit-learn's copy
+    "fashion_mnist": NamedSource(build_locally=True),  # Debian's dataset-fashion-mnist
+    "cifar10": NamedSource(),
+    "cifar100": NamedSource(),
+    "imagenet2012": NamedSource(),
+}
+
+
+def _builder(name: str, data_dir: str, download: bool, numpy_copy=None):
+    """The prepared TFDS builder of ``name``, built from this machine's files first where it can be."""
+    from resnet_jax.data import prepare
+
+    local = functools.partial(prepare.prepare, name, data_dir) if NAMED_SOURCES[name].build_locally else None
+    return tfds_source.prepared_builder(name, data_dir, local, numpy_copy=numpy_copy, download=download)
+
+
+def named_arrays(name: str, data_dir: str, download: bool = False) -> tuple[Splits, spec.DatasetSpec]:
+    """A named in-memory dataset's stored splits and spec: from the numpy copy when there is one (no
+    TensorFlow), else from TFDS, which then writes the copy."""
+    path = arrays.copy_path(name, data_dir)
+    return arrays.load(path) if path.exists() else write_numpy_copy(name, data_dir, download)
+
+
+def write_numpy_copy(name: str, data_dir: str, download: bool = False) -> tuple[Splits, spec.DatasetSpec]:
+    """Read a named in-memory dataset's whole train and test splits through TFDS (preparing it first if it
+    builds from local files) and write their numpy copy; returns what ``arrays.load`` would, without reading it back."""
+    known = spec.known(name)
+    path = arrays.copy_path(name, data_dir)
+    builder = _builder(name, data_dir, download, numpy_copy=path)
+    stored = {split: tfds_source.split_arrays(builder, split) for split in (known.train_split, known.test_split)}
+    label = builder.info.features["label"]
+    dataset_spec = dataclasses.replace(
+        known,
+        splits={split: len(values["label"]) for split, values in stored.items()},
+        num_classes=label.num_classes,
+        class_names=tuple(label.names),
+        source=f"tfds {builder.info.full_name}",
+        **spec.image_facts(stored[known.train_split]["image"]),
+    )
+    arrays.save(path, stored, dataset_spec)
+    logging.info("Wrote the numpy copy of %s to %s: later runs read it without TensorFlow.", name, path)
+    return stored, dataset_spec
+
+
+def named_records(name: str, data_dir: str, download: bool = False) -> records.RecordSource:
+    """A named dataset's TFDS records for the streamed pipeline (ImageNet's, or another's when asked for),
+    with its spec; statistics the spec lacks are computed once and stored."""
+    known = spec.known(name)
+    builder = _builder(name, data_dir, download)
+    label = builder.info.features["label"]
+    dataset_spec = dataclasses.replace(
+        known,
+        splits={split: builder.info.splits[split].num_examples for split in known.splits},
+        num_classes=label.num_classes,
+        class_names=tuple(label.names),
+        pipeline=spec.STREAMED,
+        source=f"tfds {builder.info.full_name}",
+    )
+    if known.mean is None:
+        stored = records.spec_path(f"{name}_{builder.info.version}", data_dir)
+        if stored.exists():
+            dataset_spec = records.read_spec(stored)
+        else:
+            mean, std = records.channel_statistics(builder, known.train_split, "image", known.channels)
+            dataset_spec = dataclasses.replace(dataset_spec, mean=mean, std=std)
+            records.write_spec(stored, dataset_spec)
+    return records.RecordSource(builder, "image", "label", dataset_spec)

@@ -2,13 +2,15 @@
 
     python experiments/lean_runs_benchmark.py --repo . --data_dir DIR --scratch /tmp/lean > RESULT.json
 
-Runs, each in its own process from ``--repo``: the digits quick start (``configs/digits.py``) and
-Fashion-MNIST ResNet-20 (``configs/fashion_mnist.py:resnet20,budget``, ``--steps`` steps), then the
-train step alone (``python -m resnet_jax.benchmark --model cifar_resnet20 --batch_size 128
---image_size 28``). It reports each run's time to the first step (its ``startup/*`` record), peak
-resident memory (the process's ``ru_maxrss``), whether TensorFlow was imported, and for Fashion-MNIST
-the loop's steady-state examples/s (the median of the log intervals after the first two) as a ratio
-to the step alone. ``DIR`` must hold Fashion-MNIST, prepared (TFDS and, for the new code, its numpy copy).
+Runs, each in its own process from ``--repo``: the digits quick start (``configs/digits.py``),
+Fashion-MNIST ResNet-20 (``configs/fashion_mnist.py:resnet20,budget``, ``--steps`` steps) and, with
+``--synthetic``, the same network at batch 128 on the synthetic dataset at 28x28x3, then the train step
+alone (``python -m resnet_jax.benchmark --model cifar_resnet20 --batch_size 128 --image_size 28``;
+since one program serves both, the loop's own train program). It reports each run's time to the first
+step (its ``startup/*`` record), peak resident memory (the process's ``ru_maxrss``), whether TensorFlow
+was imported, and the loop's steady-state examples/s (the median of the log intervals after the first
+two) as a ratio to the step alone. ``DIR`` must hold Fashion-MNIST, prepared (TFDS and, for the new
+code, its numpy copy).
 """
 
 import argparse
@@ -78,23 +80,31 @@ def main() -> None:
     parser.add_argument("--repo", required=True, help="the checkout to measure")
     parser.add_argument("--data_dir", required=True, help="TFDS data directory with Fashion-MNIST prepared")
     parser.add_argument("--scratch", required=True, help="a directory for workdirs (emptied first)")
-    parser.add_argument("--steps", type=int, default=300, help="Fashion-MNIST train steps")
+    parser.add_argument("--steps", type=int, default=300, help="Fashion-MNIST (and synthetic) train steps")
+    parser.add_argument("--synthetic", action="store_true", help="also time the loop on the synthetic dataset")
     args = parser.parse_args()
     repo, scratch = Path(args.repo).resolve(), Path(args.scratch)
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
     digits = _run(repo, scratch / "digits", "configs/digits.py", args.data_dir)
+    per_run = [
+        f"--config.num_train_steps={args.steps}",
+        "--config.log_every_steps=25",
+        f"--config.eval_every_steps={args.steps}",
+        f"--config.checkpoint_every_steps={args.steps}",
+    ]
     fashion_mnist = _run(
         repo,
         scratch / "fashion_mnist",
         "configs/fashion_mnist.py:resnet20,budget",
         args.data_dir,
-        f"--config.num_train_steps={args.steps}",
-        "--config.log_every_steps=25",
-        f"--config.eval_every_steps={args.steps}",
-        f"--config.checkpoint_every_steps={args.steps}",
+        *per_run,
     )
+    synthetic = None
+    if args.synthetic:
+        shape = ["--config.model=cifar_resnet20", "--config.batch_size=128", "--config.image_size=28"]
+        synthetic = _run(repo, scratch / "synthetic", "configs/default.py", args.data_dir, *shape, *per_run)
     benchmark = [sys.executable, "-m", "resnet_jax.benchmark", "--model", "cifar_resnet20", "--batch_size", "128"]
     benchmark += ["--image_size", "28", "--steps", "30", "--json"]
     _, peak_mib, stdout, _ = _child(benchmark, repo)
@@ -112,6 +122,9 @@ def main() -> None:
         },
         "loop_over_step_alone": loop_rate / step_alone["examples_per_sec"],
     }
+    if synthetic:
+        report["synthetic"] = synthetic
+        report["synthetic_loop_over_step_alone"] = synthetic["examples_per_sec_steady"] / step_alone["examples_per_sec"]
     print(json.dumps(report, indent=1))
 
 

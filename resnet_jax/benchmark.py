@@ -1,4 +1,8 @@
-"""Steady-state train-step throughput and MFU on device-resident synthetic uint8 images (jax, flax, optax only).
+"""Steady-state throughput and MFU of the loop's train program on device-resident synthetic uint8 images.
+
+The program timed is the one the loop runs (``train.program``: the step, its on-device metric sums and
+the stop ballot), so the number is what training gets; it needs jax, flax, optax and clu's metrics, no
+TensorFlow.
 
     python -m resnet_jax.benchmark --model resnet50 --batch_size 256 --dtype bfloat16 --steps 50 --json
 
@@ -16,6 +20,7 @@ import argparse
 import dataclasses
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -26,9 +31,9 @@ from jax.sharding import Mesh
 
 from resnet_jax.data.augment.normalisation import Normalisation
 from resnet_jax.models import create_model, get_spec, list_models, profile_model
-from resnet_jax.train import sharding
+from resnet_jax.train import feed, program, sharding
+from resnet_jax.train.preemption import StopRequest
 from resnet_jax.train.state import create_train_state, init_variables
-from resnet_jax.train.step import make_train_step
 
 FLOPS_PER_MAC = 2
 TRAIN_FLOPS_FACTOR = 3  # forward + backward (twice the forward)
@@ -57,10 +62,14 @@ def matmul_peak_flops(dtype: str, size: int | None = None, repeats: int = 10) ->
 
 @dataclasses.dataclass
 class Compiled:
-    """A compiled train step, the state it starts from, its compile time and XLA's cost analysis."""
+    """A compiled train program, the arguments of its next call, its compile time and XLA's cost analysis.
+
+    ``next_arguments(arguments, outputs)`` gives the call after: the new state (and sums) with the same batch.
+    """
 
     step: Any
-    state: Any
+    arguments: tuple
+    next_arguments: Callable[[tuple, tuple], tuple]
     compile_s: float
     bytes_accessed: float
     flops: float
@@ -68,85 +77,98 @@ class Compiled:
 
 @dataclasses.dataclass
 class Steps:
-    """The compiled train steps of one measurement: ours and, with ``--reference``, the bare-Flax one."""
+    """The compiled train programs of one measurement: the loop's and, with ``--reference``, the bare-Flax one."""
 
     model: Any
     mesh: Mesh
-    batch: dict[str, jax.Array]
     ours: Compiled
     reference: Compiled | None
 
 
+def _compile(jitted, arguments: tuple, next_arguments) -> Compiled:
+    """Compile ``jitted`` for ``arguments``, timing it and reading XLA's cost analysis."""
+    start = time.perf_counter()
+    compiled = jitted.lower(*arguments).compile()
+    compile_s = time.perf_counter() - start
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost  # a list of one dict in older jax
+    return Compiled(compiled, arguments, next_arguments, compile_s, float(cost["bytes accessed"]), float(cost["flops"]))
+
+
 def compile_steps(model_name: str, batch_size: int, dtype: str, image_size: int, reference: bool) -> Steps:
-    """Build and compile the data-parallel train step of ``model_name`` (and its bare-Flax twin) on one batch."""
+    """Compile the loop's data-parallel train program for ``model_name`` (``program.compile_programs``: the
+    step, its metric sums and the stop ballot, on a batch as sent) and, if asked, its bare-Flax twin."""
     num_classes = 1000 if get_spec(model_name).input_size == 224 else 10
     model = create_model(model_name, num_classes=num_classes, dtype=dtype)
     mesh = sharding.make_mesh()
     sharding.batch_sizes(batch_size, mesh.size, jax.process_count())
     replicated = sharding.replicated_sharding(mesh)
     tx = optax.sgd(0.1, momentum=0.9)
+    shape = (image_size, image_size, 3)
     rng = np.random.default_rng(0)
     batch = sharding.to_global(
         {
-            "image": rng.integers(0, 256, (batch_size, image_size, image_size, 3), dtype=np.uint8),
+            "image": rng.integers(0, 256, (batch_size, *shape), dtype=np.uint8),
             "label": rng.integers(0, num_classes, batch_size).astype(np.int32),
         },
         mesh,
     )
 
-    def compile_step(step_function, create_state) -> Compiled:
-        state = jax.jit(create_state, out_shardings=replicated)()
-        step = jax.jit(
-            step_function,
-            in_shardings=(replicated, sharding.batch_sharding(mesh)),
-            out_shardings=(replicated, replicated),
-            donate_argnums=0,
-        )
-        start = time.perf_counter()
-        compiled = step.lower(state, batch).compile()
-        compile_s = time.perf_counter() - start
-        cost = compiled.cost_analysis()
-        cost = cost[0] if isinstance(cost, list) else cost  # a list of one dict in older jax
-        return Compiled(compiled, state, compile_s, float(cost["bytes accessed"]), float(cost["flops"]))
-
     def create_ours():
-        variables = init_variables(model, jax.random.PRNGKey(0), (1, image_size, image_size, 3))
+        variables = init_variables(model, jax.random.PRNGKey(0), (1, *shape))
         return create_train_state(variables, tx, jax.random.PRNGKey(1))
 
-    ours = compile_step(
-        make_train_step(model, tx, num_shards=mesh.size, normalise=Normalisation.imagenet()), create_ours
+    state = jax.jit(create_ours, out_shardings=replicated)()
+    programs = program.compile_programs(
+        program.StepOptions(),
+        model,
+        tx,
+        mesh,
+        state,
+        (batch_size, *shape),
+        Normalisation.imagenet(),
+        feed.sent_batches(mesh),
     )
+    arguments = (state, batch, programs.empty_train_metrics(), StopRequest().vote(mesh))
+    ours = _compile(programs.train, arguments, lambda arguments, outputs: (outputs[0], batch, outputs[1], arguments[3]))
     twin = None
     if reference:
         from resnet_jax import benchmark_reference
 
         bare = benchmark_reference.minimal_model(model_name, num_classes, dtype)
-        shape = (image_size, image_size, 3)
-        twin = compile_step(benchmark_reference.train_step, lambda: benchmark_reference.create_state(bare, tx, shape))
-    return Steps(model, mesh, batch, ours, twin)
+        bare_step = jax.jit(
+            benchmark_reference.train_step,
+            in_shardings=(replicated, sharding.batch_sharding(mesh)),
+            out_shardings=(replicated, replicated),
+            donate_argnums=0,
+        )
+        bare_state = jax.jit(lambda: benchmark_reference.create_state(bare, tx, shape), out_shardings=replicated)()
+        twin = _compile(bare_step, (bare_state, batch), lambda arguments, outputs: (outputs[0], batch))
+    return Steps(model, mesh, ours, twin)
 
 
-def seconds_per_step(compiled: Compiled, batch: dict[str, jax.Array], steps: int) -> float:
-    """Seconds per step of a compiled train step over ``steps`` steps; ``compiled.state`` moves on with them."""
-    state = compiled.state
-    jax.block_until_ready(state)
+def seconds_per_step(compiled: Compiled, steps: int) -> float:
+    """Seconds per step of a compiled train program over ``steps`` steps; its arguments move on with them."""
+    arguments = compiled.arguments
+    jax.block_until_ready(arguments)
     start = time.perf_counter()
     for _ in range(steps):
-        state, outputs = compiled.step(state, batch)
-    jax.block_until_ready((state, outputs))
-    compiled.state = state
+        outputs = compiled.step(*arguments)
+        arguments = compiled.next_arguments(arguments, outputs)
+    jax.block_until_ready(outputs)
+    compiled.arguments = arguments
     return (time.perf_counter() - start) / steps
 
 
-def median_seconds_per_step(steps_to_time: list[Compiled], batch: dict[str, jax.Array], steps: int, rounds: int):
+def median_seconds_per_step(steps_to_time: list[Compiled], steps: int, rounds: int):
     """Median seconds per step of each compiled step, timed in alternating rounds after two warm-up steps
     each, so that a drift in clocks or host load hits every step alike; also each one's spread (max / min)."""
     for compiled in steps_to_time:
-        seconds_per_step(compiled, batch, 2)
+        seconds_per_step(compiled, 2)
     times = [[] for _ in steps_to_time]
     for _ in range(rounds):
         for compiled, measured in zip(steps_to_time, times, strict=True):
-            measured.append(seconds_per_step(compiled, batch, steps))
+            measured.append(seconds_per_step(compiled, steps))
     return [float(np.median(measured)) for measured in times], [max(measured) / min(measured) for measured in times]
 
 
@@ -187,7 +209,7 @@ def benchmark(
     if cost_only:
         return result
     timed = [compiled.ours] + ([compiled.reference] if reference else [])
-    (step_time, *reference_time), spreads = median_seconds_per_step(timed, compiled.batch, steps, rounds)
+    (step_time, *reference_time), spreads = median_seconds_per_step(timed, steps, rounds)
     macs = profile_model(compiled.model, image_size).macs
     model_flops = TRAIN_FLOPS_FACTOR * FLOPS_PER_MAC * macs * batch_size / step_time
     peak = matmul_peak_flops(dtype)

@@ -115,9 +115,9 @@ def main(argv: list[str]) -> None:
         quiet_libraries()
     config = exit_on_user_error(load_config)
     initialize_distributed()
-    from resnet_jax.train.loop import train_and_evaluate
+    from resnet_jax.train import loop
 
-    results = exit_on_user_error(train_and_evaluate, config, _WORKDIR.value)
+    results = exit_on_user_error(loop.run, config, _WORKDIR.value)  # load_config validated it
     if results.get("stopped"):
         report_stop(results)
     print({key: value for key, value in results.items()}, file=sys.stdout, flush=True)

@@ -77,7 +77,7 @@ def test_the_bare_flax_step_trains():
 def test_reference_mode_times_both_steps_and_reports_their_ratios(capsys, monkeypatch):
     timed = []
 
-    def fixed_timings(steps_to_time, batch, steps, rounds):  # ours 4 ms, the bare step 2 ms
+    def fixed_timings(steps_to_time, steps, rounds):  # ours 4 ms, the bare step 2 ms
         timed.append((steps_to_time, steps, rounds))
         return [0.004, 0.002], [1.1, 1.3]
 
@@ -94,6 +94,39 @@ def test_reference_mode_times_both_steps_and_reports_their_ratios(capsys, monkey
     assert report["bytes_accessed_vs_reference"] == pytest.approx(
         report["bytes_accessed"] / report["reference_bytes_accessed"]
     )
+
+
+def test_the_benchmark_times_the_loops_own_train_program(monkeypatch, tmp_path):
+    """One program: the benchmark and the loop both compile ``program.compile_programs``'s train program (the
+    step, its metric sums and the stop ballot), and the benchmark's calls carry the sums from step to step."""
+    from resnet_jax.train import loop, program
+
+    built = []
+
+    def recording(*args, **kwargs):
+        programs = compile_programs(*args, **kwargs)
+        built.append(programs)
+        return programs
+
+    compile_programs = program.compile_programs
+    monkeypatch.setattr(program, "compile_programs", recording)
+    steps = benchmark.compile_steps("cifar_resnet20", 8, "float32", 8, reference=False)
+    assert len(built) == 1 and len(steps.ours.arguments) == 4  # state, batch, metric sums, stop votes
+    sums_before = steps.ours.arguments[2]
+    benchmark.seconds_per_step(steps.ours, 2)
+    assert int(steps.ours.arguments[2].loss.count) == 2 * 8 and steps.ours.arguments[2] is not sums_before
+    config = loop_config(tmp_path)
+    loop.train_and_evaluate(config, tmp_path / "run")
+    assert len(built) == 2 and built[1].train is not built[0].train  # the loop compiled its own, by the same code
+
+
+def loop_config(tmp_path):
+    from configs import default
+
+    config = default.get_config()
+    config.update(dict(batch_size=8, image_size=8, num_train_steps=2, eval_every_steps=2, log_every_steps=2))
+    config.synthetic.num_eval_examples = 8
+    return config
 
 
 def test_cost_only_compiles_both_steps_and_runs_neither(capsys):

@@ -129,7 +129,11 @@ def test_tensorflow_is_told_to_see_no_gpu_wherever_it_starts(monkeypatch):
 
     hidden = []
     monkeypatch.setattr(tf.config, "set_visible_devices", lambda devices, kind: hidden.append((list(devices), kind)))
-    assert tfds_source.tensorflow() is tf
+    tfds_source.tensorflow.cache_clear()  # the first call in a process hides the GPU; later ones reuse it
+    try:
+        assert tfds_source.tensorflow() is tf and tfds_source.tensorflow() is tf
+    finally:
+        tfds_source.tensorflow.cache_clear()
     assert hidden == [([], "GPU")]
 
 

@@ -122,11 +122,21 @@ def device_feed(splits: data_lib.InMemorySplits, mesh: Mesh, eval_batch_size: in
 
 def host_feed(datasets: data_lib.Datasets, mesh: Mesh) -> Feed:
     """Batches made on the host: each process's rows, assembled into global arrays a few steps ahead."""
-    return Feed(
+    return sent_batches(
+        mesh,
         train_inputs=lambda start_step: sharding.prefetch_to_device(datasets.train_batches(start_step), mesh),
         eval_inputs=lambda prefix: (
             sharding.to_global(batch, mesh) for batch in datasets.eval_splits[prefix].batches()
         ),
+    )
+
+
+def sent_batches(mesh: Mesh, train_inputs=None, eval_inputs=None) -> Feed:
+    """Steps that take each global batch as it is sent (sharded over the data axis); ``benchmark`` sends one
+    fixed batch, the loop what ``host_feed`` makes."""
+    return Feed(
+        train_inputs=train_inputs,
+        eval_inputs=eval_inputs,
         input_sharding=sharding.batch_sharding(mesh),
         train_batch=lambda batch, step: batch,
         eval_batch=lambda batch: batch,

@@ -20,7 +20,6 @@ from typing import Any
 
 import flax
 import jax
-import jax.numpy as jnp
 import optax
 from absl import logging
 from etils import epath
@@ -31,15 +30,13 @@ from resnet_jax.config_schema import MODEL, RUN, view
 from resnet_jax.data.pipelines import in_memory
 from resnet_jax.errors import UserError
 from resnet_jax.models import create_model
-from resnet_jax.train import checkpoint, compilation_cache, metrics, pretrained, progress, recipe, sharding
+from resnet_jax.train import checkpoint, compilation_cache, metrics, pretrained, program, progress, recipe, sharding
 from resnet_jax.train.feed import Feed, create_feed
-from resnet_jax.train.mixing import Mixing
 from resnet_jax.train.paths import RECORD_EXTRAS, RESUME_CHANGES, resolve
 from resnet_jax.train.preemption import StopRequest
 from resnet_jax.train.profiling import StepTrace
 from resnet_jax.train.startup import Startup
 from resnet_jax.train.state import TrainState, create_train_state, init_variables
-from resnet_jax.train.step import make_eval_step, make_train_step
 
 # Enough queued steps to hide the host's dispatch, few enough that a stop signal (preemption notices give
 # ~30 s) is checkpointed a step or two later, not after every step dispatched up to the next log step.
@@ -169,7 +166,7 @@ class Run:
     input_feed: Feed
     schedule: Callable
     length: recipe.Length
-    steps: "Steps"
+    steps: program.Programs
     writer: Any
     checkpointer: checkpoint.Checkpointer
     startup: "Startup"
@@ -197,75 +194,9 @@ class RunClock:
         return cls(started, earlier or 0.0)
 
 
-@dataclasses.dataclass(frozen=True)
-class Steps:
-    """The jitted functions of a run: train (state donated; also takes the processes' stop votes and returns
-    their ballot) and eval, both accumulating clu metrics."""
-
-    train: Callable
-    eval: Callable
-    empty_train_metrics: Callable
-    empty_eval_metrics: Callable
-
-
-def compile_steps(
-    config: Any,
-    model,
-    tx,
-    mesh,
-    state: TrainState,
-    global_batch_shape: tuple[int, ...],
-    normalisation,
-    input_feed: Feed,
-) -> Steps:
-    """Wrap the pure steps (normalising uint8 images on the device) with the feed's batch making and
-    metric accumulation; jit them with explicit shardings."""
-    replicated, batch_sharding = sharding.replicated_sharding(mesh), sharding.batch_sharding(mesh)
-    train_step = make_train_step(
-        model,
-        tx,
-        label_smoothing=config.label_smoothing,
-        grad_accum_steps=config.grad_accum_steps,
-        num_shards=mesh.size,
-        ema_decay=config.ema_decay,
-        normalise=normalisation,
-        mixing=Mixing(config.cutout_size, config.mixup_alpha, config.cutmix_alpha, config.cutmix_probability),
-    )
-    eval_step = make_eval_step(model, normalisation)
-    abstract_batch = {
-        "image": jax.ShapeDtypeStruct(global_batch_shape, jnp.uint8),
-        "label": jax.ShapeDtypeStruct(global_batch_shape[:1], jnp.int32),
-    }
-    train_metrics = metrics.collection(jax.eval_shape(train_step, state, abstract_batch)[1])
-    eval_metrics = metrics.collection(metrics.EVAL_OUTPUTS)
-
-    def train_and_accumulate(state, train_input, accumulated, stop_votes):
-        state, outputs = train_step(state, input_feed.train_batch(train_input, state.step))
-        ballot = jnp.any(stop_votes)  # see StopRequest; also a buffer of its own for the host to wait on
-        return state, accumulated.merge(train_metrics.single_from_model_output(**outputs)), ballot
-
-    def eval_and_accumulate(variables, eval_input, accumulated):
-        outputs = eval_step(variables, input_feed.eval_batch(eval_input))
-        return accumulated.merge(eval_metrics.single_from_model_output(**outputs))
-
-    return Steps(
-        train=jax.jit(
-            train_and_accumulate,
-            in_shardings=(replicated, input_feed.input_sharding, replicated, batch_sharding),
-            out_shardings=(replicated, replicated, replicated),
-            donate_argnums=(0, 2),
-        ),
-        eval=jax.jit(
-            eval_and_accumulate,
-            in_shardings=(replicated, input_feed.input_sharding, replicated),
-            out_shardings=replicated,
-        ),
-        empty_train_metrics=jax.jit(train_metrics.empty, out_shardings=replicated),
-        empty_eval_metrics=jax.jit(eval_metrics.empty, out_shardings=replicated),
-    )
-
-
-def evaluate(steps: Steps, state: TrainState, datasets: data_lib.Datasets, input_feed: Feed) -> dict[str, float]:
+def evaluate(
+    steps: program.Programs, state: TrainState, datasets: data_lib.Datasets, input_feed: Feed
+) -> dict[str, float]:
     """Exact metrics over every eval split, for the raw parameters and (if kept) their EMA.
 
     The test split's metrics are ``eval/*`` (``eval_ema/*``), a held-out validation split's ``val/*``;
@@ -279,8 +210,8 @@ def evaluate(steps: Steps, state: TrainState, datasets: data_lib.Datasets, input
             for suffix, use_ema in variants.items():
                 accumulated[suffix] = steps.eval(state.variables(use_ema), eval_input, accumulated[suffix])
         for suffix, sums in accumulated.items():
-            results.update(metrics.compute(sums, prefix + suffix))
-            counted = metrics.eval_count(sums)
+            results.update(program.compute(sums, prefix + suffix))
+            counted = program.eval_count(sums)
             if counted != split.num_examples:
                 raise RuntimeError(f"{prefix} counted {counted} examples but the split has {split.num_examples}")
         results[f"num_{prefix}_examples"] = split.num_examples
@@ -294,6 +225,12 @@ def train_and_evaluate(config: Any, workdir: str | os.PathLike) -> dict:
     'checkpoint_step'}`` if SIGTERM or Ctrl-C ended the run early: after checkpointing during training;
     with no new checkpoint when it came during start-up or compilation (those finish first).
     """
+    config_schema.validate(config)  # the command line validated it already, and calls ``run``
+    return run(config, workdir)
+
+
+def run(config: Any, workdir: str | os.PathLike) -> dict:
+    """``train_and_evaluate`` for a config that ``config_schema.validate`` has checked."""
     with StopRequest() as stop_request:
         return _train_and_evaluate(config, workdir, stop_request)
 
@@ -304,8 +241,7 @@ def _train_and_evaluate(config: Any, workdir: str | os.PathLike, stop_request: S
     workdir = resolve(workdir)
     is_chief = jax.process_index() == 0
 
-    # Everything that can be wrong with the config fails here, before any compilation or write.
-    config_schema.validate(config)
+    # The config was validated before JAX started; the run view is a read-only lens on the same config.
     full_config, config = config, view(config, RUN)
     compilation_cache.enable(config.compilation_cache_dir)
     mesh = sharding.make_mesh()
@@ -345,7 +281,10 @@ def _train_and_evaluate(config: Any, workdir: str | os.PathLike, stop_request: S
     if is_chief:
         _write_json(workdir / "config.json", with_resume_history(workdir / "config.json", record, int(state.step)))
     global_batch_shape = (sizes.global_batch, *datasets.image_shape)
-    steps = compile_steps(config, model, tx, mesh, state, global_batch_shape, datasets.normalisation, input_feed)
+    options = program.StepOptions.from_config(config)
+    steps = program.compile_programs(
+        options, model, tx, mesh, state, global_batch_shape, datasets.normalisation, input_feed
+    )
     writer = metrics.create_writer(workdir, jax.process_index())
     clock = RunClock.resumed(start_time, checkpointer, int(state.step))
     run = Run(
@@ -427,7 +366,7 @@ def _train(run: Run, state: TrainState) -> tuple[int, dict[str, float], str | No
             checkpoint_now = step % config.checkpoint_every_steps == 0 or is_last
             stop_now = stop_request.requested(finished_ballot)
             if log_now or checkpoint_now or stop_now:  # a host sync: never save a diverged state unseen
-                values = metrics.compute(accumulated, "train")
+                values = program.compute(accumulated, "train")
                 _check_finite(
                     {k: values[k] for k in ("train/loss", "train/grad_norm")},
                     range(last_checked + 1, step + 1),

@@ -1,8 +1,7 @@
-"""clu metric collections and the writers: TensorBoard events plus ``metrics.jsonl``, written by process 0
-only, with no TensorFlow.
+"""The metric writers: TensorBoard events plus ``metrics.jsonl``, written by process 0 only, with no TensorFlow.
 
-Metrics accumulate on device as clu ``Average`` sums and counts (masked for eval padding), so the
-host reads them only when it writes: exact sums divided by counts, never means of means.
+Metrics accumulate on device as clu ``Average`` sums and counts (``program``), masked for eval padding,
+so the host reads them only when it writes: exact sums divided by counts, never means of means.
 """
 
 import contextlib
@@ -11,41 +10,14 @@ import os
 import socket
 import struct
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from clu import metrics as clu_metrics
 from tensorboard.compat.proto import event_pb2, summary_pb2
 from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
 
 from resnet_jax.train.paths import resolve
-from resnet_jax.train.sharding import to_host
-
-EVAL_OUTPUTS = ("loss", "top1", "top5")
-
-
-def _field(output_name: str) -> str:
-    """Collection field for a step output: dataclass fields cannot contain '/'."""
-    return output_name.replace("/", "__")
-
-
-def collection(output_names: Iterable[str]) -> type[clu_metrics.Collection]:
-    """A clu Collection averaging each named step output (masked by the ``mask`` output when present)."""
-    return clu_metrics.Collection.create(
-        **{_field(name): clu_metrics.Average.from_output(name) for name in output_names if name != "mask"}
-    )
-
-
-def compute(metrics: clu_metrics.Collection, prefix: str) -> dict[str, float]:
-    """Host values ``{'prefix/name': value}`` of an accumulated collection (a sync point)."""
-    values = to_host(metrics.compute())
-    return {f"{prefix}/{name.replace('__', '/')}": float(value) for name, value in values.items()}
-
-
-def eval_count(metrics: clu_metrics.Collection) -> int:
-    """How many real (unmasked) examples an eval collection has seen."""
-    return int(to_host(metrics.top1.count))
 
 
 class JsonlWriter:

@@ -45,7 +45,7 @@ def body_parts(model: str) -> list[str]:
 
 
 def get_config(arg: str = "full") -> ml_collections.ConfigDict:
-    """The fine-tuning recipe for ``arg`` = 'STRATEGY[,MODEL]' (any order)."""
+    """The fine-tuning recipe for ``arg`` = 'STRATEGY[,MODEL][,photos]' (any order)."""
     setting, options = common.parse_arg(
         arg, "configs/finetune.py", {"strategy": STRATEGIES, "model": MODELS}, {"model": "resnet20"}, ("photos",)
     )

@@ -681,6 +681,11 @@ def _check_dataset_rules(config: Any) -> None:
     images choose it, and ``create_datasets`` checks them), and the options only tfds: datasets have."""
     data = importlib.import_module("resnet_jax.data")
     pipeline = data.pipeline_of(config.dataset, config.pipeline)  # also checks the name's grammar
+    require(
+        pipeline != data.spec.SYNTHETIC or config.pipeline == data.spec.AUTO,
+        f"pipeline={config.pipeline!r} chooses how a dataset of images is fed; the synthetic dataset is made "
+        "batch by batch. Drop --config.pipeline.",
+    )
     if pipeline in (data.spec.IN_MEMORY, data.spec.STREAMED):
         check_pipeline_options(config, pipeline)
     _check_erasing(config, pipeline)
@@ -703,17 +708,21 @@ IN_MEMORY_ONLY = ("crop_padding", "pad_mode")  # the pad-and-crop of images of o
 def check_pipeline_options(config: Any, pipeline: str) -> None:
     """Refuse an option that ``pipeline`` ('in_memory' or 'streamed') would ignore, naming the pipeline; and
     streamed crops that cannot fit."""
-    ignored = IN_MEMORY_ONLY if pipeline == "streamed" else STREAMED_ONLY
+    spec = importlib.import_module("resnet_jax.data.spec")
+    ignored = IN_MEMORY_ONLY if pipeline == spec.STREAMED else STREAMED_ONLY
     changed = [name for name in ignored if value_of(config, name) != BY_NAME[name].default]
-    other = "in_memory" if pipeline == "streamed" else "streamed"
+    other = spec.IN_MEMORY if pipeline == spec.STREAMED else spec.STREAMED
+    known = spec.KNOWN.get(config.dataset)
+    possible = not (other == spec.IN_MEMORY and known is not None and known.image_shape[0] is None)
+    needs = "images of one size" if other == spec.IN_MEMORY else "TFDS records"
+    switch = f", or set --config.pipeline={other} (which needs {needs})" if possible else ""
     require(
         not changed,
         f"{', '.join(f'{name}={value_of(config, name)!r}' for name in changed)}: options of the {other} pipeline, "
         f"which the {pipeline} pipeline that feeds dataset {config.dataset!r} would ignore. Drop "
-        f"{'it' if len(changed) == 1 else 'them'}, or set --config.pipeline={other} (which needs "
-        f"{'images of one size' if other == 'in_memory' else 'TFDS records'}).",
+        f"{'it' if len(changed) == 1 else 'them'}{switch}.",
     )
-    if pipeline == "streamed":
+    if pipeline == spec.STREAMED:
         _check_erasing(config, pipeline)
         require(
             config.normalisation != "pixel_mean",

@@ -93,7 +93,7 @@ def _read(data_dir, download: bool):
         "data_dir": str(data_dir),
         "download": download,
     }
-    return data.dataset_arrays(config_schema.view(config, config_schema.DATA))
+    return data.open_dataset(config_schema.view(config, config_schema.DATA))
 
 
 def test_with_download_off_the_offline_paragraph_names_the_prepare_command(builder_module, tmp_path):

@@ -171,7 +171,7 @@ def _stored(data_dir: str, dataset: str):
     from resnet_jax import config_schema, data
 
     config = config_schema.default_values() | {"dataset": dataset, "data_dir": data_dir}
-    return data.dataset_arrays(config_schema.view(config, config_schema.DATA))
+    return data.open_dataset(config_schema.view(config, config_schema.DATA))
 
 
 def _multiset(split: dict) -> list:

@@ -40,7 +40,7 @@ def write_folder(root: Path, side: int, per_class: dict[str, int], fmt: str = "p
 
 def load(path: Path, data_dir: Path):
     config = config_schema.default_values() | {"dataset": f"folder:{path}", "data_dir": str(data_dir)}
-    return data.dataset_arrays(config_schema.view(config, config_schema.DATA))
+    return data.open_dataset(config_schema.view(config, config_schema.DATA))
 
 
 def as_multiset(images: np.ndarray, labels: np.ndarray) -> list:

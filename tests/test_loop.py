@@ -16,7 +16,7 @@ import pytest
 from configs import default
 from resnet_jax.data.pipelines import synthetic
 from resnet_jax.models import create_model
-from resnet_jax.train import checkpoint, loop, sharding
+from resnet_jax.train import checkpoint, loop, program, sharding
 
 pytestmark = pytest.mark.xdist_group("loop")  # one worker shares the trained fixture
 
@@ -241,12 +241,12 @@ def test_a_stop_signal_is_saved_within_a_few_steps_of_the_device_not_at_the_next
     step 38. One device, as on a one-GPU machine: 8 CPU devices queue fewer steps."""
     make_mesh = sharding.make_mesh
     monkeypatch.setattr(sharding, "make_mesh", lambda devices=None: make_mesh(jax.devices()[:1]))
-    monkeypatch.setattr(loop, "make_train_step", slowed(loop.make_train_step))
+    monkeypatch.setattr(program, "make_train_step", slowed(program.make_train_step))
     finished: list[jax.Array] = []  # each dispatched step's ballot, ready once the device has run the step
-    compile_steps = loop.compile_steps
+    compile_programs = program.compile_programs
 
     def recording(*args, **kwargs):
-        steps = compile_steps(*args, **kwargs)
+        steps = compile_programs(*args, **kwargs)
 
         def train(*step_args):
             outputs = steps.train(*step_args)
@@ -266,7 +266,7 @@ def test_a_stop_signal_is_saved_within_a_few_steps_of_the_device_not_at_the_next
                 return
             time.sleep(0.001)
 
-    monkeypatch.setattr(loop, "compile_steps", recording)
+    monkeypatch.setattr(program, "compile_programs", recording)
     config = tiny_config(num_train_steps=60, log_every_steps=60, checkpoint_every_steps=60)
     sender = threading.Thread(target=signal_after_step_6)
     sender.start()

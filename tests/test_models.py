@@ -380,3 +380,45 @@ def test_model_table_rejects_unknown_names(capsys):
     with pytest.raises(SystemExit) as exit_info:
         models_command.main(["resnet51"])
     assert exit_info.value.code == 2 and "unknown model 'resnet51'" in capsys.readouterr().err
+
+
+def _summary(capsys, *argv: str) -> tuple[dict[tuple[int, str], list[str]], list[str]]:
+    """Run ``--summary`` in-process: rows keyed by (depth, name), and the total line's fields."""
+    models_command.main(["--summary", *argv])
+    lines = capsys.readouterr().out.splitlines()
+    rows = {}
+    for line in lines[2:-1]:
+        depth = (len(line) - len(line.lstrip())) // 2
+        fields = line.split()
+        rows[depth, fields[0]] = fields[1:]
+    return rows, lines[-1].split()
+
+
+def test_summary_prints_the_module_tree_whose_totals_are_the_published_figures(capsys):
+    rows, total = _summary(capsys, "resnet50")
+    assert total[0] == "total" and int(total[-2].replace(",", "")) == PUBLISHED_PARAMS["resnet50"]
+    macs = int(total[-1].replace(",", ""))
+    assert macs == pytest.approx(4.09e9, rel=1e-3)  # torchvision's 4.09 GFLOPS (multiply-adds) for resnet50
+    top = [fields for (depth, _), fields in rows.items() if depth == 0]
+    assert sum(int(fields[-2].replace(",", "")) for fields in top) == PUBLISHED_PARAMS["resnet50"]
+    assert sum(int(fields[-1].replace(",", "")) for fields in top) == macs  # the stages add up to the model
+    assert rows[0, "conv1"] == ["Conv", "112x112x64", "9,408", f"{112 * 112 * 64 * 7 * 7 * 3:,}"]  # by hand
+    assert rows[0, "layer4_2"][1] == "7x7x2048" and rows[0, "fc"][:2] == ["Dense", "1000"]
+    assert rows[1, "conv3"][0] == "Conv"  # a unit's layers are indented under it
+    smaller, total_160 = _summary(capsys, "resnet50", "--input_size", "160")
+    # Every feature map shrinks by 5/7 per side at 160 (112 -> 80 ... 7 -> 5): conv MACs scale by 25/49 exactly.
+    fc_macs = 2048 * 1000
+    assert int(total_160[-1].replace(",", "")) - fc_macs == (macs - fc_macs) * 25 // 49
+    assert smaller[0, "layer4_2"][1] == "5x5x2048"
+
+
+def test_summary_arguments_that_cannot_apply_are_refused(capsys):
+    for argv in (
+        ["--input_size", "160"],
+        ["--summary", "resnet50", "--input_size", "0"],
+        ["--summary", "resnet50", "resnet18"],
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            models_command.main(argv)
+        assert exit_info.value.code == 2
+    assert "--summary NAME" in capsys.readouterr().err

@@ -17,6 +17,7 @@ import tensorflow_datasets as tfds
 from conftest import assert_one_error_paragraph, main_command
 from PIL import Image
 
+from configs import default
 from resnet_jax import config_schema, data
 from resnet_jax.data import spec
 from resnet_jax.data.augment import crops
@@ -130,9 +131,10 @@ def test_a_png_eval_crop_is_the_centre_window_resized_as_pil_does_it():
 
 
 def test_the_pipeline_field_overrides_the_choice_and_in_memory_refuses_varying_sizes(photos, tmp_path):
-    root, data_dir, _, _ = photos
+    root, data_dir, _, source = photos
     with pytest.raises(ConfigError, match=r"varying size \(72x96, 80x66\).*--config.pipeline=streamed"):
         data.open_dataset(_config(f"folder:{root}", data_dir, pipeline="in_memory"))
+    assert list((data_dir / records.DIRECTORY).glob("folder_zoo_*.json"))  # the refusal removed nothing
     small = tmp_path / "small"
     for split in ("train", "test"):
         for name in CLASSES:
@@ -141,6 +143,20 @@ def test_the_pipeline_field_overrides_the_choice_and_in_memory_refuses_varying_s
     assert isinstance(data.open_dataset(_config(f"folder:{small}", tmp_path / "d")), tuple)  # auto: in memory
     streamed = data.open_dataset(_config(f"folder:{small}", tmp_path / "d", pipeline="streamed"))
     assert isinstance(streamed, records.RecordSource) and streamed.spec.image_shape == (8, 8, 3)
+    assert isinstance(data.open_dataset(_config(f"folder:{small}", tmp_path / "d")), tuple)  # auto: still in memory
+
+
+def test_options_that_cannot_apply_to_photos_are_refused_before_training(photos):
+    root, data_dir, _, _ = photos
+    with pytest.raises(ConfigError, match=r"normalisation='imagenet'.*has 1-channel images"):
+        data.create_datasets(_config("digits", data_dir, normalisation="imagenet", pipeline="streamed"), **PLACEMENT)
+    sliced = _config(f"folder:{root}", data_dir, image_size=16, validation_examples=2)
+    datasets = data.create_datasets(sliced, **PLACEMENT)  # the tail of a whole split is held out
+    assert datasets.num_train_examples == 11 and datasets.eval_splits["val"].num_examples == 2
+    config = default.get_config()  # the synthetic dataset
+    config.pipeline = "streamed"
+    with pytest.raises(ConfigError, match="synthetic dataset is made batch by batch"):
+        config_schema.validate(config)
 
 
 def test_a_tfds_dataset_of_varying_image_sizes_is_streamed_with_its_statistics(tmp_path):
@@ -167,6 +183,9 @@ def test_a_tfds_dataset_of_varying_image_sizes_is_streamed_with_its_statistics(t
     datasets = data.create_datasets(_config("tfds:varying_photos_toy", tmp_path, image_size=16), **PLACEMENT)
     mask = np.concatenate([batch["mask"] for batch in datasets.eval_splits["eval"].batches()])
     assert mask.sum() == 3 and next(datasets.train_batches(0))["image"].shape == (4, 16, 16, 3)
+    sliced = _config("tfds:varying_photos_toy", tmp_path, train_split="train[:4]", validation_examples=1)
+    with pytest.raises(ConfigError, match=r"cannot slice again when the split is already 'train\[:4\]'"):
+        data.create_datasets(sliced, **PLACEMENT)
 
 
 def _command(workdir: Path, root: Path, data_dir: Path, *flags: str) -> list[str]:

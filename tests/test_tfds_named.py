@@ -64,7 +64,7 @@ def toys(tmp_path_factory) -> Path:
 
 def _read(data_dir: Path, dataset: str, **fields):
     config = config_schema.default_values() | {"dataset": dataset, "data_dir": str(data_dir), **fields}
-    return data.dataset_arrays(config_schema.view(config, config_schema.DATA))
+    return data.open_dataset(config_schema.view(config, config_schema.DATA))
 
 
 def test_features_are_found_and_splits_named_by_the_fields_give_the_examples_exactly(toys):

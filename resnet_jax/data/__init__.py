@@ -29,7 +29,7 @@ Batch = dict[str, np.ndarray]
 TEST, VALIDATION = "eval", "val"  # metric prefixes of the test split and of the held-out validation split
 PAD_MODES = ("constant", "reflect")
 TRAIN_CROPS = ("random_resized", "scale_jitter")
-DEFAULT_CROP = 224  # the streamed pipeline's image side when image_size is 0 (the dataset's own)
+DEFAULT_CROP = 224  # the streamed pipeline's crop side when image_size is 0
 
 
 def pipeline_of(dataset: str, requested: str = spec.AUTO) -> str | None:
@@ -38,14 +38,12 @@ def pipeline_of(dataset: str, requested: str = spec.AUTO) -> str | None:
     kind = spec.kind(dataset)
     if kind == spec.SYNTHETIC:
         return spec.SYNTHETIC
-    if requested != spec.AUTO:
-        if kind == "named" and requested == spec.IN_MEMORY and spec.known(dataset).image_shape[0] is None:
-            raise ConfigError(
-                f"pipeline='in_memory' needs images of one size, and {dataset} has images of varying size; it is "
-                "streamed. Drop --config.pipeline."
-            )
-        return requested
-    return spec.known(dataset).pipeline if kind == "named" else None
+    if kind != "named":
+        return None if requested == spec.AUTO else requested
+    height, width, _ = spec.known(dataset).image_shape
+    if requested == spec.AUTO:
+        return spec.known(dataset).pipeline
+    return spec.choose_pipeline(None if height is None else {(height, width)}, requested, dataset)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,14 +123,6 @@ def open_dataset(config) -> tuple[arrays.Splits, spec.DatasetSpec] | records.Rec
     return named.named_arrays(config.dataset, config.data_dir, config.download)
 
 
-def dataset_arrays(config) -> tuple[arrays.Splits, spec.DatasetSpec]:
-    """The whole stored splits and spec of an in-memory dataset (named, ``tfds:`` or ``folder:``)."""
-    opened = open_dataset(config)
-    if isinstance(opened, records.RecordSource):
-        raise ConfigError(f"dataset {opened.spec.name!r} is streamed, not held in memory: {opened.spec.summary()}")
-    return opened
-
-
 def create_datasets(
     config, *, per_process_batch: int, per_process_eval_batch: int, process_index: int, process_count: int
 ) -> Datasets:
@@ -174,6 +164,7 @@ def _in_memory(
     for name, split in splits.items():
         check_split(split, f"{config.dataset} {name}", config.image_size, dataset_spec.num_classes)
     train = splits.pop("train")
+    _check_imagenet_statistics(config, train["image"].shape[-1])
     normalisation = Normalisation.from_images(train["image"], config.normalisation)
     augmentation = pad_crop.Augmentation(
         config.crop_padding, config.pad_mode, config.random_flip, random_erasing_settings(config)
@@ -260,6 +251,25 @@ def check_split(split: Batch, name: str, image_size: int, num_classes: int) -> N
         )
 
 
+def _check_imagenet_statistics(config, channels: int) -> None:
+    if config.normalisation == "imagenet" and channels != 3:
+        raise ConfigError(
+            f"normalisation='imagenet' applies torchvision's 3-channel statistics, and dataset {config.dataset!r} "
+            f"has {channels}-channel images; use --config.normalisation=channel (the dataset's own statistics)."
+        )
+
+
+def _check_held_out_split(train_split: str, validation_examples: int) -> None:
+    """A streamed held-out part is the train split's tail in TFDS's syntax, which a sliced split cannot take."""
+    if validation_examples and any(mark in train_split for mark in "[+"):
+        raise ConfigError(
+            f"validation_examples={validation_examples} holds out the tail of the train split, which TFDS cannot "
+            f"slice again when the split is already {train_split!r}; set --config.train_split and "
+            "--config.eval_split to the parts you want (e.g. 'train[:90%]' and 'train[90%:]') and drop "
+            "validation_examples."
+        )
+
+
 def streamed_normalisation(dataset_spec: spec.DatasetSpec, mode: str) -> Normalisation:
     """A streamed dataset's normalisation: its train split's per-channel statistics ('channel'), or
     torchvision's ImageNet statistics ('imagenet'; ImageNet's own are those)."""
@@ -276,6 +286,8 @@ def _streamed(
     dataset_spec = source.spec
     check_num_classes(config.dataset, dataset_spec.num_classes, config.num_classes)
     _check_held_out(config.validation_examples, dataset_spec.num_train_examples, dataset_spec.name)
+    _check_held_out_split(dataset_spec.train_split, config.validation_examples)
+    _check_imagenet_statistics(config, dataset_spec.channels)
     splits = split_names(dataset_spec.train_split, dataset_spec.test_split, config.validation_examples)
     image_size = config.image_size or DEFAULT_CROP
     settings = crops.Crops(

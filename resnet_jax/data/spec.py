@@ -4,7 +4,8 @@
 image-classification dataset) or ``folder:PATH`` (``PATH/SPLIT/CLASS/IMAGE``). The named datasets' facts
 are known before any file is read (``KNOWN``), so recipes derive epochs and class counts from them; a
 ``tfds:`` or ``folder:`` dataset's facts are read from the builder or the folder when it is prepared and
-stored with its numpy copy. This module imports neither JAX nor TensorFlow: configs read it.
+stored with its numpy copy (in-memory) or beside its records (streamed). This module imports neither JAX
+nor TensorFlow: configs read it.
 """
 
 import dataclasses

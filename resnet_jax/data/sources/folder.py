@@ -1,4 +1,4 @@
-"""``folder:PATH``: a class-per-folder image tree (``PATH/SPLIT/CLASS/IMAGE``), built once into a numpy copy.
+"""``folder:PATH``: a class-per-folder image tree (``PATH/SPLIT/CLASS/IMAGE``), built once for its pipeline.
 
 The layout is the one torchvision's ``ImageFolder`` and TFDS's ``ImageFolder`` read: a ``train`` split and
 a ``test`` (or ``val``) split, each with one folder per class. Labels are the train split's class folders
@@ -198,7 +198,8 @@ def open_folder(
     if pipeline != spec.IN_MEMORY and stored_spec.exists():
         return folder_records.open_records(name, data_dir)
     _remove_older_copies(listing, data_dir)
-    chosen = spec.choose_pipeline(image_sizes(listing), pipeline, f"folder:{path}")
+    sizes = None if pipeline == spec.STREAMED else image_sizes(listing)  # streamed takes any size
+    chosen = spec.choose_pipeline(sizes, pipeline, f"folder:{path}")
     if chosen == spec.STREAMED:
         return folder_records.build(listing, path, data_dir)
     return _build_arrays(listing, path, numpy_copy)
@@ -237,17 +238,19 @@ def _build_arrays(listing: FolderListing, path: str, target: epath.Path) -> tupl
 
 
 def _remove_older_copies(listing: FolderListing, data_dir: str) -> None:
-    """Say, and remove, the copies an earlier content of the same folder left: a changed folder is rebuilt."""
+    """Say, and remove, the copies an earlier content of the same folder left: a changed folder is rebuilt.
+    The copies of this content (for the other pipeline) stay."""
     from resnet_jax.data.sources import folder_records
 
     pattern = f"folder_{_stem(listing.root)}_*"
+    current = copy_name(listing)
     owner = f"folder {listing.root} "
     older = [
         (copy, arrays.read_spec(copy).source)
         for copy in _matches(arrays.copy_path("x", data_dir).parent, f"{pattern}.npz")
     ] + [(copy, records.read_spec(copy).source) for copy in _matches(records.records_dir(data_dir), f"{pattern}.json")]
     for copy, source in older:
-        if source.startswith(owner):
+        if source.startswith(owner) and copy.stem != current:
             logging.warning(
                 "folder %s changed since %s was built from it: rebuilding (the old copy is removed).",
                 listing.root,

@@ -64,6 +64,7 @@ def build(listing: folder.FolderListing, path: str, data_dir: str) -> records.Re
             yield str(image_path.relative_to(listing.root)), {"image": encoded, "label": label}
 
     name = folder.copy_name(listing)
+    remove(name, data_dir)  # records a build left without their spec (it is written last) are not trusted
     features = tfds.features.FeaturesDict(
         {
             "image": tfds.features.Image(shape=(None, None, channels)),
@@ -104,7 +105,7 @@ def open_records(name: str, data_dir: str) -> records.RecordSource:
 
 
 def remove(name: str, data_dir: str) -> None:
-    """Delete the records of ``name`` (a folder's older content)."""
+    """Delete the records of ``name`` (a folder's older content, or an unfinished build)."""
     directory = records.records_dir(data_dir) / name
     if directory.exists():
         directory.rmtree()

@@ -165,10 +165,11 @@ def _records(builder, stem: str, keys: tuple[str, str], splits: tuple[str, str],
     once from the train split and stored."""
     image_key, label_key = keys
     train_split, test_split = splits
-    stored = records.spec_path(stem, data_dir)
+    stored = records.spec_path(f"{stem}_{builder.info.version}", data_dir)  # a new version has new statistics
     if stored.exists():
         return records.RecordSource(builder, image_key, label_key, records.read_spec(stored))
     height, width, channels = builder.info.features[image_key].shape
+    channels = channels or 3  # an Image feature of unstated channels is decoded as colour
     mean, std = records.channel_statistics(builder, train_split, image_key, channels)
     dataset_spec = dataclasses.replace(
         dataset_spec,

@@ -21,7 +21,7 @@ def require_tfds() -> None:
     if missing:
         raise MissingDependency(
             f"this needs {' and '.join(missing)}, which the core install leaves out: TensorFlow and TFDS prepare "
-            f"datasets and stream ImageNet. Install them with {TFDS_EXTRA}."
+            f"datasets and stream ImageNet and photos. Install them with {TFDS_EXTRA}."
         )
 
 

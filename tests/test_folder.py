@@ -263,3 +263,32 @@ def test_the_prepare_command_builds_a_folder_and_says_what_it_holds(tmp_path):
         timeout=300,
     )
     assert missing.returncode == 1 and "Traceback" not in missing.stderr and "there is no directory" in missing.stderr
+
+
+@pytest.fixture(scope="module")
+def bucket():
+    from fake_gcs import FakeGCS
+
+    with FakeGCS("photos"):
+        yield "gs://photos"
+
+
+@pytest.mark.slow
+def test_a_folder_and_its_copy_on_gs_give_what_the_local_folder_gives(bucket, tmp_path, monkeypatch):
+    from etils import epath
+
+    monkeypatch.chdir(tmp_path)  # a gs:// path mistaken for a local one would appear here, as ./gs:
+    write_folder(tmp_path / "pets", 8, {"train": 2, "test": 1})
+    remote = epath.Path(f"{bucket}/pets")
+    for path in (tmp_path / "pets").rglob("*.png"):
+        target = remote / path.relative_to(tmp_path / "pets")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(path.read_bytes())
+    local, local_spec = load(tmp_path / "pets", tmp_path / "data")
+    stored, spec = load(f"{bucket}/pets", f"{bucket}/data")
+    for split in ("train", "test"):
+        np.testing.assert_array_equal(stored[split]["image"], local[split]["image"])
+        np.testing.assert_array_equal(stored[split]["label"], local[split]["label"])
+    assert spec.class_names == local_spec.class_names and spec.splits == local_spec.splits
+    assert list(epath.Path(f"{bucket}/data/{arrays.DIRECTORY}").glob("folder_pets_*.npz"))
+    assert not any(name.startswith("gs") for name in os.listdir(tmp_path))

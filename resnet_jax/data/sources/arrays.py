@@ -8,6 +8,7 @@ TFDS's canonical order, so TFDS slices such as ``train[:-5000]`` are plain numpy
 dataset's ``DatasetSpec`` is stored with them.
 """
 
+import io
 import json
 import os
 import socket
@@ -39,8 +40,9 @@ def save(path: epath.Path, splits: Splits, spec: DatasetSpec) -> None:
     members[SPEC_KEY] = np.frombuffer(json.dumps(spec.to_json()).encode(), np.uint8)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f"{path.name}.{socket.gethostname()}.{os.getpid()}.partial")  # processes may race
-    with partial.open("wb") as file:
-        np.savez_compressed(file, **members)
+    buffer = io.BytesIO()  # zip needs a seekable file, which a gs:// object being written is not
+    np.savez_compressed(buffer, **members)
+    partial.write_bytes(buffer.getvalue())
     partial.replace(path)
 
 

@@ -92,6 +92,14 @@ def channel_statistics(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.mean(images, axes, dtype=np.float64) / 255, np.std(images, axes, dtype=np.float64) / 255
 
 
+def statistics_from_sums(sums, squares, count: int, channels: int) -> tuple[tuple, tuple]:
+    """Per-channel mean and std from the sums and sums of squares of ``count`` pixel values on [0, 1] (a single
+    sum broadcasts to every channel: a gray image is the same in each colour channel)."""
+    mean = np.broadcast_to(np.asarray(sums, np.float64) / count, channels)
+    std = np.sqrt(np.maximum(np.broadcast_to(np.asarray(squares, np.float64) / count, channels) - mean**2, 0))
+    return tuple(float(m) for m in mean), tuple(float(s) for s in std)
+
+
 def image_facts(train_images: np.ndarray) -> dict:
     """The spec's ``image_shape``, ``mean`` and ``std`` (per channel, on [0, 1]) of a uint8 NHWC train split."""
     mean, std = channel_statistics(train_images)

@@ -43,9 +43,7 @@ def _check_and_measure(listing: folder.FolderListing, path: str):
                 sums, squares = sums + values.sum(0), squares + (values**2).sum(0)
                 num_pixels += len(values)
     channels = 3 if colour else 1
-    mean = np.broadcast_to(sums / num_pixels, channels)
-    std = np.sqrt(np.maximum(np.broadcast_to(squares / num_pixels, channels) - mean**2, 0))
-    return checked, sizes, channels, mean, std
+    return checked, sizes, channels, *spec.statistics_from_sums(sums, squares, num_pixels, channels)
 
 
 def build(listing: folder.FolderListing, path: str, data_dir: str) -> records.RecordSource:
@@ -86,8 +84,8 @@ def build(listing: folder.FolderListing, path: str, data_dir: str) -> records.Re
         path,
         {split: len(items) for split, items in checked.items()},
         image_shape=(height, width, channels),
-        mean=tuple(float(m) for m in mean),
-        std=tuple(float(s) for s in std),
+        mean=mean,
+        std=std,
         pipeline=spec.STREAMED,
     )
     records.write_spec(records.spec_path(name, data_dir), dataset_spec)

@@ -80,11 +80,5 @@ def named_records(name: str, data_dir: str, download: bool = False) -> records.R
         source=f"tfds {builder.info.full_name}",
     )
     if known.mean is None:
-        stored = records.spec_path(f"{name}_{builder.info.version}", data_dir)
-        if stored.exists():
-            dataset_spec = records.read_spec(stored)
-        else:
-            mean, std = records.channel_statistics(builder, known.train_split, "image", known.channels)
-            dataset_spec = dataclasses.replace(dataset_spec, mean=mean, std=std)
-            records.write_spec(stored, dataset_spec)
+        dataset_spec = records.with_statistics(builder, "image", dataset_spec, name, data_dir)
     return records.RecordSource(builder, "image", "label", dataset_spec)

@@ -73,6 +73,16 @@ def channel_statistics(builder, split: str, image_key: str, channels: int) -> tu
         start, lambda total, item: tuple(a + b for a, b in zip(total, item, strict=True))
     )
     total, squares, count = (np.asarray(value) for value in totals)
-    mean = total / count
-    std = np.sqrt(np.maximum(squares / count - mean**2, 0))
-    return tuple(float(m) for m in mean), tuple(float(s) for s in std)
+    return spec.statistics_from_sums(total, squares, count, channels)
+
+
+def with_statistics(builder, image_key: str, dataset_spec: spec.DatasetSpec, key: str, data_dir: str):
+    """``dataset_spec`` with its train split's per-channel statistics: the spec stored under ``key`` and the
+    builder's version (a new version has new statistics), else computed once and stored."""
+    stored = spec_path(f"{key}_{builder.info.version}", data_dir)
+    if stored.exists():
+        return read_spec(stored)
+    mean, std = channel_statistics(builder, dataset_spec.train_split, image_key, dataset_spec.channels)
+    dataset_spec = dataclasses.replace(dataset_spec, mean=mean, std=std)
+    write_spec(stored, dataset_spec)
+    return dataset_spec

@@ -165,22 +165,15 @@ def _records(builder, stem: str, keys: tuple[str, str], splits: tuple[str, str],
     once from the train split and stored."""
     image_key, label_key = keys
     train_split, test_split = splits
-    stored = records.spec_path(f"{stem}_{builder.info.version}", data_dir)  # a new version has new statistics
-    if stored.exists():
-        return records.RecordSource(builder, image_key, label_key, records.read_spec(stored))
     height, width, channels = builder.info.features[image_key].shape
-    channels = channels or 3  # an Image feature of unstated channels is decoded as colour
-    mean, std = records.channel_statistics(builder, train_split, image_key, channels)
     dataset_spec = dataclasses.replace(
         dataset_spec,
         splits={split: builder.info.splits[split].num_examples for split in (train_split, test_split)},
         train_split=train_split,
         test_split=test_split,
-        image_shape=(height, width, channels),
-        mean=mean,
-        std=std,
+        image_shape=(height, width, channels or 3),  # an Image feature of unstated channels is decoded as colour
     )
-    records.write_spec(stored, dataset_spec)
+    dataset_spec = records.with_statistics(builder, image_key, dataset_spec, stem, data_dir)
     return records.RecordSource(builder, image_key, label_key, dataset_spec)
 
 

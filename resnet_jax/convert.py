@@ -7,6 +7,7 @@ used (``num_batches_tracked`` aside). A partial load is always an error that nam
 Torch itself is not imported: values may be torch tensors or numpy arrays.
 """
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,6 +39,16 @@ def torch_key(flax_path: tuple[str, ...]) -> str:
     collection, *modules, leaf = flax_path
     names = [TORCH_MODULE.get(module) or _torch_module(module) for module in modules]
     return ".".join([*names, TORCH_LEAF[(collection, leaf)]])
+
+
+def indexed_torch_key(flax_path: tuple[str, ...]) -> str:
+    """The torch key of a variable in a model named module by module after its PyTorch counterpart, an index
+    written ``_N``: ``('params', 'blocks_1_0', 'conv_pw', 'kernel')`` -> ``'blocks.1.0.conv_pw.weight'``.
+
+    EfficientNet and HRNet name their modules this way after timm's layout (``fuse_layers_0_1_0`` is
+    ``fuse_layers.0.1.0``)."""
+    collection, *modules, leaf = flax_path
+    return ".".join([*(re.sub(r"_(\d+)", r".\1", module) for module in modules), TORCH_LEAF[(collection, leaf)]])
 
 
 def _torch_module(module: str) -> str:

@@ -5,8 +5,9 @@ Per-stage feature maps (backbone use): ``model.apply(variables, images, return_f
 """
 
 from resnet_jax.models.profile import ModelProfile, abstract_variables, profile_model
-from resnet_jax.models.registry import MODELS, ModelSpec, create_model, get_spec, list_models
+from resnet_jax.models.registry import MODELS, create_model, get_spec, list_models
 from resnet_jax.models.resnet import ResNet
+from resnet_jax.models.spec import ModelSpec
 
 __all__ = [
     "MODELS",

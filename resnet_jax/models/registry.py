@@ -6,22 +6,15 @@ from typing import Any
 from resnet_jax.errors import ConfigError
 from resnet_jax.models.blocks import ACTIVATION_ORDERS, SHORTCUTS
 from resnet_jax.models.resnet import ResNet
+from resnet_jax.models.spec import ModelSpec
 
 IMAGENET_INPUT_SIZE = 224
 CIFAR_INPUT_SIZE = 32
 
 
-@dataclasses.dataclass(frozen=True)
-class ModelSpec:
-    """A registered architecture: ResNet keyword arguments and the input size it was designed for."""
-
-    kwargs: dict[str, Any]
-    input_size: int
-    source: str
-
-
 def _imagenet(stage_sizes, block, source, **kwargs) -> ModelSpec:
     return ModelSpec(
+        ResNet,
         dict(stage_sizes=stage_sizes, block=block, **{"stem": "imagenet", "shortcut": "B", **kwargs}),
         IMAGENET_INPUT_SIZE,
         source,
@@ -32,6 +25,7 @@ def _cifar_resnet(depth: int, shortcut: str) -> ModelSpec:
     """He et al. 2016 Sec. 4.2: 6n+2 layers, 3 stages of 16/32/64 filters."""
     blocks_per_stage = (depth - 2) // 6
     return ModelSpec(
+        ResNet,
         dict(
             stage_sizes=(blocks_per_stage,) * 3,
             block="basic",
@@ -48,6 +42,7 @@ def _cifar_resnet(depth: int, shortcut: str) -> ModelSpec:
 def _wide_resnet(depth: int, widen: int) -> ModelSpec:
     """Zagoruyko & Komodakis 2016: pre-activation basic blocks, (depth-4)/6 per stage, width x k."""
     return ModelSpec(
+        ResNet,
         dict(
             stage_sizes=((depth - 4) // 6,) * 3,
             block="basic",
@@ -66,6 +61,7 @@ def _wide_resnet(depth: int, widen: int) -> ModelSpec:
 def _cifar_resnext(cardinality: int, group_width: int) -> ModelSpec:
     """Xie et al. 2017 Sec. 5.3: ResNeXt-29, 3 stages of 3 bottlenecks, 64-filter 3x3 stem."""
     return ModelSpec(
+        ResNet,
         dict(
             stage_sizes=(3, 3, 3),
             block="bottleneck",
@@ -117,7 +113,9 @@ MODELS: dict[str, ModelSpec] = {
 # Config choices for the variant fields: '' keeps the registered model's own value.
 SHORTCUT_OVERRIDES = ("", *SHORTCUTS)
 ACTIVATION_ORDER_OVERRIDES = ("", *ACTIVATION_ORDERS)
-OVERRIDABLE = tuple(f.name for f in dataclasses.fields(ResNet) if f.name not in ("parent", "name", "num_classes"))
+def overridable(module: type) -> tuple[str, ...]:
+    """The fields of a model class that ``create_model`` may override: all but flax's own and ``num_classes``."""
+    return tuple(f.name for f in dataclasses.fields(module) if f.name not in ("parent", "name", "num_classes"))
 
 
 def list_models() -> list[str]:
@@ -132,13 +130,14 @@ def get_spec(name: str) -> ModelSpec:
     return MODELS[name]
 
 
-def create_model(name: str, *, num_classes: int, **overrides: Any) -> ResNet:
-    """Build the registered model ``name`` with ``num_classes`` outputs, overriding any ResNet field.
+def create_model(name: str, *, num_classes: int, **overrides: Any):
+    """Build the registered model ``name`` with ``num_classes`` outputs, overriding any field of its class.
 
     Example: ``create_model('resnet50', num_classes=1000, zero_init_residual=True, dtype='bfloat16')``.
     """
     spec = get_spec(name)
-    unknown = sorted(set(overrides) - set(OVERRIDABLE))
+    valid = overridable(spec.module)
+    unknown = sorted(set(overrides) - set(valid))
     if unknown:
-        raise ConfigError(f"unknown override(s) {unknown} for model {name!r}; valid fields: {', '.join(OVERRIDABLE)}")
-    return ResNet(num_classes=num_classes, **{**spec.kwargs, **overrides})
+        raise ConfigError(f"unknown override(s) {unknown} for model {name!r}; valid fields: {', '.join(valid)}")
+    return spec.module(num_classes=num_classes, **{**spec.kwargs, **overrides})

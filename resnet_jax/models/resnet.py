@@ -112,7 +112,7 @@ class ResNet(nn.Module):
         With ``return_features=True`` it returns a dict of the per-stage feature maps instead:
         ``{'stem', 'layer1', ..., 'layerN', 'pooled', 'logits'}`` (the backbone interface).
         """
-        self._check_images(images)
+        check_images(images, self.input_channels)
         dtype = jnp.dtype(self.dtype)
         features = {}
         x = self._stem(images.astype(dtype), train)
@@ -216,17 +216,18 @@ class ResNet(nn.Module):
             return base * self.width_multiplier
         return base * BOTTLENECK_EXPANSION
 
-    def _check_images(self, images: jax.Array) -> None:
-        if images.ndim != 4 or images.shape[-1] != self.input_channels:
-            raise ValueError(
-                f"expected NHWC images of shape (batch, height, width, {self.input_channels}), got shape "
-                f"{tuple(images.shape)}; add a batch axis with images[None] or move channels last."
-            )
-        if not jnp.issubdtype(images.dtype, jnp.floating):
-            raise TypeError(
-                f"expected floating-point images, got {images.dtype}; convert and normalise them first, "
-                "e.g. (images.astype(jnp.float32) / 255 - mean) / std."
-            )
+def check_images(images: jax.Array, channels: int) -> None:
+    """Refuse, with the fix in the message, images that are not floating-point NHWC with ``channels`` channels."""
+    if images.ndim != 4 or images.shape[-1] != channels:
+        raise ValueError(
+            f"expected NHWC images of shape (batch, height, width, {channels}), got shape "
+            f"{tuple(images.shape)}; add a batch axis with images[None] or move channels last."
+        )
+    if not jnp.issubdtype(images.dtype, jnp.floating):
+        raise TypeError(
+            f"expected floating-point images, got {images.dtype}; convert and normalise them first, "
+            "e.g. (images.astype(jnp.float32) / 255 - mean) / std."
+        )
 
 
 def validate_architecture(model: ResNet) -> None:

@@ -1,7 +1,7 @@
-"""ImageNet (ILSVRC-2012) recipes for the torchvision-layout ResNets, ResNeXts and Wide ResNets.
+"""ImageNet (ILSVRC-2012) recipes for the ResNets, ResNeXts and Wide ResNets, EfficientNets and HRNets.
 
 Run (ARG is an ImageNet model name of the registry, default resnet50, and optionally the recipe
-'cosine'; 'step' is the default):
+'cosine' or 'efficientnet'; 'step' is the default, 'efficientnet' for the EfficientNets):
 
     python -m resnet_jax.main --config=configs/imagenet.py:resnet50 --workdir=runs/imagenet_resnet50
     python -m resnet_jax.main --config=configs/imagenet.py:resnet50,cosine --workdir=runs/r50_cosine
@@ -17,7 +17,16 @@ Eval: shorter side 256, centre 224 crop. Prepare the data once from the two orig
 
     python -m resnet_jax.data.prepare imagenet2012 --data_dir ~/tensorflow_datasets --manual_dir ~/archives
 
-Both use the linear scaling rule: the rate is 0.1 x batch_size / 256, so changing batch_size keeps it.
+'efficientnet' is Tan & Le 2019's (Sec. 5.2, and their reference TPU code for what the paper leaves out): 350
+epochs, batch 4096, RMSProp (decay 0.9, momentum 0.9, TensorFlow's epsilon 1e-3), lr 0.256 at batch 4096
+(0.016 x batch / 256), 5 warm-up epochs, then x0.97 every 2.4 epochs, weight decay 1e-5 on the kernels,
+label smoothing 0.1, an EMA of the weights (0.9999), and the model's own resolution (B0 224 ... B7 600),
+dropout (0.2 ... 0.5), stochastic depth (0.8) and BN (momentum 0.99, eps 1e-3). AutoAugment, which the paper
+also uses, is not implemented here: expect roughly half a point of top-1 less (their ablation in the MnasNet
+and AutoAugment papers). HRNet-W*-C trains with 'step' (Wang et al.: SGD 0.1, wd 1e-4, 100 epochs with decay at
+30, 60 and 90; set --config.num_epochs=100 --config.lr_boundaries_epochs='(30.,60.,90.)' to match exactly).
+
+All use the linear scaling rule: the rate is 0.1 x batch_size / 256, so changing batch_size keeps it.
 Hardware: 8 GPUs x 32 images (bn_group_size=32), or any TPU/GPU slice; use --config.dtype=bfloat16
 on accelerators.
 
@@ -31,10 +40,12 @@ import ml_collections
 from configs import common, default
 from resnet_jax.data import spec
 from resnet_jax.models import get_spec, list_models
-from resnet_jax.models.registry import IMAGENET_INPUT_SIZE
+from resnet_jax.models.registry import for_imagenet
 
-MODELS = tuple(name for name in list_models() if get_spec(name).input_size == IMAGENET_INPUT_SIZE)
-RECIPES = ("step", "cosine")
+MODELS = tuple(name for name in list_models() if for_imagenet(name))
+RECIPES = ("step", "cosine", "efficientnet")
+EFFICIENTNET_BATCH = 4096
+EFFICIENTNET_LR_PER_256 = 0.016  # 0.256 at batch 4096
 IMAGENET_TRAIN_EXAMPLES = spec.known("imagenet2012").num_train_examples
 
 
@@ -44,6 +55,8 @@ def get_config(arg: str = "resnet50") -> ml_collections.ConfigDict:
         arg, "configs/imagenet.py", {"model": MODELS, "recipe": RECIPES}, {"model": "resnet50", "recipe": "step"}
     )
     model, recipe = setting["model"], setting["recipe"]
+    if model.startswith("efficientnet") and not any(token.strip() in RECIPES for token in arg.split(",")):
+        recipe = "efficientnet"  # an EfficientNet's default: its paper's recipe
     config = default.get_config()
     config.model = model
     config.dataset = "imagenet2012"
@@ -56,7 +69,9 @@ def get_config(arg: str = "resnet50") -> ml_collections.ConfigDict:
     config.lr_scaling = "linear"
     config.weight_decay = 1e-4
     config.num_train_steps = 0
-    if recipe == "step":
+    if recipe == "efficientnet":
+        _efficientnet_recipe(config)
+    elif recipe == "step":
         config.num_epochs = 120.0
         config.schedule = "piecewise"
         config.lr_boundaries_epochs = (30.0, 60.0, 90.0)
@@ -72,3 +87,22 @@ def get_config(arg: str = "resnet50") -> ml_collections.ConfigDict:
     config.eval_every_steps = 5_000
     config.checkpoint_every_steps = 2_000
     return config
+
+
+def _efficientnet_recipe(config: ml_collections.ConfigDict) -> None:
+    """Tan & Le 2019's ImageNet recipe (Sec. 5.2 and the reference TPU code), at the model's own resolution."""
+    config.image_size = get_spec(config.model).input_size
+    config.batch_size = EFFICIENTNET_BATCH
+    config.bn_group_size = 0  # the paper does not give the per-replica BN batch; statistics over each step's batch
+    config.optimizer = "rmsprop"
+    config.momentum = 0.9
+    config.learning_rate = EFFICIENTNET_LR_PER_256
+    config.weight_decay = 1e-5
+    config.num_epochs = 350.0
+    config.schedule = "exponential"
+    config.lr_decay_factor = 0.97
+    config.lr_decay_every_epochs = 2.4
+    config.warmup = "linear"
+    config.warmup_epochs = 5.0
+    config.label_smoothing = 0.1
+    config.ema_decay = 0.9999

@@ -24,36 +24,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from resnet_jax.errors import ConfigError, require
+from resnet_jax.models import options
+from resnet_jax.ranges import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, POSITIVE, UNIT_INTERVAL, Range
 
 MODEL, DATA, OPTIMISATION, RUN = "model", "data", "optimisation", "run"
 VIEWS = (MODEL, DATA, OPTIMISATION, RUN)
-
-
-@dataclasses.dataclass(frozen=True)
-class Range:
-    """The numbers from ``low`` to ``high``; an open end excludes its bound."""
-
-    low: float = -math.inf
-    high: float = math.inf
-    low_open: bool = False
-    high_open: bool = False
-
-    def __contains__(self, value: float) -> bool:
-        above = value > self.low if self.low_open else value >= self.low
-        below = value < self.high if self.high_open else value <= self.high
-        return above and below
-
-    def __str__(self) -> str:
-        if self.high == math.inf:
-            return f"{'>' if self.low_open else '>='} {self.low:g}"
-        return f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
-
-
-POSITIVE = Range(0, low_open=True)
-NON_NEGATIVE = Range(0)
-AT_LEAST_ONE = Range(1)
-UNIT_INTERVAL = Range(0, 1)
-FRACTION = Range(0, 1, high_open=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,78 +148,17 @@ FIELDS = (
         (MODEL,),
         ("float32", "bfloat16"),
     ),
-    Field("zero_init_residual", False, "zero the last BN scale of each residual branch (Goyal et al. 2017)", (MODEL,)),
-    Field("dropout_rate", 0.0, "dropout between the convolutions of a block (WRN: 0.3)", (MODEL,), range=FRACTION),
-    # Variants: each default leaves the model's own value (``model_overrides`` passes only changed ones).
-    Field(
-        "shortcut",
-        "",
-        "'' = the model's own; A zero-pad, B project on a shape change, C project everywhere, D average-pool "
-        "then project (ResNet-D), none = plain",
-        (MODEL,),
-        _owned("models.registry", "SHORTCUT_OVERRIDES"),
-    ),
-    Field(
-        "activation_order",
-        "",
-        "'' = the model's own; where BN and ReLU sit in a unit (He et al. 2016b Fig. 4: post, "
-        "bn_after_addition, relu_before_addition, relu_preactivation, full_preactivation)",
-        (MODEL,),
-        _owned("models.registry", "ACTIVATION_ORDER_OVERRIDES"),
-    ),
-    Field(
-        "se_ratio",
-        0.0,
-        "Squeeze-and-Excitation on every branch, narrowing to this fraction (Hu et al.: 1/16); "
-        "0 = the model's own (se_resnet*: 1/16)",
-        (MODEL,),
-        range=FRACTION,
-    ),
-    Field(
-        "stochastic_depth",
-        1.0,
-        "stochastic depth: survival probability of the last block, 1 -> p_L linearly over the blocks "
-        "(Huang et al. 2016: 0.5); 1 = off",
-        (MODEL,),
-        range=Range(0, 1, low_open=True),
-    ),
-    Field(
-        "shortcut_scale",
-        1.0,
-        "constant scaling of the shortcut (He et al. 2016b Table 1: 0.5)",
-        (MODEL,),
-        range=POSITIVE,
-    ),
-    Field(
-        "branch_scale",
-        1.0,
-        "constant scaling of the residual branch (He et al. 2016b Table 1: 0.5)",
-        (MODEL,),
-        range=POSITIVE,
-    ),
-    Field(
-        "gate",
-        "",
-        "He et al. 2016b Table 1 gating, g = sigmoid(1x1 conv(x) + b): 'exclusive' g F + (1 - g) x, "
-        "'shortcut_only' F + (1 - g) x; '' = none",
-        (MODEL,),
-        _owned("models.blocks", "GATES"),
-    ),
-    Field("gate_bias_init", 0.0, "initial bias b of the gate's 1x1 conv (He et al. 2016b: -6)", (MODEL,)),
-    Field(
-        "shortcut_dropout",
-        0.0,
-        "dropout on the shortcut, not rescaled: expected scale 1 - p (He et al. 2016b Table 1: 0.5)",
-        (MODEL,),
-        range=FRACTION,
-    ),
-    Field(
-        "bn_group_size",
-        0,
-        "examples per BatchNorm statistics group: 0 = the whole global batch; N = the per-GPU BN of the "
-        "papers (32 is 8 GPUs x 32); must divide the per-device microbatch",
-        (MODEL, RUN),
-        range=NON_NEGATIVE,
+    # The architecture options, declared in resnet_jax.models.options; a variant's default keeps the model's own.
+    *(
+        Field(
+            option.name,
+            option.default,
+            option.doc,
+            (MODEL, RUN) if option.name == "bn_group_size" else (MODEL,),
+            option.config_choices(),
+            option.range,
+        )
+        for option in options.OPTIONS
     ),
     # --- Data (resnet_jax.data) ---
     Field(
@@ -404,14 +318,15 @@ FIELDS = (
     Field(
         "optimizer",
         "sgd",
-        "'sgd' (momentum), 'lars' (You et al. 2017) or 'adamw'",
+        "'sgd' (momentum), 'lars' (You et al. 2017), 'adamw' or 'rmsprop' (TensorFlow's: decay 0.9, eps 1e-3; "
+        "EfficientNet)",
         (OPTIMISATION,),
         _owned("train.optim", "OPTIMIZERS"),
     ),
     Field(
         "momentum",
         0.9,
-        "momentum of SGD and LARS (AdamW keeps optax's b1 0.9, b2 0.999)",
+        "momentum of SGD, LARS and RMSProp (AdamW keeps optax's b1 0.9, b2 0.999)",
         (OPTIMISATION,),
         range=FRACTION,
     ),
@@ -438,7 +353,20 @@ FIELDS = (
     Field(
         "lr_boundaries_epochs", (), "piecewise decay points in epochs", (OPTIMISATION,), range=POSITIVE, element=float
     ),
-    Field("lr_decay_factor", 0.1, "multiplier at each boundary (WRN: 0.2)", (OPTIMISATION,), range=POSITIVE),
+    Field(
+        "lr_decay_factor",
+        0.1,
+        "multiplier at each boundary (WRN: 0.2), or every lr_decay_every_epochs (EfficientNet: 0.97)",
+        (OPTIMISATION,),
+        range=POSITIVE,
+    ),
+    Field(
+        "lr_decay_every_epochs",
+        0.0,
+        "schedule='exponential': multiply the rate by lr_decay_factor every this many epochs (EfficientNet: 2.4)",
+        (OPTIMISATION,),
+        range=NON_NEGATIVE,
+    ),
     Field("warmup_steps", 0, "warm-up length in steps (or use warmup_epochs)", (OPTIMISATION,), range=NON_NEGATIVE),
     Field("warmup_epochs", 0.0, "warm-up length in epochs", (OPTIMISATION,), range=NON_NEGATIVE),
     Field(
@@ -534,43 +462,29 @@ BY_NAME = {field.name: field for field in FIELDS}
 
 
 # The model fields that change a registered architecture only when set away from their defaults.
-VARIANT_FIELDS = (
-    "shortcut",
-    "activation_order",
-    "se_ratio",
-    "stochastic_depth",
-    "shortcut_scale",
-    "branch_scale",
-    "gate",
-    "gate_bias_init",
-    "shortcut_dropout",
-)
+VARIANT_FIELDS = options.VARIANT_FIELDS
 
 
 def variant_defaults() -> dict[str, Any]:
     """Each variant field's default: the value that keeps the registered model's own architecture."""
-    defaults = {field.name: field.default for field in FIELDS}
-    return {name: defaults[name] for name in VARIANT_FIELDS}
+    return {name: options.BY_NAME[name].default for name in VARIANT_FIELDS}
 
 
 def model_overrides(config: Any) -> dict[str, Any]:
-    """The variant fields the config sets away from their defaults: what it changes in the registered model."""
+    """The architecture options the config sets away from their defaults: what it changes in the registered
+    model (a model family without such an option refuses it by name)."""
     config = view(config, MODEL)
-    defaults = variant_defaults()
-    return {name: getattr(config, name) for name, default in defaults.items() if getattr(config, name) != default}
+    return {
+        option.name: getattr(config, option.name)
+        for option in options.OPTIONS
+        if getattr(config, option.name) != option.default
+    }
 
 
 def model_arguments(config: Any) -> dict[str, Any]:
     """The keyword arguments, besides the name and input channels, of the config's ``create_model`` call."""
     config = view(config, MODEL)
-    return {
-        "num_classes": config.num_classes,
-        "dtype": config.dtype,
-        "zero_init_residual": config.zero_init_residual,
-        "dropout_rate": config.dropout_rate,
-        "bn_group_size": config.bn_group_size,
-        **model_overrides(config),
-    }
+    return {"num_classes": config.num_classes, "dtype": config.dtype, **model_overrides(config)}
 
 
 def field_names() -> list[str]:

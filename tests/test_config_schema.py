@@ -106,7 +106,7 @@ def test_the_default_config_is_the_smoke_test_its_docstring_describes():
         ("scale_range", (256, 320, 480), "scale_range must be 2 values"),
         ("dataset", "cifar11", "dataset must be one of .* Did you mean 'cifar10'"),
         ("model", "resnet51", "model must be one of .* Did you mean 'resnet50'"),
-        ("optimizer", "adam", "optimizer must be one of 'sgd', 'lars', 'adamw', got 'adam'"),
+        ("optimizer", "adam", "optimizer must be one of 'sgd', 'lars', 'adamw', 'rmsprop', got 'adam'"),
         ("random_flip", 1, "random_flip must be a bool, got 1"),
         ("num_classes", 2.5, "num_classes must be an int, got 2.5"),
         ("lr_multipliers", "layer1", r"lr_multipliers entries look like 'layer1=0.1'"),
@@ -176,3 +176,51 @@ def test_the_help_listing_and_the_sweep_check_come_from_the_schema(monkeypatch):
     monkeypatch.delitem(config_schema.BY_NAME, "mixup_alpha")
     with pytest.raises(ValueError, match="'mixup_alpha' is not a field of configs/digits.py"):
         sweep.check_fields("configs/digits.py", ["mixup_alpha"])
+
+
+def test_every_architecture_option_is_declared_once_and_the_config_derives_its_fields():
+    """models.options.OPTIONS is the one declaration: each is a ResNet field, the config's field of the same name
+    has its default, doc, choices and range, and the variant list is the options marked variant."""
+    import dataclasses
+
+    from resnet_jax.config_schema import BY_NAME, VARIANT_FIELDS
+    from resnet_jax.models import ResNet
+    from resnet_jax.models.options import OPTIONS
+
+    resnet_fields = {field.name for field in dataclasses.fields(ResNet)}
+    for option in OPTIONS:
+        assert option.name in resnet_fields, option.name
+        field = BY_NAME[option.name]
+        assert (field.default, field.doc, field.range) == (option.default, option.doc, option.range)
+        assert field.allowed_values() == option.config_choices()
+    assert VARIANT_FIELDS == tuple(option.name for option in OPTIONS if option.variant)
+    assert set(VARIANT_FIELDS) == {
+        "shortcut", "activation_order", "se_ratio", "stochastic_depth", "shortcut_scale", "branch_scale", "gate",
+        "gate_bias_init", "shortcut_dropout",
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"shortcut": "none", "shortcut_dropout": 0.5}, "shortcut_dropout acts on the shortcut"),
+        ({"shortcut": "none", "gate": "exclusive"}, "gate acts on the shortcut"),
+        ({"shortcut": "none", "zero_init_residual": True}, "would zero a plain network's only path"),
+        ({"activation_order": "relu_before_addition", "zero_init_residual": True}, "relu'\\(0\\) = 0"),
+        ({"shortcut": "E"}, "shortcut must be one of"),
+        ({"stochastic_depth": 0.0}, "stochastic_depth must be in \\(0, 1\\]"),
+    ],
+)
+def test_an_impossible_combination_is_refused_by_the_option_that_declares_it(overrides, message):
+    from resnet_jax.models import create_model
+
+    with pytest.raises(ValueError, match=message):
+        create_model("cifar_resnet20", num_classes=10, **overrides)
+
+
+def test_a_family_without_an_option_refuses_it_by_name():
+    from resnet_jax.errors import ConfigError
+    from resnet_jax.models import create_model
+
+    with pytest.raises(ConfigError, match=r"unknown override\(s\) \['shortcut'\] for model 'efficientnet_b0'"):
+        create_model("efficientnet_b0", num_classes=10, shortcut="D")

@@ -86,6 +86,26 @@ def test_imagenet_2016_step_recipe():
         assert float(lr(boundary)) == pytest.approx(after)
 
 
+def test_efficientnet_recipe_is_tan_and_le_2019s():
+    """RMSProp 0.9 / 0.9, lr 0.256 at batch 4096 scaled linearly, x0.97 every 2.4 epochs after 5 warm-up epochs,
+    wd 1e-5, 350 epochs, at the model's own resolution; an EfficientNet gets it by default."""
+    config = imagenet.get_config("efficientnet_b3")
+    assert (config.optimizer, config.momentum, config.weight_decay, config.image_size) == ("rmsprop", 0.9, 1e-5, 300)
+    length, lr = schedule_of(config, imagenet.IMAGENET_TRAIN_EXAMPLES)
+    steps_per_epoch = 1_281_167 / 4096
+    assert length.num_train_steps == math.ceil(350 * steps_per_epoch)
+    warmup, interval = round(5 * steps_per_epoch), round(2.4 * steps_per_epoch)
+    assert float(lr(warmup // 2)) == pytest.approx(0.256 * (warmup // 2) / warmup, rel=1e-3)
+    assert float(lr(warmup)) == pytest.approx(0.256 * 0.97 ** (warmup // interval))
+    assert float(lr(10 * interval)) == pytest.approx(0.256 * 0.97**10)
+    assert float(lr(10 * interval - 1)) == pytest.approx(0.256 * 0.97**9)
+    config.batch_size = 1024  # linear scaling: a quarter of the rate, 0.064
+    _, lr = schedule_of(config, imagenet.IMAGENET_TRAIN_EXAMPLES)
+    interval = round(2.4 * 1_281_167 / 1024)
+    assert float(lr(10 * interval)) == pytest.approx(0.064 * 0.97**10)
+    assert imagenet.get_config("efficientnet_b0,cosine").optimizer == "sgd"
+
+
 def test_imagenet_cosine_recipe_warms_up_to_the_linearly_scaled_peak():
     config = imagenet.get_config("resnet50,cosine")
     config.batch_size = 1024  # linear scaling rule: 0.1 x 1024 / 256 = 0.4
@@ -102,7 +122,7 @@ def test_imagenet_cosine_recipe_warms_up_to_the_linearly_scaled_peak():
     "module, arg, valid",
     [
         (cifar10, "resnet21", "one network (resnet20, resnet32, "),
-        (imagenet, "resnet50,linear", "one recipe (step, cosine; default step)"),
+        (imagenet, "resnet50,linear", "one recipe (step, cosine, efficientnet; default step)"),
         (wrn, "mnist", "one dataset (cifar10, cifar100)"),
         (resnext, "cifar10,x", "one model (resnext29_8x64d, resnext29_16x64d; default resnext29_8x64d)"),
     ],

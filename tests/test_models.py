@@ -10,11 +10,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import random_variables
+from units import basic_unit
 
-from resnet_jax.models import ResNet, create_model, get_spec, list_models, profile_model
 from resnet_jax.models import __main__ as models_command
+from resnet_jax.models import create_model, get_spec, list_models, profile_model
 from resnet_jax.models.__main__ import default_num_classes
-from resnet_jax.models.blocks import ResidualBlock
 
 # torchvision's model cards (ImageNet, 1000 classes) and the papers' tables (CIFAR, 10 classes).
 PUBLISHED_PARAMS = {
@@ -216,18 +216,8 @@ def test_zero_init_residual_zeroes_each_branch_and_gradients_still_flow(name, ze
 
 
 def _block(shortcut, activation_order="post", out_width=8):
-    return ResidualBlock(
-        block="basic",
-        inner_width=out_width,
-        out_width=out_width,
-        stride=2,
-        groups=1,
-        shortcut=shortcut,
-        activation_order=activation_order,
-        dropout_rate=0.0,
-        zero_init_residual=shortcut != "none",
-        bn_group_size=0,
-        dtype=jnp.float32,
+    return basic_unit(
+        out_width, 2, shortcut=shortcut, activation_order=activation_order, zero_init_residual=shortcut != "none"
     )
 
 
@@ -348,8 +338,18 @@ def test_integer_images_are_a_clear_error():
         model.init(jax.random.key(0), jnp.ones((1, 8, 8, 3), jnp.uint8), train=False)
 
 
-def test_resnet_is_one_parametrised_module():
-    assert all(isinstance(create_model(name, num_classes=10), ResNet) for name in list_models())
+def test_the_zoo_is_three_modules_resnet_efficientnet_and_hrnet():
+    """Every residual-network variant is one ResNet module with options; EfficientNet and HRNet are their own."""
+    families = {name: type(create_model(name, num_classes=10)).__name__ for name in list_models()}
+    assert {name for name, family in families.items() if family == "EfficientNet"} == {
+        f"efficientnet_b{index}" for index in range(8)
+    }
+    assert {name for name, family in families.items() if family == "HRNet"} == {
+        "hrnet_w18_small",
+        "hrnet_w18_small_v2",
+        *(f"hrnet_w{width}" for width in (18, 30, 32, 40, 44, 48, 64)),
+    }
+    assert set(families.values()) == {"ResNet", "EfficientNet", "HRNet"}
 
 
 def test_model_table_json_cli():

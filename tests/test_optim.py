@@ -6,6 +6,7 @@ import numpy as np
 import optax
 import pytest
 
+from resnet_jax.errors import ConfigError
 from resnet_jax.models import abstract_variables, create_model
 from resnet_jax.train.optim import (
     epochs_to_steps,
@@ -150,3 +151,37 @@ def test_frozen_parts_do_not_move_and_multipliers_scale_updates(caplog):
     np.testing.assert_allclose(updates["fc"]["bias"], -0.05)
     with pytest.raises(ValueError, match="unknown part.*this model has stem, layer1, head"):
         with_part_control(optax.sgd(0.1), params, freeze=["layer4"])
+
+
+def test_rmsprop_is_tensorflows_as_the_efficientnet_reference_ran_it():
+    """tf.compat.v1 RMSProp with momentum, written out: ms = 0.9 ms + 0.1 g^2 (ms starts at 1), mom = 0.9 mom +
+    g / sqrt(ms + 1e-3), w -= lr mom; weight decay (l2) added to the gradient first."""
+    params = {"w": jnp.asarray([1.0, -2.0, 0.5])}
+    tx = make_optimizer(name="rmsprop", learning_rate=0.1, weight_decay=0.01, decay_mask=lambda tree: {"w": True})
+    state = tx.init(params)
+    w, ms, mom = np.array([1.0, -2.0, 0.5]), np.ones(3), np.zeros(3)
+    for gradient in (np.array([0.3, -1.0, 2.0]), np.array([-0.5, 0.2, 0.1]), np.array([1.5, 0.0, -0.7])):
+        updates, state = tx.update({"w": jnp.asarray(gradient, jnp.float32)}, state, params)
+        params = optax.apply_updates(params, updates)
+        g = gradient + 0.01 * w
+        ms = 0.9 * ms + 0.1 * g**2
+        mom = 0.9 * mom + g / np.sqrt(ms + 1e-3)
+        w = w - 0.1 * mom
+        np.testing.assert_allclose(np.asarray(params["w"]), w, rtol=1e-5)
+
+
+def test_exponential_schedule_steps_down_by_the_factor_every_interval_after_warm_up():
+    lr = learning_rate_schedule(
+        base_learning_rate=0.256,
+        schedule="exponential",
+        total_steps=1000,
+        decay_factor=0.97,
+        decay_every_steps=10,
+        warmup_steps=20,
+    )
+    assert float(lr(10)) == pytest.approx(0.128)  # half-way up the linear warm-up
+    assert [float(lr(step)) for step in (20, 29, 30, 105)] == pytest.approx(
+        [0.256 * 0.97**2, 0.256 * 0.97**2, 0.256 * 0.97**3, 0.256 * 0.97**10]
+    )
+    with pytest.raises(ConfigError, match="lr_decay_every_epochs"):
+        learning_rate_schedule(base_learning_rate=0.1, schedule="exponential", total_steps=100)

@@ -7,7 +7,7 @@ import optax
 import pytest
 
 from resnet_jax.convert import torch_key
-from resnet_jax.models import abstract_variables, create_model, get_spec, list_models, parts
+from resnet_jax.models import ResNet, abstract_variables, create_model, get_spec, list_models, parts
 from resnet_jax.train import optim, pretrained
 from resnet_jax.train.step import gradient_norms
 
@@ -32,7 +32,7 @@ def test_every_module_belongs_to_the_part_the_paper_layout_says(name, expected):
     assert parts.part_names(params) == ["stem", "layer1", "layer2", "layer3", "head"]
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", [name for name in list_models() if get_spec(name).module is ResNet])
 def test_every_registered_model_has_a_stem_stages_and_a_head(name):
     num_stages = len(get_spec(name).kwargs["stage_sizes"])
     params = params_of(name, stage_sizes=(1,) * num_stages)  # one block per stage: shapes only, quickly
@@ -75,3 +75,17 @@ def test_block_names_round_trip_and_convert_to_torchvision_keys():
 def test_an_unknown_module_name_is_an_error():
     with pytest.raises(ValueError, match="'decoder' is not a module name"):
         parts.part_of_modules(["conv1", "decoder"])
+
+
+@pytest.mark.parametrize(
+    "name, stages, closing",
+    [("efficientnet_b0", 7, {"conv_head", "bn2"}), ("hrnet_w18_small", 4, {"final_layer_0", "incre_modules_3_0"})],
+)
+def test_efficientnet_and_hrnet_parts_are_the_stem_each_stage_and_the_classifier(name, stages, closing):
+    """Stage N is layerN in every family; the head is the classifier alone, the convolutions of the network's
+    own head close its last stage."""
+    params = abstract_variables(create_model(name, num_classes=10), 64)["params"]
+    part_of = parts.part_of_modules(params)
+    assert parts.part_names(params) == ["stem", *[f"layer{i}" for i in range(1, stages + 1)], "head"]
+    assert {module for module, part in part_of.items() if part == "head"} == {"classifier"}
+    assert all(part_of[module] == f"layer{stages}" for module in closing)

@@ -7,10 +7,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import linen as nn
+from units import basic_unit
 
 from resnet_jax.convert import from_state_dict, from_torchvision, torch_keys
 from resnet_jax.models import abstract_variables, create_model, profile_model
-from resnet_jax.models.blocks import ResidualBlock
+from resnet_jax.models.blocks import ResidualUnit
 
 torch = pytest.importorskip("torch", reason="parity tests need torch: pip install -e '.[torch]'")
 import torch_resnet  # noqa: E402  (needs torch)
@@ -92,27 +93,9 @@ UNIT_CASES = {
 }
 
 
-def _basic_unit(out_width: int = 8, stride: int = 1, **fields) -> ResidualBlock:
-    """A basic, option-A, post-activation unit of ``out_width`` channels, with ``fields`` overridden."""
-    settings = dict(
-        block="basic",
-        inner_width=out_width,
-        out_width=out_width,
-        stride=stride,
-        groups=1,
-        shortcut="A",
-        activation_order="post",
-        dropout_rate=0.0,
-        zero_init_residual=False,
-        bn_group_size=0,
-        dtype=jnp.float32,
-    )
-    return ResidualBlock(**{**settings, **fields})
-
-
-def _unit(case: dict, stride: int, out_width: int) -> ResidualBlock:
+def _unit(case: dict, stride: int, out_width: int) -> ResidualUnit:
     """The unit of a ``UNIT_CASES`` entry."""
-    return _basic_unit(
+    return basic_unit(
         out_width,
         stride,
         shortcut=case.get("shortcut", "A"),
@@ -170,9 +153,9 @@ def test_stochastic_depth_drops_the_whole_branch_per_batch_and_scales_it_at_eval
     dropped one does not touch its BN statistics); at eval it is multiplied by p."""
     x = jnp.asarray(np.random.default_rng(0).standard_normal((4, 6, 6, 8), dtype=np.float32))
     survival = 0.3
-    unit = _basic_unit(survival_probability=survival)
+    unit = basic_unit(survival_probability=survival)
     variables = unit.init({"params": jax.random.key(0), "dropout": jax.random.key(1)}, x, train=False)
-    kept = np.asarray(_basic_unit().apply(variables, x, train=True, mutable=["batch_stats"])[0])
+    kept = np.asarray(basic_unit().apply(variables, x, train=True, mutable=["batch_stats"])[0])
     dropped = np.maximum(np.asarray(x), 0)
     outcomes = []
     for seed in range(200):
@@ -202,7 +185,7 @@ def test_a_dropped_pre_activation_unit_still_updates_the_bn_its_projection_short
     """bn1 of a full pre-activation unit feeds the projection shortcut, which runs every step; the branch's
     other BN is left alone when the branch is dropped."""
     x = jnp.asarray(np.random.default_rng(0).standard_normal((4, 6, 6, 8), dtype=np.float32))
-    unit = _basic_unit(16, 2, shortcut="B", activation_order="full_preactivation", survival_probability=0.5)
+    unit = basic_unit(16, 2, shortcut="B", activation_order="full_preactivation", survival_probability=0.5)
     variables = unit.init(jax.random.key(0), x, train=False)
     moved_by_draw = set()
     for seed in range(12):
@@ -224,7 +207,7 @@ def test_survival_probabilities_decay_linearly_to_p_l():
 
     def record(next_fun, args, kwargs, context):
         module = context.module
-        if isinstance(module, ResidualBlock) and context.method_name == "__call__":
+        if isinstance(module, ResidualUnit) and context.method_name == "__call__":
             found[module.name] = module.survival_probability
         return next_fun(*args, **kwargs)
 
@@ -237,7 +220,7 @@ def test_the_dropout_shortcut_keeps_elements_unscaled_and_scales_by_one_minus_p_
     """He et al. 2016b's dropout shortcut, expected scale 1 - p: with the branch zeroed, the training
     output is relu(mask * x) with mask in {0, 1}; at eval it is relu((1 - p) x)."""
     # The branch starts at zero (zero_init_residual): the output is the shortcut's alone.
-    unit = _basic_unit(zero_init_residual=True, shortcut_dropout=0.5)
+    unit = basic_unit(zero_init_residual=True, shortcut_dropout=0.5)
     x = jnp.abs(jnp.asarray(np.random.default_rng(0).standard_normal((8, 6, 6, 8), dtype=np.float32))) + 0.1
     variables = unit.init(jax.random.key(0), x, train=False)
     np.testing.assert_allclose(np.asarray(unit.apply(variables, x, train=False)), 0.5 * np.asarray(x), rtol=1e-6)

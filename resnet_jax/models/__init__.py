@@ -2,21 +2,29 @@
 
 ``create_model(name, num_classes=...)`` builds a registered architecture; ``list_models()`` names them.
 Per-stage feature maps (backbone use): ``model.apply(variables, images, return_features=True)``.
+
+The names below load on first use, so ``resnet_jax.models.options`` (the architecture options, pure Python)
+is importable without JAX: loading a config reads it.
 """
 
-from resnet_jax.models.profile import ModelProfile, abstract_variables, profile_model
-from resnet_jax.models.registry import MODELS, create_model, get_spec, list_models
-from resnet_jax.models.resnet import ResNet
-from resnet_jax.models.spec import ModelSpec
+import importlib
 
-__all__ = [
-    "MODELS",
-    "ModelProfile",
-    "ModelSpec",
-    "ResNet",
-    "abstract_variables",
-    "create_model",
-    "get_spec",
-    "list_models",
-    "profile_model",
-]
+_EXPORTS = {
+    "MODELS": "registry",
+    "create_model": "registry",
+    "get_spec": "registry",
+    "list_models": "registry",
+    "ModelSpec": "spec",
+    "ResNet": "resnet",
+    "ModelProfile": "profile",
+    "abstract_variables": "profile",
+    "profile_model": "profile",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    """Import ``name`` from its module on first use."""
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)

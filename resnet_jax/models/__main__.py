@@ -10,12 +10,12 @@ import argparse
 import json
 
 from resnet_jax.models.profile import module_rows, profile_model
-from resnet_jax.models.registry import IMAGENET_INPUT_SIZE, create_model, get_spec, list_models
+from resnet_jax.models.registry import create_model, for_imagenet, get_spec, list_models
 
 
 def default_num_classes(name: str) -> int:
     """1000 for ImageNet architectures, 10 for CIFAR ones: the setting of the published counts."""
-    return 1000 if get_spec(name).input_size == IMAGENET_INPUT_SIZE else 10
+    return 1000 if for_imagenet(name) else 10
 
 
 def model_rows(names: list[str]) -> list[dict]:

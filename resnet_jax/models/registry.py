@@ -1,10 +1,11 @@
-"""Named models: each name is a set of ResNet keyword arguments plus its native input size."""
+"""Named models: each name is a model class, its keyword arguments and its native input size (``ModelSpec``):
+the ResNet family below, EfficientNet-B0 to B7 and HRNet-W*-C from their own modules."""
 
 import dataclasses
 from typing import Any
 
 from resnet_jax.errors import ConfigError
-from resnet_jax.models.blocks import ACTIVATION_ORDERS, SHORTCUTS
+from resnet_jax.models import efficientnet, hrnet
 from resnet_jax.models.resnet import ResNet
 from resnet_jax.models.spec import ModelSpec
 
@@ -108,11 +109,11 @@ MODELS: dict[str, ModelSpec] = {
     "wrn40_4": _wide_resnet(40, 4),
     "resnext29_8x64d": _cifar_resnext(8, 64),
     "resnext29_16x64d": _cifar_resnext(16, 64),
+    **efficientnet.SPECS,
+    **hrnet.SPECS,
 }
 
-# Config choices for the variant fields: '' keeps the registered model's own value.
-SHORTCUT_OVERRIDES = ("", *SHORTCUTS)
-ACTIVATION_ORDER_OVERRIDES = ("", *ACTIVATION_ORDERS)
+
 def overridable(module: type) -> tuple[str, ...]:
     """The fields of a model class that ``create_model`` may override: all but flax's own and ``num_classes``."""
     return tuple(f.name for f in dataclasses.fields(module) if f.name not in ("parent", "name", "num_classes"))
@@ -121,6 +122,11 @@ def overridable(module: type) -> tuple[str, ...]:
 def list_models() -> list[str]:
     """Names of every registered model, in registry order."""
     return list(MODELS)
+
+
+def for_imagenet(name: str) -> bool:
+    """Whether model ``name`` was designed for ImageNet (at 224 pixels or, EfficientNet-B1 to B7, more)."""
+    return get_spec(name).input_size >= IMAGENET_INPUT_SIZE
 
 
 def get_spec(name: str) -> ModelSpec:

@@ -1,9 +1,10 @@
-"""One parametrised residual network covering ResNet, ResNeXt, Wide ResNet, SE-ResNet, ResNet-D, Res2Net,
-pre-activation and plain nets, and the ablation variants of He et al. 2016b and Huang et al. 2016.
+"""One residual network covering ResNet, ResNeXt, Wide ResNet, SE-ResNet, ResNet-D, Res2Net, pre-activation
+and plain nets, and the ablation variants of He et al. 2016b and Huang et al. 2016.
 
 Parameter names follow torchvision's layout (``conv1``, ``bn1``, ``layer2_0/conv1``,
 ``layer2_0/downsample_conv``, ``fc``) so that converted checkpoints map one to one; see
-``resnet_jax.convert``. The residual unit and its options live in ``resnet_jax.models.blocks``.
+``resnet_jax.convert``. The units are ``resnet_jax.models.blocks`` (one class per kind), their shortcuts,
+gates and attention modules of their own; the options a run may change are declared in ``models.options``.
 """
 
 from collections.abc import Sequence
@@ -13,28 +14,15 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-from resnet_jax.models import parts
-from resnet_jax.models.blocks import (
-    ACTIVATION_ORDERS,
-    BLOCKS,
-    BOTTLENECK_EXPANSION,
-    GATES,
-    SHORTCUTS,
-    ResidualBlock,
-    conv,
-)
+from resnet_jax.models import options, parts
+from resnet_jax.models.attention import SqueezeExcitation
+from resnet_jax.models.blocks import BOTTLENECK_EXPANSION, UNITS, ResidualUnit
+from resnet_jax.models.layers import check_images, conv, dense_bias_init, dense_kernel_init, is_floating_dtype
 from resnet_jax.models.norm import BatchNorm
+from resnet_jax.models.shortcuts import Gate, ProjectionShortcut, Shortcut, ZeroPadShortcut
 
 STEMS = ("imagenet", "cifar", "deep")
 DEEP_STEM_WIDTHS = (32, 32)  # He et al. 2019 (ResNet-C): 3x3 convs of 32, 32, then stem_width
-# torchvision's nn.Linear default: weight and bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
-dense_kernel_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
-
-
-def dense_bias_init(fan_in: int) -> nn.initializers.Initializer:
-    """U(-1/sqrt(fan_in), 1/sqrt(fan_in)), torchvision's classifier bias initialisation."""
-    bound = fan_in**-0.5
-    return lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype, -bound, bound)
 
 
 class ResNet(nn.Module):
@@ -49,28 +37,17 @@ class ResNet(nn.Module):
       stem: ``'imagenet'`` (7x7/2 conv, BN, ReLU, 3x3/2 max-pool), ``'deep'`` (ResNet-C: 3x3/2 convs of
         32, 32 and ``stem_width``, each with BN-ReLU, then the max-pool) or ``'cifar'`` (3x3 conv).
       stem_width: output channels of the stem.
-      shortcut: ``'A'`` (identity; subsample + zero-pad on shape change), ``'B'`` (1x1 projection on
-        shape change), ``'C'`` (1x1 projection on every block), ``'D'`` (ResNet-D: 2x2 average pool, then
-        the 1x1 projection, on shape change) or ``'none'`` (plain network, no shortcut at all).
-      activation_order: where BN and ReLU sit (``blocks.ACTIVATION_ORDERS``, He et al. 2016b Fig. 4);
-        ``'full_preactivation'`` (WRN) ends with a final BN-ReLU, ``'relu_preactivation'`` with a ReLU.
       preactivation: the earlier spelling, still accepted: True means ``activation_order='full_preactivation'``,
         False ``'post'``; None (the default) leaves ``activation_order`` to decide.
       groups: cardinality of the bottleneck's 3x3 convolution (ResNeXt).
       width_per_group: bottleneck channels per group at base width 64 (ResNeXt's "d", Res2Net's width).
       width_multiplier: widens each block's inner convolutions (Wide ResNet's "k").
       scale: Res2Net's number of splits ("s").
-      se_ratio: Squeeze-and-Excitation on each branch, narrowing to this fraction (Hu et al.: 1/16); 0 = off.
-      dropout_rate: dropout between a block's convolutions (Wide ResNet); needs a 'dropout' rng.
-      stochastic_depth: survival probability of the last block, decaying linearly from 1 over
-        the blocks (Huang et al. 2016: 0.5); 1 = off. Needs a 'dropout' rng in training.
-      shortcut_scale, branch_scale: constant scaling of the shortcut and the branch (He et al. 2016b).
-      gate: ``''``, ``'exclusive'`` or ``'shortcut_only'`` gating (He et al. 2016b), its 1x1 conv's bias
-        starting at ``gate_bias_init``.
-      shortcut_dropout: dropout on the shortcut (He et al. 2016b).
-      zero_init_residual: start every residual branch at zero: the last BatchNorm scale of a branch that
-        ends in BN, the last convolution of a branch that ends in a conv.
-      bn_group_size: examples sharing BatchNorm statistics in training; 0 = the whole batch.
+      shortcut, activation_order, se_ratio, stochastic_depth, shortcut_scale, branch_scale, gate,
+        gate_bias_init, shortcut_dropout, zero_init_residual, dropout_rate, bn_group_size: the options a run
+        may change, each documented, bounded and checked where it is declared (``models.options.OPTIONS``).
+        A ``'full_preactivation'`` net ends with a final BN-ReLU, a ``'relu_preactivation'`` one with a ReLU;
+        dropout and stochastic depth need a 'dropout' rng in training.
       input_channels: channels the input images must have.
       dtype: compute dtype; parameters, BatchNorm statistics and logits stay float32.
     """
@@ -103,7 +80,8 @@ class ResNet(nn.Module):
 
     def __post_init__(self):
         super().__post_init__()
-        validate_architecture(self)
+        validate_structure(self)
+        options.check(self)
 
     @nn.compact
     def __call__(self, images: jax.Array, train: bool = False, return_features: bool = False):
@@ -122,29 +100,7 @@ class ResNet(nn.Module):
             for index in range(num_blocks):
                 position += 1  # Huang et al.: p_l = 1 - l / L (1 - p_L) for block l of L
                 survival = 1 - position / total_blocks * (1 - self.stochastic_depth)
-                x = ResidualBlock(
-                    block=self.block,
-                    inner_width=self._inner_width(stage),
-                    out_width=self._out_width(stage),
-                    stride=2 if stage > 0 and index == 0 else 1,
-                    groups=self.groups,
-                    shortcut=self.shortcut,
-                    activation_order=self.unit_order,
-                    dropout_rate=self.dropout_rate,
-                    zero_init_residual=self.zero_init_residual,
-                    bn_group_size=self.bn_group_size,
-                    dtype=dtype,
-                    scale=self.scale,
-                    se_hidden=int(self._out_width(stage) * self.se_ratio),
-                    shortcut_scale=self.shortcut_scale,
-                    branch_scale=self.branch_scale,
-                    gate=self.gate,
-                    gate_bias_init=self.gate_bias_init,
-                    shortcut_dropout=self.shortcut_dropout,
-                    survival_probability=survival,
-                    skip_preactivation=self._stem_is_activated and stage == 0 and index == 0,
-                    name=parts.block(stage, index),
-                )(x, train)
+                x = self._unit(stage, index, survival, dtype)(x, train)
             features[parts.stage(stage)] = x
         x = self._final_activation(x, train)
         pooled = jnp.mean(x.astype(jnp.float32), axis=(1, 2))
@@ -166,6 +122,58 @@ class ResNet(nn.Module):
         if self.preactivation is None:
             return self.activation_order
         return "full_preactivation" if self.preactivation else "post"
+
+    @property
+    def stage_out_widths(self) -> list[int]:
+        """The output channels of each stage."""
+        return [self._out_width(stage) for stage in range(len(self.stage_sizes))]
+
+    def _unit(self, stage: int, index: int, survival: float, dtype: Any) -> ResidualUnit:
+        """Block ``index`` of ``stage``: its kind's class, given its shortcut, gate and attention as modules."""
+        stride = 2 if stage > 0 and index == 0 else 1
+        out_width, inner_width = self._out_width(stage), self._inner_width(stage)
+        shape = {
+            "basic": {},
+            "bottleneck": dict(width=inner_width, groups=self.groups),
+            "res2net": dict(width=inner_width, scale=self.scale),
+        }[self.block]
+        se_hidden = int(out_width * self.se_ratio)
+        return UNITS[self.block](
+            out_width=out_width,
+            stride=stride,
+            shortcut=self._shortcut(out_width, stride, dtype),
+            gating=Gate(self.gate == "exclusive", out_width, stride, self.gate_bias_init, dtype, parent=None)
+            if self.gate
+            else None,
+            se=SqueezeExcitation(se_hidden, dtype, parent=None) if se_hidden else None,
+            order=self.unit_order,
+            dropout_rate=self.dropout_rate,
+            branch_scale=self.branch_scale,
+            survival_probability=survival,
+            zero_init_residual=self.zero_init_residual,
+            skip_preactivation=self._stem_is_activated and stage == 0 and index == 0,
+            bn_group_size=self.bn_group_size,
+            dtype=dtype,
+            name=parts.block(stage, index),
+            **shape,
+        )
+
+    def _shortcut(self, out_width: int, stride: int, dtype: Any) -> Shortcut | None:
+        """The module of option ``shortcut`` for one unit (None for a plain net)."""
+        if self.shortcut == "none":
+            return None
+        common = dict(out_width=out_width, stride=stride, scale=self.shortcut_scale, dropout=self.shortcut_dropout)
+        if self.shortcut == "A":
+            return ZeroPadShortcut(**common, parent=None)
+        return ProjectionShortcut(
+            **common,
+            everywhere=self.shortcut == "C",
+            average_pool=self.shortcut == "D",
+            norm=self.unit_order != "full_preactivation",
+            bn_group_size=self.bn_group_size,
+            dtype=dtype,
+            parent=None,
+        )
 
     @property
     def _stem_is_activated(self) -> bool:
@@ -216,41 +224,21 @@ class ResNet(nn.Module):
             return base * self.width_multiplier
         return base * BOTTLENECK_EXPANSION
 
-def check_images(images: jax.Array, channels: int) -> None:
-    """Refuse, with the fix in the message, images that are not floating-point NHWC with ``channels`` channels."""
-    if images.ndim != 4 or images.shape[-1] != channels:
-        raise ValueError(
-            f"expected NHWC images of shape (batch, height, width, {channels}), got shape "
-            f"{tuple(images.shape)}; add a batch axis with images[None] or move channels last."
-        )
-    if not jnp.issubdtype(images.dtype, jnp.floating):
-        raise TypeError(
-            f"expected floating-point images, got {images.dtype}; convert and normalise them first, "
-            "e.g. (images.astype(jnp.float32) / 255 - mean) / std."
-        )
+
+STRUCTURE = {"block": tuple(UNITS), "stem": STEMS}
 
 
-def validate_architecture(model: ResNet) -> None:
-    """Raise ValueError with a readable message if the architecture fields are inconsistent."""
+def validate_structure(model: ResNet) -> None:
+    """Raise ValueError, saying what to change, if the network's shape fields are inconsistent (the options'
+    own values and combinations are checked where they are declared, ``options.check``)."""
 
     def require(condition: bool, message: str) -> None:
         if not condition:
             raise ValueError(message)
 
-    for field, allowed in (
-        ("block", BLOCKS),
-        ("stem", STEMS),
-        ("shortcut", SHORTCUTS),
-        ("activation_order", ACTIVATION_ORDERS),
-        ("gate", GATES),
-    ):
+    for field, allowed in STRUCTURE.items():
         value = getattr(model, field)
         require(value in allowed, f"{field} must be one of {allowed}, got {value!r}")
-    require(
-        model.preactivation is None or model.activation_order in ("post", "full_preactivation"),
-        f"preactivation={model.preactivation} chooses between 'post' and 'full_preactivation'; with "
-        f"activation_order={model.activation_order!r} set activation_order alone",
-    )
     require(
         len(model.stage_sizes) > 0 and all(n >= 1 for n in model.stage_sizes),
         f"stage_sizes must be positive block counts, got {tuple(model.stage_sizes)}",
@@ -260,12 +248,6 @@ def validate_architecture(model: ResNet) -> None:
         f"widths {tuple(model.widths)} needs one entry per stage of stage_sizes {tuple(model.stage_sizes)}",
     )
     require(model.num_classes >= 1, f"num_classes must be >= 1, got {model.num_classes}")
-    for field in ("dropout_rate", "shortcut_dropout", "se_ratio"):
-        require(0.0 <= getattr(model, field) < 1.0, f"{field} must be in [0, 1), got {getattr(model, field)}")
-    require(
-        0.0 < model.stochastic_depth <= 1.0,
-        f"stochastic_depth must be in (0, 1] (1 = off), got {model.stochastic_depth}",
-    )
     require(
         model.groups >= 1 and model.width_per_group >= 1 and model.width_multiplier >= 1 and model.scale >= 1,
         "groups, width_per_group, width_multiplier and scale must be >= 1",
@@ -279,34 +261,6 @@ def validate_architecture(model: ResNet) -> None:
         "block='res2net' needs scale >= 2 splits and groups=1; scale applies to res2net blocks only",
     )
     require(
-        model.block != "res2net" or model.unit_order == "post",
-        "res2net blocks are built with activation_order='post' only (Gao et al. 2019)",
+        is_floating_dtype(model.dtype),
+        f"dtype must be a floating-point type such as 'float32' or 'bfloat16', got {model.dtype!r}",
     )
-    require(
-        model.se_ratio == 0
-        or min(int(model._out_width(stage) * model.se_ratio) for stage in range(len(model.stage_sizes))) >= 1,
-        f"se_ratio={model.se_ratio} leaves no hidden unit in the narrowest stage; raise it or widen the net",
-    )
-    require(model.bn_group_size >= 0, f"bn_group_size must be >= 0 (0 = whole batch), got {model.bn_group_size}")
-    require(
-        not (model.zero_init_residual and model.shortcut == "none"),
-        "zero_init_residual=True would zero a plain network's only path; use it with shortcut 'A' or 'B'",
-    )
-    require(
-        not (model.zero_init_residual and model.unit_order == "relu_before_addition"),
-        "zero_init_residual=True cannot zero a branch that ends in BN-ReLU: relu'(0) = 0 would stop its "
-        "gradients for good; leave it off with activation_order='relu_before_addition'",
-    )
-    modifies_shortcut = model.gate or model.shortcut_scale != 1.0 or model.shortcut_dropout
-    require(
-        not (modifies_shortcut and model.shortcut == "none"),
-        "gate, shortcut_scale and shortcut_dropout act on the shortcut, and shortcut='none' has none",
-    )
-    if model.shortcut == "A":
-        channels = [model.stem_width] + [model._out_width(stage) for stage in range(len(model.stage_sizes))]
-        require(
-            all(a <= b for a, b in zip(channels, channels[1:], strict=False)),
-            f"option A shortcuts zero-pad channels and cannot narrow them, but the widths go {channels}; "
-            "use non-decreasing widths or shortcut='B'",
-        )
-    require(jnp.issubdtype(jnp.dtype(model.dtype), jnp.floating), f"dtype must be a float type, got {model.dtype}")

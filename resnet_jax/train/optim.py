@@ -16,11 +16,15 @@ from absl import logging
 from resnet_jax.errors import ConfigError
 from resnet_jax.models import parts
 
-SCHEDULES = ("piecewise", "cosine", "constant")
+SCHEDULES = ("piecewise", "cosine", "exponential", "constant")
 WARMUPS = ("linear", "constant")
-OPTIMIZERS = ("sgd", "lars", "adamw")
+OPTIMIZERS = ("sgd", "lars", "adamw", "rmsprop")
 # How each optimizer can apply weight decay; the first is its own way, the one weight_decay_mode='' picks.
-WEIGHT_DECAY_MODES = {"sgd": ("l2", "decoupled"), "lars": ("l2",), "adamw": ("decoupled",)}
+WEIGHT_DECAY_MODES = {"sgd": ("l2", "decoupled"), "lars": ("l2",), "adamw": ("decoupled",), "rmsprop": ("l2",)}
+# TensorFlow's RMSProp as the EfficientNet and MnasNet reference code ran it: decay 0.9, epsilon 1e-3 inside the
+# square root, the mean square starting at 1 (tf.compat.v1.train.RMSPropOptimizer).
+RMSPROP_DECAY = 0.9
+RMSPROP_EPSILON = 1e-3
 REFERENCE_BATCH_SIZE = 256  # Goyal et al. 2017's linear scaling rule: lr = base * batch / 256
 
 
@@ -36,6 +40,7 @@ def learning_rate_schedule(
     total_steps: int,
     boundaries: Sequence[int] = (),
     decay_factor: float = 0.1,
+    decay_every_steps: int = 0,
     warmup_steps: int = 0,
     warmup: str = "linear",
     warmup_learning_rate: float = 0.0,
@@ -45,10 +50,13 @@ def learning_rate_schedule(
     Args:
       base_learning_rate: the rate after warm-up (the peak for cosine).
       schedule: ``'piecewise'`` (multiply by ``decay_factor`` at each boundary), ``'cosine'`` (decay to
-        0 at ``total_steps``) or ``'constant'``.
+        0 at ``total_steps``), ``'exponential'`` (staircase: ``decay_factor`` every ``decay_every_steps``)
+        or ``'constant'``.
       total_steps: length of training in steps.
       boundaries: steps at which a piecewise schedule decays; see ``epochs_to_steps``.
-      decay_factor: multiplier applied at each boundary (0.1 for He et al., 0.2 for WRN).
+      decay_factor: multiplier applied at each boundary (0.1 for He et al., 0.2 for WRN), or every
+        ``decay_every_steps`` of an ``'exponential'`` schedule (EfficientNet: 0.97).
+      decay_every_steps: the exponential schedule's interval (EfficientNet: 2.4 epochs).
       warmup_steps: steps of warm-up before the main schedule.
       warmup: ``'linear'`` (from ``warmup_learning_rate`` up to the base rate) or ``'constant'`` (hold
         ``warmup_learning_rate``, He et al.'s 0.01 for ResNet-110).
@@ -63,8 +71,15 @@ def learning_rate_schedule(
     if list(boundaries) != sorted(boundaries) or any(not 0 < b < total_steps for b in boundaries):
         raise ConfigError(f"boundaries {list(boundaries)} must be increasing and inside (0, {total_steps})")
 
+    if schedule == "exponential" and decay_every_steps < 1:
+        raise ConfigError(
+            f"an exponential schedule decays every decay_every_steps steps, got {decay_every_steps}; set "
+            "lr_decay_every_epochs (EfficientNet: 2.4)"
+        )
     if schedule == "piecewise":
         main = optax.piecewise_constant_schedule(base_learning_rate, {int(b): decay_factor for b in boundaries})
+    elif schedule == "exponential":
+        main = optax.exponential_decay(base_learning_rate, decay_every_steps, decay_factor, staircase=True)
     elif schedule == "cosine":
         main = optax.cosine_decay_schedule(base_learning_rate, total_steps - warmup_steps)
     else:
@@ -75,8 +90,8 @@ def learning_rate_schedule(
         ramp = optax.linear_schedule(warmup_learning_rate, base_learning_rate, warmup_steps)
     else:
         ramp = optax.constant_schedule(warmup_learning_rate)
-    # Piecewise boundaries are absolute steps; cosine counts from the end of warm-up.
-    if schedule == "piecewise":
+    # Piecewise boundaries and exponential decay count absolute steps; cosine counts from the end of warm-up.
+    if schedule in ("piecewise", "exponential"):
         return lambda step: jax.numpy.where(step < warmup_steps, ramp(step), main(step))
     return optax.join_schedules([ramp, main], [warmup_steps])
 
@@ -124,7 +139,8 @@ def make_optimizer(
     nesterov: bool = False,
     grad_clip_norm: float | None = None,
 ) -> optax.GradientTransformation:
-    """SGD (momentum, optional Nesterov), LARS or AdamW, with weight decay on the ``decay_mask``ed leaves.
+    """SGD (momentum, optional Nesterov), LARS, AdamW or RMSProp (momentum; TensorFlow's, ``RMSPROP_DECAY`` and
+    ``RMSPROP_EPSILON``), with weight decay on the ``decay_mask``ed leaves.
 
     ``weight_decay_mode`` (``WEIGHT_DECAY_MODES[name]``; '' is the optimizer's first): for SGD ``'l2'``
     adds ``weight_decay * param`` to the gradient before momentum, as the papers (and torch.optim.SGD)
@@ -140,6 +156,10 @@ def make_optimizer(
     if name == "adamw":
         return optax.chain(*clip, optax.adamw(learning_rate, weight_decay=weight_decay, mask=decay_mask))
     trace = optax.trace(decay=momentum, nesterov=nesterov)
+    if name == "rmsprop":
+        rms = optax.scale_by_rms(RMSPROP_DECAY, RMSPROP_EPSILON, initial_scale=1.0, eps_in_sqrt=True)
+        decay = optax.add_decayed_weights(weight_decay, decay_mask) if weight_decay else optax.identity()
+        return optax.chain(*clip, decay, rms, trace, optax.scale_by_learning_rate(learning_rate))
     if name == "lars":
         return optax.chain(
             *clip, scale_by_lars(weight_decay, decay_mask), optax.scale_by_learning_rate(learning_rate), trace

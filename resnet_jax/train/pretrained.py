@@ -1,4 +1,4 @@
-"""Fine-tuning: load pretrained variables (this package's checkpoints or torchvision files) into a model."""
+"""Fine-tuning: load pretrained variables (this package's checkpoints, torchvision or timm files) into a model."""
 
 import os
 from typing import Any
@@ -13,12 +13,12 @@ from resnet_jax.models import parts
 from resnet_jax.train.checkpoint import check_compatible, load_variables
 from resnet_jax.train.paths import resolve
 
-TORCH_SUFFIXES = (".pth", ".pt")
+TORCH_SUFFIXES = (".pth", ".pt", ".bin")
 
 
 def load(path: str | os.PathLike, model: Any, model_name: str) -> dict:
-    """``{'params', 'batch_stats'}`` from a workdir/checkpoint of this package or a torchvision-layout
-    ``.pth`` of ``model`` (the run's network ``model_name``, variant fields included)."""
+    """``{'params', 'batch_stats'}`` from a workdir/checkpoint of this package or a torchvision- or timm-layout
+    ``.pth`` of ``model`` (the run's network ``model_name``, variant fields included; the keys say which layout)."""
     path = resolve(path)
     if path.suffix in TORCH_SUFFIXES:
         try:

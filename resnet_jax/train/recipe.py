@@ -83,6 +83,7 @@ def build_schedule(config: Any, length: Length) -> optax.Schedule:
         total_steps=length.num_train_steps,
         boundaries=boundaries,
         decay_factor=config.lr_decay_factor,
+        decay_every_steps=round(config.lr_decay_every_epochs * length.steps_per_epoch),
         warmup_steps=warmup_steps,
         warmup=config.warmup,
         warmup_learning_rate=config.warmup_learning_rate,

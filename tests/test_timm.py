@@ -1,0 +1,111 @@
+"""timm's checkpoints: the key layout of every architecture both zoos have, and logits against timm itself.
+
+timm 1.0.31 is installed ``--no-deps`` (README); ``timm_models`` stands empty modules in for torchvision.
+"""
+
+import numpy as np
+import pytest
+from timm_models import import_timm, timm_model
+
+from resnet_jax.convert import TIMM_NAMES, expected_timm_keys, from_timm
+from resnet_jax.convert import timm_model as our_timm_model
+from resnet_jax.errors import IncompatibleCheckpoint
+from resnet_jax.models import create_model
+from resnet_jax.train import pretrained
+
+torch = pytest.importorskip("torch", reason="the timm tests need torch: pip install -e '.[torch]'")
+IMAGE_SIZE = 64
+
+
+def _flax_shape(shape: tuple[int, ...], flax_rank: int) -> tuple[int, ...]:
+    """The shape a torch tensor of ``shape`` takes in Flax: OIHW -> HWIO (a 1x1 conv as a dense kernel)."""
+    if len(shape) == 4 and flax_rank == 2:
+        return (shape[1], shape[0])
+    if len(shape) == 4:
+        return (shape[2], shape[3], shape[1], shape[0])
+    return tuple(reversed(shape)) if len(shape) == 2 else tuple(shape)
+
+
+@pytest.mark.parametrize("name", sorted(TIMM_NAMES))
+def test_timms_key_layout_of_every_listed_model_is_the_one_we_map(name):
+    """timm's state_dict (built on the meta device: no memory, no time) has exactly the keys we fill, each of
+    the shape our variable needs: a renamed or reshaped timm module fails here."""
+    timm = import_timm()
+    with torch.device("meta"):
+        state_dict = timm.create_model(TIMM_NAMES[name], pretrained=False, num_classes=7).state_dict()
+    theirs = {key: tuple(value.shape) for key, value in state_dict.items() if not key.endswith("num_batches_tracked")}
+    ours = expected_timm_keys(name, num_classes=7)
+    assert sorted(theirs) == sorted(ours)
+    assert {key: _flax_shape(shape, len(ours[key][1])) for key, shape in theirs.items()} == {
+        key: shape for key, (_, shape) in ours.items()
+    }
+
+
+def _assert_logits_match(name: str, timm_name: str) -> None:
+    network = timm_model(timm_name, image_size=IMAGE_SIZE)
+    images = torch.randn(2, 3, IMAGE_SIZE, IMAGE_SIZE, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = network(images).numpy()
+    variables = from_timm(network.state_dict(), name, timm_name=timm_name)
+    model = our_timm_model(name, expected.shape[1], timm_name)
+    logits = np.asarray(model.apply(variables, images.numpy().transpose(0, 2, 3, 1), train=False))
+    assert logits.shape == expected.shape
+    assert np.abs(logits - expected).max() <= 1e-4
+
+
+@pytest.mark.parametrize(
+    "name, timm_name",
+    [
+        ("resnet18", "resnet18"),  # torchvision's layout
+        ("se_resnet50", "seresnet50"),  # SE as 1x1 convolutions
+        ("resnet50d", "resnet50d"),  # deep stem, pooled shortcut
+        ("res2net50_26w_4s", "res2net50_26w_4s"),  # the splits' convs and bns as lists
+        ("efficientnet_b0", "efficientnet_b0"),  # timm's PyTorch training: symmetric padding, PyTorch BN
+        ("efficientnet_b0", "tf_efficientnet_b0"),  # the paper's TensorFlow weights: our registry's settings
+        ("hrnet_w18_small", "hrnet_w18_small"),
+    ],
+)
+def test_logits_match_timm_in_eval_mode(name, timm_name):
+    """Random weights, BN statistics randomised about a batch's, one model of each family: within 1e-4."""
+    _assert_logits_match(name, timm_name)
+
+
+def test_the_registry_efficientnet_is_timms_tensorflow_port():
+    """The paper's settings (TF 'same' padding, BN eps 1e-3) are the registry's; timm's PyTorch-trained
+    efficientnet_b0 is ours with PyTorch's padding and BatchNorm."""
+    registry = create_model("efficientnet_b0", num_classes=10)
+    assert (registry.padding, registry.bn_epsilon, registry.bn_momentum) == ("same", 1e-3, 0.99)
+    assert our_timm_model("efficientnet_b0", 10, "tf_efficientnet_b0") == registry
+    pytorch = our_timm_model("efficientnet_b0", 10)
+    assert (pytorch.padding, pytorch.bn_epsilon, pytorch.bn_momentum) == ("symmetric", 1e-5, 0.9)
+
+
+def test_another_architectures_checkpoint_is_refused_naming_the_keys():
+    timm = import_timm()
+    with torch.device("meta"):
+        state_dict = timm.create_model("seresnet50", pretrained=False).state_dict()
+    with pytest.raises(IncompatibleCheckpoint, match=r"unexpected keys .*layer1\.0\.se\.fc1\.weight") as caught:
+        from_timm({key: torch.zeros(value.shape) for key, value in state_dict.items()}, "resnet50")
+    assert "timm resnet50 checkpoint" in str(caught.value)
+
+
+def test_a_model_timm_does_not_have_is_refused_with_the_list():
+    with pytest.raises(
+        IncompatibleCheckpoint, match="timm has no counterpart of 'cifar_resnet20'.*seresnet|se_resnet50"
+    ):
+        from_timm({}, "cifar_resnet20", num_classes=10)
+
+
+def test_init_from_a_timm_file_reads_its_layout(tmp_path):
+    """``init_from`` a .pth of timm's resnet50d (deep stem, pooled shortcut): the keys choose the timm layout,
+    and the loaded network computes timm's logits."""
+    network = timm_model("resnet50d", image_size=IMAGE_SIZE)
+    path = tmp_path / "resnet50d_timm.pth"
+    torch.save(network.state_dict(), path)
+    model = create_model("resnet50d", num_classes=1000)
+    variables = pretrained.load(path, model, "resnet50d")
+    images = torch.randn(2, 3, IMAGE_SIZE, IMAGE_SIZE, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        expected = network(images).numpy()
+    logits = np.asarray(model.apply(variables, images.numpy().transpose(0, 2, 3, 1), train=False))
+    assert np.abs(logits - expected).max() <= 1e-4

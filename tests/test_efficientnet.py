@@ -146,8 +146,8 @@ def test_b0_features_follow_table_1():
         jax.ShapeDtypeStruct((1, 224, 224, 3), jnp.float32),
     )
     # Table 1: resolution and channels after the stem and after each stage.
-    expected = {"stem": (112, 32), "stage1": (112, 16), "stage2": (56, 24), "stage3": (28, 40), "stage4": (14, 80),
-                "stage5": (14, 112), "stage6": (7, 192), "stage7": (7, 320)}  # fmt: skip
+    expected = {"stem": (112, 32), "layer1": (112, 16), "layer2": (56, 24), "layer3": (28, 40), "layer4": (14, 80),
+                "layer5": (14, 112), "layer6": (7, 192), "layer7": (7, 320)}  # fmt: skip
     assert set(features) == {*expected, "pooled", "logits"}
     for key, (size, channels) in expected.items():
         assert features[key].shape == (1, size, size, channels), key
@@ -161,7 +161,7 @@ def test_bfloat16_compute_keeps_parameters_statistics_and_logits_in_float32():
         jax.ShapeDtypeStruct((1, 64, 64, 3), jnp.float32),
     )
     assert {leaf.dtype for leaf in jax.tree_util.tree_leaves(variables)} == {jnp.dtype(jnp.float32)}
-    assert features["stage4"].dtype == jnp.bfloat16 and features["logits"].dtype == jnp.float32
+    assert features["layer4"].dtype == jnp.bfloat16 and features["logits"].dtype == jnp.float32
 
 
 def test_tf_same_padding_matches_the_pytorch_reference():

@@ -266,8 +266,8 @@ def test_features_have_the_papers_resolutions_and_widths():
     shapes = {key: value.shape for key, value in features.items()}
     assert shapes == {
         "stem": (1, 16, 16, 64),
-        "stage1": (1, 16, 16, 8),
-        **{f"stage{stage}": (1, 16, 16, 18) for stage in (2, 3, 4)},
+        "layer1": (1, 16, 16, 8),
+        **{f"layer{stage}": (1, 16, 16, 18) for stage in (2, 3, 4)},
         **{f"branch{i + 1}": (1, 16 // 2**i, 16 // 2**i, 18 * 2**i) for i in range(4)},
         "pooled": (1, HEAD_FEATURES),
         "logits": (1, 2),

@@ -152,7 +152,7 @@ def test_divergence_stops_with_a_clear_error_and_keeps_a_good_checkpoint(tmp_pat
         ({"eval_batch_size": 12}, "not divisible by the 8 devices"),
         ({"bn_group_size": 3}, "bn_group_size=3"),
         ({"num_train_steps": 0}, "set num_train_steps > 0 or num_epochs > 0"),
-        ({"optimizer": "rmsprop"}, "optimizer must be one of"),
+        ({"optimizer": "adam"}, "optimizer must be one of"),
         ({"freeze": "layer9"}, "unknown part.*layer9.*this model has stem, layer1, layer2, layer3, head"),
         ({"normalisation": "zca"}, "normalisation must be one of"),
         ({"train_crop": "centre"}, "train_crop must be one of"),

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from resnet_jax.models import parts
 from resnet_jax.models.layers import check_images, dense_bias_init, dense_kernel_init, is_floating_dtype
 from resnet_jax.models.norm import BatchNorm
 from resnet_jax.models.spec import ModelSpec
@@ -253,7 +254,8 @@ class EfficientNet(nn.Module):
     def __call__(self, images: jax.Array, train: bool = False, return_features: bool = False):
         """Logits for ``images`` (batch, height, width, channels).
 
-        With ``return_features=True`` it returns ``{'stem', 'stage1', ..., 'stage7', 'pooled', 'logits'}``.
+        With ``return_features=True`` it returns ``{'stem', 'layer1', ..., 'layer7', 'pooled', 'logits'}``
+        (stage N is ``layerN``, as in the other families and ``parts``).
         """
         check_images(images, self.input_channels)
         layers = self._layers()
@@ -274,7 +276,7 @@ class EfficientNet(nn.Module):
                     layers=layers,
                     name=f"blocks_{stage_index}_{unit_index}",
                 )(x, train)
-            features[f"stage{stage_index + 1}"] = x
+            features[parts.stage(stage_index)] = x
         x = layers.conv(self.round_filters(HEAD_CHANNELS), 1, "conv_head")(x)
         x = nn.swish(layers.norm("bn2")(x, train))
         pooled = jnp.mean(x.astype(jnp.float32), axis=(1, 2))

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from resnet_jax.models import parts
 from resnet_jax.models.layers import (
     check_images,
     conv_kernel_init,
@@ -193,9 +194,9 @@ class HRNet(nn.Module):
     def __call__(self, images: jax.Array, train: bool = False, return_features: bool = False):
         """Logits for ``images`` (batch, height, width, channels).
 
-        With ``return_features=True`` it returns a dict instead: ``'stem'``, ``'stage1'`` ... ``'stage4'``
-        (each stage's highest-resolution output), ``'branch1'`` ... ``'branch4'`` (stage 4's outputs, from
-        the highest resolution down), ``'pooled'`` and ``'logits'``.
+        With ``return_features=True`` it returns a dict instead: ``'stem'``, ``'layer1'`` ... ``'layer4'``
+        (each stage's highest-resolution output; stage N is ``layerN`` as in ``parts``), ``'branch1'`` ...
+        ``'branch4'`` (stage 4's outputs, from the highest resolution down), ``'pooled'`` and ``'logits'``.
         """
         check_images(images, self.input_channels)
         x = images.astype(jnp.dtype(self.dtype))
@@ -205,7 +206,7 @@ class HRNet(nn.Module):
         features = {"stem": x}
         for index in range(self.stage1_blocks):
             x = self._residual_unit(self.stage1_width, f"layer1_{index}")(x, train)
-        features["stage1"] = x
+        features[parts.stage(0)] = x
         branches = [x]
         for stage, num_modules in enumerate(self.modules_per_stage, start=2):
             branches = self._transition(stage - 1, branches, train)
@@ -216,7 +217,7 @@ class HRNet(nn.Module):
                     bn_group_size=self.bn_group_size,
                     name=f"stage{stage}_{index}",
                 )(branches, train)
-            features[f"stage{stage}"] = branches[0]
+            features[parts.stage(stage - 1)] = branches[0]
         features.update({f"branch{index}": branch for index, branch in enumerate(branches, start=1)})
         pooled = jnp.mean(self._head(branches, train).astype(jnp.float32), axis=(1, 2))
         dropped = nn.Dropout(self.dropout_rate, deterministic=not train)(pooled)

@@ -2,8 +2,9 @@
 
 from setuptools import find_packages, setup
 
-# Version ranges verified to install together on a fresh Python 3.11 machine (see README).
-JAX = "jax>=0.6,<0.11"
+# Version ranges verified to install together on fresh Python 3.11 and 3.12 machines; the lower bounds are
+# tested by experiments/check_oldest.sh (see README).
+JAX = "jax>=0.6,<0.13"
 CORE = [
     JAX,
     "flax>=0.10.6,<0.13",
@@ -25,8 +26,12 @@ NOTEBOOKS = ["matplotlib>=3.8", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=
 # (digits, Fashion-MNIST, CIFAR) read their numpy copy and need neither.
 TFDS = ["tensorflow-cpu>=2.18,<2.22", "tensorflow-datasets>=4.9.8,<4.10"]
 
+# Weights & Biases: imported only when a config sets wandb_project.
+WANDB = ["wandb>=0.19,<1"]
+
 EXTRAS = {
     "tfds": TFDS,
+    "wandb": WANDB,
     "notebooks": NOTEBOOKS,
     # Pillow writes the real JPEGs of the miniature ImageNet archives the tests build; the GCS emulator
     # (exactly this version: tests/fake_gcs.py patches two of its gaps) and cryptography serve gs:// locally.
@@ -39,6 +44,7 @@ EXTRAS = {
         "cryptography>=41",
         *TFDS,
         *NOTEBOOKS,
+        *WANDB,
     ],
     # Exactly this version: a CPU wheel ships locally; other specs pull multi-GB CUDA builds.
     "torch": ["torch==2.13.0"],

@@ -4,11 +4,19 @@
         --grid FIELD=v1,v2,... [--grid ...] [--set FIELD=VALUE ...] [--emit]
 
 Points run one after another, each through the main command (``python -m resnet_jax.main``) in
-``SWEEP_DIR/FIELD=v,FIELD=w``. A finished point (``results.json`` present) is skipped; an unfinished
-one resumes from its checkpoint; a point started with other overrides (a changed ``--set``) is an
-error rather than a silent reuse. Ctrl-C or SIGTERM lets the running point checkpoint, then stops the
-sweep: re-run the same command to go on. ``--emit`` prints one complete command per point instead,
-for a cluster or TPU-pod scheduler. ``SWEEP_DIR/sweep.json`` records the grid for ``report.py``.
+``SWEEP_DIR/FIELD=v,FIELD=w`` (a local path or ``gs://``). A finished point (``results.json`` present)
+is skipped; an unfinished one resumes from its checkpoint; a point started with other overrides (a
+changed ``--set``) is an error rather than a silent reuse. Ctrl-C or SIGTERM lets the running point
+checkpoint, then stops the sweep: re-run the same command to go on. ``SWEEP_DIR/sweep.json`` records
+the grid for ``report.py``. ``--point I`` runs grid point I only; ``--launcher`` prefixes its command
+(``srun``, say).
+
+Instead of running, ``--emit`` prints for a scheduler:
+- ``--emit`` (``commands``): one complete main command per point;
+- ``--emit slurm``: an sbatch script (``experiments/launch/slurm.sbatch``) for one array job whose task
+  i runs point i through this script (``--point`` under ``srun``), skipping it if finished;
+- ``--emit tpu --tpu NAME --zone ZONE``: per point, the ``gcloud compute tpus tpu-vm ssh NAME
+  --worker=all`` line that runs it on every worker of a TPU VM or pod slice.
 """
 
 import argparse
@@ -16,6 +24,7 @@ import dataclasses
 import difflib
 import itertools
 import json
+import re
 import shlex
 import signal
 import subprocess
@@ -23,9 +32,14 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: configs, experiments
+from etils import epath
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # the repository root: configs, experiments
 SWEEP_RECORD = "sweep.json"
 POINT_RECORD = "sweep_point.json"  # in each point's workdir: the overrides it was started with
+SLURM_TEMPLATE = REPO / "experiments" / "launch" / "slurm.sbatch"
+EMIT_FORMATS = ("commands", "slurm", "tpu")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,7 +87,7 @@ def grid_points(grid: dict[str, list[str]], fixed: dict[str, str]) -> list[Point
     return points
 
 
-def command(config: str, workdir: Path, overrides: dict[str, str], python: str = sys.executable) -> list[str]:
+def command(config: str, workdir: epath.Path, overrides: dict[str, str], python: str = sys.executable) -> list[str]:
     """The main command that trains one point (``python`` is 'python' in emitted commands)."""
     return [
         python,
@@ -100,15 +114,41 @@ def check_fields(config_spec: str, fields) -> None:
             raise ValueError(f"{field!r} is not a field of {config_spec}{hint}")
 
 
-def check_points(config_spec: str, points: list[Point]) -> None:
-    """Fail before running anything if any point's config would be refused: a field that is not declared,
-    or a value that the command line would reject (type, range, a model that cannot take it)."""
+def check_config_arguments(arguments: list[str]) -> None:
+    """Raise ValueError unless the ``--config=SPEC`` and ``--config.FIELD=VALUE`` words of ``arguments`` give a
+    config that ``resnet_jax.main`` accepts (other words, such as ``--workdir``, are left to the caller)."""
     from absl import flags
     from ml_collections import config_flags
 
     from resnet_jax import config_schema
     from resnet_jax.errors import ConfigError
 
+    argv = ["check", *(word for word in arguments if word.startswith("--config"))]
+    flag_values = flags.FlagValues()  # parsed as resnet_jax.main parses its command line
+    config_flags.DEFINE_config_file("config", None, "the run's config", flag_values=flag_values, sys_argv=argv)
+    try:
+        flag_values(argv)
+        config_schema.validate(flag_values.config)
+    except (flags.Error, ConfigError) as error:
+        raise ValueError(str(error)) from None
+    except AttributeError as error:  # a --config.FIELD the config does not have
+        detail = " ".join(str(error).encode().decode("unicode_escape").replace("'", "").strip('"').split())
+        raise ValueError(f"the config has no field {detail}".replace(" Did you", ". Did you")) from None
+
+
+def check_main_command(argv: list[str]) -> None:
+    """Raise ValueError unless ``argv`` is ``python -m resnet_jax.main --workdir=... --config=...`` with a config
+    that the command accepts (a launcher's command, checked before a cluster runs it)."""
+    if argv[1:3] != ["-m", "resnet_jax.main"]:
+        raise ValueError(f"not the main command (python -m resnet_jax.main ...): {shlex.join(argv)}")
+    if not any(word.startswith("--workdir=") for word in argv):
+        raise ValueError(f"the main command has no --workdir=DIR: {shlex.join(argv)}")
+    check_config_arguments(argv[3:])
+
+
+def check_points(config_spec: str, points: list[Point]) -> None:
+    """Fail before running anything if any point's config would be refused: a field that is not declared,
+    or a value that the command line would reject (type, range, a model that cannot take it)."""
     fields_by_spec: dict[str, dict[str, None]] = {}  # each config file's overridden fields, in order
     for point in points:
         fields_by_spec.setdefault(point.config or config_spec, {}).update(dict.fromkeys(point.overrides))
@@ -116,13 +156,9 @@ def check_points(config_spec: str, points: list[Point]) -> None:
         check_fields(spec, fields)
     for point in points:
         spec = point.config or config_spec
-        argv = ["sweep", f"--config={spec}", *(f"--config.{field}={value}" for field, value in point.overrides.items())]
-        flag_values = flags.FlagValues()  # parsed as resnet_jax.main parses the point's command
-        config_flags.DEFINE_config_file("config", None, "the point's config", flag_values=flag_values, sys_argv=argv)
         try:
-            flag_values(argv)
-            config_schema.validate(flag_values.config)
-        except (flags.Error, ConfigError) as error:
+            check_config_arguments(command(spec, epath.Path(point.name), point.overrides))
+        except ValueError as error:
             raise ValueError(f"point {point.name} of {spec}: {error}") from None
 
 
@@ -144,7 +180,7 @@ def _run_point(argv: list[str], stop_signals: list[int]) -> int:
             signal.signal(number, handler)
 
 
-def check_started_points(sweep_dir: Path, points: list[Point]) -> None:
+def check_started_points(sweep_dir: epath.Path, points: list[Point]) -> None:
     """Refuse to skip or resume a point that was started with other overrides (a changed --set, say)."""
     conflicts = []
     for point in points:
@@ -161,9 +197,11 @@ def check_started_points(sweep_dir: Path, points: list[Point]) -> None:
         )
 
 
-def run_sweep(config: str, sweep_dir: Path, points: list[Point], log=print) -> dict[str, list[str]]:
-    """Run the unfinished points in order (each with its own config, or ``config``); returns
-    {'finished', 'skipped', 'failed', 'stopped'} names."""
+def run_sweep(
+    config: str, sweep_dir: epath.Path, points: list[Point], log=print, launcher: tuple[str, ...] = ()
+) -> dict[str, list[str]]:
+    """Run the unfinished points in order (each with its own config, or ``config``; its command after
+    ``launcher``); returns {'finished', 'skipped', 'failed', 'stopped'} names."""
     outcome = {"finished": [], "skipped": [], "failed": [], "stopped": []}
     durations, stop_signals = [], []
     for index, point in enumerate(points, 1):
@@ -178,7 +216,7 @@ def run_sweep(config: str, sweep_dir: Path, points: list[Point], log=print) -> d
         workdir.mkdir(parents=True, exist_ok=True)
         (workdir / POINT_RECORD).write_text(json.dumps(point.overrides, indent=2) + "\n")
         start = time.time()
-        return_code = _run_point(command(point.config or config, workdir, point.overrides), stop_signals)
+        return_code = _run_point([*launcher, *command(point.config or config, workdir, point.overrides)], stop_signals)
         durations.append(time.time() - start)
         if (workdir / "results.json").exists():
             outcome["finished"].append(point.name)
@@ -193,35 +231,85 @@ def run_sweep(config: str, sweep_dir: Path, points: list[Point], log=print) -> d
     return outcome
 
 
+def slurm_array_script(sweep_arguments: list[str], num_points: int) -> str:
+    """The sbatch template as one array job over the grid: task i runs point i with this script under srun."""
+    template = SLURM_TEMPLATE.read_text()
+    run = (
+        f"RUN=(python experiments/sweep.py {shlex.join(sweep_arguments)}"
+        ' --point "${SLURM_ARRAY_TASK_ID}" --launcher "srun --kill-on-bad-exit=1")'
+    )
+    script, replaced = re.subn(r"^RUN=\(.*\)$", lambda _: run, template, count=1, flags=re.MULTILINE)
+    array = f"#SBATCH --array=0-{num_points - 1}      # one task per grid point; each task gets the nodes below"
+    job_name = f"#SBATCH --job-name=resnet_jax_sweep\n{array}"
+    script, named = re.subn(r"^#SBATCH --job-name=.*$", job_name, script, count=1, flags=re.MULTILINE)
+    if not (replaced and named):
+        raise RuntimeError(f"{SLURM_TEMPLATE} lost its RUN=(...) or --job-name line")
+    return script.replace("slurm-%x-%j.out", "slurm-%x-%A_%a.out")
+
+
+def tpu_command(tpu: str, zone: str, main_command: list[str]) -> str:
+    """The gcloud line that runs ``main_command`` on every worker of TPU VM ``tpu`` (the repository in ~/resnet_jax)."""
+    remote = f"cd resnet_jax && {shlex.join(main_command)}"
+    return shlex.join(
+        ["gcloud", "compute", "tpus", "tpu-vm", "ssh", tpu, f"--zone={zone}", "--worker=all", f"--command={remote}"]
+    )
+
+
+def emit(args: argparse.Namespace, sweep_dir: epath.Path, points: list[Point], sweep_arguments: list[str]) -> None:
+    """Print the sweep for a scheduler, in the format ``--emit`` names."""
+    commands = [command(args.config, sweep_dir / point.name, point.overrides, python="python") for point in points]
+    if args.emit == "slurm":
+        print(slurm_array_script(sweep_arguments, len(points)), end="")
+    elif args.emit == "tpu":
+        for main_command in commands:
+            print(tpu_command(args.tpu, args.zone, main_command))
+    else:
+        for main_command in commands:
+            print(shlex.join(main_command))
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Parse the command line; run the sweep (or print its commands). Returns the exit code."""
+    """Parse the command line; run the sweep (or print it for a scheduler). Returns the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, help="configs/FILE.py[:ARG]")
-    parser.add_argument("--workdir", required=True, help="the sweep directory; one workdir per point inside")
+    parser.add_argument("--workdir", required=True, help="the sweep directory (local or gs://); one workdir per point")
     parser.add_argument("--grid", action="append", default=[], metavar="FIELD=v1,v2", help="a field to vary")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override for every point")
-    parser.add_argument("--emit", action="store_true", help="print the commands instead of running them")
+    parser.add_argument("--point", type=int, metavar="I", help="run grid point I only (0-based; a SLURM array task)")
+    parser.add_argument("--launcher", default="", help="prefix of each point's command, e.g. 'srun'")
+    parser.add_argument(
+        "--emit", nargs="?", const="commands", choices=EMIT_FORMATS, help="print the sweep for a scheduler instead"
+    )
+    parser.add_argument("--tpu", help="--emit tpu: the TPU VM or pod slice's name")
+    parser.add_argument("--zone", help="--emit tpu: its zone")
     args = parser.parse_args(argv)
-    sweep_dir = Path(args.workdir)
+    sweep_dir = epath.Path(args.workdir)
     try:
         grid = parse_grid(args.grid)
         fixed = dict(parse_assignment(text) for text in args.set)
         if overlap := set(grid) & set(fixed):
             raise ValueError(f"{sorted(overlap)} both in --grid and --set; keep each field in one of them")
+        if args.emit == "tpu" and not (args.tpu and args.zone):
+            raise ValueError("--emit tpu needs --tpu NAME and --zone ZONE (as `gcloud compute tpus tpu-vm list` shows)")
         points = grid_points(grid, fixed)
+        if args.point is not None and not 0 <= args.point < len(points):
+            raise ValueError(f"--point {args.point} is not a grid point: this grid has points 0 to {len(points) - 1}")
         check_points(args.config, points)
         if not args.emit:
             check_started_points(sweep_dir, points)
     except ValueError as error:
         parser.error(str(error))
     if args.emit:
-        for point in points:
-            print(shlex.join(command(args.config, sweep_dir / point.name, point.overrides, python="python")))
+        sweep_arguments = ["--config", args.config, "--workdir", args.workdir]
+        sweep_arguments += [word for text in args.grid for word in ("--grid", text)]
+        sweep_arguments += [word for text in args.set for word in ("--set", text)]
+        emit(args, sweep_dir, points, sweep_arguments)
         return 0
     sweep_dir.mkdir(parents=True, exist_ok=True)
     record = {"config": args.config, "grid": grid, "set": fixed, "points": [point.name for point in points]}
     (sweep_dir / SWEEP_RECORD).write_text(json.dumps(record, indent=2) + "\n")
-    outcome = run_sweep(args.config, sweep_dir, points)
+    chosen = points if args.point is None else [points[args.point]]
+    outcome = run_sweep(args.config, sweep_dir, chosen, launcher=tuple(shlex.split(args.launcher)))
     print(json.dumps({key: len(names) for key, names in outcome.items()}))
     if outcome["failed"]:
         print(f"failed points: {', '.join(outcome['failed'])}", file=sys.stderr)

@@ -450,6 +450,11 @@ FIELDS = (
     ),
     Field("max_checkpoints_to_keep", 3, "checkpoints kept in the workdir", (RUN,), range=AT_LEAST_ONE),
     Field("profile", False, "capture a jax.profiler trace of a few steps into the workdir", (RUN,)),
+    # --- Experiment tracking (resnet_jax.train.tracking) ---
+    Field("wandb_project", "", "log to this Weights & Biases project ('' = off; needs the wandb extra)", (RUN,)),
+    Field("wandb_entity", "", "W&B team or user ('' = your default entity)", (RUN,)),
+    Field("wandb_run_name", "", "W&B run name ('' = W&B's generated name)", (RUN,)),
+    Field("wandb_group", "", "W&B group, e.g. one per sweep ('' = none)", (RUN,)),
     Field(
         "compilation_cache_dir",
         "",
@@ -575,6 +580,8 @@ def _check_rules(config: Any) -> None:
     )
     _check_model(config)
     _check_dataset_rules(config)
+    if config.wandb_project:
+        importlib.import_module("resnet_jax.train.tracking").require_wandb()
 
 
 def _check_model(config: Any) -> None:

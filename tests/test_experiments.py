@@ -4,6 +4,7 @@ import csv
 import dataclasses
 import io
 import json
+import os
 import re
 import shlex
 import statistics
@@ -171,6 +172,80 @@ def test_emitted_commands_are_runnable_and_reproduce_the_point(sweep, tmp_path, 
     ours, swept = (json.loads((Path(d) / "results.json").read_text()) for d in (tmp_path, point))
     for key in ("step", "eval/top1", "eval/loss", "num_eval_examples"):
         assert ours[key] == swept[key], key
+
+
+def fake_srun(bin_dir: Path) -> None:
+    """An ``srun`` that starts its command once, here, dropping srun's own options (as one task would)."""
+    bin_dir.mkdir(exist_ok=True)
+    srun = bin_dir / "srun"
+    srun.write_text('#!/bin/bash\nwhile [[ "$1" == -* ]]; do shift; done\nexec "$@"\n')
+    srun.chmod(0o755)
+    (bin_dir / "python").symlink_to(sys.executable)
+
+
+@pytest.mark.slow  # the sweep fixture trains 4 points, and the array task one more
+def test_the_slurm_array_job_runs_point_i_as_task_i_and_skips_it_once_finished(sweep, tmp_path, capsys):
+    arguments, sweep_dir, _ = sweep
+    array_dir = tmp_path / "array"
+    arguments = [str(array_dir) if word == str(sweep_dir) else word for word in arguments]
+    assert sweep_script.main([*arguments, "--emit", "slurm"]) == 0
+    script = capsys.readouterr().out
+    assert "#SBATCH --array=0-3 " in script and "--requeue" in script
+    (tmp_path / "sweep.sbatch").write_text(script)
+    subprocess.run(["bash", "-n", str(tmp_path / "sweep.sbatch")], check=True, timeout=60)
+    fake_srun(tmp_path / "bin")
+    env = dict(
+        os.environ, PATH=f"{tmp_path / 'bin'}:{os.environ['PATH']}", SLURM_SUBMIT_DIR=str(ROOT), SLURM_JOB_ID="7"
+    )
+
+    def array_task(index: int) -> str:
+        task = subprocess.run(
+            ["bash", str(tmp_path / "sweep.sbatch")],
+            env={**env, "SLURM_ARRAY_TASK_ID": str(index)},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert task.returncode == 0, task.stderr[-3000:]
+        return task.stdout
+
+    array_task(2)
+    (point,) = [path.parent.name for path in array_dir.glob("*/results.json")]
+    assert point == f"model={MODELS[1]},seed=0"  # point 2 of the grid, the last field varying fastest
+    ours, swept = (json.loads((d / point / "results.json").read_text()) for d in (array_dir, sweep_dir))
+    for key in ("step", "eval/top1", "eval/loss", "num_eval_examples"):
+        assert ours[key] == swept[key], key
+    assert "finished before, skipped" in array_task(2)  # a requeued task whose point is done
+
+
+def test_emit_tpu_prints_the_gcloud_line_that_runs_each_point_on_every_worker(capsys):
+    arguments = ["--config", "configs/digits.py", "--workdir", "gs://bucket/sweep", "--grid", "seed=0,1"]
+    assert sweep_script.main([*arguments, "--emit"]) == 0
+    commands = capsys.readouterr().out.splitlines()
+    assert sweep_script.main([*arguments, "--emit", "tpu", "--tpu", "pod-a", "--zone", "us-central2-b"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(commands) == 2
+    for line, command in zip(lines, commands, strict=True):
+        words = shlex.split(line)
+        assert words[:6] == ["gcloud", "compute", "tpus", "tpu-vm", "ssh", "pod-a"]
+        assert words[6:8] == ["--zone=us-central2-b", "--worker=all"]
+        assert words[8] == f"--command=cd resnet_jax && {command}"
+        assert "--workdir=gs://bucket/sweep/seed=" in command
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--emit", "tpu"], "--emit tpu needs --tpu NAME and --zone ZONE"),
+        (["--point", "2"], "--point 2 is not a grid point: this grid has points 0 to 1"),
+    ],
+)
+def test_a_cluster_option_without_what_it_needs_is_refused(capsys, tmp_path, arguments, message):
+    grid = ["--grid", "seed=0,1"]
+    with pytest.raises(SystemExit):
+        sweep_script.main(["--config", "configs/digits.py", "--workdir", str(tmp_path), *grid, *arguments])
+    assert message in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize("name", list(tables.TABLES))

@@ -36,10 +36,35 @@ FLAGS = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def free_port(candidates: range | None = None) -> int:
+    """A port free on 127.0.0.1: any, or the first free one of ``candidates``."""
+    for port in candidates or [0]:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return sock.getsockname()[1]
+    raise RuntimeError(f"no free port in {candidates}")
+
+
+# jax.distributed takes the coordinator's port of a SLURM job from its id: 61440 + job id % 4096.
+SLURM_PORTS = range(61440, 65536)
+
+
+def slurm_environment(index: int, num_processes: int, job_id: int) -> dict[str, str]:
+    """What SLURM sets for task ``index`` of a ``num_processes``-task job step on one node, the loopback host."""
+    return {
+        "SLURM_JOB_ID": str(job_id),
+        "SLURM_JOB_NUM_NODES": "1",
+        "SLURM_STEP_NUM_NODES": "1",
+        "SLURM_STEP_NODELIST": "127.0.0.1",
+        "SLURM_JOB_NODELIST": "127.0.0.1",
+        "SLURM_NODEID": "0",
+        "SLURM_NTASKS": str(num_processes),
+        "SLURM_PROCID": str(index),
+        "SLURM_LOCALID": str(index),
+    }
 
 
 def launch(
@@ -47,28 +72,38 @@ def launch(
     num_processes: int,
     devices_per_process: int,
     while_running: Callable[[list[subprocess.Popen]], None] | None = None,
+    slurm: bool = False,
 ) -> list[str]:
     """Run ``command`` as ``num_processes`` processes of one job on 127.0.0.1, calling ``while_running``
-    with them once started; returns their logs. Waits are bounded."""
+    with them once started; returns their logs. The processes learn of each other from the multi-host
+    flags or, with ``slurm``, from SLURM's environment alone. The coordinator binds to 127.0.0.1 only.
+    Waits are bounded."""
+    port = free_port(SLURM_PORTS if slurm else None)
     env = dict(
         os.environ,
         XLA_FLAGS=f"--xla_force_host_platform_device_count={devices_per_process}",
         JAX_CPU_COLLECTIVES_IMPLEMENTATION="gloo",
+        JAX_COORDINATOR_BIND_ADDRESS=f"127.0.0.1:{port}",
     )
-    distributed = []
-    if num_processes > 1:
-        distributed = [f"--coordinator_address=127.0.0.1:{free_port()}", f"--num_processes={num_processes}"]
+    flags = [[] for _ in range(num_processes)]
+    environments = [env for _ in range(num_processes)]
+    if num_processes > 1 and slurm:
+        job_id = port - SLURM_PORTS.start + 4096 * 1234  # any id that gives this port
+        environments = [{**env, **slurm_environment(index, num_processes, job_id)} for index in range(num_processes)]
+    elif num_processes > 1:
+        distributed = [f"--coordinator_address=127.0.0.1:{port}", f"--num_processes={num_processes}"]
+        flags = [[*distributed, f"--process_id={index}"] for index in range(num_processes)]
     logs = [tempfile.TemporaryFile("w+") for _ in range(num_processes)]  # files: a full pipe would stall a process
     processes = [
         subprocess.Popen(
-            [*command, *distributed, *([f"--process_id={index}"] if distributed else [])],
+            [*command, *process_flags],
             cwd=REPO,
-            env=env,
+            env=process_env,
             stdout=log,
             stderr=subprocess.STDOUT,
             text=True,
         )
-        for index, log in enumerate(logs)
+        for log, process_flags, process_env in zip(logs, flags, environments, strict=True)
     ]
     deadline = time.monotonic() + TIMEOUT_S
     try:
@@ -88,11 +123,12 @@ def launch(
     return outputs
 
 
-def train(workdir: Path, num_processes: int, devices_per_process: int, *extra: str) -> dict:
+def train(workdir: Path, num_processes: int, devices_per_process: int, *extra: str, slurm: bool = False) -> dict:
     launch(
         [sys.executable, "-m", "resnet_jax.main", f"--workdir={workdir}", *FLAGS, *extra],
         num_processes,
         devices_per_process,
+        slurm=slurm,
     )
     return json.loads((workdir / "results.json").read_text())
 
@@ -128,6 +164,19 @@ def test_only_process_0_writes_metrics_tensorboard_and_results(runs):
     assert train_steps == [5, 10, 15, 20]  # one writer: no step written twice
     assert (multi / "results.json").exists() and (multi / "config.json").exists()
     assert json.loads((multi / "config.json").read_text())["devices"]["num_processes"] == 2
+
+
+def test_a_slurm_job_of_two_tasks_trains_as_the_two_process_run_without_multi_host_flags(runs, tmp_path):
+    """Under srun the main command needs no flags: jax.distributed.initialize() reads SLURM's environment."""
+    _, multi = runs
+    slurm = tmp_path / "slurm"
+    results = train(slurm, 2, 4, slurm=True)
+    assert json.loads((slurm / "config.json").read_text())["devices"]["num_processes"] == 2
+    assert results["num_eval_examples"] == 37
+    expected, actual = (jax.tree_util.tree_leaves_with_path(checkpoint.load_tree(run)) for run in (multi, slurm))
+    assert len(actual) == len(expected) > 120
+    for (path, a), (_, b) in zip(expected, actual, strict=True):  # the same program on the same devices
+        np.testing.assert_array_equal(a, b, err_msg=jax.tree_util.keystr(path))
 
 
 def test_a_two_process_checkpoint_restores_onto_one_process(runs, tmp_path):

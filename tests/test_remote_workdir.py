@@ -3,14 +3,17 @@ lands in the bucket, and a resume from it ends bitwise where an uninterrupted lo
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 from etils import epath
 from fake_gcs import FakeGCS
 
 from configs import default
-from experiments import runs
+from experiments import runs, sweep
 from resnet_jax.train import loop
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -58,3 +61,19 @@ def test_a_run_on_gs_writes_everything_there_and_resumes_from_it(bucket, tmp_pat
     assert not any(name.startswith("gs") for name in os.listdir(tmp_path))
     (found,) = runs.find_runs(bucket)  # the experiment tools read gs:// sweeps too
     assert found.results == resumed and found.config["num_train_steps"] == 12
+
+
+@pytest.mark.slow  # one point, run through the main command
+def test_a_sweep_on_gs_writes_its_points_there_and_skips_them_when_finished(bucket, monkeypatch, capsys):
+    sweep_dir = f"{bucket}/sweep"
+    fixed = dict(image_size=8, batch_size=16, num_train_steps=2, log_every_steps=1, eval_every_steps=2)
+    arguments = ["--config", str(REPO / "configs" / "default.py"), "--workdir", sweep_dir, "--grid", "seed=3"]
+    arguments += [word for field, value in fixed.items() for word in ("--set", f"{field}={value}")]
+    monkeypatch.chdir(REPO)  # the configs import configs/default.py from the repository root
+    assert sweep.main(arguments) == 0
+    point = epath.Path(sweep_dir) / "seed=3"
+    assert json.loads((point / "results.json").read_text())["step"] == 2
+    assert json.loads((epath.Path(sweep_dir) / "sweep.json").read_text())["points"] == ["seed=3"]
+    assert sweep.main(arguments) == 0
+    assert "finished before, skipped" in capsys.readouterr().out
+    assert not (REPO / "gs:").exists()  # where a path mistaken for a local one would be

@@ -30,7 +30,17 @@ from resnet_jax.config_schema import MODEL, RUN, view
 from resnet_jax.data.pipelines import in_memory
 from resnet_jax.errors import UserError
 from resnet_jax.models import create_model
-from resnet_jax.train import checkpoint, compilation_cache, metrics, pretrained, program, progress, recipe, sharding
+from resnet_jax.train import (
+    checkpoint,
+    compilation_cache,
+    metrics,
+    pretrained,
+    program,
+    progress,
+    recipe,
+    sharding,
+    tracking,
+)
 from resnet_jax.train.feed import Feed, create_feed
 from resnet_jax.train.paths import RECORD_EXTRAS, RESUME_CHANGES, resolve
 from resnet_jax.train.preemption import StopRequest
@@ -285,7 +295,7 @@ def _train_and_evaluate(config: Any, workdir: str | os.PathLike, stop_request: S
     steps = program.compile_programs(
         options, model, tx, mesh, state, global_batch_shape, datasets.normalisation, input_feed
     )
-    writer = metrics.create_writer(workdir, jax.process_index())
+    writer = metrics.create_writer(workdir, jax.process_index(), tracking.settings(config), record)
     clock = RunClock.resumed(start_time, checkpointer, int(state.step))
     run = Run(
         config,
@@ -310,10 +320,12 @@ def _train_and_evaluate(config: Any, workdir: str | os.PathLike, stop_request: S
         checkpoint_step = checkpointer.latest_step()
         checkpointer.close()
     if stopped:
+        writer.close()
         return {"step": step, "stopped": stopped, "checkpoint_step": checkpoint_step}
     results = {"step": step, **eval_results, "wall_time_s": clock()}
     if is_chief:
         _write_json(workdir / "results.json", results)
+    writer.write_results(results)
     logging.info(progress.summary_line(results))
     writer.close()
     return results

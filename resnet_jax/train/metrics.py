@@ -18,6 +18,7 @@ from tensorboard.compat.proto import event_pb2, summary_pb2
 from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
 
 from resnet_jax.train.paths import resolve
+from resnet_jax.train.tracking import WandbWriter
 
 
 class JsonlWriter:
@@ -90,6 +91,12 @@ class Writers:
         for writer in self._writers:
             writer.write_scalars(step, scalars)
 
+    def write_results(self, results: Mapping[str, Any]) -> None:
+        """Give the final results to the writers that keep them apart from the scalars (W&B's summary)."""
+        for writer in self._writers:
+            if hasattr(writer, "write_results"):
+                writer.write_results(results)
+
     def flush(self) -> None:
         """Flush every writer."""
         for writer in self._writers:
@@ -101,9 +108,17 @@ class Writers:
             writer.close()
 
 
-def create_writer(workdir: str | os.PathLike, process_index: int) -> Writers:
-    """Process 0: TensorBoard + metrics.jsonl; other processes: nothing. The console gets the loop's own
-    progress lines (``progress``), not every scalar."""
+def create_writer(
+    workdir: str | os.PathLike,
+    process_index: int,
+    wandb_settings: Mapping[str, str] | None = None,
+    config: Mapping[str, Any] | None = None,
+) -> Writers:
+    """Process 0: TensorBoard + metrics.jsonl (+ W&B given ``wandb_settings``, logging ``config``); other
+    processes: nothing. The console gets the loop's own progress lines (``progress``), not every scalar."""
     if process_index > 0:
         return Writers([])
-    return Writers([TensorBoardWriter(workdir), JsonlWriter(resolve(workdir) / "metrics.jsonl")])
+    writers = [TensorBoardWriter(workdir), JsonlWriter(resolve(workdir) / "metrics.jsonl")]
+    if wandb_settings:
+        writers.append(WandbWriter(workdir, wandb_settings, config or {}))
+    return Writers(writers)

@@ -30,6 +30,7 @@ def _run(arguments: list[str], hide_tensorflow: bool = True) -> subprocess.Compl
 @pytest.fixture(scope="module")
 def digits_dir(tmp_path_factory) -> str:
     """A data_dir holding digits' numpy copy, written through TFDS in this (TensorFlow-enabled) process."""
+    pytest.importorskip("tensorflow_datasets", reason="writing the numpy copy needs the tfds extra")
     data_dir = str(tmp_path_factory.mktemp("tfds"))
     named.write_numpy_copy("digits", data_dir)
     return data_dir
@@ -97,6 +98,7 @@ def _scalars(path: Path) -> dict[tuple[int, str], float]:
 
 
 def test_the_tensorboard_writer_writes_events_that_tensorflow_reads(tmp_path):
+    pytest.importorskip("tensorflow", reason="TensorFlow reads the events back: the tfds extra")
     writer = metrics.TensorBoardWriter(tmp_path)
     writer.write_scalars(3, {"train/loss": 0.25, "eval/top1": np.float32(0.5)})
     writer.write_scalars(7, {"train/loss": 0.125})
@@ -123,7 +125,7 @@ def test_preparing_without_tfds_names_the_extra(tmp_path):
 
 
 def test_tensorflow_is_told_to_see_no_gpu_wherever_it_starts(monkeypatch):
-    import tensorflow as tf
+    tf = pytest.importorskip("tensorflow", reason="the tfds extra is not installed")
 
     from resnet_jax.data.sources import tfds_source
 

@@ -9,7 +9,7 @@ CORE = [
     JAX,
     "flax>=0.10.6,<0.13",
     "optax>=0.2.4,<0.3",
-    "orbax-checkpoint>=0.11.2,<0.13",
+    "orbax-checkpoint>=0.11.5,<0.13",
     "google-cloud-storage>=2.18,<4",  # orbax needs it for gs:// workdirs
     "ml-collections>=1.0,<2",
     "clu>=0.0.12,<0.1",  # clu.metrics only: its metric writers and periodic actions import TensorFlow
@@ -24,7 +24,7 @@ NOTEBOOKS = ["matplotlib>=3.8", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=
 
 # Preparing datasets with TFDS and streaming ImageNet with tf.data; runs on prepared in-memory datasets
 # (digits, Fashion-MNIST, CIFAR) read their numpy copy and need neither.
-TFDS = ["tensorflow-cpu>=2.20,<2.22", "tensorflow-datasets>=4.9.8,<4.10"]
+TFDS = ["tensorflow-cpu>=2.20,<2.22", "tensorflow-datasets>=4.9.10,<4.10"]
 
 # Weights & Biases: imported only when a config sets wandb_project.
 WANDB = ["wandb>=0.19,<1"]

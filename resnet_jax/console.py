@@ -1,20 +1,51 @@
 """What the main command prints: this package's lines (start-up, progress, evaluations, summary) and
-every library's warnings; the libraries' INFO lines (orbax, TFDS, JAX) only when ``--verbosity`` is given."""
+every library's warnings; the libraries' INFO lines (orbax, TFDS, JAX) only when ``--verbosity`` is given.
+
+A failed asynchronous checkpoint save (a full disk, say) reaches the main thread, which reports it
+once (``train.storage``); the tracebacks orbax's threads log on the way, and those of tensorstore's late
+callbacks into the closed event loop (reported as unraisable), are hidden with the libraries' INFO lines.
+"""
 
 import logging
 import os
+import sys
+import traceback
 
 from absl import logging as absl_logging
 
 OWN_SOURCE = os.path.join("resnet_jax", "")  # INFO lines from files under a resnet_jax/ folder are the run's own
+ORBAX_SOURCE = os.path.join("orbax", "checkpoint", "")
+ASYNCIO_LOOP_SOURCE = os.path.join("asyncio", "base_events.py")
 
 
 class LibraryInfoFilter(logging.Filter):
-    """Passes warnings and errors from anywhere, and INFO lines from this package only."""
+    """Passes warnings and errors from anywhere, and INFO lines from this package only; orbax's logged
+    tracebacks are left to the error that reaches the main thread."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Whether ``record`` is printed."""
+        if record.exc_info and ORBAX_SOURCE in record.pathname:
+            return False
         return record.levelno >= logging.WARNING or OWN_SOURCE in record.pathname
+
+
+def is_late_write_callback(error: BaseException) -> bool:
+    """Whether ``error`` is a callback into an event loop that orbax had already closed (after a failed save)."""
+    frames = traceback.extract_tb(error.__traceback__)
+    return (
+        isinstance(error, RuntimeError)
+        and str(error) == "Event loop is closed"
+        and bool(frames)
+        and all(frame.filename.endswith(ASYNCIO_LOOP_SOURCE) for frame in frames)
+    )
+
+
+def _quiet_unraisablehook(previous):
+    def hook(unraisable):
+        if not is_late_write_callback(unraisable.exc_value):
+            previous(unraisable)
+
+    return hook
 
 
 def quiet_libraries() -> None:
@@ -23,3 +54,4 @@ def quiet_libraries() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # read when TensorFlow is imported, later
     os.environ.setdefault("TQDM_DISABLE", "1")  # tqdm's default for every bar it draws
     absl_logging.get_absl_handler().addFilter(LibraryInfoFilter())
+    sys.unraisablehook = _quiet_unraisablehook(sys.unraisablehook)

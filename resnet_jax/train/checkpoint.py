@@ -18,6 +18,7 @@ from flax import traverse_util
 
 from resnet_jax.convert import summarise
 from resnet_jax.errors import IncompatibleCheckpoint, MissingFilesError, UserError
+from resnet_jax.train import sharding
 from resnet_jax.train.paths import resolve
 from resnet_jax.train.state import TrainState
 
@@ -57,20 +58,12 @@ def check_compatible(saved: Any, target: Any, source: str) -> None:
         )
 
 
-def _on_every_process(ok: bool) -> bool:
-    """Whether ``ok`` holds on every process (a collective when there are several)."""
-    if jax.process_count() == 1:
-        return ok
-    from jax.experimental import multihost_utils
-
-    return bool(np.all(multihost_utils.process_allgather(np.array(ok))))
-
-
 class Checkpointer:
     """A ``CheckpointManager`` in ``directory`` keeping the last ``max_to_keep`` saves, asynchronously."""
 
     def __init__(self, directory: str | os.PathLike, max_to_keep: int = 3, asynchronous: bool = True):
         self.directory = resolve(directory)
+        self._report_unfinished_saves()
         options = ocp.CheckpointManagerOptions(
             max_to_keep=max_to_keep,
             create=True,
@@ -80,6 +73,16 @@ class Checkpointer:
         self.manager = ocp.CheckpointManager(
             self.directory, options=options, item_handlers=ocp.StandardCheckpointHandler()
         )
+
+    def _report_unfinished_saves(self) -> None:
+        """Say which half-written saves (a kill, a full disk) the manager is about to remove."""
+        if jax.process_index() != 0 or not self.directory.exists():
+            return
+        for name in sorted(ocp.path.step.tmp_checkpoints(self.directory)):
+            logging.warning(
+                "Removing %s: a checkpoint save that did not finish; the run resumes from the last complete one.",
+                self.directory / name,
+            )
 
     def latest_step(self) -> int | None:
         """The newest saved step, or None for a fresh directory."""
@@ -127,7 +130,7 @@ class Checkpointer:
                 raise
             except Exception as caught:  # noqa: BLE001 (orbax and tensorstore raise many kinds on damaged files)
                 state, error = None, f"{type(caught).__name__}: {str(caught)[:300]}"
-            if _on_every_process(error is None):
+            if sharding.on_every_process(error is None):
                 self._set_aside(damaged)
                 return state
             logging.warning(

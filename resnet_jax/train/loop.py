@@ -15,7 +15,7 @@ import math
 import os
 import platform
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import flax
@@ -33,12 +33,14 @@ from resnet_jax.models import create_model
 from resnet_jax.train import (
     checkpoint,
     compilation_cache,
+    lease,
     metrics,
     pretrained,
     program,
     progress,
     recipe,
     sharding,
+    storage,
     tracking,
 )
 from resnet_jax.train.feed import Feed, create_feed
@@ -240,15 +242,29 @@ def train_and_evaluate(config: Any, workdir: str | os.PathLike) -> dict:
 
 
 def run(config: Any, workdir: str | os.PathLike) -> dict:
-    """``train_and_evaluate`` for a config that ``config_schema.validate`` has checked."""
-    with StopRequest() as stop_request:
-        return _train_and_evaluate(config, workdir, stop_request)
+    """``train_and_evaluate`` for a config that ``config_schema.validate`` has checked.
+
+    The workdir's lease is taken before anything else (``lease``), and a storage fault at any write
+    ends the run with a ``StorageFault`` saying what to do (``storage``). A user's mistake that stops
+    a run before it writes config.json leaves no workdir behind, if the run created it.
+    """
+    workdir = resolve(workdir)
+    created = jax.process_index() == 0 and not workdir.exists()
+    try:
+        with storage.reported(workdir):
+            workdir.mkdir(parents=True, exist_ok=True)
+            with lease.held(workdir), StopRequest() as stop_request:  # a signal while waiting for the lease exits
+                return _train_and_evaluate(config, workdir, stop_request)
+    except UserError as error:
+        if created and not isinstance(error, lease.WorkdirInUse) and not (workdir / "config.json").exists():
+            with contextlib.suppress(OSError):
+                workdir.rmtree()
+        raise
 
 
-def _train_and_evaluate(config: Any, workdir: str | os.PathLike, stop_request: StopRequest) -> dict:
+def _train_and_evaluate(config: Any, workdir: epath.Path, stop_request: StopRequest) -> dict:
     start_time = time.time()
     startup = Startup()
-    workdir = resolve(workdir)
     is_chief = jax.process_index() == 0
 
     # The config was validated before JAX started; the run view is a read-only lens on the same config.
@@ -283,9 +299,8 @@ def _train_and_evaluate(config: Any, workdir: str | os.PathLike, stop_request: S
     record = run_record(full_config, sizes, length, recipe.base_learning_rate(full_config), num_params)
     logging.info("Derived sizes and learning rate: %s", record["derived"])
 
-    with _removed_if_a_users_mistake_stops_it(workdir):  # a config or dataset mistake leaves no workdir behind
-        checkpointer = checkpoint.Checkpointer(workdir / "checkpoints", config.max_checkpoints_to_keep)
-        state = _restore_or_initialise(config, model, tx, input_shape, mesh, checkpointer)
+    checkpointer = checkpoint.Checkpointer(workdir / "checkpoints", config.max_checkpoints_to_keep)
+    state = _restore_or_initialise(config, model, tx, input_shape, mesh, checkpointer)
     jax.block_until_ready(state)
     startup.mark("restore" if int(state.step) else "init")
     if is_chief:
@@ -312,13 +327,11 @@ def _train_and_evaluate(config: Any, workdir: str | os.PathLike, stop_request: S
         stop_request,
         clock,
     )
-    try:
+    with contextlib.ExitStack() as finishing:  # each runs even if one before it fails (a full disk, say)
+        finishing.callback(checkpointer.close)  # pending asynchronous saves finish, even after an error
+        finishing.callback(writer.flush)
         step, eval_results, stopped = _train(run, state)
-    finally:
-        writer.flush()
-        checkpointer.wait_until_finished()  # pending asynchronous saves finish, even after an error
-        checkpoint_step = checkpointer.latest_step()
-        checkpointer.close()
+    checkpoint_step = checkpointer.latest_step()
     if stopped:
         writer.close()
         return {"step": step, "stopped": stopped, "checkpoint_step": checkpoint_step}
@@ -329,20 +342,6 @@ def _train_and_evaluate(config: Any, workdir: str | os.PathLike, stop_request: S
     logging.info(progress.summary_line(results))
     writer.close()
     return results
-
-
-@contextlib.contextmanager
-def _removed_if_a_users_mistake_stops_it(workdir: epath.Path) -> Iterator[None]:
-    """Create ``workdir``; if it is new and a UserError (an init_from of another model, say) ends the block,
-    remove it again, so that the mistake leaves nothing behind."""
-    created = not workdir.exists()
-    workdir.mkdir(parents=True, exist_ok=True)
-    try:
-        yield
-    except UserError:
-        if created and jax.process_index() == 0:
-            workdir.rmtree()
-        raise
 
 
 def _train(run: Run, state: TrainState) -> tuple[int, dict[str, float], str | None]:

@@ -17,11 +17,16 @@ from resnet_jax.train import sharding
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
+def exit_with_message(message: str, code: int) -> None:
+    """Print ``message`` on stderr and end the process at once with ``code``, skipping the interpreter's
+    teardown, which native threads (XLA, tf.data, orbax) can crash mid-way."""
+    print(message, file=sys.stderr, flush=True)
+    os._exit(code)
+
+
 def exit_now(signum: int, why: str) -> None:
-    """End the process at once with one line on stderr (exit code 128 + signal), skipping the
-    interpreter's teardown, which native threads (XLA, tf.data, orbax) can crash mid-way."""
-    print(f"Stopped by {signal.Signals(signum).name} {why}.", file=sys.stderr, flush=True)
-    os._exit(128 + signum)
+    """End the process at once with one line on stderr (exit code 128 + signal)."""
+    exit_with_message(f"Stopped by {signal.Signals(signum).name} {why}.", 128 + signum)
 
 
 def exit_on_stop_signals(why: str) -> None:

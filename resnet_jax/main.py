@@ -110,7 +110,7 @@ def main(argv: list[str]) -> None:
     """Check the config, set up the process, then train and evaluate."""
     if len(argv) > 1:
         exit_with(ConfigError(f"unexpected arguments: {' '.join(argv[1:])}; {EXAMPLE}."))
-    exit_on_stop_signals("during start-up; nothing was written")
+    exit_on_stop_signals("during start-up; no checkpoint was written")
     if not flags.FLAGS["verbosity"].present:
         quiet_libraries()
     config = exit_on_user_error(load_config)

@@ -166,12 +166,14 @@ def test_another_models_checkpoint_is_an_error_at_once_not_a_fallback(tmp_path):
     assert not list(tmp_path.glob("*.corrupt"))
 
 
-def test_an_interrupted_save_is_never_picked_up_and_never_blocks_the_next(tmp_path):
+def test_an_interrupted_save_is_never_picked_up_and_never_blocks_the_next(tmp_path, caplog):
     _saved_steps(tmp_path)
     partial = tmp_path / "3.orbax-checkpoint-tmp-1234567"  # what a write killed half-way leaves behind
     (partial / "default").mkdir(parents=True)
     (partial / "default" / "manifest.ocdbt").write_bytes(b"\0" * 7)
-    manager = checkpoint.Checkpointer(tmp_path)
+    with caplog.at_level(logging.WARNING):
+        manager = checkpoint.Checkpointer(tmp_path)
+    assert f"Removing {partial}: a checkpoint save that did not finish" in caplog.text
     assert manager.latest_step() == 2
     np.testing.assert_array_equal(manager.restore_latest(TARGET).params["conv1"]["kernel"], 2.0)
     manager.save(3, state_with({"conv1": {"kernel": jnp.full((2, 3), 3.0)}}), wall_time_s=0.0)

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from resnet_jax.console import LibraryInfoFilter
+from resnet_jax.console import LibraryInfoFilter, is_late_write_callback
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _record(pathname: str, level: int) -> logging.LogRecord:
-    return logging.LogRecord("absl", level, pathname, 1, "message", None, None)
+def _record(pathname: str, level: int, exc_info=None) -> logging.LogRecord:
+    return logging.LogRecord("absl", level, pathname, 1, "message", None, exc_info)
 
 
 def test_library_info_lines_are_dropped_and_warnings_and_our_lines_kept():
@@ -25,6 +25,31 @@ def test_library_info_lines_are_dropped_and_warnings_and_our_lines_kept():
     assert keep(_record(orbax, logging.WARNING))
     assert keep(_record(os.path.join(str(REPO), "resnet_jax", "train", "loop.py"), logging.INFO))
     assert not keep(_record("/site-packages/clu/metric_writers/logging_writer.py", logging.INFO))
+
+
+def test_orbax_tracebacks_are_left_to_the_main_threads_error_and_ours_are_kept():
+    keep = LibraryInfoFilter().filter
+    try:
+        raise ValueError("RESOURCE_EXHAUSTED: No space left on device")
+    except ValueError:
+        failure = sys.exc_info()
+    assert not keep(_record("/site-packages/orbax/checkpoint/_src/futures/future.py", logging.ERROR, failure))
+    assert keep(_record("/site-packages/orbax/checkpoint/_src/futures/future.py", logging.ERROR))
+    assert keep(_record(os.path.join(str(REPO), "resnet_jax", "train", "loop.py"), logging.ERROR, failure))
+
+
+def test_only_a_callback_into_asyncios_closed_loop_is_a_late_write_callback():
+    import asyncio
+
+    loop = asyncio.new_event_loop()
+    loop.close()
+    with pytest.raises(RuntimeError) as late:
+        loop.call_soon_threadsafe(print)
+    called_from_native_code = late.value.with_traceback(late.value.__traceback__.tb_next)  # no frame of ours
+    assert is_late_write_callback(called_from_native_code)
+    with pytest.raises(RuntimeError) as ours:
+        raise RuntimeError("Event loop is closed")
+    assert not is_late_write_callback(ours.value)
 
 
 @pytest.mark.slow

@@ -2,7 +2,12 @@
 lands in the bucket, and a resume from it ends bitwise where an uninterrupted local run ends."""
 
 import json
+import logging
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -11,7 +16,7 @@ from fake_gcs import FakeGCS
 
 from configs import default
 from experiments import runs, sweep
-from resnet_jax.train import loop
+from resnet_jax.train import lease, loop, storage
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -39,15 +44,42 @@ def tiny_config(num_train_steps: int):
     return config
 
 
+TINY_FLAGS = [  # tiny_config(12) on the command line
+    "--config=configs/default.py",
+    "--config.image_size=8",
+    "--config.batch_size=16",
+    "--config.schedule=constant",
+    "--config.num_train_steps=12",
+    "--config.log_every_steps=3",
+    "--config.eval_every_steps=6",
+    "--config.checkpoint_every_steps=3",
+    "--config.synthetic.num_eval_examples=64",
+]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> dict:
+    """The results of tiny_config(12) run once on a local workdir."""
+    return loop.train_and_evaluate(tiny_config(12), tmp_path_factory.mktemp("local"))
+
+
+def without_wall_time(results: dict) -> dict:
+    return {name: value for name, value in results.items() if name != "wall_time_s"}
+
+
 @pytest.mark.slow
-def test_a_run_on_gs_writes_everything_there_and_resumes_from_it(bucket, tmp_path, monkeypatch):
+def test_a_run_on_gs_writes_everything_there_and_resumes_from_it(bucket, uninterrupted, tmp_path, monkeypatch, caplog):
     monkeypatch.chdir(tmp_path)  # a path mistaken for a local one would appear here, as ./gs:
     workdir = epath.Path(f"{bucket}/cifar_resnet20")
     loop.train_and_evaluate(tiny_config(6), os.fspath(workdir))
-    resumed = loop.train_and_evaluate(tiny_config(12), os.fspath(workdir))
-    uninterrupted = loop.train_and_evaluate(tiny_config(12), tmp_path / "local")
+    assert not (workdir / lease.LEASE_FILE).exists()
+    stale = dict(host="another-node", pid=1, process_started=None, started=0.0, heartbeat=time.time() - 600)
+    (workdir / lease.LEASE_FILE).write_text(json.dumps({**stale, "token": "theirs"}))  # its run died long ago
+    with caplog.at_level(logging.WARNING):
+        resumed = loop.train_and_evaluate(tiny_config(12), os.fspath(workdir))
+    assert "its heartbeat has not moved for 90 s (host another-node" in caplog.text
 
-    assert resumed == {**uninterrupted, "wall_time_s": resumed["wall_time_s"]}  # bitwise the same metrics
+    assert without_wall_time(resumed) == without_wall_time(uninterrupted)  # bitwise the same metrics
     names = {path.name for path in workdir.iterdir()}
     assert {"config.json", "metrics.jsonl", "results.json", "checkpoints"} <= names
     assert any(name.startswith("events.out.tfevents") for name in names)  # TensorBoard events, through epath
@@ -61,6 +93,45 @@ def test_a_run_on_gs_writes_everything_there_and_resumes_from_it(bucket, tmp_pat
     assert not any(name.startswith("gs") for name in os.listdir(tmp_path))
     (found,) = runs.find_runs(bucket)  # the experiment tools read gs:// sweeps too
     assert found.results == resumed and found.config["num_train_steps"] == 12
+
+
+@pytest.mark.slow
+def test_a_live_lease_on_gs_refuses_a_run_before_it_writes_anything(bucket):
+    workdir = epath.Path(f"{bucket}/held")
+    workdir.mkdir(parents=True)
+    theirs = lease.Lease(workdir, host="another-node", heartbeat_s=0.2)
+    theirs.acquire()
+    try:
+        with pytest.raises(lease.WorkdirInUse, match="host another-node"):
+            loop.train_and_evaluate(tiny_config(12), os.fspath(workdir))
+    finally:
+        theirs.release()
+    assert list(workdir.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_on_gs_a_second_launch_is_refused_and_a_killed_runs_restart_takes_over(bucket, uninterrupted):
+    workdir = epath.Path(f"{bucket}/launched_twice")
+    command = [sys.executable, "-m", "resnet_jax.main", f"--workdir={workdir}", *TINY_FLAGS]
+    first = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while storage.intact_checkpoint(workdir) is None and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    first.send_signal(signal.SIGSTOP)  # alive, holding the lease, between two checkpoints
+    second = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=240)
+    first.kill()
+    first.wait(timeout=60)
+    assert second.returncode == 1, second.stderr[-3000:]
+    assert (
+        f"another run is using the workdir {workdir}: host " in second.stderr and f"pid {first.pid}," in second.stderr
+    )
+
+    restart = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=240)
+    assert restart.returncode == 0, restart.stderr[-3000:]
+    assert "of a run that is gone" in restart.stderr  # the same host's dead process: at once
+    assert "Resumed from gs://runs/launched_twice/checkpoints at step" in restart.stderr
+    results = json.loads((workdir / "results.json").read_text())
+    assert without_wall_time(results) == without_wall_time(uninterrupted)
 
 
 @pytest.mark.slow  # one point, run through the main command

@@ -39,9 +39,11 @@ def start(workdir: Path, num_devices: int = 8) -> subprocess.Popen:
     return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
-def finish(process: subprocess.Popen) -> None:
+def finish(process: subprocess.Popen) -> str:
+    """Wait for a run to end well; its stderr."""
     _, stderr = process.communicate(timeout=TIMEOUT_S)
     assert process.returncode == 0, stderr[-3000:]
+    return stderr
 
 
 def wait_for(condition, what: str) -> None:
@@ -103,8 +105,13 @@ def test_sigterm_checkpoints_exits_cleanly_and_resumes_exactly(uninterrupted, tm
     stopped_at = checkpoint.Checkpointer(tmp_path / "checkpoints").latest_step()
     assert stopped_at is not None and stopped_at < NUM_STEPS, "the run ended before SIGTERM arrived"
     assert not (tmp_path / "results.json").exists()
+    assert not (tmp_path / "lease.json").exists()  # a run that ends releases its workdir
+    # As if a run on another machine had died holding the workdir ten minutes ago: the restart takes over.
+    stale = dict(host="another-node", pid=1, process_started=None, started=0.0, heartbeat=time.time() - 600)
+    (tmp_path / "lease.json").write_text(json.dumps({**stale, "token": "theirs"}))
 
-    finish(start(tmp_path))  # the same command again
+    stderr = finish(start(tmp_path))  # the same command again
+    assert "Taking over the lease" in stderr and "its heartbeat has not moved" in stderr
     assert checkpoint.Checkpointer(tmp_path / "checkpoints").latest_step() == NUM_STEPS
     assert starts(tmp_path) == [(1, "init"), (stopped_at + 1, "restore")]  # it resumed, it did not restart
     logged = train_steps_logged(tmp_path)
@@ -122,10 +129,34 @@ def test_hard_kill_resumes_from_the_last_checkpoint_on_another_device_count(unin
     assert checkpoint.Checkpointer(tmp_path / "checkpoints").latest_step() < NUM_STEPS
 
     killed_at = checkpoint.Checkpointer(tmp_path / "checkpoints").latest_step()
-    finish(start(tmp_path, num_devices=4))
+    stderr = finish(start(tmp_path, num_devices=4))  # at once: the lease's holder is a dead process on this host
+    assert f"Taking over the lease {tmp_path}/lease.json of a run that is gone" in stderr
     assert starts(tmp_path) == [(1, "init"), (killed_at + 1, "restore")]
     # Another device count sums in another order: equal up to float rounding, not bitwise.
     assert_same(final_state(tmp_path), final_state(uninterrupted), relative=1e-3)
+
+
+def test_a_second_launch_is_refused_before_compiling_and_the_first_ends_as_a_lone_run(uninterrupted, tmp_path):
+    first = start(tmp_path)
+    wait_for(lambda: (tmp_path / "checkpoints" / "10").is_dir(), "the step-10 checkpoint")
+    first.send_signal(signal.SIGSTOP)  # still alive, and still running when the second launch looks
+    try:
+        second = subprocess.run(
+            [sys.executable, "-m", "resnet_jax.main", f"--workdir={tmp_path}", *FLAGS],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT_S,
+        )
+    finally:
+        first.send_signal(signal.SIGCONT)
+    assert second.returncode == 1, second.stderr[-3000:]
+    (paragraph,) = [line for line in second.stderr.splitlines() if line.startswith("error:")]
+    assert f"another run is using the workdir {tmp_path}: host " in paragraph and f"pid {first.pid}, since" in paragraph
+    assert "Traceback" not in second.stderr and "Derived sizes" not in second.stderr  # refused before compiling
+    finish(first)
+    assert starts(tmp_path) == [(1, "init")]  # one run trained here
+    assert_same(final_state(tmp_path), final_state(uninterrupted), relative=0)
 
 
 def stop_when_logged(workdir: Path, marker: str, signals: list[int], tmp_path: Path) -> tuple[int, str]:

@@ -223,6 +223,7 @@ class Lease:
                     "while this one was running; this run stops so that one run writes there.",
                     1,
                 )
+                return
             try:
                 self._write(self._record())
                 failed = False

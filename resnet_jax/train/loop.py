@@ -152,7 +152,8 @@ def _describe_changes(changes: dict[str, list]) -> str:
 def _write_json(path: epath.Path, record: dict) -> None:
     """Write atomically, so a crash never leaves a half-written file."""
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
+    with storage.naming(tmp):
+        tmp.write_text(json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
     tmp.replace(path)
 
 

@@ -17,6 +17,7 @@ import numpy as np
 from tensorboard.compat.proto import event_pb2, summary_pb2
 from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
 
+from resnet_jax.train import storage
 from resnet_jax.train.paths import resolve
 from resnet_jax.train.tracking import WandbWriter
 
@@ -25,18 +26,21 @@ class JsonlWriter:
     """Appends one JSON object per write, ``{"step": int, name: value, ...}``, to a file."""
 
     def __init__(self, path: str | os.PathLike):
+        self.path = resolve(path)
         self._open = contextlib.ExitStack()  # epath opens files as context managers
-        self._file = self._open.enter_context(resolve(path).open("a"))
+        self._file = self._open.enter_context(self.path.open("a"))
 
     def write_scalars(self, step: int, scalars: Mapping[str, Any]) -> None:
         """Write one line holding every scalar of this step."""
         record = {"step": int(step), **{name: float(np.asarray(value)) for name, value in scalars.items()}}
-        self._file.write(json.dumps(record) + "\n")
-        self._file.flush()
+        with storage.naming(self.path):
+            self._file.write(json.dumps(record) + "\n")
+            self._file.flush()
 
     def flush(self) -> None:
         """Lines are flushed as they are written."""
-        self._file.flush()
+        with storage.naming(self.path):
+            self._file.flush()
 
     def close(self) -> None:
         """Close the file."""
@@ -52,16 +56,18 @@ class TensorBoardWriter:
 
     def __init__(self, directory: str | os.PathLike):
         name = f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}.{os.getpid()}"
+        self.path = resolve(directory) / name
         self._open = contextlib.ExitStack()
-        self._file = self._open.enter_context((resolve(directory) / name).open("wb"))
+        self._file = self._open.enter_context(self.path.open("wb"))
         self._write(event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2"))
 
     def _write(self, event: "event_pb2.Event") -> None:
         data = event.SerializeToString()
         header = struct.pack("<Q", len(data))
-        self._file.write(
-            header + struct.pack("<I", masked_crc32c(header)) + data + struct.pack("<I", masked_crc32c(data))
-        )
+        with storage.naming(self.path):
+            self._file.write(
+                header + struct.pack("<I", masked_crc32c(header)) + data + struct.pack("<I", masked_crc32c(data))
+            )
 
     def write_scalars(self, step: int, scalars: Mapping[str, Any]) -> None:
         """One event holding every scalar of this step."""
@@ -73,7 +79,8 @@ class TensorBoardWriter:
 
     def flush(self) -> None:
         """Make what was written visible to TensorBoard."""
-        self._file.flush()
+        with storage.naming(self.path):
+            self._file.flush()
 
     def close(self) -> None:
         """Close the file."""

@@ -27,12 +27,13 @@ FAULT_TEXT = re.compile(
     "|".join(
         [
             *(re.escape(os.strerror(number)) for number in FAULT_ERRNOS),
-            r"os_error_code=(?:{})\b".format("|".join(str(number) for number in FAULT_ERRNOS)),
+            r"os_error_code='?(?:{})\b".format("|".join(str(number) for number in FAULT_ERRNOS)),
             r"\bPERMISSION_DENIED\b",
             r"\bAccessDenied\b",
             r"\b403\b[^\n]*\bForbidden\b",
             r"(?:storage|bucket|disk) quota",
             r"\bquotaExceeded\b",
+            r"does not have storage\.\w+\.\w+ access",
         ]
     ),
     flags=re.IGNORECASE,
@@ -43,6 +44,17 @@ MAX_CHAIN = 20  # exceptions followed through __cause__ and __context__
 
 class StorageFault(UserError, OSError):
     """The workdir's storage refused a write: full, over quota, read-only or no longer permitted."""
+
+
+@contextlib.contextmanager
+def naming(path: os.PathLike) -> Iterator[None]:
+    """An ``OSError`` in the block that names no file (a write to an open file, say) is given ``path``."""
+    try:
+        yield
+    except OSError as error:
+        if error.filename is None:
+            error.filename = os.fspath(path)
+        raise
 
 
 def _chain(error: BaseException) -> Iterator[BaseException]:
@@ -73,7 +85,7 @@ def _what_it_said(text: str, fault: str) -> str:
     strerrors = [os.strerror(number) for number in FAULT_ERRNOS]
     if fault in strerrors:
         return fault
-    code = re.search(r"os_error_code=(\d+)", fault)
+    code = re.search(r"os_error_code='?(\d+)", fault)
     if code:
         return os.strerror(int(code.group(1)))
     return text.strip().splitlines()[0][:300]

@@ -16,6 +16,12 @@ from resnet_jax.train import lease
 from resnet_jax.train.lease import Holder, Lease, WorkdirInUse
 
 
+@pytest.fixture(autouse=True)
+def quick_settle(monkeypatch):
+    """One writer at a time here: a bucket write is read back after 0.2 s, not the 2 s a race needs."""
+    monkeypatch.setattr(lease, "SETTLE_S", {"local": 0.0, "remote": 0.2})
+
+
 @pytest.fixture(scope="module")
 def bucket():
     with FakeGCS("leases"):

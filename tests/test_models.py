@@ -115,8 +115,16 @@ def test_plain_nets_have_the_same_parameters_as_option_a_resnets():
 NARROW_IMAGENET = dict(widths=(16, 32, 64, 128), stem_width=16)  # the registered shapes: the count tests
 
 
-@pytest.mark.parametrize("name", [name for name in REQUIRED_NAMES if name != "cifar_resnet1202"])
-def test_every_model_trains_every_parameter_and_statistic(name):
+# One name per architecture: the deeper and wider names of a family repeat its units with other stage
+# sizes or widths, which the exact parameter and MAC counts above check name by name.
+ONE_PER_ARCHITECTURE = (
+    "resnet18 resnet50 resnext50_32x4d wide_resnet50_2 cifar_resnet20 cifar_plain20 wrn16_8 resnext29_8x64d "
+    "se_resnet50 resnet50d res2net50_26w_4s preact_resnet18 preact_resnet50"
+).split()
+
+
+@pytest.mark.parametrize("name", ONE_PER_ARCHITECTURE)
+def test_every_architecture_trains_every_parameter_and_statistic(name):
     narrow = NARROW_IMAGENET if get_spec(name).input_size == 224 else {}
     model = create_model(name, num_classes=5, **narrow)
     size = small_input_size(name)

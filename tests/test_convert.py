@@ -104,7 +104,6 @@ def _gradients_and_statistics(name, network) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.slow
 @pytest.mark.parametrize("name, bn_group_size", TRAINING_CASES)
 def test_training_mode_and_one_sgd_step_match_pytorch(name, bn_group_size):
     """Batch-statistics forward, updated running statistics, every gradient of the loss and the parameters

@@ -444,6 +444,7 @@ def test_reproduce_run_trains_every_row_once_with_the_emitted_commands(tmp_path,
 
 
 @pytest.mark.slow
+@pytest.mark.extended  # a point resumes like any run (test_resume); skipping finished points: the tests above
 def test_a_sweep_stopped_by_sigterm_resumes_its_point_and_goes_on(tmp_path):
     import signal
     import time

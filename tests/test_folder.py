@@ -206,6 +206,7 @@ def test_layout_errors_are_user_errors():
 
 
 @pytest.mark.slow
+@pytest.mark.extended  # resumes bitwise: also test_streamed_datasets, test_lean_runs; 1 vs 8 devices: test_step
 def test_a_folder_run_resumes_bitwise_and_1_and_8_devices_agree(tmp_path):
     write_folder(tmp_path / "pets", 8, {"train": 10, "test": 5})
     dataset, data_dir = f"folder:{tmp_path / 'pets'}", tmp_path / "data"

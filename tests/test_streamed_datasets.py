@@ -217,6 +217,7 @@ def test_an_in_memory_option_on_photos_is_refused_through_the_real_command(photo
 
 
 @pytest.mark.slow
+@pytest.mark.extended  # the streamed batches of a resumed run: test_imagenet checks them without a whole run
 def test_a_streamed_folder_run_resumes_bitwise_through_the_real_command(photos, tmp_path):
     root, data_dir, _, _ = photos
 

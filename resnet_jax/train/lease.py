@@ -171,7 +171,7 @@ class Lease:
         self.path.write_text(self._record())
         time.sleep(self.settle_s)
         holder = self.read()
-        return holder is not None and holder.token == self.token
+        return isinstance(holder, Holder) and holder.token == self.token
 
     def _is_dead(self, holder: Holder) -> bool:
         """True if ``holder`` is dead (the takeover is logged), False if the lease changed hands meanwhile;

@@ -61,22 +61,20 @@ class Holder:
         return f"host {self.host}, pid {self.pid}, since {since} (heartbeat {max(0.0, now - self.heartbeat):.0f} s ago)"
 
 
-def process_start_time(pid: int) -> int | None:
-    """The kernel's start time of process ``pid`` in clock ticks (Linux); None where /proc does not say."""
+def _stat_fields(pid: int) -> list[str] | None:
+    """Fields 3 onward of ``/proc/PID/stat`` (after the command name, which may hold spaces); None off Linux
+    or once the process is gone."""
     try:
         with open(f"/proc/{pid}/stat") as file:
-            fields = file.read().rsplit(")", 1)[1].split()
+            return file.read().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return None
-    return int(fields[19])  # field 22 of stat(5); the split starts at field 3
 
 
-def _is_zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as file:
-            return file.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return False
+def process_start_time(pid: int) -> int | None:
+    """The kernel's start time of process ``pid`` in clock ticks (Linux); None where /proc does not say."""
+    fields = _stat_fields(pid)
+    return int(fields[19]) if fields else None  # field 22 of stat(5)
 
 
 def is_running_here(holder: Holder) -> bool:
@@ -87,10 +85,11 @@ def is_running_here(holder: Holder) -> bool:
         return False
     except PermissionError:  # another user's live process
         return True
-    if _is_zombie(holder.pid):
-        return False
-    started = process_start_time(holder.pid)
-    return holder.process_started is None or started is None or started == holder.process_started
+    fields = _stat_fields(holder.pid)
+    if fields is None:
+        return True  # no /proc to ask: a process that answers the signal is taken to be the holder
+    is_zombie, started = fields[0] == "Z", int(fields[19])
+    return not is_zombie and (holder.process_started is None or started == holder.process_started)
 
 
 class Lease:
@@ -168,7 +167,7 @@ class Lease:
             return True
         if self.read() is not None:
             return False
-        self.path.write_text(self._record())
+        self._write(self._record())
         time.sleep(self.settle_s)
         holder = self.read()
         return isinstance(holder, Holder) and holder.token == self.token
@@ -250,7 +249,7 @@ def held(workdir: epath.Path) -> Iterator[None]:
         lease = Lease(workdir)
         try:
             lease.acquire()
-        except WorkdirInUse as error:
+        except Exception as error:  # noqa: BLE001 (a refusal or a storage fault: the others must hear of it first)
             lease, refused = None, error
     if not sharding.on_every_process(refused is None):
         raise refused or WorkdirInUse(f"process 0 could not take the lease on {workdir}; its log says why.")

@@ -286,7 +286,8 @@ FIELDS = (
     Field(
         "shuffle_buffer_size",
         10_000,
-        "examples in each process's shuffle buffer (after file shuffling)",
+        "streamed training: examples in the shuffle buffers of the global batch's rows together (each row "
+        "shuffles its seeded chunks of records through shuffle_buffer_size // batch_size of them, at least 1)",
         (DATA,),
         range=AT_LEAST_ONE,
     ),

@@ -150,3 +150,28 @@ def write_fashion_mnist_files(directory: Path, num_train: int = 24, num_test: in
                 gz.write(idx_bytes(array))
         examples[split] = [(int(label), image[..., None]) for label, image in zip(labels, images, strict=True)]
     return examples
+
+
+PHOTO_CLASSES = ("owl", "Bee", "cat")  # sorted as torchvision sorts: 'Bee' < 'cat' < 'owl'
+PHOTO_SIZES = ((72, 96), (80, 66))  # two sizes, both above the in-memory limit of 64 pixels
+
+
+def write_photos(root: Path, per_class: dict[str, int], seed: int = 0) -> dict[str, list]:
+    """``root/SPLIT/CLASS/NAME`` photos of two sizes, alternately PNG and JPEG, plus one grayscale PNG in the
+    train split; returns {split: [(class name, format, pixels as written, as RGB)]}."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    written = {split: [] for split in per_class}
+    for split, count in per_class.items():
+        for name in PHOTO_CLASSES:
+            (root / split / name).mkdir(parents=True, exist_ok=True)
+            for index in range(count):
+                pixels = rng.integers(0, 256, (*PHOTO_SIZES[index % 2], 3), dtype=np.uint8)
+                fmt = ("png", "jpeg")[index % 2]
+                Image.fromarray(pixels).save(root / split / name / f"{index:02d}.{fmt}", quality=95)
+                written[split].append((name, fmt, pixels))
+    gray = rng.integers(0, 256, PHOTO_SIZES[0], dtype=np.uint8)
+    Image.fromarray(gray).save(root / "train" / PHOTO_CLASSES[0] / "gray.png")
+    written["train"].append((PHOTO_CLASSES[0], "png", np.repeat(gray[..., None], 3, axis=-1)))
+    return written

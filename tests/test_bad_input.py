@@ -85,22 +85,36 @@ def corrupt_imagenet(tmp_path_factory) -> str:
     return str(directory / "tfds")
 
 
-def _imagenet_datasets(data_dir: str) -> data.Datasets:
+def _imagenet_datasets(data_dir: str, batch: int = PLACEMENT["per_process_batch"]) -> data.Datasets:
     config = imagenet.get_config("resnet18")
     config.update(dict(data_dir=data_dir, image_size=16, eval_resize=20, shuffle_buffer_size=4))
-    return data.create_datasets(config, **PLACEMENT)
+    return data.create_datasets(config, **{**PLACEMENT, "per_process_batch": batch})
 
 
 def test_a_corrupt_train_jpeg_is_skipped_counted_and_logged(corrupt_imagenet, caplog):
-    batches = _imagenet_datasets(corrupt_imagenet).train_batches(0)
+    batches = _imagenet_datasets(corrupt_imagenet, batch=1).train_batches(0)  # one row: it reads every record
     with caplog.at_level(logging.WARNING):
-        labels = [next(batches)["label"] for _ in range(5)]  # 10 of the 5 good images a run, 2 epochs
-    assert all(len(batch) == 2 for batch in labels)
+        labels = [next(batches)["label"] for _ in range(10)]  # 10 of the 5 good images a run, 2 epochs
+    assert all(len(batch) == 1 for batch in labels)
     # Two epochs of the 5 good images (2 of class 0, 3 of class 1): nothing doubled, nothing put in its place.
     assert collections.Counter(np.concatenate(labels).tolist()) == {0: 4, 1: 6}
     skips = [record.getMessage() for record in caplog.records if "undecodable" in record.getMessage()]
     assert skips and skips[-1].endswith("re-prepare the dataset from intact archives to train on them.")
     assert "(2 so far)" in skips[-1]  # the broken image, once in each of the two epochs read
+
+
+def test_skips_are_counted_from_the_rows_that_run_ahead_of_the_batch(caplog):
+    """A row that dropped an image holds the next step's example from then on; each new skip is logged once."""
+    from resnet_jax.data.pipelines import streaming
+
+    steps = [[3, 3, 3], [4, 5, 4], [5, 6, 5], [7, 7, 7]]  # steps 3..6: row 1 skips one at 4, rows 0 and 2 at 6
+    batches = [{"step": np.array(rows), "label": np.zeros(3)} for rows in steps]
+    with caplog.at_level(logging.WARNING):
+        out = list(streaming.counted_skips(iter(batches), 3, "toy train"))
+    assert all(set(batch) == {"label"} for batch in out) and len(out) == 4
+    messages = [record.getMessage() for record in caplog.records]
+    assert [message.split(" undecodable")[0] for message in messages] == ["Skipped 1", "Skipped 2"]
+    assert ["(1 so far)" in messages[0], "(3 so far)" in messages[1]] == [True, True]
 
 
 def test_a_corrupt_eval_jpeg_stops_eval_with_a_plain_error(corrupt_imagenet):

@@ -123,7 +123,8 @@ def test_eval_crop_is_resize_256_centre_224_as_pil_does_it():
     assert difference.max() <= 6 and difference.mean() < 1.2  # resampling differences only, in uint8 levels
 
 
-def _stream(builder, start_step, process_index, process_count, steps, batch=2, train_image=None):
+def _stream(builder, start_step, process_index, process_count, steps, batch=2, train_image=None, shuffle=8):
+    """``steps`` batches of process ``process_index`` of ``process_count``; ``batch`` is per process."""
     dataset = streaming.train_dataset(
         builder,
         "train",
@@ -132,11 +133,20 @@ def _stream(builder, start_step, process_index, process_count, steps, batch=2, t
         per_process_batch=batch,
         process_index=process_index,
         process_count=process_count,
-        shuffle_buffer_size=8,
+        shuffle_buffer_size=shuffle,
         train_image=train_image or functools.partial(streamed_crops.train_image, crops=SMALL),
     )
     iterator = dataset.as_numpy_iterator()
     return [next(iterator) for _ in range(steps)]
+
+
+def _global_batches(builder, start_step, process_count, steps, global_batch, train_image=None, shuffle=8):
+    """The global batches as the processes' slices put together in process order, as the devices hold them."""
+    slices = [
+        _stream(builder, start_step, process, process_count, steps, global_batch // process_count, train_image, shuffle)
+        for process in range(process_count)
+    ]
+    return [{key: np.concatenate([s[step][key] for s in slices]) for key in slices[0][step]} for step in range(steps)]
 
 
 def _fingerprint(jpeg, key):
@@ -144,26 +154,42 @@ def _fingerprint(jpeg, key):
     return tf.strings.to_hash_bucket_fast(jpeg, 2**62)
 
 
-@pytest.mark.parametrize("process_count", [1, 2, 3])
-def test_process_blocks_are_disjoint_cover_the_split_and_each_epoch_visits_a_block_once(prepared, process_count):
+@pytest.mark.parametrize("global_batch", [4, 6, 20])
+def test_in_each_epoch_the_rows_of_the_batch_read_every_example_once(prepared, global_batch):
+    """Row r reads its share of the 20 records each epoch: sizes within one, disjoint, together the split."""
     _, _, builder = prepared
-    seen = []
-    for process in range(process_count):
-        _, size = streaming.process_split(builder, "train", process, process_count)
-        epochs = [b["image"] for b in _stream(builder, 0, process, process_count, 2 * size, 1, _fingerprint)]
-        first, second = np.concatenate(epochs[:size]), np.concatenate(epochs[size:])
-        assert len(set(first)) == size and set(first) == set(second)  # every example once per epoch
-        seen.extend(first)
-    assert len(seen) == len(set(seen)) == 20  # disjoint, and together the whole split
+    sizes = [streaming.row_size(row, 20, global_batch) for row in range(global_batch)]
+    assert sum(sizes) == 20 and max(sizes) - min(sizes) <= 1
+    batches = _global_batches(builder, 0, 2, 2 * max(sizes), global_batch, _fingerprint, shuffle=100)
+    columns = np.stack([b["image"] for b in batches], axis=1)  # row -> the row's examples, step by step
+    epochs = [
+        [tuple(column[epoch * size : (epoch + 1) * size]) for column, size in zip(columns, sizes, strict=True)]
+        for epoch in (0, 1)
+    ]
+    for rows in epochs:
+        read = [example for row in rows for example in row]
+        assert len(read) == len(set(read)) == 20  # every example once, read by one row
+    if global_batch < 20:  # rows of several examples, each shuffled anew each epoch
+        assert epochs[0] != epochs[1]
 
 
-def test_a_resumed_stream_gives_identical_batches(prepared):
+def test_a_stream_resumed_on_another_process_count_gives_the_uninterrupted_batches(prepared):
+    """2 processes from step 0, against resumes at step 3 on 1, 2, 3 and 4 processes: the same global
+    batches of steps 3..9, example for example (the crops too). Rows of 1 or 2 examples cross many epochs."""
     _, _, builder = prepared
-    straight = _stream(builder, 0, 1, 2, steps=9)  # 10 examples per process: steps 5.. are epoch 2
-    for start in (3, 6):
-        for got, expected in zip(_stream(builder, start, 1, 2, steps=3), straight[start : start + 3], strict=True):
-            np.testing.assert_array_equal(got["label"], expected["label"])
-            np.testing.assert_array_equal(got["image"], expected["image"])
+    straight = _global_batches(builder, 0, 2, 10, global_batch=12)
+    assert len({b["image"].tobytes() for b in straight}) == 10  # a stream that moves, not one batch repeated
+    for process_count in (1, 2, 3, 4):
+        resumed = _global_batches(builder, 3, process_count, 7, global_batch=12)
+        for step, (got, expected) in enumerate(zip(resumed, straight[3:], strict=True), start=3):
+            for key in ("label", "image"):
+                np.testing.assert_array_equal(got[key], expected[key], err_msg=f"{process_count} processes, {step=}")
+
+
+def test_a_global_batch_larger_than_the_split_is_refused_with_what_to_do(prepared):
+    _, _, builder = prepared
+    with pytest.raises(ValueError, match=r"20 training examples, fewer than batch_size=24.*batch_size=20 or less"):
+        _stream(builder, 0, 0, 2, steps=1, batch=12)
 
 
 @pytest.mark.parametrize("process_count, batch", [(1, 4), (2, 4), (3, 2)])

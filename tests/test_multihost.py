@@ -271,3 +271,54 @@ def test_with_the_dataset_on_the_devices_two_processes_train_as_one(tmp_path):
     single, multi = results
     assert single["num_eval_examples"] == multi["num_eval_examples"] == 360
     assert multi["eval/loss"] == pytest.approx(single["eval/loss"], rel=1e-4)
+
+
+def test_a_streamed_run_stopped_on_two_processes_resumes_exactly_on_one_and_on_four(tmp_path):
+    """Photos streamed by tf.data: 2 processes x 2 devices get SIGTERM after step 5's checkpoint; the run resumes
+    to step 20 on 1 x 4 and on 4 x 1. Each ends where the uninterrupted 1 x 4 run does (float reassociation
+    only): every global batch from the stop on held the same examples and crops."""
+    from archives import write_photos
+
+    write_photos(tmp_path / "photos", {"train": 4, "test": 2})  # 13 train photos: rows of 1 or 2 per epoch
+    flags = [
+        f"--config.dataset=folder:{tmp_path / 'photos'}",
+        f"--config.data_dir={tmp_path / 'data'}",
+        "--config.image_size=16",
+        "--config.batch_size=8",
+        "--config.shuffle_buffer_size=16",
+        "--config.num_train_steps=20",
+        "--config.checkpoint_every_steps=5",
+        "--config.log_every_steps=5",
+        "--config.eval_every_steps=20",
+        "--config.learning_rate=0.002",  # see FLAGS
+    ]
+
+    def command(workdir: Path) -> list[str]:
+        return [sys.executable, "-m", "resnet_jax.main", "--config=configs/default.py", f"--workdir={workdir}", *flags]
+
+    launch(command(tmp_path / "uninterrupted"), 1, 4)  # first: it also builds the photos' records
+    stopped = tmp_path / "stopped"
+
+    def stop_after_step_5(processes: list[subprocess.Popen]) -> None:
+        deadline = time.monotonic() + TIMEOUT_S
+        while not (stopped / "checkpoints" / "5").is_dir() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        processes[0].send_signal(signal.SIGTERM)
+
+    launch(command(stopped), 2, 2, while_running=stop_after_step_5)
+    stop = checkpoint.Checkpointer(stopped / "checkpoints").latest_step()
+    assert stop is not None and 5 <= stop < 20, stop
+    expected = checkpoint.load_tree(tmp_path / "uninterrupted")
+    for name, processes, devices in (("one", 1, 4), ("four", 4, 1)):
+        shutil.copytree(stopped, tmp_path / name)
+        launch(command(tmp_path / name), processes, devices)
+        lines = [json.loads(line) for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
+        assert lines[-1]["step"] == 20 and min(line["step"] for line in lines) < 20  # resumed, not started over
+        resumed = checkpoint.load_tree(tmp_path / name)
+        leaves = [jax.tree_util.tree_leaves_with_path(tree) for tree in (expected, resumed)]
+        assert len(leaves[0]) == len(leaves[1]) > 120
+        # Float reassociation only (gloo's sums, then other device counts): at most 3e-4 of a leaf's largest value
+        # here. A single batch that held other examples or crops moves BN statistics and weights by percents.
+        for (path, a), (_, b) in zip(*leaves, strict=True):
+            scale = max(float(np.abs(a).max()), 1e-30)
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-3 * scale, err_msg=f"{name}: {jax.tree_util.keystr(path)}")

@@ -14,6 +14,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
+from archives import PHOTO_CLASSES as CLASSES
+from archives import PHOTO_SIZES as SIZES
+from archives import write_photos
 from conftest import assert_one_error_paragraph, main_command
 from PIL import Image
 
@@ -26,28 +29,7 @@ from resnet_jax.errors import ConfigError
 from resnet_jax.train import checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
-CLASSES = ("owl", "Bee", "cat")  # sorted as torchvision sorts: 'Bee' < 'cat' < 'owl'
-SIZES = ((72, 96), (80, 66))  # two sizes, both above the in-memory limit of 64 pixels
 PLACEMENT = dict(per_process_batch=4, per_process_eval_batch=4, process_index=0, process_count=1)
-
-
-def write_photos(root: Path, per_class: dict[str, int], seed: int = 0) -> dict[str, list]:
-    """``root/SPLIT/CLASS/NAME`` photos of two sizes, alternately PNG and JPEG, plus one grayscale PNG in the
-    train split; returns {split: [(class name, format, pixels as written, as RGB)]}."""
-    rng = np.random.default_rng(seed)
-    written = {split: [] for split in per_class}
-    for split, count in per_class.items():
-        for name in CLASSES:
-            (root / split / name).mkdir(parents=True, exist_ok=True)
-            for index in range(count):
-                pixels = rng.integers(0, 256, (*SIZES[index % 2], 3), dtype=np.uint8)
-                fmt = ("png", "jpeg")[index % 2]
-                Image.fromarray(pixels).save(root / split / name / f"{index:02d}.{fmt}", quality=95)
-                written[split].append((name, fmt, pixels))
-    gray = rng.integers(0, 256, SIZES[0], dtype=np.uint8)
-    Image.fromarray(gray).save(root / "train" / CLASSES[0] / "gray.png")
-    written["train"].append((CLASSES[0], "png", np.repeat(gray[..., None], 3, axis=-1)))
-    return written
 
 
 def _config(dataset: str, data_dir: Path, **fields):

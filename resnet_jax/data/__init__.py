@@ -299,6 +299,8 @@ def _streamed(
         dataset_spec.channels,
     )
     builder, what = source.builder, config.dataset
+    num_train = builder.info.splits[splits["train"]].num_examples
+    streaming.check_rows(num_train, per_process_batch * process_count, f"{what} {splits['train']}")
     keys = dict(image_key=source.image_key, label_key=source.label_key)
 
     def train_batches(start_step: int) -> Iterator[Batch]:
@@ -314,8 +316,7 @@ def _streamed(
             train_image=functools.partial(crops.train_image, crops=settings),
             **keys,
         )
-        skipped_from = start_step * per_process_batch
-        return streaming.counted_skips(dataset.as_numpy_iterator(), skipped_from, f"{what} {splits['train']}")
+        return streaming.counted_skips(dataset.as_numpy_iterator(), start_step, f"{what} {splits['train']}")
 
     def eval_split(split: str) -> EvalSplit:
         def batches():
@@ -335,7 +336,7 @@ def _streamed(
     return Datasets(
         train_batches,
         {name: eval_split(split) for name, split in splits.items() if name != "train"},
-        num_train_examples=builder.info.splits[splits["train"]].num_examples,
+        num_train_examples=num_train,
         image_shape=(image_size, image_size, dataset_spec.channels),
         normalisation=streamed_normalisation(dataset_spec, config.normalisation),
         spec=dataset_spec,

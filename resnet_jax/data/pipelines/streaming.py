@@ -1,11 +1,15 @@
-"""Datasets streamed from TFDS record files (ImageNet, photos), with exact per-process splits and exact resume.
+"""Datasets streamed from TFDS record files (ImageNet, photos), with exact resume on any process count.
 
-Each process reads its own contiguous block of the split (``tfds.even_splits``: disjoint blocks that
-together hold every example, sizes within one). Epoch e of a process visits its record files in a
-seeded order, interleaved, through a seeded shuffle buffer: a pure function of (seed, e, process).
-Resuming at step s skips the first (s*b mod n) raw records of epoch (s*b div n) before any decoding,
-and the augmentation draws are keyed by stream position, so a resumed run (with the same number of
-processes) sees exactly the examples and crops it would have seen.
+Training feeds every row of the global batch from a stream of its own, so a batch is the same on any
+number of processes: process p of P reads the rows ``p*b .. (p+1)*b - 1`` (b = batch / P) and no others.
+Each epoch of row r is a pure function of (seed, epoch, r): the split's records, cut into chunks of
+consecutive records, are put in a seeded order, and row r reads its contiguous share of that order
+(``r*n // batch`` up to ``(r+1)*n // batch``: sizes within one) through a seeded shuffle buffer. Every
+record is read once per epoch of its row, by one row, and only the process that owns the row reads it.
+Row r's example at step s has the crop key ``(seed, s*batch + r)``. Resuming at step s skips the first
+``s mod size`` raw records of each row's epoch ``s div size`` before any decoding, so a run resumed on
+1, 2 or 64 processes sees exactly the examples and crops the uninterrupted run would have seen.
+Evaluation reads each process's own contiguous block (``tfds.even_splits``), padded and masked.
 """
 
 from collections.abc import Callable, Iterator
@@ -17,8 +21,10 @@ from resnet_jax.data.pipelines import batching
 from resnet_jax.data.pipelines.streams import Stream
 from resnet_jax.data.sources import tfds_source
 from resnet_jax.data.sources.tfds_source import stateless_key
+from resnet_jax.errors import ConfigError
 
-INTERLEAVED_FILES = 16
+CHUNKS_PER_ROW = 8  # each row reads its share of an epoch as about this many chunks from seeded places
+MIN_CHUNK = 16  # records; a chunk's cost of opening its file and hopping to its first record is spread over them
 
 
 def process_split(builder, split: str, process_index: int, process_count: int):
@@ -33,6 +39,34 @@ def process_split(builder, split: str, process_index: int, process_count: int):
             f"{builder.info.name}; use a larger split or fewer processes"
         )
     return block, size
+
+
+def check_rows(num_examples: int, global_batch: int, what: str) -> None:
+    """Fail with a plain error when a split has fewer examples than the global batch has rows."""
+    if num_examples < global_batch:
+        raise ConfigError(
+            f"{what} has {num_examples} training examples, fewer than batch_size={global_batch}: the streamed "
+            "pipeline feeds each row of the global batch from its own share of the split, so every row needs "
+            f"one. Use --config.batch_size={num_examples} or less."
+        )
+
+
+def row_size(row, num_examples: int, global_batch: int):
+    """How many records row ``row`` reads per epoch: its share ``[r*n // batch, (r+1)*n // batch)``."""
+    return (row + 1) * num_examples // global_batch - row * num_examples // global_batch
+
+
+def _chunks(builder, split: str, chunk_size: int) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """The split's record files, and its records cut into chunks: each chunk's file index, skip and take."""
+    instructions = builder.info.splits[split].file_instructions
+    filenames = [instruction.filename for instruction in instructions]
+    chunks = [
+        (file, first, min(chunk_size, instruction.skip + instruction.take - first))
+        for file, instruction in enumerate(instructions)
+        for first in range(instruction.skip, instruction.skip + instruction.take, chunk_size)
+    ]
+    files, skips, takes = (np.asarray(column, np.int64) for column in zip(*chunks, strict=True))
+    return filenames, files, skips, takes
 
 
 def _image_and_label(builder, record, image_key: str, label_key: str):
@@ -58,63 +92,86 @@ def train_dataset(
     image_key: str = "image",
     label_key: str = "label",
 ):
-    """Batches of ``train_image(encoded, key)`` and labels for this process, from ``start_step`` on."""
+    """This process's rows of every global batch from ``start_step`` on: ``train_image(encoded, key)``,
+    the label, and the step each row's example belongs to (ahead of the batch's after a skipped image)."""
     tf = tfds_source.tensorflow()
-    block, size = process_split(builder, split, process_index, process_count)
-    files = [(file.filename, file.skip, file.take) for file in builder.info.splits[block].file_instructions]
-    filenames, skips, takes = (tf.constant(column) for column in zip(*files, strict=True))
-    skips, takes = tf.cast(skips, tf.int64), tf.cast(takes, tf.int64)
+    global_batch = per_process_batch * process_count
+    num_examples = builder.info.splits[split].num_examples
+    check_rows(num_examples, global_batch, f"split {split!r} of {builder.info.name}")
+    chunk_size = max(MIN_CHUNK, num_examples // (global_batch * CHUNKS_PER_ROW))
+    filenames, files, skips, takes = _chunks(builder, split, chunk_size)
+    filenames, files, skips, takes = (tf.constant(column) for column in (filenames, files, skips, takes))
+    row_buffer = max(1, shuffle_buffer_size // global_batch)
 
-    def epoch_records(epoch):
+    def row_epoch(row, epoch):
         order = tf.random.experimental.stateless_shuffle(
-            tf.range(len(files)), stateless_key(seed, Stream.FILE_ORDER, epoch)
+            tf.range(tf.size(takes, tf.int64)), stateless_key(seed, Stream.CHUNK_ORDER, epoch)
         )
-        shards = tf.data.Dataset.from_tensor_slices(
-            (tf.gather(filenames, order), tf.gather(skips, order), tf.gather(takes, order))
+        ends = tf.cumsum(tf.gather(takes, order))
+        starts = ends - tf.gather(takes, order)
+        low, high = row * num_examples // global_batch, (row + 1) * num_examples // global_batch
+        first = tf.searchsorted(ends, tf.reshape(low, [1]), side="right")[0]  # the first chunk ending after low
+        last = tf.searchsorted(starts, tf.reshape(high, [1]), side="left")[0]  # the first starting at high or later
+        pieces, piece_starts, piece_ends = order[first:last], starts[first:last], ends[first:last]
+        pieces = tf.data.Dataset.from_tensor_slices(
+            (
+                tf.gather(filenames, tf.gather(files, pieces)),
+                tf.gather(skips, pieces) + tf.maximum(low - piece_starts, 0),
+                tf.minimum(piece_ends, high) - tf.maximum(piece_starts, low),
+            )
         )
-        records = shards.interleave(
-            lambda filename, skip, take: tf.data.TFRecordDataset(filename).skip(skip).take(take),
-            cycle_length=min(INTERLEAVED_FILES, len(files)),
-            num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=True,
+        records = pieces.flat_map(  # unbuffered: the skip hops from record header to header instead of reading
+            lambda filename, skip, take: tf.data.TFRecordDataset(filename, buffer_size=0).skip(skip).take(take)
         )
-        shuffle_seed = tf.random.stateless_uniform([], stateless_key(seed, Stream.SHUFFLE, epoch), None, None, tf.int64)
-        return records.shuffle(shuffle_buffer_size, seed=shuffle_seed)
+        shuffle_seed = tf.random.stateless_uniform(
+            [], stateless_key(seed, Stream.ROW_SHUFFLE, epoch, row), None, None, tf.int64
+        )
+        return records.shuffle(row_buffer, seed=shuffle_seed)
 
-    start_epoch, offset = divmod(start_step * per_process_batch, size)
-    records = tf.data.Dataset.range(start_epoch, np.iinfo(np.int64).max).flat_map(epoch_records).skip(offset)
-
-    def example(position, record):
+    def example(row, step, record):
         encoded, label = _image_and_label(builder, record, image_key, label_key)
-        image = train_image(encoded, stateless_key(seed, Stream.TRAIN_CROP, process_index, position))
-        return {"image": image, "label": label, "position": position}
+        image = train_image(encoded, stateless_key(seed, Stream.TRAIN_CROP, step * global_batch + row))
+        return {"image": image, "label": label, "step": step}
 
-    examples = records.enumerate(start=start_step * per_process_batch)
-    examples = examples.map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    examples = examples.ignore_errors()  # an undecodable image is dropped here, then counted by counted_skips
+    def row_examples(row):
+        size = row_size(row, num_examples, global_batch)
+        start_epoch, offset = start_step // size, start_step % size
+        epochs = tf.data.Dataset.range(start_epoch, np.iinfo(np.int64).max)
+        records = epochs.flat_map(lambda epoch: row_epoch(row, epoch)).skip(offset).enumerate(start=start_step)
+        # An undecodable image is dropped here, inside its row, so the other rows stay at their steps; the row
+        # then runs one step ahead, which counted_skips counts and logs.
+        return records.map(lambda step, record: example(row, step, record)).ignore_errors()
+
+    rows = tf.data.Dataset.range(process_index * per_process_batch, (process_index + 1) * per_process_batch)
+    examples = rows.interleave(
+        row_examples,
+        cycle_length=per_process_batch,
+        block_length=1,
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
     return examples.batch(per_process_batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
-def counted_skips(batches: Iterator[dict], first_position: int, what: str) -> Iterator[dict]:
-    """Batches without their ``position`` key; every image that could not be decoded is counted and logged.
+def counted_skips(batches: Iterator[dict], start_step: int, what: str) -> Iterator[dict]:
+    """Batches without their ``step`` key; every image that could not be decoded is counted and logged.
 
-    Dropped examples show as gaps in the stream positions. A run with undecodable images still trains
-    on every other image, but its resume position is then off by the number skipped before it.
+    A row that drops an undecodable image shows one step ahead of the batch from then on. A run with
+    undecodable images still trains on every other image, but that row's resume position is then off
+    by the number it skipped before it.
     """
-    expected, skipped = first_position, 0
-    for batch in batches:
-        positions = batch.pop("position")
-        missing = int(positions[-1]) + 1 - expected - len(positions)
-        if missing:
-            skipped += missing
+    skipped = 0
+    for step, batch in enumerate(batches, start=start_step):
+        ahead = int(np.sum(batch.pop("step") - step))
+        if ahead > skipped:
             logging.warning(
                 "Skipped %d undecodable image(s) of %s in this batch (%d so far); re-prepare the dataset from intact "
                 "archives to train on them.",
-                missing,
+                ahead - skipped,
                 what,
-                skipped,
+                ahead,
             )
-        expected = int(positions[-1]) + 1
+            skipped = ahead
         yield batch
 
 

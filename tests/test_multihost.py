@@ -276,16 +276,17 @@ def test_with_the_dataset_on_the_devices_two_processes_train_as_one(tmp_path):
 def test_a_streamed_run_stopped_on_two_processes_resumes_exactly_on_one_and_on_four(tmp_path):
     """Photos streamed by tf.data: 2 processes x 2 devices get SIGTERM after step 5's checkpoint; the run resumes
     to step 20 on 1 x 4 and on 4 x 1. Each ends where the uninterrupted 1 x 4 run does (float reassociation
-    only): every global batch from the stop on held the same examples and crops."""
+    only): every global batch from the stop on held the same examples and crops. Every layout has 4 examples
+    per device: at tiny batches the reassociation of other per-device sums grows chaotically within 20 steps."""
     from archives import write_photos
 
-    write_photos(tmp_path / "photos", {"train": 4, "test": 2})  # 13 train photos: rows of 1 or 2 per epoch
+    write_photos(tmp_path / "photos", {"train": 6, "test": 2})  # 19 train photos: rows of 1 or 2 per epoch
     flags = [
         f"--config.dataset=folder:{tmp_path / 'photos'}",
         f"--config.data_dir={tmp_path / 'data'}",
         "--config.image_size=16",
-        "--config.batch_size=8",
-        "--config.shuffle_buffer_size=16",
+        "--config.batch_size=16",
+        "--config.shuffle_buffer_size=32",
         "--config.num_train_steps=20",
         "--config.checkpoint_every_steps=5",
         "--config.log_every_steps=5",
@@ -295,6 +296,10 @@ def test_a_streamed_run_stopped_on_two_processes_resumes_exactly_on_one_and_on_f
 
     def command(workdir: Path) -> list[str]:
         return [sys.executable, "-m", "resnet_jax.main", "--config=configs/default.py", f"--workdir={workdir}", *flags]
+
+    def logs(workdir: Path) -> tuple[list[dict], dict]:
+        lines = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+        return [line for line in lines if "eval/loss" not in line], json.loads((workdir / "results.json").read_text())
 
     launch(command(tmp_path / "uninterrupted"), 1, 4)  # first: it also builds the photos' records
     stopped = tmp_path / "stopped"
@@ -308,17 +313,29 @@ def test_a_streamed_run_stopped_on_two_processes_resumes_exactly_on_one_and_on_f
     launch(command(stopped), 2, 2, while_running=stop_after_step_5)
     stop = checkpoint.Checkpointer(stopped / "checkpoints").latest_step()
     assert stop is not None and 5 <= stop < 20, stop
-    expected = checkpoint.load_tree(tmp_path / "uninterrupted")
+    expected_state, (expected_log, expected_results) = (
+        checkpoint.load_tree(tmp_path / "uninterrupted"),
+        logs(tmp_path / "uninterrupted"),
+    )
     for name, processes, devices in (("one", 1, 4), ("four", 4, 1)):
         shutil.copytree(stopped, tmp_path / name)
         launch(command(tmp_path / name), processes, devices)
-        lines = [json.loads(line) for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
-        assert lines[-1]["step"] == 20 and min(line["step"] for line in lines) < 20  # resumed, not started over
-        resumed = checkpoint.load_tree(tmp_path / name)
-        leaves = [jax.tree_util.tree_leaves_with_path(tree) for tree in (expected, resumed)]
+        log, results = logs(tmp_path / name)
+        assert [line["step"] for line in log if "startup/total_s" in line] == [1, stop + 1]  # resumed at the stop
+        # Steps 16-20's train loss and the eval loss are functions of the examples and crops, and barely of
+        # float noise in the weights: other examples or crops in any batch would move them by percents.
+        last, expected_last = (next(line for line in lines if line["step"] == 20) for lines in (log, expected_log))
+        assert last["train/loss"] == pytest.approx(expected_last["train/loss"], rel=1e-4), name
+        assert last["train/top1"] == pytest.approx(expected_last["train/top1"], abs=1.01 / (5 * 16)), name
+        assert results["eval/loss"] == pytest.approx(expected_results["eval/loss"], rel=1e-4), name
+        # The BatchNorm statistics are running means of every batch's own statistics: other examples or crops in
+        # any batch move them by percents, float reassociation by about 1e-5. The weights and momentum buffers
+        # are compared loosely: at this batch of 16 tiny crops, another device layout alone (2 x 2 against 1 x 4,
+        # on the same batches) moves the momentum buffers by up to 2% within 10 steps, and it grows from there.
+        state = checkpoint.load_tree(tmp_path / name)
+        leaves = [jax.tree_util.tree_leaves_with_path(tree) for tree in (expected_state, state)]
         assert len(leaves[0]) == len(leaves[1]) > 120
-        # Float reassociation only (gloo's sums, then other device counts): at most 3e-4 of a leaf's largest value
-        # here. A single batch that held other examples or crops moves BN statistics and weights by percents.
         for (path, a), (_, b) in zip(*leaves, strict=True):
-            scale = max(float(np.abs(a).max()), 1e-30)
-            np.testing.assert_allclose(a, b, rtol=0, atol=1e-3 * scale, err_msg=f"{name}: {jax.tree_util.keystr(path)}")
+            where, scale = f"{name}: {jax.tree_util.keystr(path)}", max(float(np.abs(a).max()), 1e-30)
+            tolerance = 1e-4 if "batch_stats" in where else 5e-2
+            np.testing.assert_allclose(a, b, rtol=0, atol=tolerance * scale, err_msg=where)

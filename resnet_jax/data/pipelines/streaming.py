@@ -51,9 +51,15 @@ def check_rows(num_examples: int, global_batch: int, what: str) -> None:
         )
 
 
+def row_share(row, num_examples: int, global_batch: int):
+    """Row ``row``'s share of the epoch's order of records: ``[r*n // batch, (r+1)*n // batch)``."""
+    return row * num_examples // global_batch, (row + 1) * num_examples // global_batch
+
+
 def row_size(row, num_examples: int, global_batch: int):
-    """How many records row ``row`` reads per epoch: its share ``[r*n // batch, (r+1)*n // batch)``."""
-    return (row + 1) * num_examples // global_batch - row * num_examples // global_batch
+    """How many records row ``row`` reads per epoch (shares differ by at most one)."""
+    low, high = row_share(row, num_examples, global_batch)
+    return high - low
 
 
 def _chunks(builder, split: str, chunk_size: int) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
@@ -109,7 +115,7 @@ def train_dataset(
         )
         ends = tf.cumsum(tf.gather(takes, order))
         starts = ends - tf.gather(takes, order)
-        low, high = row * num_examples // global_batch, (row + 1) * num_examples // global_batch
+        low, high = row_share(row, num_examples, global_batch)
         first = tf.searchsorted(ends, tf.reshape(low, [1]), side="right")[0]  # the first chunk ending after low
         last = tf.searchsorted(starts, tf.reshape(high, [1]), side="left")[0]  # the first starting at high or later
         pieces, piece_starts, piece_ends = order[first:last], starts[first:last], ends[first:last]

@@ -18,6 +18,7 @@ class Stream(enum.IntEnum):
     EPOCH_ORDER = 0  # in-memory datasets: the permutation each epoch visits
     CROP_FLIP = 1  # in-memory datasets: crop offsets and flips of each global batch
     ERASING = 2  # in-memory datasets: Random Erasing rectangles and fills of each global batch
+    # 10 and 11 (the per-process file order and shuffle of the streamed pipeline before issue 29): retired.
     TRAIN_CROP = 12  # streamed datasets: each example's crop and flip, by its place in the stream
     CHUNK_ORDER = 13  # streamed datasets: the order of the split's chunks of records each epoch
     ROW_SHUFFLE = 14  # streamed datasets: the seed of each row's shuffle buffer each epoch

@@ -113,8 +113,9 @@ def train_dataset(
         order = tf.random.experimental.stateless_shuffle(
             tf.range(tf.size(takes, tf.int64)), stateless_key(seed, Stream.CHUNK_ORDER, epoch)
         )
-        ends = tf.cumsum(tf.gather(takes, order))
-        starts = ends - tf.gather(takes, order)
+        sizes = tf.gather(takes, order)
+        ends = tf.cumsum(sizes)
+        starts = ends - sizes
         low, high = row_share(row, num_examples, global_batch)
         first = tf.searchsorted(ends, tf.reshape(low, [1]), side="right")[0]  # the first chunk ending after low
         last = tf.searchsorted(starts, tf.reshape(high, [1]), side="left")[0]  # the first starting at high or later

@@ -123,6 +123,18 @@ def launch(
     return outputs
 
 
+def sigterm_once_saved(workdir: Path, step: int, process: int) -> Callable[[list[subprocess.Popen]], None]:
+    """For ``launch``: SIGTERM to process ``process`` once checkpoint ``step`` is in ``workdir`` (waits bounded)."""
+
+    def send(processes: list[subprocess.Popen]) -> None:
+        deadline = time.monotonic() + TIMEOUT_S
+        while not (workdir / "checkpoints" / str(step)).is_dir() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        processes[process].send_signal(signal.SIGTERM)
+
+    return send
+
+
 def train(workdir: Path, num_processes: int, devices_per_process: int, *extra: str, slurm: bool = False) -> dict:
     launch(
         [sys.executable, "-m", "resnet_jax.main", f"--workdir={workdir}", *FLAGS, *extra],
@@ -216,13 +228,7 @@ def test_a_signal_to_one_process_stops_both_at_the_same_step_with_a_checkpoint(t
     steps = ["--config.num_train_steps=300", "--config.log_every_steps=300", "--config.eval_every_steps=300"]
     command = [sys.executable, "-m", "resnet_jax.main", f"--workdir={workdir}", *FLAGS, *steps]
 
-    def signal_process_1_after_step_10(processes: list[subprocess.Popen]) -> None:
-        deadline = time.monotonic() + TIMEOUT_S
-        while not (workdir / "checkpoints" / "10").is_dir() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        processes[1].send_signal(signal.SIGTERM)
-
-    logs = launch(command, 2, 4, while_running=signal_process_1_after_step_10)
+    logs = launch(command, 2, 4, while_running=sigterm_once_saved(workdir, step=10, process=1))
     saved = checkpoint.Checkpointer(workdir / "checkpoints").latest_step()
     assert saved is not None and 10 < saved < 300, saved
     for log, reason in zip(logs, ("a stop signal to another process", "SIGTERM"), strict=True):
@@ -304,13 +310,7 @@ def test_a_streamed_run_stopped_on_two_processes_resumes_exactly_on_one_and_on_f
     launch(command(tmp_path / "uninterrupted"), 1, 4)  # first: it also builds the photos' records
     stopped = tmp_path / "stopped"
 
-    def stop_after_step_5(processes: list[subprocess.Popen]) -> None:
-        deadline = time.monotonic() + TIMEOUT_S
-        while not (stopped / "checkpoints" / "5").is_dir() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        processes[0].send_signal(signal.SIGTERM)
-
-    launch(command(stopped), 2, 2, while_running=stop_after_step_5)
+    launch(command(stopped), 2, 2, while_running=sigterm_once_saved(stopped, step=5, process=0))
     stop = checkpoint.Checkpointer(stopped / "checkpoints").latest_step()
     assert stop is not None and 5 <= stop < 20, stop
     expected_state, (expected_log, expected_results) = (

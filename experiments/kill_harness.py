@@ -7,9 +7,11 @@ DIR/killed and, ``--kills`` times, waits until the run is making progress again 
 random step within the next two checkpoint intervals, or (every other kill) while an orbax
 checkpoint is being written, once a new checkpoint has landed since the restart (so the run always
 moves on). After the last kill the run is let finish. The final parameters, BN statistics and eval
-metrics must be bitwise those of the reference. It prints one JSON object: kills, restarts, kills
-that landed during a checkpoint write, and the time each restart lost (start-up until training moves
-again, plus the steps redone since the last checkpoint). Every wait is bounded. Setting
+metrics must be bitwise those of the reference, and metrics.jsonl and TensorBoard (read by its own
+loader, which honours the purges a resumed run writes) must show each step of the reference once, each
+written by the last process that trained it. It prints one JSON object: kills, restarts, kills that
+landed during a checkpoint write, and the time each restart lost (start-up until training moves again,
+plus the steps redone since the last checkpoint). Every wait is bounded. Setting
 JAX_COMPILATION_CACHE_DIR lets restarts skip recompiling.
 """
 
@@ -67,15 +69,47 @@ def _run_to_end(workdir: Path, flags: list[str], env: dict, timeout_s: float) ->
 
 
 def _records(workdir: Path) -> list[dict]:
-    """Every complete line of metrics.jsonl, in order (restarts repeat steps)."""
+    """Every complete line of metrics.jsonl, in order (a restart first cuts it back to its checkpoint)."""
     metrics = workdir / "metrics.jsonl"
     lines = metrics.read_text().split("\n")[:-1] if metrics.exists() else []  # the last piece may be partial
     return [json.loads(line) for line in lines if line.strip()]
 
 
 def _logged_steps(workdir: Path) -> list[int]:
-    """The step of every complete line of metrics.jsonl, in order (restarts repeat steps)."""
+    """The step of every complete line of metrics.jsonl, in order."""
     return [record["step"] for record in _records(workdir)]
+
+
+def _first_steps_taken(workdir: Path) -> int:
+    """How many processes in ``workdir`` trained a step: their "First step after" log lines."""
+    log = workdir / "harness.log"
+    return log.read_text().count("First step after") if log.exists() else 0
+
+
+def tensorboard_scalars(workdir: str | os.PathLike, tag: str) -> list[tuple[int, float, float]]:
+    """(step, value, wall time) of each ``tag`` point TensorBoard shows for ``workdir``, read by its own loader."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(os.fspath(workdir), size_guidance={"scalars": 0})  # 0: every point
+    accumulator.Reload()  # purge_orphaned_data (its default) drops what a later file purges
+    return [(event.step, event.value, event.wall_time) for event in accumulator.Scalars(tag)]
+
+
+def _each_step_once(workdir: Path, reference: Path, launches: list[tuple[float, int]]) -> tuple[bool, bool]:
+    """(metrics.jsonl, TensorBoard): each train step of the reference once, in order, each TensorBoard point
+    written by the last process that trained its step (``launches``: (wall time, checkpoint step) of each)."""
+    expected = [record["step"] for record in _records(reference) if "train/loss" in record]
+    in_jsonl = [record["step"] for record in _records(workdir) if "train/loss" in record] == expected
+    shown = tensorboard_scalars(workdir, "train/loss")
+
+    def trained_by_last(step: int, wall_time: float) -> bool:
+        launched = max(when for when, resumed_from in launches if resumed_from < step)
+        return wall_time >= launched
+
+    in_tensorboard = [step for step, _, _ in shown] == expected and all(
+        trained_by_last(step, wall_time) for step, _, wall_time in shown
+    )
+    return in_jsonl, in_tensorboard
 
 
 def _start_steps(workdir: Path) -> list[int]:
@@ -133,21 +167,25 @@ def run_harness(
 
     record = json.loads((reference / "config.json").read_text())
     total_steps, interval = record["derived"]["num_train_steps"], record["checkpoint_every_steps"]
-    restarts, during_write, lost_startup_s, redone_steps, expected_starts = [], 0, [], [], []
+    restarts, during_write, lost_startup_s, redone_steps, expected_starts, launches = [], 0, [], [], [], []
     killed_start = time.monotonic()
     for kill in range(kills):
-        lines_before = len(_logged_steps(killed))
+        taken_before = _first_steps_taken(killed)
         resumed_from = max(_checkpoint_steps(killed), default=0)
         launched = time.monotonic()
+        launches.append((time.time(), resumed_from))
         process = _start(killed, flags, env)
         moving = _wait(
-            lambda: len(_logged_steps(killed)) > lines_before,  # noqa: B023 (called before the next iteration)
+            lambda: _first_steps_taken(killed) > taken_before,  # noqa: B023 (called before the next iteration)
             timeout_s,
             "training to move",
             process,
         )
         lost_startup_s.append(time.monotonic() - launched)
-        if moving:  # it trained, so its start-up record is there: one step after the checkpoint it found
+        # It cut metrics.jsonl back to its checkpoint, start-up records of the processes after it included;
+        # if it trained, its own is there: one step after the checkpoint it found.
+        expected_starts = [step for step in expected_starts if step <= resumed_from]
+        if moving:
             expected_starts.append(resumed_from + 1)
         if kill % 2 == 1:  # aim at a checkpoint write: the next one after a new checkpoint has landed
             _wait(lambda: max(_checkpoint_steps(killed), default=0) > resumed_from, timeout_s, "a checkpoint", process)  # noqa: B023
@@ -167,9 +205,12 @@ def run_harness(
         during_write += writing
         redone_steps.append(max(0, last_logged - max(_checkpoint_steps(killed), default=0)))
     if not (killed / "results.json").exists():
-        expected_starts.append(max(_checkpoint_steps(killed), default=0) + 1)
+        resumed_from = max(_checkpoint_steps(killed), default=0)
+        expected_starts = [step for step in expected_starts if step <= resumed_from] + [resumed_from + 1]
+        launches.append((time.time(), resumed_from))
         _run_to_end(killed, flags, env, timeout_s)
     killed_s = time.monotonic() - killed_start
+    once_in_jsonl, once_in_tensorboard = _each_step_once(killed, reference, launches)
 
     reference_variables, reference_eval = _final(reference)
     killed_variables, killed_eval = _final(killed)
@@ -181,6 +222,8 @@ def run_harness(
         "start_steps": _start_steps(killed),
         "every_restart_resumed_at_its_checkpoint": _start_steps(killed) == expected_starts,
         "identical_eval_metrics": killed_eval == reference_eval,
+        "each_step_once_in_metrics_jsonl": once_in_jsonl,
+        "each_step_once_in_tensorboard": once_in_tensorboard,
         "eval": killed_eval,
         "reference_wall_s": reference_s,
         "killed_run_wall_s": killed_s,
@@ -191,12 +234,19 @@ def run_harness(
     }
 
 
+CHECKS = (
+    "every_restart_resumed_at_its_checkpoint",
+    "bitwise_identical_state",
+    "identical_eval_metrics",
+    "each_step_once_in_metrics_jsonl",
+    "each_step_once_in_tensorboard",
+)
+
+
 def passed(figures: dict) -> bool:
-    """Every restart resumed at its checkpoint and the killed run ended bitwise equal to the reference."""
-    return all(
-        figures[key]
-        for key in ("every_restart_resumed_at_its_checkpoint", "bitwise_identical_state", "identical_eval_metrics")
-    )
+    """Every restart resumed at its checkpoint, the killed run ended bitwise equal to the reference, and its
+    metrics.jsonl and TensorBoard show each step once."""
+    return all(figures[key] for key in CHECKS)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,5 +1,6 @@
 """Reading finished (or running) workdirs, local or ``gs://``: config.json, results.json and metrics.jsonl."""
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -47,6 +48,16 @@ class Run:
         return errors[-1] if errors else None
 
 
+def metrics_lines(text: str) -> list[dict]:
+    """The records of metrics.jsonl's ``text``, but a last line cut short by a kill (the resume drops it)."""
+    lines = text.splitlines()
+    records = [json.loads(line) for line in lines[:-1]]
+    if lines:
+        with contextlib.suppress(json.JSONDecodeError):
+            records.append(json.loads(lines[-1]))
+    return records
+
+
 def load_run(workdir: str | os.PathLike) -> Run:
     """The records of one workdir (results None and metrics [] where not written yet)."""
     workdir = resolve(workdir)
@@ -54,7 +65,7 @@ def load_run(workdir: str | os.PathLike) -> Run:
     config = {key: value for key, value in record.items() if key not in RECORD_EXTRAS}
     results_path, metrics_path = workdir / "results.json", workdir / "metrics.jsonl"
     results = json.loads(results_path.read_text()) if results_path.exists() else None
-    metrics = [json.loads(line) for line in metrics_path.read_text().splitlines()] if metrics_path.exists() else []
+    metrics = metrics_lines(metrics_path.read_text()) if metrics_path.exists() else []
     return Run(workdir, config, record.get("derived", {}), results, metrics)
 
 

@@ -1,5 +1,5 @@
 """A Python environment holding only what an accelerator image has: jax, flax, optax, orbax-checkpoint, numpy,
-ml_collections, clu and tensorboard (the event protocol buffers), with what they require, and no TensorFlow.
+ml_collections, clu and tensorboardX (the TensorBoard writer), with what they require, and no TensorFlow.
 
 The packages are symbolic links into this interpreter's site-packages, so building the environment costs
 no download; a process started with ``python -S`` and ``PYTHONPATH``-free ``sys.path`` set to it sees nothing else.
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 
-IMAGE = ("jax", "flax", "optax", "orbax-checkpoint", "numpy", "ml-collections", "clu", "tensorboard")
+IMAGE = ("jax", "flax", "optax", "orbax-checkpoint", "numpy", "ml-collections", "clu", "tensorboardX")
 NEVER = re.compile(r"^(tensorflow|tf-keras|keras)")  # what the image must not hold, whoever requires it
 
 

@@ -311,7 +311,9 @@ def _train_and_evaluate(config: Any, workdir: epath.Path, stop_request: StopRequ
     steps = program.compile_programs(
         options, model, tx, mesh, state, global_batch_shape, datasets.normalisation, input_feed
     )
-    writer = metrics.create_writer(workdir, jax.process_index(), tracking.settings(config), record)
+    writer = metrics.create_writer(
+        workdir, jax.process_index(), tracking.settings(config), record, restored_step=int(state.step)
+    )
     clock = RunClock.resumed(start_time, checkpointer, int(state.step))
     run = Run(
         config,
@@ -403,7 +405,7 @@ def _train(run: Run, state: TrainState) -> tuple[int, dict[str, float], str | No
                 run.checkpointer.save(step, state, run.clock())
             if stop_now:
                 logging.warning(
-                    "Stopped by %s at step %d; re-run the same command to resume.", stop_request.reason, step
+                    "Stopped by %s at step %d; run the same command to resume.", stop_request.reason, step
                 )
                 return step, eval_results, stop_request.reason
         if not eval_results:  # resumed from the final checkpoint: evaluate it again for results.json

@@ -1,16 +1,20 @@
 """A Google Cloud Storage stand-in on 127.0.0.1, so ``gs://`` workdirs are tested for real, offline.
 
 ``gcp-storage-emulator`` holds the bucket in memory. Each client is pointed at it the way it allows:
-tensorstore (orbax's array data) by ``TENSORSTORE_GCS_HTTP_URL``, google-cloud-storage (orbax's bucket
-check) by ``STORAGE_EMULATOR_HOST``, and TensorFlow's GCS filesystem (``etils.epath`` and clu's
-TensorBoard writer), which has its endpoints built in, through a local HTTPS proxy whose self-signed
-certificate it is told to trust. The proxy relays one request per tunnel and papers over three gaps
-between TensorFlow's curl and the emulator (chunked bodies sent with a Content-Length, Expect:
-100-continue, http Location headers). Every socket has a timeout and every relay loop a bound.
+tensorstore (orbax's array data) by ``TENSORSTORE_GCS_HTTP_URL``; google-cloud-storage (orbax's bucket
+check) and gcsfs (``etils.epath`` where TensorFlow is not installed) by ``STORAGE_EMULATOR_HOST``, gcsfs
+anonymously (``FSSPEC_GCS_TOKEN=anon``) and without its bucket-type look-up (a gRPC service the emulator
+lacks); and TensorFlow's GCS filesystem (``etils.epath`` where TensorFlow is installed), which has its
+endpoints built in, through a local HTTPS proxy whose self-signed certificate it is told to trust. The
+proxy relays one request per tunnel and papers over three gaps between TensorFlow's curl and the emulator
+(chunked bodies sent with a Content-Length, Expect: 100-continue, http Location headers). google-auth, in
+the processes started inside ``with FakeGCS``, probes no metadata server for credentials (``NO_GCE_CHECK``,
+read when it is imported). Every socket has a timeout and every relay loop a bound.
 """
 
 import datetime
 import os
+import re
 import select
 import shutil
 import socket
@@ -18,6 +22,7 @@ import socketserver
 import ssl
 import tempfile
 import threading
+from http import HTTPStatus
 
 GOOGLE_HOSTS = ("www.googleapis.com", "storage.googleapis.com")
 TIMEOUT_S = 30
@@ -120,11 +125,34 @@ def _proxy_handler(tls: ssl.SSLContext, emulator_port: int):
     return Tunnel
 
 
+def _move(request, response, storage, *args, **kwargs):
+    """GCS's objects.move within a bucket (``POST .../o/SOURCE/moveTo/o/DESTINATION``), with which gcsfs
+    renames: a copy, then the source deleted; the destination's resource is the answer."""
+    from gcp_storage_emulator.exceptions import NotFound
+    from gcp_storage_emulator.handlers import objects
+
+    bucket, source, destination = (request.params[name] for name in ("bucket_name", "object_id", "dest_object_id"))
+    try:
+        moved = objects._copy(request.base_url, storage, bucket, source, bucket, destination)
+        storage.delete_file(bucket, source)
+    except NotFound:
+        response.status = HTTPStatus.NOT_FOUND
+        return
+    response.json(moved)
+
+
 def _patch_emulator(server) -> None:
-    """Accept empty uploads (TensorFlow's directory markers) and send the object's generation with its
-    content, as GCS does (tensorstore reads it; without it, a manifest read fails as malformed)."""
+    """Accept empty uploads (TensorFlow's directory markers); send the object's generation with its
+    content, as GCS does (tensorstore reads it; without it, a manifest read fails as malformed); and
+    move objects (gcsfs's rename: without it, each rename waits out half a minute of retries of a 501)."""
     if getattr(server, "_patched_for_tests", False):
         return
+    move_route = (
+        rf"^{re.escape(server.settings.API_ENDPOINT)}/b/(?P<bucket_name>[-.\w]+)/o/(?P<object_id>.*[^/]+)"
+        r"/moveTo/o/(?P<dest_object_id>.*[^/]+)$",
+        {"POST": _move},
+    )
+    server.HANDLERS = (move_route, *server.HANDLERS)  # before the route of an object, which would match too
     read_data = server._read_data
     server._read_data = lambda handler, query: (
         b"" if (data := read_data(handler, query)) is None and query.get("uploadType") == ["media"] else data
@@ -177,6 +205,9 @@ class FakeGCS:
             "TENSORSTORE_GCS_HTTP_URL": emulator,
             "STORAGE_EMULATOR_HOST": emulator,
             "GOOGLE_AUTH_TOKEN_FOR_TESTING": "fake",  # tensorstore and TensorFlow: no credential look-up
+            "FSSPEC_GCS_TOKEN": "anon",  # gcsfs: anonymous, no credential look-up
+            "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false",  # gcsfs: no bucket-type look-up (storage control gRPC)
+            "NO_GCE_CHECK": "true",  # google-auth (etils' bucket-type check with TensorFlow): no metadata server
             "HTTPS_PROXY": f"http://127.0.0.1:{self._proxy.server_address[1]}",
             "CURL_CA_BUNDLE": certificate,
             "NO_PROXY": "127.0.0.1,localhost",

@@ -1,6 +1,6 @@
 """Package contracts: the core imports no TensorFlow, tfds, clu or ml_collections (accelerator images lack them),
 the train program and the benchmark add only clu's metrics (pure Python), and the accelerator extras install
-the core's JAX."""
+the core's JAX, with gcsfs for gs:// paths (as the gcs extra does)."""
 
 import subprocess
 import sys
@@ -51,4 +51,14 @@ def test_the_accelerator_extras_install_the_cores_jax_with_their_plugin():
     assert {marker: (r.extras, r.specifier) for marker, r in jax.items()} == {
         'extra == "cuda12"': ({"cuda12"}, core.specifier),
         'extra == "tpu"': ({"tpu"}, core.specifier),
+        'extra == "k8s"': ({"k8s"}, core.specifier),
     }
+
+
+def test_the_gcs_extra_and_the_extras_of_pods_give_gs_paths_without_tensorflow():
+    from packaging.requirements import Requirement
+
+    requirements = [Requirement(line) for line in metadata.requires("resnet_jax")]
+    gcsfs = {str(r.marker): r.specifier for r in requirements if r.name == "gcsfs"}
+    assert set(gcsfs) == {f'extra == "{extra}"' for extra in ("gcs", "dev", "cuda12", "tpu")}
+    assert len(set(gcsfs.values())) == 1  # one range, declared once

@@ -5,6 +5,8 @@ import os
 import jax
 from absl import logging
 
+from resnet_jax.train.paths import resolve
+
 ENVIRONMENT = "JAX_COMPILATION_CACHE_DIR"  # JAX's own setting; used when the config leaves the choice open
 OFF = "none"
 
@@ -24,7 +26,7 @@ def enable(setting: str) -> str | None:
     """
     if setting == OFF:
         return None
-    directory = setting or os.environ.get(ENVIRONMENT) or default_directory()
+    directory = os.fspath(resolve(setting or os.environ.get(ENVIRONMENT) or default_directory()))
     jax.config.update("jax_compilation_cache_dir", directory)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)

@@ -17,22 +17,22 @@ out=${2:?usage: accelerator_check.sh bench|baseline|erasing OUTDIR [BUDGET_S [FL
 budget=${3:-420}
 shift $(($# < 3 ? $# : 3))
 data_dir=${DATA_DIR:-.device_data}
-python=${PYTHON:-python3}  # may be a command with arguments
+read -r -a python <<< "${PYTHON:-python3}"  # may be a command with arguments
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1
 {
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo "no nvidia-smi"
-    $python -c "import jax, flax, optax; print('jax', jax.__version__, 'flax', flax.__version__, 'optax', optax.__version__, jax.devices())"
+    "${python[@]}" -c "import jax, flax, optax; print('jax', jax.__version__, 'flax', flax.__version__, 'optax', optax.__version__, jax.devices())"
 } > "$out/device.txt" 2>&1
 
 bench() {
-    timeout "$budget" $python -m resnet_jax.benchmark --reference --json "$@" >> "$out/bench.jsonl" 2>> "$out/bench.log"
+    timeout "$budget" "${python[@]}" -m resnet_jax.benchmark --reference --json "$@" >> "$out/bench.jsonl" 2>> "$out/bench.log"
     echo "rc=$? benchmark $*"
 }
 
 train() {  # train NAME CONFIG_ARG: the run in OUTDIR/NAME, resumed if it is there
     local workdir="$out/$1"
-    timeout --signal=TERM --kill-after=60 "$budget" $python -m resnet_jax.main \
+    timeout --signal=TERM --kill-after=60 "$budget" "${python[@]}" -m resnet_jax.main \
         --config="configs/fashion_mnist.py:$2" --workdir="$workdir" --config.data_dir="$data_dir" \
         --config.checkpoint_every_steps=9380 --config.max_checkpoints_to_keep=1 "${@:3}" >> "$out/$1.log" 2>&1
     local rc=$?

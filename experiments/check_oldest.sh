@@ -13,7 +13,7 @@ rm -rf "$VENV"
 "$PYTHON" -m venv "$VENV"
 "$VENV/bin/pip" install -q --upgrade pip setuptools packaging
 "$VENV/bin/python" experiments/lower_bounds.py > "$VENV/constraints.txt"
-echo "Lower bounds:" $(cat "$VENV/constraints.txt")
+echo "Lower bounds: $(tr '\n' ' ' < "$VENV/constraints.txt")"
 "$VENV/bin/pip" install -q -c "$VENV/constraints.txt" -e ".[dev]"
 "$VENV/bin/pip" list 2>/dev/null | grep -iE "^(jax|jaxlib|flax|optax|orbax-checkpoint|numpy|tensorflow-cpu|tensorflow-datasets|clu) "
 "$VENV/bin/python" -m pytest -m "not slow" -n 2 -q -p no:cacheprovider

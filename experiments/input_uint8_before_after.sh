@@ -3,13 +3,13 @@
 #     bash experiments/input_uint8_before_after.sh 8a74d6c 631a2e1 OUTDIR
 # (8a74d6c normalises images to float32 on the host; 631a2e1 sends uint8 and normalises on the device.)
 set -eu
-before=$1; after=$2; out=$3
+declare -A commits=([before]=$1 [after]=$2); out=$3
 repo=$(git rev-parse --show-toplevel)
 mkdir -p "$out"
 python "$repo/experiments/input_benchmark_data.py" --workdir /tmp/input_bench
 python -m resnet_jax.data.prepare digits --data_dir /tmp/input_bench/tfds
 for name in before after; do
-  commit=${!name}; tree=/tmp/input_bench_$name
+  commit=${commits[$name]}; tree=/tmp/input_bench_$name
   rm -rf "$tree"; git -C "$repo" worktree add -f -q "$tree" "$commit"
   cd "$tree"
   bench() { python -m resnet_jax.benchmark --input_config "$1" --data_dir /tmp/input_bench/tfds --batch_size "$2" --steps "$3" --json; }

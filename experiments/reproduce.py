@@ -157,7 +157,7 @@ def run(table: tables.Table, workdir: Path, seeds: int, fixed: dict[str, str]) -
     sweep.check_started_points(workdir, points)
     outcome = sweep.run_sweep("", workdir, points)
     print(json.dumps({key: len(names) for key, names in outcome.items()}))
-    return 1 if outcome["failed"] else 0
+    return sweep.exit_code(outcome)
 
 
 def main(argv: list[str] | None = None) -> int:

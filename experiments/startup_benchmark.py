@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from resnet_jax.errors import ExitCode
+
 COMMAND = [sys.executable, "-m", "resnet_jax.main", "--config=configs/digits.py"]
 TIMEOUT_S = 900
 
@@ -46,7 +48,7 @@ def run(workdir: Path, cache: str, data_dir: Path, stop_after_first_step: bool =
             break
         time.sleep(0.5)
     returncode = process.wait(timeout=TIMEOUT_S)
-    if returncode:
+    if returncode != (ExitCode.RESUME if stop_after_first_step else ExitCode.FINISHED):
         raise RuntimeError(f"{' '.join(argv)} exited with {returncode}")
     return {**last_startup(workdir), "process_wall_s": time.perf_counter() - started}
 

@@ -7,16 +7,20 @@ Points run one after another, each through the main command (``python -m resnet_
 ``SWEEP_DIR/FIELD=v,FIELD=w`` (a local path or ``gs://``). A finished point (``results.json`` present)
 is skipped; an unfinished one resumes from its checkpoint; a point started with other overrides (a
 changed ``--set``) is an error rather than a silent reuse. Ctrl-C or SIGTERM lets the running point
-checkpoint, then stops the sweep: re-run the same command to go on. ``SWEEP_DIR/sweep.json`` records
-the grid for ``report.py``. ``--point I`` runs grid point I only; ``--launcher`` prefixes its command
-(``srun``, say).
+checkpoint, then stops the sweep, which exits 75 like the main command (README, "Exit codes"): re-run the
+same command to go on. ``SWEEP_DIR/sweep.json`` records the grid for ``report.py``. ``--point I`` runs grid
+point I only; ``--launcher`` prefixes its command (``srun``, say: the scheduler then signals the point's
+tasks itself, and the sweep does not pass its own SIGTERM on).
 
 Instead of running, ``--emit`` prints for a scheduler:
 - ``--emit`` (``commands``): one complete main command per point;
 - ``--emit slurm``: an sbatch script (``experiments/launch/slurm.sbatch``) for one array job whose task
-  i runs point i through this script (``--point`` under ``srun``), skipping it if finished;
-- ``--emit tpu --tpu NAME --zone ZONE``: per point, the ``gcloud compute tpus tpu-vm ssh NAME
-  --worker=all`` line that runs it on every worker of a TPU VM or pod slice.
+  i runs point i through this script (``--point`` under ``srun``), skipping it if finished; each task asks
+  for ``--nodes``, ``--gpus-per-node`` (0: a partition without GPUs), ``--tasks-per-node``,
+  ``--cpus-per-task`` and ``--time``;
+- ``--emit tpu --tpu NAME --zone ZONE``: the ``gcloud compute tpus tpu-vm ssh NAME --worker=all`` line that
+  starts this sweep on every worker of a TPU VM or pod slice, detached from the ssh session (``nohup``), with
+  its log in ``~/resnet_jax/logs/`` on each worker, and the line that follows worker 0's log.
 """
 
 import argparse
@@ -33,6 +37,9 @@ import time
 from pathlib import Path
 
 from etils import epath
+
+from resnet_jax.errors import ExitCode, UserError
+from resnet_jax.train import paths
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the repository root: configs, experiments
@@ -162,14 +169,16 @@ def check_points(config_spec: str, points: list[Point]) -> None:
             raise ValueError(f"point {point.name} of {spec}: {error}") from None
 
 
-def _run_point(argv: list[str], stop_signals: list[int]) -> int:
-    """Run one point; SIGINT/SIGTERM reach it (it checkpoints and exits) and stop the sweep after it."""
+def _run_point(argv: list[str], stop_signals: list[int], launched: bool = False) -> int:
+    """Run one point; SIGINT/SIGTERM reach it (it checkpoints and exits) and stop the sweep after it. Under a
+    ``launched`` point (srun), the scheduler signals the point's tasks itself: a SIGTERM passed on to srun
+    would make it kill them before they save."""
     child = subprocess.Popen(argv)
 
     def forward(signum, frame):
         del frame
         stop_signals.append(signum)
-        if signum == signal.SIGTERM:  # Ctrl-C reaches the child's process group by itself
+        if signum == signal.SIGTERM and not launched:  # Ctrl-C reaches the child's process group by itself
             child.send_signal(signum)
 
     previous = {number: signal.signal(number, forward) for number in (signal.SIGINT, signal.SIGTERM)}
@@ -216,40 +225,86 @@ def run_sweep(
         workdir.mkdir(parents=True, exist_ok=True)
         (workdir / POINT_RECORD).write_text(json.dumps(point.overrides, indent=2) + "\n")
         start = time.time()
-        return_code = _run_point([*launcher, *command(point.config or config, workdir, point.overrides)], stop_signals)
+        argv = [*launcher, *command(point.config or config, workdir, point.overrides)]
+        return_code = _run_point(argv, stop_signals, launched=bool(launcher))
         durations.append(time.time() - start)
         if (workdir / "results.json").exists():
             outcome["finished"].append(point.name)
-        elif return_code == 0 or stop_signals:
+        elif return_code == ExitCode.RESUME:
             outcome["stopped"].append(point.name)
+            log(f"[{index}/{len(points)}] {point.name}: stopped after saving its checkpoint; re-run the same command")
+            break
         else:
             outcome["failed"].append(point.name)
             log(f"[{index}/{len(points)}] {point.name}: failed with exit code {return_code}; see its log above")
         if stop_signals:
-            log("Stopped; the running point saved a checkpoint. Re-run the same command to go on.")
+            log("Stopped by a signal. Re-run the same command to go on.")
             break
     return outcome
 
 
-def slurm_array_script(sweep_arguments: list[str], num_points: int) -> str:
-    """The sbatch template as one array job over the grid: task i runs point i with this script under srun."""
-    template = SLURM_TEMPLATE.read_text()
+def exit_code(outcome: dict[str, list[str]]) -> ExitCode:
+    """The main command's code for a sweep's outcome: a failed point fails it, a stopped one asks to resume."""
+    if outcome["failed"]:
+        return ExitCode.FAILED
+    return ExitCode.RESUME if outcome["stopped"] else ExitCode.FINISHED
+
+
+@dataclasses.dataclass(frozen=True)
+class SlurmResources:
+    """What each array task of ``--emit slurm`` asks for: nodes, GPUs and tasks per node, CPUs per task, time."""
+
+    nodes: int = 1
+    gpus_per_node: int = 1
+    tasks_per_node: int | None = None  # one per GPU by default (one on a partition without GPUs)
+    cpus_per_task: int = 8
+    time: str = "24:00:00"
+
+    def directives(self) -> dict[str, str | None]:
+        """The template's #SBATCH options and their values (None: delete the line)."""
+        tasks = self.tasks_per_node or max(self.gpus_per_node, 1)
+        return {
+            "nodes": str(self.nodes),
+            "ntasks-per-node": str(tasks),
+            "gpus-per-node": str(self.gpus_per_node) if self.gpus_per_node else None,
+            "cpus-per-task": str(self.cpus_per_task),
+            "time": self.time,
+        }
+
+
+def slurm_array_script(sweep_arguments: list[str], num_points: int, resources: SlurmResources) -> str:
+    """The sbatch template as one array job over the grid: task i runs point i with this script, its tasks
+    under the template's srun, each array task asking for ``resources``."""
+    script = SLURM_TEMPLATE.read_text()
+    quoted = " ".join(f"'{word}'" if "," in word and "'" not in word else shlex.quote(word) for word in sweep_arguments)
     run = (
-        f"RUN=(python experiments/sweep.py {shlex.join(sweep_arguments)}"
-        ' --point "${SLURM_ARRAY_TASK_ID}" --launcher "srun --kill-on-bad-exit=1")'
+        f"RUN=(python experiments/sweep.py {quoted}"  # a comma unquoted in an array reads as a typo (SC2054)
+        ' --point "${SLURM_ARRAY_TASK_ID}" --launcher "${SRUN[*]}")'
     )
-    script, replaced = re.subn(r"^RUN=\(.*\)$", lambda _: run, template, count=1, flags=re.MULTILINE)
+    script, replaced = re.subn(r"^RUN=\(.*\)$", lambda _: run, script, count=1, flags=re.MULTILINE)
+    launch, launched = re.subn(r'^"\$\{SRUN\[@\]\}" ', "", script, count=1, flags=re.MULTILINE)
     array = f"#SBATCH --array=0-{num_points - 1}      # one task per grid point; each task gets the nodes below"
-    job_name = f"#SBATCH --job-name=resnet_jax_sweep\n{array}"
-    script, named = re.subn(r"^#SBATCH --job-name=.*$", job_name, script, count=1, flags=re.MULTILINE)
-    if not (replaced and named):
-        raise RuntimeError(f"{SLURM_TEMPLATE} lost its RUN=(...) or --job-name line")
+    script, named = re.subn(
+        r"^#SBATCH --job-name=.*$", f"#SBATCH --job-name=resnet_jax_sweep\n{array}", launch, count=1, flags=re.M
+    )
+    for option, value in resources.directives().items():
+        def directive(match: re.Match, option=option, value=value) -> str:
+            return "" if value is None else f"#SBATCH --{option}={value}{match[1]}\n"
+
+        script, found = re.subn(rf"^#SBATCH --{option}=\S*(.*)\n", directive, script, flags=re.MULTILINE)
+        if not found:
+            raise RuntimeError(f"{SLURM_TEMPLATE} lost its #SBATCH --{option} line")
+    if not (replaced and launched and named):
+        raise RuntimeError(f"{SLURM_TEMPLATE} lost its RUN=(...), srun or --job-name line")
     return script.replace("slurm-%x-%j.out", "slurm-%x-%A_%a.out")
 
 
-def tpu_command(tpu: str, zone: str, main_command: list[str]) -> str:
-    """The gcloud line that runs ``main_command`` on every worker of TPU VM ``tpu`` (the repository in ~/resnet_jax)."""
-    remote = f"cd resnet_jax && {shlex.join(main_command)}"
+def tpu_command(tpu: str, zone: str, sweep_arguments: list[str], log_name: str) -> str:
+    """The gcloud line that starts the sweep on every worker of TPU VM ``tpu`` (the repository in ~/resnet_jax),
+    detached from the ssh session (``nohup``: the run keeps going when it closes) with its output in
+    ``~/resnet_jax/logs/LOG_NAME.log`` on each worker. The points run one after another, as the sweep runs them."""
+    sweep_command = shlex.join(["python", "experiments/sweep.py", *sweep_arguments])
+    remote = f"cd resnet_jax && mkdir -p logs && nohup {sweep_command} > logs/{log_name}.log 2>&1 < /dev/null &"
     return shlex.join(
         ["gcloud", "compute", "tpus", "tpu-vm", "ssh", tpu, f"--zone={zone}", "--worker=all", f"--command={remote}"]
     )
@@ -259,10 +314,13 @@ def emit(args: argparse.Namespace, sweep_dir: epath.Path, points: list[Point], s
     """Print the sweep for a scheduler, in the format ``--emit`` names."""
     commands = [command(args.config, sweep_dir / point.name, point.overrides, python="python") for point in points]
     if args.emit == "slurm":
-        print(slurm_array_script(sweep_arguments, len(points)), end="")
+        resources = SlurmResources(args.nodes, args.gpus_per_node, args.tasks_per_node, args.cpus_per_task, args.time)
+        print(slurm_array_script(sweep_arguments, len(points), resources), end="")
     elif args.emit == "tpu":
-        for main_command in commands:
-            print(tpu_command(args.tpu, args.zone, main_command))
+        log_name = sweep_dir.name or "sweep"
+        print(tpu_command(args.tpu, args.zone, sweep_arguments, log_name))
+        follow = ["gcloud", "compute", "tpus", "tpu-vm", "ssh", args.tpu, f"--zone={args.zone}", "--worker=0"]
+        print(f"# worker 0's log: {shlex.join([*follow, f'--command=tail -f resnet_jax/logs/{log_name}.log'])}")
     else:
         for main_command in commands:
             print(shlex.join(main_command))
@@ -282,9 +340,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--tpu", help="--emit tpu: the TPU VM or pod slice's name")
     parser.add_argument("--zone", help="--emit tpu: its zone")
+    slurm = SlurmResources()
+    parser.add_argument("--nodes", type=int, default=slurm.nodes, help="--emit slurm: nodes per point")
+    parser.add_argument(
+        "--gpus-per-node", type=int, default=slurm.gpus_per_node, help="--emit slurm: 0 on a partition without GPUs"
+    )
+    parser.add_argument("--tasks-per-node", type=int, help="--emit slurm: processes per node (default: one per GPU)")
+    parser.add_argument("--cpus-per-task", type=int, default=slurm.cpus_per_task, help="--emit slurm: input threads")
+    parser.add_argument("--time", default=slurm.time, help="--emit slurm: each array task's time limit")
     args = parser.parse_args(argv)
     sweep_dir = epath.Path(args.workdir)
     try:
+        paths.require_filesystem(args.workdir, f"--workdir {args.workdir}")
         grid = parse_grid(args.grid)
         fixed = dict(parse_assignment(text) for text in args.set)
         if overlap := set(grid) & set(fixed):
@@ -297,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
         check_points(args.config, points)
         if not args.emit:
             check_started_points(sweep_dir, points)
-    except ValueError as error:
+    except (ValueError, UserError) as error:
         parser.error(str(error))
     if args.emit:
         sweep_arguments = ["--config", args.config, "--workdir", args.workdir]
@@ -313,8 +380,7 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({key: len(names) for key, names in outcome.items()}))
     if outcome["failed"]:
         print(f"failed points: {', '.join(outcome['failed'])}", file=sys.stderr)
-        return 1
-    return 0
+    return exit_code(outcome)
 
 
 if __name__ == "__main__":

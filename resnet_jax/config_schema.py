@@ -58,6 +58,7 @@ class Field:
       choices: the allowed values (a tuple, or ``Owned`` by the subsystem that dispatches on them).
       range: the allowed numbers (for a tuple field: each element).
       element: the element type of a tuple field; ``length`` its fixed length, if any.
+      path: a path or URI ('' for none), which must be on a filesystem this install can open (``gs://``).
     """
 
     name: str
@@ -68,18 +69,22 @@ class Field:
     range: Range | None = None
     element: type | None = None
     length: int | None = None
+    path: bool = False
 
     def allowed_values(self) -> tuple | None:
         """The allowed values, or None when any value of the right type (and range) is allowed."""
         return self.choices.values() if isinstance(self.choices, Owned) else self.choices
 
     def check(self, value: Any) -> None:
-        """Raise ConfigError, saying what is allowed and what the field is for, unless ``value`` fits."""
+        """Raise ConfigError, saying what is allowed and what the field is for, unless ``value`` fits; a path
+        field's ``gs://`` path that this install cannot open raises MissingDependency, naming the extra."""
         problem = self._problem(value)
         if problem:
             close = difflib.get_close_matches(str(value), map(str, self.allowed_values() or ()), n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise ConfigError(f"{self.name} must be {problem}, got {value!r} ({self.name}: {self.doc}).{hint}")
+        if self.path:
+            _require_filesystem(value, f"--config.{self.name}={value}")
 
     def _problem(self, value: Any) -> str:
         """What ``value`` should have been, or '' when it fits."""
@@ -125,6 +130,11 @@ def _owned(module: str, attribute: str, doc: str = "") -> Owned:
     return Owned(f"resnet_jax.{module}", attribute, doc)
 
 
+def _require_filesystem(path: str, given: str) -> None:
+    """``paths.require_filesystem``: a ``gs://`` path needs gcsfs (or TensorFlow) before anything starts."""
+    importlib.import_module("resnet_jax.train.paths").require_filesystem(path, given)
+
+
 FIELDS = (
     # --- Model (resnet_jax.models) ---
     Field(
@@ -168,7 +178,7 @@ FIELDS = (
         "always exists and needs no files",
         (DATA,),
     ),
-    Field("data_dir", "", "TFDS data directory ('' = the TFDS default)", (DATA,)),
+    Field("data_dir", "", "TFDS data directory ('' = the TFDS default)", (DATA,), path=True),
     Field(
         "download",
         True,
@@ -434,7 +444,7 @@ FIELDS = (
         range=FRACTION,
     ),
     # --- Fine-tuning ---
-    Field("init_from", "", "a workdir or checkpoint of this package, or a torchvision .pth file", (RUN,)),
+    Field("init_from", "", "a workdir or checkpoint of this package, or a torchvision .pth file", (RUN,), path=True),
     Field("reinit_head", False, "re-initialise the head (always done when num_classes differs)", (RUN,)),
     Field("freeze", "", "comma-separated parts not trained: 'stem', 'layer1', ..., 'head'", (OPTIMISATION,)),
     Field("lr_multipliers", "", "per-part learning-rate multipliers, e.g. 'stem=0.1,layer1=0.1'", (OPTIMISATION,)),
@@ -462,6 +472,15 @@ FIELDS = (
         "JAX's persistent compilation cache: '' = $JAX_COMPILATION_CACHE_DIR or "
         "~/.cache/resnet_jax/jax_compilation_cache; 'none' = off",
         (RUN,),
+        path=True,
+    ),
+    Field(
+        "join_timeout_s",
+        300,
+        "seconds a process of a multi-process job waits for all the others to start before it gives up, "
+        "naming the ones that did not arrive",
+        (RUN,),
+        range=AT_LEAST_ONE,
     ),
 )
 BY_NAME = {field.name: field for field in FIELDS}
@@ -603,6 +622,8 @@ def _check_dataset_rules(config: Any) -> None:
     images choose it, and ``create_datasets`` checks them), and the options only tfds: datasets have."""
     data = importlib.import_module("resnet_jax.data")
     pipeline = data.pipeline_of(config.dataset, config.pipeline)  # also checks the name's grammar
+    if config.dataset.startswith(data.spec.FOLDER_PREFIX):
+        _require_filesystem(data.spec.folder_path(config.dataset), f"--config.dataset={config.dataset}")
     require(
         pipeline != data.spec.SYNTHETIC or config.pipeline == data.spec.AUTO,
         f"pipeline={config.pipeline!r} chooses how a dataset of images is fed; the synthetic dataset is made "

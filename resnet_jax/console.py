@@ -2,8 +2,9 @@
 every library's warnings; the libraries' INFO lines (orbax, TFDS, JAX) only when ``--verbosity`` is given.
 
 A failed asynchronous checkpoint save (a full disk, say) reaches the main thread, which reports it
-once (``train.storage``); the tracebacks orbax's threads log on the way, and those of tensorstore's late
-callbacks into the closed event loop (reported as unraisable), are hidden with the libraries' INFO lines.
+once (``train.storage``); the tracebacks orbax's threads log on the way, those that asyncio logs for orbax's
+write tasks whose failure nobody awaited, and those of tensorstore's late callbacks into the closed event
+loop (reported as unraisable), are hidden with the libraries' INFO lines.
 """
 
 import logging
@@ -18,13 +19,25 @@ ORBAX_SOURCE = os.path.join("orbax", "checkpoint", "")
 ASYNCIO_LOOP_SOURCE = os.path.join("asyncio", "base_events.py")
 
 
+def raised_in_orbax(record: logging.LogRecord) -> bool:
+    """Whether ``record`` carries an exception that orbax logged, or that came up through orbax's code (an
+    asyncio task of its write that failed, logged by asyncio as "Task exception was never retrieved")."""
+    if not record.exc_info:
+        return False
+    if ORBAX_SOURCE in record.pathname:
+        return True
+    error = record.exc_info[1]
+    frames = traceback.extract_tb(error.__traceback__) if error is not None else []
+    return any(ORBAX_SOURCE in frame.filename for frame in frames)
+
+
 class LibraryInfoFilter(logging.Filter):
-    """Passes warnings and errors from anywhere, and INFO lines from this package only; orbax's logged
-    tracebacks are left to the error that reaches the main thread."""
+    """Passes warnings and errors from anywhere, and INFO lines from this package only; orbax's failed writes
+    are left to the error that reaches the main thread, without their tracebacks."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Whether ``record`` is printed."""
-        if record.exc_info and ORBAX_SOURCE in record.pathname:
+        if raised_in_orbax(record):
             return False
         return record.levelno >= logging.WARNING or OWN_SOURCE in record.pathname
 

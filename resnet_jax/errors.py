@@ -1,17 +1,29 @@
 """Mistakes a user can fix (a misspelt config field, a missing dataset file): the commands print them as
-one paragraph that says what to do, with no traceback, and exit non-zero (2 for a config or command-line
-mistake). Anything else is a bug and keeps its traceback; ``--debug`` (or ``RESNET_JAX_DEBUG=1``) keeps
-the traceback of every error.
+one paragraph that says what to do, with no traceback, and exit with ``ExitCode.USER_ERROR``. Anything else
+is a bug and keeps its traceback; ``--debug`` (or ``RESNET_JAX_DEBUG=1``) keeps the traceback of every error.
 """
 
+import enum
 import os
 import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-USER_ERROR_EXIT_CODE = 1
-USAGE_EXIT_CODE = 2
 DEBUG_ENVIRONMENT = "RESNET_JAX_DEBUG"
+
+
+class ExitCode(enum.IntEnum):
+    """The main command's exit codes, which the launch files (SLURM, JobSet) and the sweep driver act on.
+
+    ``RESUME`` is sysexits.h's EX_TEMPFAIL ("a temporary failure; the user is invited to retry"): distinct
+    from 1 and 2, from the 126-165 that shells and Kubernetes report for a command not run or killed by a
+    signal (128 + N), and from Python's own exits, so a scheduler that sees it knows a checkpoint was kept.
+    """
+
+    FINISHED = 0  # training and evaluation done; results.json written
+    FAILED = 1  # a crash or a bug (a traceback says where): a retry may help, a bounded number of times
+    USER_ERROR = 2  # the user's mistake (config, command line, data, storage, workdir in use): do not retry
+    RESUME = 75  # stopped by a signal with nothing lost: run the same command to resume
 
 
 class UserError(Exception):
@@ -19,7 +31,7 @@ class UserError(Exception):
 
 
 class ConfigError(UserError, ValueError):
-    """A config field or command-line value that cannot work (exit code 2)."""
+    """A config field or command-line value that cannot work."""
 
 
 class MissingFilesError(UserError, FileNotFoundError):
@@ -50,9 +62,9 @@ def debugging() -> bool:
 
 
 def exit_with(error: UserError) -> NoReturn:
-    """Print 'error: MESSAGE' on stderr and exit: 2 for a ConfigError, 1 for another user error."""
+    """Print 'error: MESSAGE' on stderr and exit with ``ExitCode.USER_ERROR``: the same command fails again."""
     print(f"error: {error}", file=sys.stderr, flush=True)
-    sys.exit(USAGE_EXIT_CODE if isinstance(error, ConfigError) else USER_ERROR_EXIT_CODE)
+    sys.exit(ExitCode.USER_ERROR)
 
 
 def exit_on_user_error(function: Callable[..., Any], *args: Any) -> Any:

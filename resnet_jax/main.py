@@ -1,8 +1,11 @@
 """Command line: ``python -m resnet_jax.main --config=configs/FILE.py[:ARG] --workdir=DIR [--config.FIELD=V]``.
 
 Multi-host: ``--coordinator_address=HOST:PORT --num_processes=N --process_id=I`` call
-``jax.distributed.initialize``; without them JAX's own auto-detection (TPU pods, SLURM, Open MPI)
+``jax.distributed.initialize``; without them JAX's own auto-detection (TPU pods, SLURM, Kubernetes, Open MPI)
 applies. Re-running the same command with the same workdir resumes the run.
+
+Exit codes (``errors.ExitCode``): 0 finished; 1 failed; 2 the user's mistake (do not retry); 75 stopped
+by a signal (SIGTERM, SIGHUP, Ctrl-C) with nothing lost: run the same command to resume.
 
 The config is loaded and checked before JAX starts and before anything is written: a
 mistake in it, or in a flag, is one paragraph on stderr and exit code 2, with no traceback (``--debug``
@@ -11,13 +14,15 @@ shows it), and leaves no workdir behind. Libraries' INFO lines are hidden unless
 
 import re
 import sys
+from typing import NoReturn
 
-from absl import app, flags, logging
+from absl import app, flags
 from ml_collections import config_flags
 
 from resnet_jax import config_schema
 from resnet_jax.console import quiet_libraries
-from resnet_jax.errors import ConfigError, debugging, exit_on_user_error, exit_with
+from resnet_jax.errors import ConfigError, ExitCode, debugging, exit_on_user_error, exit_with
+from resnet_jax.train import paths
 from resnet_jax.train.preemption import exit_on_stop_signals
 
 __doc__ += f"\n{config_schema.help_text()}\n"  # absl's --help and --helpfull print the module's docstring
@@ -90,31 +95,26 @@ def load_config():
     return config
 
 
-def initialize_distributed() -> None:
-    """Join the multi-process job if flags or the environment describe one; no-op for a single process."""
-    import jax
+def join_job(config) -> None:
+    """Join the multi-process job that the flags or the environment describe; no-op for a single process."""
+    from resnet_jax.train import joining
 
     explicit = [_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value]
-    if any(value is not None for value in explicit):
-        if any(value is None for value in explicit):
-            raise app.UsageError("give all of --coordinator_address, --num_processes and --process_id, or none")
-        jax.distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
-        return
-    try:
-        jax.distributed.initialize()  # TPU pods, SLURM and Open MPI describe themselves
-    except (ValueError, RuntimeError) as error:
-        logging.info("Running as a single process (%s).", str(error).splitlines()[0])
+    if any(value is not None for value in explicit) and any(value is None for value in explicit):
+        exit_with(ConfigError("give all of --coordinator_address, --num_processes and --process_id, or none."))
+    joining.join(*explicit, timeout_s=config.join_timeout_s)
 
 
 def main(argv: list[str]) -> None:
     """Check the config, set up the process, then train and evaluate."""
     if len(argv) > 1:
         exit_with(ConfigError(f"unexpected arguments: {' '.join(argv[1:])}; {EXAMPLE}."))
-    exit_on_stop_signals("during start-up; no checkpoint was written")
+    exit_on_stop_signals("during start-up, before training: nothing was lost; run the same command again")
     if not flags.FLAGS["verbosity"].present:
         quiet_libraries()
     config = exit_on_user_error(load_config)
-    initialize_distributed()
+    exit_on_user_error(paths.require_filesystem, _WORKDIR.value, f"--workdir={_WORKDIR.value}")
+    exit_on_user_error(join_job, config)
     from resnet_jax.train import loop
 
     results = exit_on_user_error(loop.run, config, _WORKDIR.value)  # load_config validated it
@@ -123,16 +123,16 @@ def main(argv: list[str]) -> None:
     print({key: value for key, value in results.items()}, file=sys.stdout, flush=True)
 
 
-def report_stop(results: dict) -> None:
-    """One line for a run that SIGTERM or Ctrl-C ended; exit 0 if a checkpoint holds its progress, else 1."""
+def report_stop(results: dict) -> NoReturn:
+    """One line for a run that a stop signal ended, and ``ExitCode.RESUME``: nothing was lost."""
     saved = results["checkpoint_step"]
     where = (
-        f"its checkpoint of step {saved} is in {_WORKDIR.value}; re-run the same command to resume"
+        f"its checkpoint of step {saved} is in {_WORKDIR.value}; run the same command to resume"
         if saved is not None
-        else "no checkpoint was written yet"
+        else "it had not started training, so nothing was lost; run the same command to start"
     )
     print(f"Stopped by {results['stopped']} at step {results['step']}: {where}.", file=sys.stderr, flush=True)
-    sys.exit(0 if saved is not None else 1)
+    sys.exit(ExitCode.RESUME)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import resnet_jax.data as data
 from configs import cifar10, imagenet
 from resnet_jax import config_schema
 from resnet_jax.data import prepare
-from resnet_jax.errors import ConfigError
+from resnet_jax.errors import ConfigError, ExitCode
 from resnet_jax.train import loop
 
 REPO = Path(__file__).resolve().parents[1]
@@ -212,7 +212,7 @@ def resnet20_workdir(tmp_path_factory) -> Path:
         ("another model's workdir", ["does not match this model", "start a fresh --workdir"]),
     ],
 )
-def test_a_mistake_found_after_the_config_check_is_one_paragraph_exit_1(tmp_path, resnet20_workdir, case, words):
+def test_a_mistake_found_after_the_config_check_is_one_paragraph_exit_2(tmp_path, resnet20_workdir, case, words):
     workdir = tmp_path / "run"
     overrides = {
         "missing dataset": ["--config.dataset=cifar10", f"--config.data_dir={tmp_path / 'empty'}"],
@@ -223,7 +223,7 @@ def test_a_mistake_found_after_the_config_check_is_one_paragraph_exit_1(tmp_path
     if case == "another model's workdir":
         workdir = resnet20_workdir
     completed = _main(workdir, *overrides)
-    assert completed.returncode == 1, completed.stderr[-3000:]
+    assert completed.returncode == ExitCode.USER_ERROR, completed.stderr[-3000:]
     assert "Traceback" not in completed.stderr
     (message,) = [line for line in completed.stderr.splitlines() if line.startswith("error: ")]
     for word in words:

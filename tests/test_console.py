@@ -38,6 +38,35 @@ def test_orbax_tracebacks_are_left_to_the_main_threads_error_and_ours_are_kept()
     assert keep(_record(os.path.join(str(REPO), "resnet_jax", "train", "loop.py"), logging.ERROR, failure))
 
 
+def test_asyncio_hides_an_orbax_write_tasks_unretrieved_failure_but_not_ours(tmp_path):
+    """asyncio logs a failed task that nobody awaited ("Task exception was never retrieved") with its traceback:
+    one that came up through orbax's code (a write of a full disk) is left to the main thread's error."""
+    import asyncio
+    import gc
+
+    def failing_write(filename: str):
+        source = "async def write_fragment():\n    raise OSError(28, 'RESOURCE_EXHAUSTED: No space left on device')\n"
+        namespace = {}
+        exec(compile(source, filename, "exec"), namespace)  # frames of a file in orbax's tree, or in ours
+        return namespace["write_fragment"]
+
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    asyncio_logger = logging.getLogger("asyncio")
+    asyncio_logger.addHandler(handler)
+    try:
+        for filename in ("/site-packages/orbax/checkpoint/_src/serialization/tensorstore_utils.py", __file__):
+            loop = asyncio.new_event_loop()
+            loop.run_until_complete(asyncio.wait([loop.create_task(failing_write(filename)())]))
+            loop.close()
+            gc.collect()  # the task, and its unretrieved exception, are collected: asyncio logs it now
+    finally:
+        asyncio_logger.removeHandler(handler)
+    assert [record.getMessage().startswith("Task exception was never retrieved") for record in records] == [True] * 2
+    assert [LibraryInfoFilter().filter(record) for record in records] == [False, True]
+
+
 def test_only_a_callback_into_asyncios_closed_loop_is_a_late_write_callback():
     import asyncio
 

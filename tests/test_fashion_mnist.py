@@ -15,7 +15,7 @@ from conftest import assert_whole_images
 from configs import fashion_mnist as fashion_mnist_config
 from resnet_jax.data import prepare
 from resnet_jax.data.sources import checksum, fashion_mnist, tfds_source
-from resnet_jax.errors import InvalidFilesError, MissingFilesError
+from resnet_jax.errors import ExitCode, InvalidFilesError, MissingFilesError
 from resnet_jax.train import loop
 
 pytestmark = pytest.mark.xdist_group("fashion_mnist")  # one worker prepares the miniature dataset once
@@ -132,7 +132,7 @@ def test_the_prepare_command_prints_the_error_without_a_traceback(tmp_path):
         timeout=120,
         cwd=ROOT,
     )
-    assert completed.returncode == 1
+    assert completed.returncode == ExitCode.USER_ERROR
     assert completed.stderr.startswith("error: Fashion-MNIST needs its four original files")
     assert "Traceback" not in completed.stderr
 

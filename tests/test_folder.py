@@ -15,7 +15,7 @@ from PIL import Image
 
 from resnet_jax import config_schema, data
 from resnet_jax.data.sources import arrays, folder
-from resnet_jax.errors import ConfigError, InvalidFilesError, MissingFilesError
+from resnet_jax.errors import ConfigError, ExitCode, InvalidFilesError, MissingFilesError
 from resnet_jax.train import checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
@@ -189,7 +189,7 @@ def test_a_bad_folder_is_one_paragraph_through_the_real_command_and_leaves_no_wo
     dataset = _make_bad(kind, tmp_path / "bad")
     workdir = tmp_path / "run"
     result = _run(_command(workdir, dataset, tmp_path / "data", "--config.num_train_steps=2"))
-    assert_one_error_paragraph(result, 1, words, workdir)
+    assert_one_error_paragraph(result, words, workdir)
 
 
 def test_num_classes_that_disagrees_with_the_folder_names_both_numbers(tmp_path):
@@ -197,7 +197,7 @@ def test_num_classes_that_disagrees_with_the_folder_names_both_numbers(tmp_path)
     workdir = tmp_path / "run"
     command = _command(workdir, f"folder:{tmp_path / 'pets'}", tmp_path / "data", "--config.num_classes=10")
     result = _run([*command, "--config.num_train_steps=2"])
-    assert_one_error_paragraph(result, 2, "has 4 classes but the model has num_classes=10", workdir)
+    assert_one_error_paragraph(result, "has 4 classes but the model has num_classes=10", workdir)
 
 
 def test_layout_errors_are_user_errors():
@@ -263,7 +263,8 @@ def test_the_prepare_command_builds_a_folder_and_says_what_it_holds(tmp_path):
         text=True,
         timeout=300,
     )
-    assert missing.returncode == 1 and "Traceback" not in missing.stderr and "there is no directory" in missing.stderr
+    assert missing.returncode == ExitCode.USER_ERROR and "Traceback" not in missing.stderr
+    assert "there is no directory" in missing.stderr
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,5 @@
 """Runs without TensorFlow: a prepared in-memory dataset is read from its numpy copy, TensorBoard events are
-written from tensorboard's protocol buffers, and the real command trains, evaluates, checkpoints, resumes
+written by tensorboardX, and the real command trains, evaluates, checkpoints, resumes
 and profiles in a process where TensorFlow and TFDS cannot be imported (``tests/without_tensorflow.py``)."""
 
 import dataclasses
@@ -16,6 +16,7 @@ import pytest
 from resnet_jax import data
 from resnet_jax.data import spec
 from resnet_jax.data.sources import arrays, named
+from resnet_jax.errors import ExitCode
 from resnet_jax.train import metrics
 
 REPO = Path(__file__).resolve().parents[1]
@@ -110,7 +111,7 @@ def test_the_tensorboard_writer_writes_events_that_tensorflow_reads(tmp_path):
 def test_without_tfds_and_without_a_numpy_copy_the_error_names_the_prepare_command_and_the_extra(tmp_path):
     workdir = tmp_path / "run"
     completed = _run(_digits_command(workdir, str(tmp_path / "empty"), 4))
-    assert completed.returncode == 1
+    assert completed.returncode == ExitCode.USER_ERROR
     assert "Traceback" not in completed.stderr
     (line,) = [line for line in completed.stderr.splitlines() if line.startswith("error:")]
     assert "no numpy copy" in line and "python -m resnet_jax.data.prepare digits" in line
@@ -120,7 +121,7 @@ def test_without_tfds_and_without_a_numpy_copy_the_error_names_the_prepare_comma
 
 def test_preparing_without_tfds_names_the_extra(tmp_path):
     completed = _run(["resnet_jax.data.prepare", "digits", "--data_dir", str(tmp_path)])
-    assert completed.returncode == 1 and "Traceback" not in completed.stderr
+    assert completed.returncode == ExitCode.USER_ERROR and "Traceback" not in completed.stderr
     assert "error:" in completed.stderr and "resnet_jax[tfds]" in completed.stderr
 
 
@@ -172,7 +173,7 @@ def test_the_accelerator_check_runs_its_cpu_path(tmp_path):
 @pytest.mark.slow
 def test_installed_with_no_deps_on_an_accelerator_image_the_command_trains(tmp_path, digits_dir):
     """pip install --no-deps into an environment of jax, flax, optax, orbax, numpy, ml_collections, clu and
-    tensorboard alone (``accelerator_image``), then the digits job from its numpy copy."""
+    tensorboardX alone (``accelerator_image``), then the digits job from its numpy copy."""
     site, package = tmp_path / "site", tmp_path / "package"
     linked = accelerator_image.link_environment(site)
     assert "flax" in linked and not any(name.lower().startswith("tensorflow") for name in linked)

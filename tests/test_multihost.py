@@ -1,5 +1,7 @@
 """Two real processes x 4 simulated CPU devices on loopback (jax.distributed, gloo) against 1 x 8."""
 
+import dataclasses
+import importlib.util
 import json
 import os
 import shutil
@@ -16,6 +18,7 @@ import jax
 import numpy as np
 import pytest
 
+from resnet_jax.errors import ExitCode
 from resnet_jax.train import checkpoint
 
 pytestmark = [pytest.mark.xdist_group("multihost"), pytest.mark.slow]  # real processes on loopback
@@ -36,35 +39,11 @@ FLAGS = [
 ]
 
 
-def free_port(candidates: range | None = None) -> int:
-    """A port free on 127.0.0.1: any, or the first free one of ``candidates``."""
-    for port in candidates or [0]:
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return sock.getsockname()[1]
-    raise RuntimeError(f"no free port in {candidates}")
-
-
-# jax.distributed takes the coordinator's port of a SLURM job from its id: 61440 + job id % 4096.
-SLURM_PORTS = range(61440, 65536)
-
-
-def slurm_environment(index: int, num_processes: int, job_id: int) -> dict[str, str]:
-    """What SLURM sets for task ``index`` of a ``num_processes``-task job step on one node, the loopback host."""
-    return {
-        "SLURM_JOB_ID": str(job_id),
-        "SLURM_JOB_NUM_NODES": "1",
-        "SLURM_STEP_NUM_NODES": "1",
-        "SLURM_STEP_NODELIST": "127.0.0.1",
-        "SLURM_JOB_NODELIST": "127.0.0.1",
-        "SLURM_NODEID": "0",
-        "SLURM_NTASKS": str(num_processes),
-        "SLURM_PROCID": str(index),
-        "SLURM_LOCALID": str(index),
-    }
+def free_port() -> int:
+    """A port free on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def launch(
@@ -72,13 +51,13 @@ def launch(
     num_processes: int,
     devices_per_process: int,
     while_running: Callable[[list[subprocess.Popen]], None] | None = None,
-    slurm: bool = False,
+    exit_code: int = ExitCode.FINISHED,
 ) -> list[str]:
     """Run ``command`` as ``num_processes`` processes of one job on 127.0.0.1, calling ``while_running``
-    with them once started; returns their logs. The processes learn of each other from the multi-host
-    flags or, with ``slurm``, from SLURM's environment alone. The coordinator binds to 127.0.0.1 only.
-    Waits are bounded."""
-    port = free_port(SLURM_PORTS if slurm else None)
+    with them once started; returns their logs, each process having exited with ``exit_code``. The processes
+    learn of each other from the multi-host flags (tests/test_slurm.py runs them under a real SLURM). The
+    coordinator binds to 127.0.0.1 only. Waits are bounded."""
+    port = free_port()
     env = dict(
         os.environ,
         XLA_FLAGS=f"--xla_force_host_platform_device_count={devices_per_process}",
@@ -86,11 +65,7 @@ def launch(
         JAX_COORDINATOR_BIND_ADDRESS=f"127.0.0.1:{port}",
     )
     flags = [[] for _ in range(num_processes)]
-    environments = [env for _ in range(num_processes)]
-    if num_processes > 1 and slurm:
-        job_id = port - SLURM_PORTS.start + 4096 * 1234  # any id that gives this port
-        environments = [{**env, **slurm_environment(index, num_processes, job_id)} for index in range(num_processes)]
-    elif num_processes > 1:
+    if num_processes > 1:
         distributed = [f"--coordinator_address=127.0.0.1:{port}", f"--num_processes={num_processes}"]
         flags = [[*distributed, f"--process_id={index}"] for index in range(num_processes)]
     logs = [tempfile.TemporaryFile("w+") for _ in range(num_processes)]  # files: a full pipe would stall a process
@@ -98,12 +73,12 @@ def launch(
         subprocess.Popen(
             [*command, *process_flags],
             cwd=REPO,
-            env=process_env,
+            env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
             text=True,
         )
-        for log, process_flags, process_env in zip(logs, flags, environments, strict=True)
+        for log, process_flags in zip(logs, flags, strict=True)
     ]
     deadline = time.monotonic() + TIMEOUT_S
     try:
@@ -119,7 +94,7 @@ def launch(
         log.seek(0)
         outputs.append(log.read())
         log.close()
-        assert process.returncode == 0, outputs[-1][-3000:]
+        assert process.returncode == exit_code, outputs[-1][-3000:]
     return outputs
 
 
@@ -135,12 +110,11 @@ def sigterm_once_saved(workdir: Path, step: int, process: int) -> Callable[[list
     return send
 
 
-def train(workdir: Path, num_processes: int, devices_per_process: int, *extra: str, slurm: bool = False) -> dict:
+def train(workdir: Path, num_processes: int, devices_per_process: int, *extra: str) -> dict:
     launch(
         [sys.executable, "-m", "resnet_jax.main", f"--workdir={workdir}", *FLAGS, *extra],
         num_processes,
         devices_per_process,
-        slurm=slurm,
     )
     return json.loads((workdir / "results.json").read_text())
 
@@ -178,19 +152,6 @@ def test_only_process_0_writes_metrics_tensorboard_and_results(runs):
     assert json.loads((multi / "config.json").read_text())["devices"]["num_processes"] == 2
 
 
-def test_a_slurm_job_of_two_tasks_trains_as_the_two_process_run_without_multi_host_flags(runs, tmp_path):
-    """Under srun the main command needs no flags: jax.distributed.initialize() reads SLURM's environment."""
-    _, multi = runs
-    slurm = tmp_path / "slurm"
-    results = train(slurm, 2, 4, slurm=True)
-    assert json.loads((slurm / "config.json").read_text())["devices"]["num_processes"] == 2
-    assert results["num_eval_examples"] == 37
-    expected, actual = (jax.tree_util.tree_leaves_with_path(checkpoint.load_tree(run)) for run in (multi, slurm))
-    assert len(actual) == len(expected) > 120
-    for (path, a), (_, b) in zip(expected, actual, strict=True):  # the same program on the same devices
-        np.testing.assert_array_equal(a, b, err_msg=jax.tree_util.keystr(path))
-
-
 def test_a_two_process_checkpoint_restores_onto_one_process(runs, tmp_path):
     _, multi = runs
     resumed = tmp_path / "resumed"
@@ -222,18 +183,18 @@ def test_two_processes_agree_to_fall_back_from_a_damaged_checkpoint(runs, tmp_pa
 
 def test_a_signal_to_one_process_stops_both_at_the_same_step_with_a_checkpoint(tmp_path):
     """SIGTERM to process 1 only, once step 10 is saved, with no log step before the last of 300: both
-    processes stop at the same step a few steps later (each step's ballot), each exits 0 with one line,
+    processes stop at the same step a few steps later (each step's ballot), each exits 75 with one line,
     and the checkpoint holds that step."""
     workdir = tmp_path / "run"
     steps = ["--config.num_train_steps=300", "--config.log_every_steps=300", "--config.eval_every_steps=300"]
     command = [sys.executable, "-m", "resnet_jax.main", f"--workdir={workdir}", *FLAGS, *steps]
 
-    logs = launch(command, 2, 4, while_running=sigterm_once_saved(workdir, step=10, process=1))
+    logs = launch(command, 2, 4, sigterm_once_saved(workdir, step=10, process=1), ExitCode.RESUME)
     saved = checkpoint.Checkpointer(workdir / "checkpoints").latest_step()
     assert saved is not None and 10 < saved < 300, saved
     for log, reason in zip(logs, ("a stop signal to another process", "SIGTERM"), strict=True):
         stop_lines = [line for line in log.splitlines() if line.startswith("Stopped by")]
-        where = f"its checkpoint of step {saved} is in {workdir}; re-run the same command to resume."
+        where = f"its checkpoint of step {saved} is in {workdir}; run the same command to resume."
         assert stop_lines == [f"Stopped by {reason} at step {saved}: {where}"], log[-3000:]
 
 
@@ -279,17 +240,32 @@ def test_with_the_dataset_on_the_devices_two_processes_train_as_one(tmp_path):
     assert multi["eval/loss"] == pytest.approx(single["eval/loss"], rel=1e-4)
 
 
-def test_a_streamed_run_stopped_on_two_processes_resumes_exactly_on_one_and_on_four(tmp_path):
-    """Photos streamed by tf.data: 2 processes x 2 devices get SIGTERM after step 5's checkpoint; the run resumes
-    to step 20 on 1 x 4 and on 4 x 1. Each ends where the uninterrupted 1 x 4 run does (float reassociation
-    only): every global batch from the stop on held the same examples and crops. Every layout has 4 examples
-    per device: at tiny batches the reassociation of other per-device sums grows chaotically within 20 steps."""
+@dataclasses.dataclass(frozen=True)
+class StreamedStop:
+    """A streamed run stopped on 2 processes x 2 devices, and the uninterrupted 1 x 4 run it must end as."""
+
+    command: Callable[[Path], list[str]]
+    stopped: Path
+    stop: int
+    uninterrupted: Path
+
+
+def streamed_log(workdir: Path) -> tuple[list[dict], dict]:
+    """A streamed run's train and start-up lines, and its results."""
+    lines = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    return [line for line in lines if "eval/loss" not in line], json.loads((workdir / "results.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def streamed_stop(tmp_path_factory) -> StreamedStop:
+    """Photos streamed by tf.data: 2 processes x 2 devices get SIGTERM after step 5's checkpoint."""
     from archives import write_photos
 
-    write_photos(tmp_path / "photos", {"train": 6, "test": 2})  # 19 train photos: rows of 1 or 2 per epoch
+    directory = tmp_path_factory.mktemp("streamed")
+    write_photos(directory / "photos", {"train": 6, "test": 2})  # 19 train photos: rows of 1 or 2 per epoch
     flags = [
-        f"--config.dataset=folder:{tmp_path / 'photos'}",
-        f"--config.data_dir={tmp_path / 'data'}",
+        f"--config.dataset=folder:{directory / 'photos'}",
+        f"--config.data_dir={directory / 'data'}",
         "--config.image_size=16",
         "--config.batch_size=16",
         "--config.shuffle_buffer_size=32",
@@ -303,39 +279,80 @@ def test_a_streamed_run_stopped_on_two_processes_resumes_exactly_on_one_and_on_f
     def command(workdir: Path) -> list[str]:
         return [sys.executable, "-m", "resnet_jax.main", "--config=configs/default.py", f"--workdir={workdir}", *flags]
 
-    def logs(workdir: Path) -> tuple[list[dict], dict]:
-        lines = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
-        return [line for line in lines if "eval/loss" not in line], json.loads((workdir / "results.json").read_text())
-
-    launch(command(tmp_path / "uninterrupted"), 1, 4)  # first: it also builds the photos' records
-    stopped = tmp_path / "stopped"
-
-    launch(command(stopped), 2, 2, while_running=sigterm_once_saved(stopped, step=5, process=0))
+    launch(command(directory / "uninterrupted"), 1, 4)  # first: it also builds the photos' records
+    stopped = directory / "stopped"
+    launch(command(stopped), 2, 2, sigterm_once_saved(stopped, step=5, process=0), ExitCode.RESUME)
     stop = checkpoint.Checkpointer(stopped / "checkpoints").latest_step()
     assert stop is not None and 5 <= stop < 20, stop
-    expected_state, (expected_log, expected_results) = (
-        checkpoint.load_tree(tmp_path / "uninterrupted"),
-        logs(tmp_path / "uninterrupted"),
-    )
-    for name, processes, devices in (("one", 1, 4), ("four", 4, 1)):
-        shutil.copytree(stopped, tmp_path / name)
-        launch(command(tmp_path / name), processes, devices)
-        log, results = logs(tmp_path / name)
-        assert [line["step"] for line in log if "startup/total_s" in line] == [1, stop + 1]  # resumed at the stop
-        # Steps 16-20's train loss and the eval loss are functions of the examples and crops, and barely of
-        # float noise in the weights: other examples or crops in any batch would move them by percents.
-        last, expected_last = (next(line for line in lines if line["step"] == 20) for lines in (log, expected_log))
-        assert last["train/loss"] == pytest.approx(expected_last["train/loss"], rel=1e-4), name
-        assert last["train/top1"] == pytest.approx(expected_last["train/top1"], abs=1.01 / (5 * 16)), name
-        assert results["eval/loss"] == pytest.approx(expected_results["eval/loss"], rel=1e-4), name
-        # The BatchNorm statistics are running means of every batch's own statistics: other examples or crops in
-        # any batch move them by percents, float reassociation by about 1e-5. The weights and momentum buffers
-        # are compared loosely: at this batch of 16 tiny crops, another device layout alone (2 x 2 against 1 x 4,
-        # on the same batches) moves the momentum buffers by up to 2% within 10 steps, and it grows from there.
-        state = checkpoint.load_tree(tmp_path / name)
-        leaves = [jax.tree_util.tree_leaves_with_path(tree) for tree in (expected_state, state)]
-        assert len(leaves[0]) == len(leaves[1]) > 120
-        for (path, a), (_, b) in zip(*leaves, strict=True):
-            where, scale = f"{name}: {jax.tree_util.keystr(path)}", max(float(np.abs(a).max()), 1e-30)
-            tolerance = 1e-4 if "batch_stats" in where else 5e-2
-            np.testing.assert_allclose(a, b, rtol=0, atol=tolerance * scale, err_msg=where)
+    return StreamedStop(command, stopped, stop, directory / "uninterrupted")
+
+
+@pytest.mark.parametrize(
+    "processes, devices",
+    [(1, 4), pytest.param(4, 1, marks=pytest.mark.extended)],  # 4 processes: tests/test_imagenet.py's streams too
+    ids=["one", "four"],
+)
+def test_a_streamed_run_stopped_on_two_processes_resumes_exactly_on_another_count(
+    streamed_stop, processes, devices, tmp_path
+):
+    """The streamed run resumes to step 20 on another process count and ends where the uninterrupted 1 x 4 run
+    does (float reassociation only): every global batch from the stop on held the same examples and crops.
+    Every layout has 4 examples per device: at tiny batches the reassociation of other per-device sums grows
+    chaotically within 20 steps."""
+    resumed, stop = tmp_path / "resumed", streamed_stop.stop
+    shutil.copytree(streamed_stop.stopped, resumed)
+    launch(streamed_stop.command(resumed), processes, devices)
+    (log, results), (expected_log, expected_results) = map(streamed_log, (resumed, streamed_stop.uninterrupted))
+    assert [line["step"] for line in log if "startup/total_s" in line] == [1, stop + 1]  # resumed at the stop
+    # Steps 16-20's train loss and the eval loss are functions of the examples and crops, and barely of
+    # float noise in the weights: other examples or crops in any batch would move them by percents.
+    last, expected_last = (next(line for line in lines if line["step"] == 20) for lines in (log, expected_log))
+    assert last["train/loss"] == pytest.approx(expected_last["train/loss"], rel=1e-4)
+    assert last["train/top1"] == pytest.approx(expected_last["train/top1"], abs=1.01 / (5 * 16))
+    assert results["eval/loss"] == pytest.approx(expected_results["eval/loss"], rel=1e-4)
+    # The BatchNorm statistics are running means of every batch's own statistics: other examples or crops in
+    # any batch move them by percents, float reassociation by about 1e-5. The weights and momentum buffers
+    # are compared loosely: at this batch of 16 tiny crops, another device layout alone (2 x 2 against 1 x 4,
+    # on the same batches) moves the momentum buffers by up to 2% within 10 steps, and it grows from there.
+    expected_state, state = map(checkpoint.load_tree, (streamed_stop.uninterrupted, resumed))
+    leaves = [jax.tree_util.tree_leaves_with_path(tree) for tree in (expected_state, state)]
+    assert len(leaves[0]) == len(leaves[1]) > 120
+    for (path, a), (_, b) in zip(*leaves, strict=True):
+        where = f"{processes} x {devices}, stopped at {stop}: {jax.tree_util.keystr(path)}"
+        scale = max(float(np.abs(a).max()), 1e-30)
+        tolerance = 1e-4 if "batch_stats" in where else 5e-2
+        np.testing.assert_allclose(a, b, rtol=0, atol=tolerance * scale, err_msg=where)
+
+
+def test_a_process_whose_job_does_not_form_names_the_one_that_did_not_arrive(tmp_path):
+    """Process 1 of 2 alone, then process 0 of 2 alone, each giving up after join_timeout_s: one paragraph
+    each, naming the missing process, with exit code 1 and no stack trace from JAX's own deadline."""
+    port = free_port()
+    env = dict(os.environ, JAX_COORDINATOR_BIND_ADDRESS=f"127.0.0.1:{port}")
+    for process_id, missing in ((1, "process 0, the coordinator at 127.0.0.1:"), (0, "process 1 did not arrive")):
+        flags = [f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", f"--process_id={process_id}"]
+        command = [sys.executable, "-m", "resnet_jax.main", f"--workdir={tmp_path / 'run'}", *FLAGS, *flags]
+        started = time.monotonic()
+        alone = subprocess.run(
+            [*command, "--config.join_timeout_s=3"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert alone.returncode == ExitCode.FAILED, alone.stderr[-3000:]
+        errors = [line for line in alone.stderr.splitlines() if line.startswith("error: ")]
+        assert len(errors) == 1 and f"process {process_id} of 2 arrived at 127.0.0.1:{port}" in errors[0], errors
+        assert missing in errors[0] and "--config.join_timeout_s" in errors[0], errors
+        assert "Check failure" not in alone.stderr and time.monotonic() - started < 60
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_pod_of_an_indexed_kubernetes_job_that_jax_cannot_detect_does_not_train_alone(tmp_path):
+    """Without JAX's Kubernetes detection (the kubernetes package), a pod of an Indexed Job would train on its
+    own: it stops with the paragraph naming the extra instead (exit 2)."""
+    if importlib.util.find_spec("kubernetes") is not None:
+        pytest.skip("the kubernetes package is installed: JAX would try to detect the pod's job")
+    env = dict(os.environ, KUBERNETES_SERVICE_HOST="127.0.0.1", JOB_COMPLETION_INDEX="1")
+    command = [sys.executable, "-m", "resnet_jax.main", f"--workdir={tmp_path / 'run'}", *FLAGS]
+    completed = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert completed.returncode == ExitCode.USER_ERROR and "Traceback" not in completed.stderr, completed.stderr
+    (error,) = [line for line in completed.stderr.splitlines() if line.startswith("error: ")]
+    assert "index 1 of an Indexed Kubernetes Job" in error and 'pip install -e ".[k8s]"' in error
+    assert not (tmp_path / "run").exists()

@@ -1,4 +1,5 @@
-"""Kill-and-resume through the real command line: the final state equals an uninterrupted run's."""
+"""Kill-and-resume through the real command line: the final state equals an uninterrupted run's, and
+metrics.jsonl and TensorBoard show each step once."""
 
 import json
 import os
@@ -12,6 +13,8 @@ import jax
 import numpy as np
 import pytest
 
+from experiments.kill_harness import tensorboard_scalars
+from resnet_jax.errors import ExitCode
 from resnet_jax.train import checkpoint
 
 # One worker runs the shared uninterrupted reference once; every test here starts the real command: slow.
@@ -39,10 +42,10 @@ def start(workdir: Path, num_devices: int = 8) -> subprocess.Popen:
     return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
-def finish(process: subprocess.Popen) -> str:
-    """Wait for a run to end well; its stderr."""
+def finish(process: subprocess.Popen, exit_code: int = ExitCode.FINISHED) -> str:
+    """Wait for a run to end with ``exit_code``; its stderr."""
     _, stderr = process.communicate(timeout=TIMEOUT_S)
-    assert process.returncode == 0, stderr[-3000:]
+    assert process.returncode == exit_code, stderr[-3000:]
     return stderr
 
 
@@ -76,11 +79,25 @@ def train_steps_logged(workdir: Path) -> list[int]:
 
 
 def _parsed(line: str) -> dict:
-    """One metrics.jsonl record; {} for a line a hard kill cut short (the next process appends after it)."""
+    """One metrics.jsonl record; {} for a line a hard kill cut short (the next process drops it)."""
     try:
         return json.loads(line)
     except json.JSONDecodeError:
         return {}
+
+
+EVERY_LOGGED_STEP = list(range(2, NUM_STEPS + 1, 2))  # log_every_steps=2
+
+
+def assert_each_step_once(workdir: Path, restarted: float, resumed_from: int) -> None:
+    """metrics.jsonl and what TensorBoard shows hold each logged step once, in order (the step a stop signal saved
+    at is logged too); TensorBoard's points after ``resumed_from`` are the run's that restarted at ``restarted``
+    (time.time()), those up to it the first's."""
+    expected = sorted({*EVERY_LOGGED_STEP, resumed_from})
+    assert train_steps_logged(workdir) == expected
+    shown = tensorboard_scalars(workdir, "train/loss")
+    assert [step for step, _, _ in shown] == expected
+    assert all((wall_time >= restarted) == (step > resumed_from) for step, _, wall_time in shown), shown
 
 
 def assert_same(a: dict, b: dict, relative: float) -> None:
@@ -101,7 +118,7 @@ def test_sigterm_checkpoints_exits_cleanly_and_resumes_exactly(uninterrupted, tm
     metrics = tmp_path / "metrics.jsonl"
     wait_for(lambda: metrics.exists() and '"step": 4,' in metrics.read_text(), "training to start")
     process.send_signal(signal.SIGTERM)
-    finish(process)
+    finish(process, ExitCode.RESUME)
     stopped_at = checkpoint.Checkpointer(tmp_path / "checkpoints").latest_step()
     assert stopped_at is not None and stopped_at < NUM_STEPS, "the run ended before SIGTERM arrived"
     assert not (tmp_path / "results.json").exists()
@@ -110,12 +127,12 @@ def test_sigterm_checkpoints_exits_cleanly_and_resumes_exactly(uninterrupted, tm
     stale = dict(host="another-node", pid=1, process_started=None, started=0.0, heartbeat=time.time() - 600)
     (tmp_path / "lease.json").write_text(json.dumps({**stale, "token": "theirs"}))
 
+    restarted = time.time()
     stderr = finish(start(tmp_path))  # the same command again
     assert "Taking over the lease" in stderr and "its heartbeat has not moved" in stderr
     assert checkpoint.Checkpointer(tmp_path / "checkpoints").latest_step() == NUM_STEPS
     assert starts(tmp_path) == [(1, "init"), (stopped_at + 1, "restore")]  # it resumed, it did not restart
-    logged = train_steps_logged(tmp_path)
-    assert logged == sorted(set(logged)) and logged[-1] == NUM_STEPS  # no step trained twice
+    assert_each_step_once(tmp_path, restarted, stopped_at)  # no step trained twice
     assert_same(final_state(tmp_path), final_state(uninterrupted), relative=0)
     resumed = (tmp_path / "results.json").read_text()
     assert resumed.split('"wall_time_s"')[0] == (uninterrupted / "results.json").read_text().split('"wall_time_s"')[0]
@@ -129,9 +146,12 @@ def test_hard_kill_resumes_from_the_last_checkpoint_on_another_device_count(unin
     assert checkpoint.Checkpointer(tmp_path / "checkpoints").latest_step() < NUM_STEPS
 
     killed_at = checkpoint.Checkpointer(tmp_path / "checkpoints").latest_step()
+    restarted = time.time()
     stderr = finish(start(tmp_path, num_devices=4))  # at once: the lease's holder is a dead process on this host
     assert f"Taking over the lease {tmp_path}/lease.json of a run that is gone" in stderr
     assert starts(tmp_path) == [(1, "init"), (killed_at + 1, "restore")]
+    # The steps the killed run logged after its checkpoint were trained again: each shows once, the new run's.
+    assert_each_step_once(tmp_path, restarted, killed_at)
     # Another device count sums in another order: equal up to float rounding, not bitwise.
     assert_same(final_state(tmp_path), final_state(uninterrupted), relative=1e-3)
 
@@ -150,7 +170,7 @@ def test_a_second_launch_is_refused_before_compiling_and_the_first_ends_as_a_lon
         )
     finally:
         first.send_signal(signal.SIGCONT)
-    assert second.returncode == 1, second.stderr[-3000:]
+    assert second.returncode == ExitCode.USER_ERROR, second.stderr[-3000:]
     (paragraph,) = [line for line in second.stderr.splitlines() if line.startswith("error:")]
     assert f"another run is using the workdir {tmp_path}: host " in paragraph and f"pid {first.pid}, since" in paragraph
     assert "Traceback" not in second.stderr and "Derived sizes" not in second.stderr  # refused before compiling
@@ -159,12 +179,24 @@ def test_a_second_launch_is_refused_before_compiling_and_the_first_ends_as_a_lon
     assert_same(final_state(tmp_path), final_state(uninterrupted), relative=0)
 
 
+# Python with the stop signals at their defaults, whatever this test process inherited (a suite started under
+# nohup ignores SIGHUP, and an ignored signal stays ignored across exec): the run meets them as a shell gives them.
+WITH_DEFAULT_SIGNALS = [
+    sys.executable,
+    "-c",
+    "import os, signal, sys\n"
+    "for signum in (signal.SIGHUP, signal.SIGINT, signal.SIGTERM):\n"
+    "    signal.signal(signum, signal.SIG_DFL)\n"
+    "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])",
+]
+
+
 def stop_when_logged(workdir: Path, marker: str, signals: list[int], tmp_path: Path) -> tuple[int, str]:
     """Start a fresh run with no compilation cache; send ``signals`` once ``marker`` is logged: (exit code, stderr)."""
     log = tmp_path / "stderr.txt"
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8")
     command = [
-        sys.executable,
+        *WITH_DEFAULT_SIGNALS,
         "-m",
         "resnet_jax.main",
         f"--workdir={workdir}",
@@ -190,8 +222,8 @@ def test_ctrl_c_during_compilation_stops_before_the_first_step_with_one_line(tmp
     returncode, stderr = stop_when_logged(tmp_path / "run", "Derived sizes", [signal.SIGINT], tmp_path)
     assert_one_clean_line(stderr, "SIGINT")
     saved = checkpoint.Checkpointer(tmp_path / "run" / "checkpoints").latest_step()
-    assert (returncode, saved) == (1, None)  # the signal landed while compiling: no step ran, nothing saved
-    assert "at step 0: no checkpoint was written yet." in stderr
+    assert (returncode, saved) == (ExitCode.RESUME, None)  # the signal landed while compiling: no step ran
+    assert "at step 0: it had not started training, so nothing was lost; run the same command to start." in stderr
 
 
 def test_ctrl_c_twice_during_compilation_exits_at_once(tmp_path):
@@ -202,5 +234,22 @@ def test_ctrl_c_twice_during_compilation_exits_at_once(tmp_path):
 
 def test_sigterm_during_start_up_ends_with_one_line(tmp_path):
     returncode, stderr = stop_when_logged(tmp_path / "run", "Running as a single process", [signal.SIGTERM], tmp_path)
-    assert returncode in (128 + signal.SIGTERM, 1)  # before the run set up its stop request, or after
+    assert returncode == ExitCode.RESUME  # before the run set up its stop request, or after: nothing was lost
     assert_one_clean_line(stderr, "SIGTERM")
+
+
+@pytest.mark.parametrize("nohup", [False, True])
+def test_sighup_is_a_stop_request_unless_the_process_was_started_with_it_ignored(nohup):
+    """A closed terminal or ssh session sends SIGHUP: the run stops as on SIGTERM. ``nohup`` ignores SIGHUP so
+    that a run outlives its terminal: then it stays ignored."""
+    program = (
+        "import os, signal\n"
+        "from resnet_jax.train.preemption import StopRequest\n"
+        "with StopRequest() as request:\n"
+        "    os.kill(os.getpid(), signal.SIGHUP)\n"
+        "    print(request.signal_name)\n"
+    )
+    launcher = ["nohup", sys.executable] if nohup else WITH_DEFAULT_SIGNALS
+    completed = subprocess.run([*launcher, "-c", program], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert completed.stdout == ("None\n" if nohup else "SIGHUP\n")

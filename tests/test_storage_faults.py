@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from test_resume import assert_same, final_state, starts
 
+from resnet_jax.errors import ExitCode
+
 pytestmark = [pytest.mark.xdist_group("storage"), pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[1]
 FLAGS = [
@@ -32,8 +34,8 @@ def run(workdir: Path) -> subprocess.CompletedProcess:
 
 
 def the_paragraph(failed: subprocess.CompletedProcess) -> str:
-    """The one 'error:' paragraph of a run that a storage fault ended (exit 1, no traceback)."""
-    assert failed.returncode == 1, failed.stderr[-3000:]
+    """The one 'error:' paragraph of a run that a storage fault ended (exit 2, no traceback)."""
+    assert failed.returncode == ExitCode.USER_ERROR, failed.stderr[-3000:]
     assert "Traceback" not in failed.stderr and "Event loop is closed" not in failed.stderr, failed.stderr[-3000:]
     (paragraph,) = [line for line in failed.stderr.splitlines() if line.startswith("error:")]
     assert re.search(r"resume with: \S*python\S* -m resnet_jax.main --workdir=", paragraph), paragraph

@@ -1,5 +1,10 @@
-"""Turn SIGTERM (preemption) and a first Ctrl-C into a request to checkpoint and stop cleanly, at any
-moment: during start-up and compilation the request waits for the first step, which is not taken."""
+"""Turn SIGTERM (preemption), SIGHUP (a closed terminal or ssh session) and a first Ctrl-C into a request to
+checkpoint and stop cleanly, at any moment: during start-up and compilation the request waits for the first
+step, which is not taken. A run stopped this way exits with ``ExitCode.RESUME``: nothing was lost.
+
+A SIGHUP that was ignored when the process started stays ignored: ``nohup`` ignores it so that the run
+outlives its terminal, as the user asked. SIGTERM and Ctrl-C are always a stop request.
+"""
 
 import os
 import signal
@@ -12,9 +17,11 @@ from absl import logging
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
+from resnet_jax.errors import ExitCode
 from resnet_jax.train import sharding
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+_IGNORED_AT_START = frozenset({signal.SIGHUP} if signal.getsignal(signal.SIGHUP) == signal.SIG_IGN else ())
 
 
 def exit_with_message(message: str, code: int) -> None:
@@ -24,16 +31,23 @@ def exit_with_message(message: str, code: int) -> None:
     os._exit(code)
 
 
-def exit_now(signum: int, why: str) -> None:
-    """End the process at once with one line on stderr (exit code 128 + signal)."""
-    exit_with_message(f"Stopped by {signal.Signals(signum).name} {why}.", 128 + signum)
+def exit_now(signum: int, why: str, code: int = ExitCode.RESUME) -> None:
+    """End the process at once with one line on stderr."""
+    exit_with_message(f"Stopped by {signal.Signals(signum).name} {why}.", code)
+
+
+def handle_stop_signals(handler) -> dict:
+    """Install ``handler`` for every stop signal but a SIGHUP ignored at start (main thread only); returns the
+    handlers it replaced."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {number: signal.signal(number, handler) for number in STOP_SIGNALS if number not in _IGNORED_AT_START}
 
 
 def exit_on_stop_signals(why: str) -> None:
-    """Until a ``StopRequest`` takes over, a stop signal ends the process at once (nothing to save yet)."""
-    if threading.current_thread() is threading.main_thread():
-        for signum in STOP_SIGNALS:
-            signal.signal(signum, lambda number, frame: exit_now(number, why))
+    """Until a ``StopRequest`` takes over, a stop signal ends the process at once (nothing to save yet, so
+    nothing is lost: the exit code says to run the same command again)."""
+    handle_stop_signals(lambda number, frame: exit_now(number, why))
 
 
 class StopRequest:
@@ -53,9 +67,7 @@ class StopRequest:
         self._votes: dict[tuple[Mesh, bool], jax.Array] = {}
 
     def __enter__(self) -> "StopRequest":
-        if threading.current_thread() is threading.main_thread():
-            for signum in STOP_SIGNALS:
-                self._previous[signum] = signal.signal(signum, self._handle)
+        self._previous = handle_stop_signals(self._handle)
         return self
 
     def __exit__(self, *exc) -> None:
@@ -64,7 +76,7 @@ class StopRequest:
 
     def _handle(self, signum, frame) -> None:
         if self._event.is_set() and signum == signal.SIGINT:
-            exit_now(signum, "twice: exiting without a new checkpoint (the last one stays)")
+            exit_now(signum, "twice: exiting without a new checkpoint (the last one stays)", 128 + signum)
         self.signal_name = signal.Signals(signum).name
         logging.warning(
             "%s received: stopping before the next step, after a checkpoint once training has started "

@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: configs, experiments
+from experiments import runs  # noqa: E402 (after the repository root is on the path)
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_FLAGS = [
     "--config=configs/default.py",
@@ -71,8 +73,7 @@ def _run_to_end(workdir: Path, flags: list[str], env: dict, timeout_s: float) ->
 def _records(workdir: Path) -> list[dict]:
     """Every complete line of metrics.jsonl, in order (a restart first cuts it back to its checkpoint)."""
     metrics = workdir / "metrics.jsonl"
-    lines = metrics.read_text().split("\n")[:-1] if metrics.exists() else []  # the last piece may be partial
-    return [json.loads(line) for line in lines if line.strip()]
+    return runs.metrics_records(metrics.read_text()) if metrics.exists() else []
 
 
 def _logged_steps(workdir: Path) -> list[int]:

@@ -1,6 +1,5 @@
 """Reading finished (or running) workdirs, local or ``gs://``: config.json, results.json and metrics.jsonl."""
 
-import contextlib
 import dataclasses
 import json
 import os
@@ -48,14 +47,10 @@ class Run:
         return errors[-1] if errors else None
 
 
-def metrics_lines(text: str) -> list[dict]:
-    """The records of metrics.jsonl's ``text``, but a last line cut short by a kill (the resume drops it)."""
-    lines = text.splitlines()
-    records = [json.loads(line) for line in lines[:-1]]
-    if lines:
-        with contextlib.suppress(json.JSONDecodeError):
-            records.append(json.loads(lines[-1]))
-    return records
+def metrics_records(text: str) -> list[dict]:
+    """The complete lines of metrics.jsonl's ``text``, in order: the piece after the last newline may be a line
+    a kill cut short (the resume drops it)."""
+    return [json.loads(line) for line in text.split("\n")[:-1] if line.strip()]
 
 
 def load_run(workdir: str | os.PathLike) -> Run:
@@ -65,7 +60,7 @@ def load_run(workdir: str | os.PathLike) -> Run:
     config = {key: value for key, value in record.items() if key not in RECORD_EXTRAS}
     results_path, metrics_path = workdir / "results.json", workdir / "metrics.jsonl"
     results = json.loads(results_path.read_text()) if results_path.exists() else None
-    metrics = metrics_lines(metrics_path.read_text()) if metrics_path.exists() else []
+    metrics = metrics_records(metrics_path.read_text()) if metrics_path.exists() else []
     return Run(workdir, config, record.get("derived", {}), results, metrics)
 
 

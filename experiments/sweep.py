@@ -312,7 +312,6 @@ def tpu_command(tpu: str, zone: str, sweep_arguments: list[str], log_name: str) 
 
 def emit(args: argparse.Namespace, sweep_dir: epath.Path, points: list[Point], sweep_arguments: list[str]) -> None:
     """Print the sweep for a scheduler, in the format ``--emit`` names."""
-    commands = [command(args.config, sweep_dir / point.name, point.overrides, python="python") for point in points]
     if args.emit == "slurm":
         resources = SlurmResources(args.nodes, args.gpus_per_node, args.tasks_per_node, args.cpus_per_task, args.time)
         print(slurm_array_script(sweep_arguments, len(points), resources), end="")
@@ -322,8 +321,8 @@ def emit(args: argparse.Namespace, sweep_dir: epath.Path, points: list[Point], s
         follow = ["gcloud", "compute", "tpus", "tpu-vm", "ssh", args.tpu, f"--zone={args.zone}", "--worker=0"]
         print(f"# worker 0's log: {shlex.join([*follow, f'--command=tail -f resnet_jax/logs/{log_name}.log'])}")
     else:
-        for main_command in commands:
-            print(shlex.join(main_command))
+        for point in points:
+            print(shlex.join(command(args.config, sweep_dir / point.name, point.overrides, python="python")))
 
 
 def main(argv: list[str] | None = None) -> int:

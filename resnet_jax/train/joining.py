@@ -40,12 +40,11 @@ def missing_processes_message(address: str | None, num_processes: int | None, pr
             "environment, and the job did not form. Check that every process of the job was started, then run the "
             "same command again; raise --config.join_timeout_s if the processes start far apart."
         )
-    others = [index for index in range(num_processes) if index != process_id]
     if process_id != 0 and not coordinator_answers(address):
         missing = f"process 0, the coordinator at {address}, did not arrive: nothing answers there"
     elif process_id != 0:
         missing = f"process 0 answers at {address}, so another of processes 1 to {num_processes - 1} did not arrive"
-    elif len(others) == 1:
+    elif num_processes == 2:
         missing = "process 1 did not arrive"
     else:
         missing = (

@@ -51,6 +51,7 @@ EXTRAS = {
         "Pillow>=10",
         "gcp-storage-emulator==2026.7.19",
         "cryptography>=41",
+        "tensorboard>=2.16,<3",  # the tests read event files with TensorBoard's own loader (TensorFlow 2.21 lacks it)
         *TFDS,
         *NOTEBOOKS,
         *WANDB,

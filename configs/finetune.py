@@ -1,10 +1,12 @@
-"""Fine-tuning a pretrained network on a new dataset: the four strategies of the common advice.
+"""Fine-tuning a pretrained network on a new dataset: the five strategies of the common advice.
 
 ARG is STRATEGY plus an optional MODEL and 'photos', comma-separated in any order:
 - 'scratch': no pretraining, every layer trained from a fresh initialisation (the baseline);
 - 'probe': the pretrained body frozen, only the new head trained (a linear probe);
 - 'discriminative': every layer trained, the pretrained ones at 0.1x the head's learning rate;
-- 'full': every layer trained at the full learning rate.
+- 'full': every layer trained at the full learning rate;
+- 'last': the last stage and the new head trained, the stem and the earlier stages frozen ("fine-tune the last
+  layers").
 MODEL is resnet20 (default), resnet32, resnet56 (CIFAR ResNets), resnet18 or resnet50 (torchvision's).
 'photos' is for large or varying images, which the streamed pipeline feeds: its random-resized crops
 and flips replace the pad-and-crop of small images (which that pipeline would refuse).
@@ -20,8 +22,8 @@ Recipe: batch 64, SGD momentum 0.9, head learning rate 0.1 with cosine decay ove
 same for every dataset size, so strategies and sizes are compared at equal compute), weight decay 5e-4,
 zero-pad 4 + random crop + horizontal flip (with 'photos': random-resized crop + flip at image_size, 224
 unless set), per-channel normalisation with the target's train statistics.
-In 'probe' the frozen parts' BatchNorm statistics still follow the target data (train mode), as in a
-fine-tune of the head alone with the body's BN left in train mode.
+Frozen parts run as at inference (``freeze_mode='inference'``): their BatchNorm normalises with the pretrained
+running statistics and keeps them, so 'probe' trains a linear classifier on the pretrained network's features.
 """
 
 import ml_collections
@@ -29,7 +31,7 @@ import ml_collections
 from configs import common, default
 from resnet_jax.models import get_spec
 
-STRATEGIES = ("scratch", "probe", "discriminative", "full")
+STRATEGIES = ("scratch", "probe", "discriminative", "full", "last")
 MODELS = {
     **{f"resnet{depth}": f"cifar_resnet{depth}" for depth in (20, 32, 56)},
     "resnet18": "resnet18",
@@ -66,6 +68,8 @@ def get_config(arg: str = "full") -> ml_collections.ConfigDict:
     config.reinit_head = strategy != "scratch"
     if strategy == "probe":
         config.freeze = ",".join(body_parts(model))
+    if strategy == "last":
+        config.freeze = ",".join(body_parts(model)[:-1])
     if strategy == "discriminative":
         config.lr_multipliers = ",".join(f"{part}={PRETRAINED_LR_MULTIPLIER}" for part in body_parts(model))
     config.log_every_steps = 50

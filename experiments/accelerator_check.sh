@@ -6,14 +6,19 @@
 #             cifar_resnet20 and cifar_resnet56 batch 128 -> OUTDIR/bench.jsonl
 #   baseline  configs/fashion_mnist.py:resnet20, Zhong et al.'s 300 epochs -> OUTDIR/baseline/
 #   erasing   configs/fashion_mnist.py:resnet20,erasing, the same with Random Erasing -> OUTDIR/erasing/
+#   authors   configs/fashion_mnist.py:MODEL,authors, the authors' released code, seed SEED (environment: MODEL
+#             resnet20, SEED 0 unless set) -> OUTDIR/authors_MODEL_seedSEED/
+#   authors_erasing  the same with their Random Erasing -> OUTDIR/authors_erasing_MODEL_seedSEED/
+# The queue, in order (issue 40): authors and authors_erasing for resnet20, seeds 0 1 2; then resnet32, 44, 56.
 # A run gets BUDGET_S seconds (default 420, so a part with start-up fits in 8 minutes); then SIGTERM makes it
 # checkpoint and stop, and the same command resumes it from OUTDIR. FLAGs go to the main command (runs) or
 # to the benchmark (bench), after the script's own: the test runs a few CPU steps with them.
 # Needs Fashion-MNIST's numpy copy in DATA_DIR (default .device_data): python -m resnet_jax.data.prepare
 # fashion_mnist --data_dir .device_data writes it (DATA_DIR/resnet_jax_arrays/fashion_mnist.npz, 30 MB).
 set -u
-part=${1:?usage: accelerator_check.sh bench|baseline|erasing OUTDIR [BUDGET_S [FLAG ...]]}
-out=${2:?usage: accelerator_check.sh bench|baseline|erasing OUTDIR [BUDGET_S [FLAG ...]]}
+usage="usage: accelerator_check.sh bench|baseline|erasing|authors|authors_erasing OUTDIR [BUDGET_S [FLAG ...]]"
+part=${1:?$usage}
+out=${2:?$usage}
 budget=${3:-420}
 shift $(($# < 3 ? $# : 3))
 data_dir=${DATA_DIR:-.device_data}
@@ -49,5 +54,10 @@ case "$part" in
         ;;
     baseline) train baseline resnet20 "$@" ;;
     erasing) train erasing resnet20,erasing "$@" ;;
-    *) echo "unknown part $part: use bench, baseline or erasing" >&2; exit 2 ;;
+    authors) train "authors_${MODEL:-resnet20}_seed${SEED:-0}" "${MODEL:-resnet20},authors" --config.seed="${SEED:-0}" "$@" ;;
+    authors_erasing)
+        train "authors_erasing_${MODEL:-resnet20}_seed${SEED:-0}" "${MODEL:-resnet20},authors,erasing" \
+            --config.seed="${SEED:-0}" "$@"
+        ;;
+    *) echo "unknown part $part: use bench, baseline, erasing, authors or authors_erasing" >&2; exit 2 ;;
 esac

@@ -7,8 +7,8 @@
    ``budget`` schedule), read as ``folder:ROOT/folders/pretrain``.
 2. Classes 5-9 are exported as folder datasets with N = 10, 100 and 1,000 train images per class and all
    5,000 test images of those classes (``experiments/export_fashion_mnist_folders.py``).
-3. Each N is fine-tuned with ``configs/finetune.py``'s four strategies (scratch, probe, discriminative, full),
-   three seeds each, through ``folder:PATH`` like any user's data.
+3. Each N is fine-tuned with ``configs/finetune.py``'s five strategies (scratch, probe, discriminative, full,
+   last), three seeds each, through ``folder:PATH`` like any user's data.
 
 Every run is ``python -m resnet_jax.main`` in its own workdir under ROOT/runs; a finished run (results.json)
 is skipped, an interrupted one resumes, so re-running the same command finishes the study. ``report`` writes
@@ -23,16 +23,17 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root
+from configs.finetune import STRATEGIES  # noqa: E402
 from experiments import export_fashion_mnist_folders as export  # noqa: E402
 from experiments.runs import load_run  # noqa: E402
 
-STRATEGIES = ("scratch", "probe", "discriminative", "full")
 SEEDS = (0, 1, 2)
 LABELS = {
     "scratch": "(a) from scratch",
     "probe": "(b) linear probe",
     "discriminative": "(c) all layers, pretrained at 0.1x lr",
     "full": "(d) all layers at the full lr",
+    "last": "(e) last stage and head",
 }
 
 

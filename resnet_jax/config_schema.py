@@ -170,6 +170,30 @@ FIELDS = (
         )
         for option in options.OPTIONS
     ),
+    # How the network computes where frameworks differ (EfficientNet's only: the other families compute as PyTorch).
+    Field(
+        "padding",
+        "",
+        "'' = the model's own (EfficientNet: 'same', TensorFlow's, as the paper); 'symmetric' is PyTorch's (timm's "
+        "efficientnet_b* weights)",
+        (MODEL,),
+        ("", "same", "symmetric"),
+    ),
+    Field(
+        "bn_epsilon",
+        0.0,
+        "0 = the model's own; the BatchNorm epsilon (EfficientNet: 1e-3 as TensorFlow; timm's efficientnet_b*: 1e-5)",
+        (MODEL,),
+        range=NON_NEGATIVE,
+    ),
+    Field(
+        "bn_momentum",
+        0.0,
+        "0 = the model's own; the BatchNorm running-average decay (EfficientNet: 0.99 as TensorFlow; timm's "
+        "efficientnet_b*: 0.9, PyTorch's momentum 0.1)",
+        (MODEL,),
+        range=FRACTION,
+    ),
     # --- Data (resnet_jax.data) ---
     Field(
         "dataset",
@@ -249,16 +273,31 @@ FIELDS = (
     Field(
         "random_erasing.fill",
         "random",
-        "erased pixels: uniform in [0, 255] (the paper), the mean colour or 0",
+        "erased pixels: uniform in [0, 255] (the paper), the mean colour, 0, or 'constant': fill_value",
         (DATA,),
         _owned("data.augment.erasing", "FILLS"),
+    ),
+    Field(
+        "random_erasing.fill_value",
+        0.0,
+        "fill='constant': the erased pixels' value after normalisation (the authors' released code: 0.4914)",
+        (DATA,),
+    ),
+    Field(
+        "random_erasing.sampler",
+        "paper",
+        "how rectangles are drawn: 'paper' (Algorithm 1: size and corner redrawn until it fits) or 'authors' "
+        "(their released code: up to 100 sizes until one is smaller than the image, then a corner where it fits)",
+        (DATA,),
+        _owned("data.augment.erasing", "SAMPLERS"),
     ),
     Field(
         "normalisation",
         "channel",
         "'channel': the train split's per-channel mean and std (ImageNet's are torchvision's); 'pixel_mean': "
         "subtract its mean image only (He et al. on CIFAR; in-memory datasets); 'imagenet': torchvision's "
-        "ImageNet statistics, for fine-tuning its weights",
+        "ImageNet statistics, for fine-tuning its weights; 'mnist': MNIST's (0.1307, 0.3081) on every channel, "
+        "as Zhong et al.'s released Fashion-MNIST script",
         (DATA,),
         _owned("data.augment.normalisation", "MODES"),
     ),
@@ -446,7 +485,16 @@ FIELDS = (
     # --- Fine-tuning ---
     Field("init_from", "", "a workdir or checkpoint of this package, or a torchvision .pth file", (RUN,), path=True),
     Field("reinit_head", False, "re-initialise the head (always done when num_classes differs)", (RUN,)),
-    Field("freeze", "", "comma-separated parts not trained: 'stem', 'layer1', ..., 'head'", (OPTIMISATION,)),
+    Field("freeze", "", "comma-separated parts not trained: 'stem', 'layer1', ..., 'head'", (OPTIMISATION, RUN)),
+    Field(
+        "freeze_mode",
+        "inference",
+        "how frozen parts run in training: 'inference' (their BatchNorm uses and keeps its running statistics, "
+        "no dropout: the pretrained network's function) or 'train' (their BatchNorm normalises each batch and "
+        "its statistics follow the new data)",
+        (RUN,),
+        choices=("inference", "train"),
+    ),
     Field("lr_multipliers", "", "per-part learning-rate multipliers, e.g. 'stem=0.1,layer1=0.1'", (OPTIMISATION,)),
     # --- Bookkeeping ---
     Field("seed", 0, "seed of initialisation, data order, augmentation and dropout", (RUN, DATA)),
@@ -484,6 +532,7 @@ FIELDS = (
     ),
 )
 BY_NAME = {field.name: field for field in FIELDS}
+CONVENTION_FIELDS = ("padding", "bn_epsilon", "bn_momentum")  # where a TensorFlow and a PyTorch network differ
 
 
 # The model fields that change a registered architecture only when set away from their defaults.
@@ -506,10 +555,21 @@ def model_overrides(config: Any) -> dict[str, Any]:
     }
 
 
+def convention_overrides(config: Any) -> dict[str, Any]:
+    """The framework conventions (``CONVENTION_FIELDS``: padding, BatchNorm constants) the config sets."""
+    config = view(config, MODEL)
+    return {name: getattr(config, name) for name in CONVENTION_FIELDS if getattr(config, name) != BY_NAME[name].default}
+
+
 def model_arguments(config: Any) -> dict[str, Any]:
     """The keyword arguments, besides the name and input channels, of the config's ``create_model`` call."""
     config = view(config, MODEL)
-    return {"num_classes": config.num_classes, "dtype": config.dtype, **model_overrides(config)}
+    return {
+        "num_classes": config.num_classes,
+        "dtype": config.dtype,
+        **model_overrides(config),
+        **convention_overrides(config),
+    }
 
 
 def field_names() -> list[str]:

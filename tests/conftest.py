@@ -38,7 +38,7 @@ def random_variables(model, input_size: int, seed: int = 0) -> dict:
 def in_memory_batches(split, start_step, process_index, process_count, per_process_batch, steps, **pipeline) -> list:
     """The first ``steps`` batches (numpy) of this process's in-memory train pipeline from ``start_step``, seed 0.
 
-    ``pipeline`` gives ``augmentation`` and ``mean_pixel`` (``in_memory.host_train_batches``' arguments).
+    ``pipeline`` gives ``augmentation`` and ``fill_colour`` (``in_memory.host_train_batches``' arguments).
     """
     from resnet_jax.data.pipelines import in_memory
 

@@ -333,16 +333,17 @@ def test_the_fashion_mnist_probe_is_the_budget_recipe_with_the_rows_variant():
     assert changed == {"gate", "gate_bias_init"}
 
 
-def test_the_finetune_recipes_are_the_four_strategies_of_the_advice():
+def test_the_finetune_recipes_are_the_five_strategies_of_the_advice():
     from configs import finetune
 
     configs = {strategy: finetune.get_config(strategy) for strategy in finetune.STRATEGIES}
     body = "stem,layer1,layer2,layer3"  # cifar_resnet20: everything but the head
     assert configs["probe"].freeze == body and not configs["probe"].lr_multipliers
+    assert configs["last"].freeze == "stem,layer1,layer2" and not configs["last"].lr_multipliers
     assert configs["discriminative"].lr_multipliers == "stem=0.1,layer1=0.1,layer2=0.1,layer3=0.1"
     assert not configs["discriminative"].freeze and not configs["full"].freeze and not configs["full"].lr_multipliers
     assert not configs["scratch"].reinit_head and all(
-        configs[s].reinit_head for s in ("probe", "discriminative", "full")
+        configs[s].reinit_head for s in ("probe", "discriminative", "full", "last")
     )
     assert {(c.learning_rate, c.num_train_steps, c.batch_size, c.num_classes) for c in configs.values()} == {
         (0.1, 200, 64, 0)

@@ -110,9 +110,9 @@ def test_erasing_replaces_exactly_the_rectangle_with_the_fill(fill):
         "height": np.array([3, 6, 6]),
         "width": np.array([4, 7, 1]),
     }
-    mean_pixel = np.array([100.4, 20.6])
+    fill_colour = np.array([100.4, 20.6])
     settings = erasing.RandomErasing(1.0, fill=fill)
-    fill_values = erasing.fill_values(jax.random.key(1), (6, 7, 2), 3, settings, mean_pixel)
+    fill_values = erasing.fill_values(jax.random.key(1), (6, 7, 2), 3, settings, fill_colour)
     out = np.asarray(erasing.erase(images, rectangles, fill_values))
     inside = np.zeros((3, 6, 7), bool)
     inside[0, 1:4, 2:6] = True

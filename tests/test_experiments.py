@@ -466,7 +466,7 @@ def test_the_transfer_study_plans_every_cell_and_tabulates_mean_and_std():
     from experiments import transfer
 
     commands = transfer.planned(Path("/study"), "/data")
-    assert len(commands) == 1 + 3 * 4 * 3  # pretraining, then N x strategy x seed
+    assert len(commands) == 1 + 3 * 5 * 3  # pretraining, then N x strategy x seed
     assert "--config.dataset=folder:/study/folders/pretrain" in commands[0]
     probes = [c for c in commands if "--config=configs/finetune.py:probe" in c]
     assert len(probes) == 9 and all("--config.init_from=/study/runs/pretrain" in c for c in probes)

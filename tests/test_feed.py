@@ -19,7 +19,7 @@ from resnet_jax.train import feed, sharding
 AUGMENTATION = pad_crop.Augmentation(
     crop_padding=2, pad_mode="reflect", random_flip=True, random_erasing=erasing.RandomErasing(0.5, fill="random")
 )
-MEAN_PIXEL = np.array([120.0])
+FILL_COLOUR = np.array([120.0])
 
 
 def _split(num_examples: int, side: int = 6) -> dict[str, np.ndarray]:
@@ -32,7 +32,7 @@ def _split(num_examples: int, side: int = 6) -> dict[str, np.ndarray]:
 
 def _datasets(train, evaluated, global_batch) -> data_lib.Datasets:
     train_batch = functools.partial(
-        in_memory.train_batch, seed=0, global_batch=global_batch, augmentation=AUGMENTATION, mean_pixel=MEAN_PIXEL
+        in_memory.train_batch, seed=0, global_batch=global_batch, augmentation=AUGMENTATION, fill_colour=FILL_COLOUR
     )
     return data_lib.Datasets(
         train_batches=None,
@@ -60,7 +60,7 @@ def test_the_devices_make_the_global_batches_the_host_makes(devices):
     mesh = sharding.make_mesh(jax.devices()[:devices])
     on_devices = _device_batches(mesh, train, global_batch, steps)
     host = in_memory_batches(
-        train, 0, 0, 1, global_batch, max(steps) + 1, augmentation=AUGMENTATION, mean_pixel=MEAN_PIXEL
+        train, 0, 0, 1, global_batch, max(steps) + 1, augmentation=AUGMENTATION, fill_colour=FILL_COLOUR
     )
     for step, batch in zip(steps, on_devices, strict=True):
         for name in ("image", "label"):
@@ -70,9 +70,9 @@ def test_the_devices_make_the_global_batches_the_host_makes(devices):
 
 def test_two_processes_of_four_devices_see_the_global_batch_of_one_process():
     train, global_batch = _split(21), 8
-    whole = in_memory_batches(train, 3, 0, 1, global_batch, 1, augmentation=AUGMENTATION, mean_pixel=MEAN_PIXEL)[0]
+    whole = in_memory_batches(train, 3, 0, 1, global_batch, 1, augmentation=AUGMENTATION, fill_colour=FILL_COLOUR)[0]
     halves = [
-        in_memory_batches(train, 3, p, 2, global_batch // 2, 1, augmentation=AUGMENTATION, mean_pixel=MEAN_PIXEL)[0]
+        in_memory_batches(train, 3, p, 2, global_batch // 2, 1, augmentation=AUGMENTATION, fill_colour=FILL_COLOUR)[0]
         for p in (0, 1)
     ]
     for name in ("image", "label"):

@@ -96,6 +96,10 @@ def test_fine_tuning_loads_the_body_replaces_the_head_and_freezes_stages(trained
     loop.train_and_evaluate(config, tmp_path)
     before, after = checkpoint.load_variables(source), checkpoint.load_variables(tmp_path)
     np.testing.assert_array_equal(after["params"]["conv1"]["kernel"], before["params"]["conv1"]["kernel"])
+    for statistic in ("mean", "var"):  # the frozen stem ran as at inference: its BatchNorm statistics are the loaded
+        np.testing.assert_array_equal(after["batch_stats"]["bn1"][statistic], before["batch_stats"]["bn1"][statistic])
+        moved = after["batch_stats"]["layer3_0"]["bn1"][statistic], before["batch_stats"]["layer3_0"]["bn1"][statistic]
+        assert not np.array_equal(*moved)
     loaded, trained = before["params"]["layer3_0"]["conv1"]["kernel"], after["params"]["layer3_0"]["conv1"]["kernel"]
     assert not np.array_equal(trained, loaded)
     # Loaded, then moved by 3 small steps; a fresh initialisation would be about sqrt(2) |loaded| away.

@@ -9,7 +9,7 @@ from timm_models import import_timm, timm_model
 
 from resnet_jax.convert import TIMM_NAMES, expected_timm_keys, from_timm
 from resnet_jax.convert import timm_model as our_timm_model
-from resnet_jax.errors import IncompatibleCheckpoint
+from resnet_jax.errors import ConfigError, IncompatibleCheckpoint
 from resnet_jax.models import create_model
 from resnet_jax.train import pretrained
 
@@ -63,33 +63,73 @@ def test_timms_key_layout_of_the_listed_models_is_the_one_we_map(name):
     }
 
 
-def _assert_logits_match(name: str, timm_name: str) -> None:
+# timm's PyTorch-trained EfficientNets and its ports of the paper's TensorFlow weights: the config fields that
+# make the run's network compute as each one (a .pth's keys do not tell them apart).
+PYTORCH_EFFICIENTNET = {"padding": "symmetric", "bn_epsilon": 1e-5, "bn_momentum": 0.9}
+TENSORFLOW_EFFICIENTNET = {"padding": "same", "bn_epsilon": 1e-3, "bn_momentum": 0.99}
+
+
+def run_loads(path, name: str, num_classes: int, **fields):
+    """The run's network for ``--config.model=name --config.init_from=path`` and ``fields``, and the variables the
+    run loads into it: the config, ``loop.build_model`` and ``pretrained.load`` as the run calls them."""
+    from configs import default
+    from resnet_jax import config_schema
+    from resnet_jax.train import loop
+
+    config = default.get_config()
+    config.update(dict(model=name, num_classes=num_classes, init_from=str(path), **fields))
+    config_schema.validate(config)
+    model = loop.build_model(config)
+    return model, pretrained.load(config.init_from, model, config.model, config_schema.convention_overrides(config))
+
+
+@pytest.mark.parametrize(
+    "name, timm_name, fields",
+    [
+        ("resnet18", "resnet18", {}),  # torchvision's layout
+        ("se_resnet50", "seresnet50", {}),  # SE as 1x1 convolutions
+        ("resnet50d", "resnet50d", {}),  # deep stem, pooled shortcut
+        ("res2net50_26w_4s", "res2net50_26w_4s", {}),  # the splits' convs and bns as lists
+        ("efficientnet_b0", "efficientnet_b0", PYTORCH_EFFICIENTNET),  # trained in PyTorch
+        ("efficientnet_b0", "tf_efficientnet_b0", TENSORFLOW_EFFICIENTNET),  # the paper's TensorFlow weights
+        ("hrnet_w18_small", "hrnet_w18_small", {}),
+    ],
+)
+def test_a_run_given_a_timm_file_computes_that_networks_logits_in_eval_mode(name, timm_name, fields, tmp_path):
+    """Random weights, BN statistics randomised about a batch's, one model of each family, saved as a .pth and
+    loaded the way a run loads ``init_from``: timm's logits within 1e-4."""
     network = timm_model(timm_name, image_size=IMAGE_SIZE)
+    path = tmp_path / f"{timm_name}.pth"
+    torch.save(network.state_dict(), path)
     images = torch.randn(2, 3, IMAGE_SIZE, IMAGE_SIZE, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         expected = network(images).numpy()
-    variables = from_timm(network.state_dict(), name, timm_name=timm_name)
-    model = our_timm_model(name, expected.shape[1], timm_name)
+    model, variables = run_loads(path, name, expected.shape[1], **fields)
     logits = np.asarray(model.apply(variables, images.numpy().transpose(0, 2, 3, 1), train=False))
     assert logits.shape == expected.shape
     assert np.abs(logits - expected).max() <= 1e-4
 
 
-@pytest.mark.parametrize(
-    "name, timm_name",
-    [
-        ("resnet18", "resnet18"),  # torchvision's layout
-        ("se_resnet50", "seresnet50"),  # SE as 1x1 convolutions
-        ("resnet50d", "resnet50d"),  # deep stem, pooled shortcut
-        ("res2net50_26w_4s", "res2net50_26w_4s"),  # the splits' convs and bns as lists
-        ("efficientnet_b0", "efficientnet_b0"),  # timm's PyTorch training: symmetric padding, PyTorch BN
-        ("efficientnet_b0", "tf_efficientnet_b0"),  # the paper's TensorFlow weights: our registry's settings
-        ("hrnet_w18_small", "hrnet_w18_small"),
-    ],
-)
-def test_logits_match_timm_in_eval_mode(name, timm_name):
-    """Random weights, BN statistics randomised about a batch's, one model of each family: within 1e-4."""
-    _assert_logits_match(name, timm_name)
+@pytest.mark.parametrize("fields", [{}, {"padding": "symmetric", "bn_epsilon": 1e-5}])
+def test_an_efficientnet_file_whose_network_the_config_leaves_open_is_refused_naming_the_fields(fields, tmp_path):
+    path = tmp_path / "efficientnet_b0.pth"
+    path.write_bytes(b"")  # refused before it is read
+    with pytest.raises(ConfigError) as refused:
+        run_loads(path, "efficientnet_b0", 1000, **fields)
+    message = str(refused.value)
+    assert "\n" not in message and "keys do not say which network" in message
+    assert "--config.padding=symmetric --config.bn_epsilon=1e-05 --config.bn_momentum=0.9" in message
+    assert "tf_efficientnet_b0" in message and "--config.padding=same --config.bn_epsilon=0.001" in message
+    assert "leaves bn_momentum unset" in message if fields else "leaves padding, bn_epsilon, bn_momentum" in message
+
+
+def test_the_config_fields_build_timms_pytorch_efficientnet():
+    from configs import default
+    from resnet_jax.train import loop
+
+    config = default.get_config()
+    config.update(dict(model="efficientnet_b0", num_classes=10, **PYTORCH_EFFICIENTNET))
+    assert loop.build_model(config) == our_timm_model("efficientnet_b0", 10)
 
 
 def test_the_registry_efficientnet_is_timms_tensorflow_port():
@@ -116,18 +156,3 @@ def test_a_model_timm_does_not_have_is_refused_with_the_list():
         IncompatibleCheckpoint, match="timm has no counterpart of 'cifar_resnet20'.*seresnet|se_resnet50"
     ):
         from_timm({}, "cifar_resnet20", num_classes=10)
-
-
-def test_init_from_a_timm_file_reads_its_layout(tmp_path):
-    """``init_from`` a .pth of timm's resnet50d (deep stem, pooled shortcut): the keys choose the timm layout,
-    and the loaded network computes timm's logits."""
-    network = timm_model("resnet50d", image_size=IMAGE_SIZE)
-    path = tmp_path / "resnet50d_timm.pth"
-    torch.save(network.state_dict(), path)
-    model = create_model("resnet50d", num_classes=1000)
-    variables = pretrained.load(path, model, "resnet50d")
-    images = torch.randn(2, 3, IMAGE_SIZE, IMAGE_SIZE, generator=torch.Generator().manual_seed(2))
-    with torch.no_grad():
-        expected = network(images).numpy()
-    logits = np.asarray(model.apply(variables, images.numpy().transpose(0, 2, 3, 1), train=False))
-    assert np.abs(logits - expected).max() <= 1e-4

@@ -94,7 +94,9 @@ class Datasets:
 def random_erasing_settings(config) -> erasing.RandomErasing:
     """The config's ``random_erasing`` group as settings."""
     group = config.random_erasing
-    return erasing.RandomErasing(group.probability, tuple(group.area_range), group.min_aspect_ratio, group.fill)
+    return erasing.RandomErasing(
+        group.probability, tuple(group.area_range), group.min_aspect_ratio, group.fill, group.fill_value, group.sampler
+    )
 
 
 def split_names(train_split: str, test_split: str, validation_examples: int) -> dict[str, str]:
@@ -166,10 +168,10 @@ def _in_memory(
     train = splits.pop("train")
     _check_imagenet_statistics(config, train["image"].shape[-1])
     normalisation = Normalisation.from_images(train["image"], config.normalisation)
-    augmentation = pad_crop.Augmentation(
-        config.crop_padding, config.pad_mode, config.random_flip, random_erasing_settings(config)
-    )
-    batch_arguments = dict(seed=config.seed, augmentation=augmentation, mean_pixel=normalisation.mean * 255)
+    settings = random_erasing_settings(config)
+    augmentation = pad_crop.Augmentation(config.crop_padding, config.pad_mode, config.random_flip, settings)
+    fill = erasing.fill_colour_for(settings, normalisation.mean, normalisation.std)
+    batch_arguments = dict(seed=config.seed, augmentation=augmentation, fill_colour=fill)
 
     def train_batches(start_step: int) -> Iterator[Batch]:
         return in_memory.host_train_batches(
@@ -271,8 +273,11 @@ def _check_held_out_split(train_split: str, validation_examples: int) -> None:
 
 
 def streamed_normalisation(dataset_spec: spec.DatasetSpec, mode: str) -> Normalisation:
-    """A streamed dataset's normalisation: its train split's per-channel statistics ('channel'), or
-    torchvision's ImageNet statistics ('imagenet'; ImageNet's own are those)."""
+    """A streamed dataset's normalisation: its train split's per-channel statistics ('channel'), MNIST's
+    ('mnist'), or torchvision's ImageNet statistics ('imagenet'; ImageNet's own are those)."""
+    if mode == "mnist":
+        mean, std = spec.MNIST_MEAN_STD
+        return Normalisation(np.full(dataset_spec.channels, mean), np.full(dataset_spec.channels, std))
     if mode == "imagenet" or dataset_spec.mean is None:
         return Normalisation.imagenet()
     return Normalisation(np.asarray(dataset_spec.mean), np.asarray(dataset_spec.std))

@@ -24,6 +24,7 @@ AUTO = "auto"
 PIPELINES = (AUTO, IN_MEMORY, STREAMED)  # the ``pipeline`` field's values
 IN_MEMORY_MAX_SIDE = 64  # images of one size up to this side are held in memory (CIFAR-like); larger are streamed
 IMAGENET_MEAN_STD = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))  # torchvision's: what its ImageNet weights expect
+MNIST_MEAN_STD = (0.1307, 0.3081)  # MNIST's train statistics, which Zhong et al.'s Fashion-MNIST script normalises with
 TFDS_NAME = re.compile(r"^[a-z][a-z0-9_]*(/[\w.+-]+)?(:\d+\.\d+\.\d+|:\d+\.\d+\.\*|:\d+\.\*\.\*)?$")
 
 

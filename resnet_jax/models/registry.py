@@ -40,6 +40,27 @@ def _cifar_resnet(depth: int, shortcut: str) -> ModelSpec:
     )
 
 
+def _zhong_resnet(depth: int) -> ModelSpec:
+    """The ResNet of Zhong et al.'s released CIFAR and Fashion-MNIST code (``models/*/resnet.py`` of
+    github.com/zhunzhong07/Random-Erasing, after pytorch-classification): (depth - 2) / 6 blocks per stage of
+    16/32/64 filters, projection shortcuts (1x1 conv + BN) wherever the shape changes, and from depth 44 on
+    bottleneck blocks (x4 outputs), so that its 'ResNet-56' has 9 bottlenecks a stage (83 layers)."""
+    return ModelSpec(
+        ResNet,
+        dict(
+            stage_sizes=((depth - 2) // 6,) * 3,
+            block="bottleneck" if depth >= 44 else "basic",
+            widths=(16, 32, 64),
+            stem="cifar",
+            stem_width=16,
+            shortcut="B",
+        ),
+        CIFAR_INPUT_SIZE,
+        f"Zhong et al. 2017's released code, models/fashion/resnet.py (depth {depth}, projection shortcuts"
+        + (", bottleneck blocks)" if depth >= 44 else ")"),
+    )
+
+
 def _wide_resnet(depth: int, widen: int) -> ModelSpec:
     """Zagoruyko & Komodakis 2016: pre-activation basic blocks, (depth-4)/6 per stage, width x k."""
     return ModelSpec(
@@ -104,6 +125,7 @@ MODELS: dict[str, ModelSpec] = {
     "preact_resnet50": _imagenet((3, 4, 6, 3), "bottleneck", PREACT, activation_order="full_preactivation"),
     **{f"cifar_resnet{d}": _cifar_resnet(d, "A") for d in (20, 32, 44, 56, 110, 1202)},
     **{f"cifar_plain{d}": _cifar_resnet(d, "none") for d in (20, 32, 44, 56, 110)},
+    **{f"zhong_resnet{d}": _zhong_resnet(d) for d in (20, 32, 44, 56, 110)},
     "wrn16_8": _wide_resnet(16, 8),
     "wrn28_10": _wide_resnet(28, 10),
     "wrn40_4": _wide_resnet(40, 4),

@@ -301,7 +301,8 @@ def _train_and_evaluate(config: Any, workdir: epath.Path, stop_request: StopRequ
     logging.info("Derived sizes and learning rate: %s", record["derived"])
 
     checkpointer = checkpoint.Checkpointer(workdir / "checkpoints", config.max_checkpoints_to_keep)
-    state = _restore_or_initialise(config, model, tx, input_shape, mesh, checkpointer)
+    conventions = config_schema.convention_overrides(full_config)
+    state = _restore_or_initialise(config, model, tx, input_shape, mesh, checkpointer, conventions)
     jax.block_until_ready(state)
     startup.mark("restore" if int(state.step) else "init")
     if is_chief:
@@ -415,8 +416,9 @@ def _train(run: Run, state: TrainState) -> tuple[int, dict[str, float], str | No
         profile.stop()
 
 
-def _restore_or_initialise(config: Any, model, tx, input_shape, mesh, checkpointer) -> TrainState:
-    """The latest checkpoint onto this mesh if there is one; else a fresh (or pretrained) state."""
+def _restore_or_initialise(config: Any, model, tx, input_shape, mesh, checkpointer, conventions) -> TrainState:
+    """The latest checkpoint onto this mesh if there is one; else a fresh (or pretrained) state (``conventions``:
+    the framework conventions the config sets, which a PyTorch file of an EfficientNet needs)."""
     replicated = sharding.replicated_sharding(mesh)
     init_rng, state_rng = jax.random.split(jax.random.PRNGKey(config.seed))
     use_ema = config.ema_decay > 0
@@ -434,7 +436,8 @@ def _restore_or_initialise(config: Any, model, tx, input_shape, mesh, checkpoint
     if not config.init_from:
         return jax.jit(create_fresh, out_shardings=replicated)()
     fresh = jax.device_get(jax.jit(lambda: init_variables(model, init_rng, input_shape))())
-    variables = pretrained.merge(fresh, pretrained.load(config.init_from, model, config.model), config.reinit_head)
+    loaded = pretrained.load(config.init_from, model, config.model, conventions)
+    variables = pretrained.merge(fresh, loaded, config.reinit_head)
     logging.info("Initialised from %s.", config.init_from)
 
     def create_from(variables: dict) -> TrainState:

@@ -1,26 +1,34 @@
 """Fine-tuning: load pretrained variables (this package's checkpoints, torchvision or timm files) into a model."""
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 from absl import logging
 from flax import traverse_util
 
-from resnet_jax.convert import from_torch_model
-from resnet_jax.errors import MissingDependency
+from resnet_jax.config_schema import CONVENTION_FIELDS
+from resnet_jax.convert import TIMM_PYTORCH_EFFICIENTNET, from_torch_model
+from resnet_jax.errors import ConfigError, MissingDependency
 from resnet_jax.models import parts
+from resnet_jax.models.efficientnet import EfficientNet
 from resnet_jax.train.checkpoint import check_compatible, load_variables
 from resnet_jax.train.paths import resolve
 
 TORCH_SUFFIXES = (".pth", ".pt", ".bin")
 
 
-def load(path: str | os.PathLike, model: Any, model_name: str) -> dict:
+def load(path: str | os.PathLike, model: Any, model_name: str, conventions: Mapping[str, Any] | None = None) -> dict:
     """``{'params', 'batch_stats'}`` from a workdir/checkpoint of this package or a torchvision- or timm-layout
-    ``.pth`` of ``model`` (the run's network ``model_name``, variant fields included; the keys say which layout)."""
+    ``.pth`` of ``model`` (the run's network ``model_name``, variant fields included; the keys say which layout).
+
+    ``conventions`` are the framework conventions the config sets (``config_schema.convention_overrides``). A
+    ``.pth`` EfficientNet must have all of them set, since its keys do not tell timm's PyTorch-trained network
+    from its TensorFlow port (``ConfigError`` otherwise); the other families compute as PyTorch does."""
     path = resolve(path)
     if path.suffix in TORCH_SUFFIXES:
+        _log_conventions(path, model, model_name, conventions or {})
         try:
             import torch
         except ImportError as error:
@@ -29,6 +37,38 @@ def load(path: str | os.PathLike, model: Any, model_name: str) -> dict:
             state_dict = torch.load(file, map_location="cpu", weights_only=True)
         return from_torch_model(state_dict.get("state_dict", state_dict), model, model_name)
     return load_variables(path)
+
+
+def _log_conventions(path: Any, model: Any, model_name: str, conventions: Mapping[str, Any]) -> None:
+    """Say how the network loaded from PyTorch file ``path`` computes; refuse an EfficientNet whose config leaves
+    that open."""
+    if not isinstance(model, EfficientNet):
+        logging.info(
+            "init_from: %s is a PyTorch file; %s computes as PyTorch's network did: symmetric padding, "
+            "BatchNorm epsilon 1e-5 and momentum 0.1 (the model's own).",
+            path,
+            model_name,
+        )
+        return
+    if missing := [name for name in CONVENTION_FIELDS if name not in conventions]:
+        tensorflow = {name: getattr(EfficientNet, name) for name in CONVENTION_FIELDS}
+        raise ConfigError(
+            f"init_from={path} is a PyTorch file of an EfficientNet, and its keys do not say which network it "
+            f"was: timm's {model_name} (trained in PyTorch: {_flags(TIMM_PYTORCH_EFFICIENTNET)}) or "
+            f"tf_{model_name} (the paper's TensorFlow weights, ported: {_flags(tensorflow)}). Loaded with the other "
+            f"one's padding and BatchNorm constants, it computes something else. Set the one it is; the config "
+            f"leaves {', '.join(missing)} unset."
+        )
+    logging.info(
+        "init_from: %s is a PyTorch file of an EfficientNet; it computes with %s, as the config sets.",
+        path,
+        ", ".join(f"{name}={value!r}" for name, value in conventions.items()),
+    )
+
+
+def _flags(values: Mapping[str, Any]) -> str:
+    """``--config.NAME=VALUE`` for each of ``values``, in ``CONVENTION_FIELDS``' order."""
+    return " ".join(f"--config.{name}={values[name]}" for name in CONVENTION_FIELDS)
 
 
 def merge(fresh: dict, loaded: dict, reinit_head: bool = False) -> dict:

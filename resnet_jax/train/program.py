@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 from clu import metrics as clu_metrics
 
+from resnet_jax import config_schema
 from resnet_jax.train import sharding
 from resnet_jax.train.feed import Feed
 from resnet_jax.train.mixing import NO_MIXING, Mixing
@@ -32,12 +33,14 @@ class StepOptions:
     grad_accum_steps: int = 1
     ema_decay: float = 0.0
     mixing: Mixing = NO_MIXING
+    inference_parts: tuple[str, ...] = ()  # frozen parts that run as at inference (freeze_mode='inference')
 
     @classmethod
     def from_config(cls, config: Any) -> "StepOptions":
         """The step's choices from a run config (or its run view)."""
         mixing = Mixing(config.cutout_size, config.mixup_alpha, config.cutmix_alpha, config.cutmix_probability)
-        return cls(config.label_smoothing, config.grad_accum_steps, config.ema_decay, mixing)
+        frozen = config_schema.parse_parts(config.freeze) if config.freeze_mode == "inference" else ()
+        return cls(config.label_smoothing, config.grad_accum_steps, config.ema_decay, mixing, tuple(frozen))
 
 
 def _field(output_name: str) -> str:
@@ -96,6 +99,7 @@ def compile_programs(
         ema_decay=options.ema_decay,
         normalise=normalisation,
         mixing=options.mixing,
+        frozen=options.inference_parts,
     )
     eval_step = make_eval_step(model, normalisation)
     abstract_batch = {

@@ -5,7 +5,9 @@ dataset provides. Steps return per-example values (loss, top-1/top-5 correctness
 norms); the caller reduces them to exact sums, so no host synchronisation happens inside the step.
 """
 
-from collections.abc import Callable
+import contextlib
+import inspect
+from collections.abc import Callable, Collection
 from typing import Any
 
 import jax
@@ -53,6 +55,22 @@ def gradient_norms(grads: Any) -> dict[str, jax.Array]:
     return norms
 
 
+def inference_mode(modules: Collection[str]) -> contextlib.AbstractContextManager:
+    """Within it, the model's top-level ``modules`` run as at inference: each call's ``train`` is False, so their
+    BatchNorm normalises with, and keeps, its running statistics, and their dropout and stochastic depth are off."""
+
+    def interceptor(next_fun, args, kwargs, context):
+        path = context.module.scope.path if context.module.scope is not None else ()
+        if context.method_name != "__call__" or len(path) != 1 or path[0] not in modules:
+            return next_fun(*args, **kwargs)
+        call = inspect.signature(type(context.module).__call__).bind(context.module, *args, **kwargs)
+        if "train" in call.arguments:
+            call.arguments["train"] = False
+        return next_fun(*call.args[1:], **call.kwargs)
+
+    return nn.intercept_methods(interceptor) if modules else contextlib.nullcontext()
+
+
 def split_microbatches(batch: Batch, num_microbatches: int, num_shards: int) -> Batch:
     """Reshape a sharded batch (B, ...) to (num_microbatches, B / num_microbatches, ...).
 
@@ -78,6 +96,7 @@ def make_train_step(
     ema_decay: float = 0.0,
     normalise: Normalise = _identity,
     mixing: Mixing = NO_MIXING,
+    frozen: Collection[str] = (),
 ) -> Callable[[TrainState, Batch], tuple[TrainState, dict[str, jax.Array]]]:
     """Build ``train_step(state, batch) -> (state, outputs)`` for ``batch = {'image', 'label'}``.
 
@@ -89,17 +108,22 @@ def make_train_step(
     and each microbatch's BatchNorm update starts from the same running statistics, then the k
     updates are averaged. With ``bn_group_size`` dividing the microbatch this equals one step on the
     whole batch. ``num_shards`` is the number of devices the batch axis is split over.
+
+    The parts in ``frozen`` (``resnet_jax.models.parts``' names, whose updates the optimizer zeroes) run as at
+    inference (``inference_mode``): they compute what the pretrained network computes, and their BatchNorm
+    statistics stay as they were.
     """
 
-    def microbatch_gradients(state: TrainState, micro: Batch, rng: jax.Array, weight: jax.Array):
+    def microbatch_gradients(state: TrainState, micro: Batch, rng: jax.Array, weight: jax.Array, frozen_modules):
         def loss_fn(params):
-            logits, updates = model.apply(
-                {"params": params, "batch_stats": state.batch_stats},
-                micro["image"],
-                train=True,
-                mutable=["batch_stats"],
-                rngs={"dropout": rng},
-            )
+            with inference_mode(frozen_modules):
+                logits, updates = model.apply(
+                    {"params": params, "batch_stats": state.batch_stats},
+                    micro["image"],
+                    train=True,
+                    mutable=["batch_stats"],
+                    rngs={"dropout": rng},
+                )
             losses = cross_entropy(logits, micro["label"], label_smoothing)
             if mixing.mixes:
                 losses = weight * losses + (1 - weight) * cross_entropy(logits, micro["partner"], label_smoothing)
@@ -109,6 +133,7 @@ def make_train_step(
         return grads, batch_stats, {"loss": losses, "top1": topk_correct(logits, micro["label"], 1)}
 
     def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, dict[str, jax.Array]]:
+        frozen_modules = {module for module, part in parts.part_of_modules(state.params).items() if part in frozen}
         step_rng = jax.random.fold_in(state.rng, state.step)
         images, weight = normalise(batch["image"]), jnp.ones((), jnp.float32)
         rows = {"image": images, "label": batch["label"]}
@@ -123,12 +148,16 @@ def make_train_step(
         for index in range(grad_accum_steps):
             micro_batch = jax.tree_util.tree_map(lambda x, i=index: x[i], micro)
             grads, batch_stats, micro_outputs = microbatch_gradients(
-                state, micro_batch, jax.random.fold_in(step_rng, index), weight
+                state, micro_batch, jax.random.fold_in(step_rng, index), weight, frozen_modules
             )
             grad_sum = grads if grad_sum is None else jax.tree_util.tree_map(jnp.add, grad_sum, grads)
             stats_sum = batch_stats if stats_sum is None else jax.tree_util.tree_map(jnp.add, stats_sum, batch_stats)
             outputs.append(micro_outputs)
         grads, batch_stats = jax.tree_util.tree_map(lambda total: total / grad_accum_steps, (grad_sum, stats_sum))
+        # A frozen part's statistics are its own, not an average of k copies (not always bitwise the same).
+        batch_stats = {
+            name: state.batch_stats[name] if name in frozen_modules else stats for name, stats in batch_stats.items()
+        }
         outputs = jax.tree_util.tree_map(lambda *values: jnp.concatenate(values), *outputs)
 
         updates, opt_state = tx.update(grads, state.opt_state, state.params)

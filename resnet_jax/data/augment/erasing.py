@@ -14,7 +14,15 @@ from one key, so (seed, step) determines every erased pixel.
 
 Fills: 'random' gives every erased pixel and channel an independent value in [0, 255] (the paper);
 'mean' the train split's mean colour (what ``torchvision.transforms.RandomErasing(value=0)`` after
-normalisation amounts to; the authors' released scripts also fill a constant); 'zero' black.
+normalisation amounts to); 'zero' black; 'constant' the value ``fill_value`` after normalisation, as the
+authors' released scripts fill (0.4914, CIFAR-10's red mean, on every dataset), here rounded to the nearest
+uint8 level (within 0.5 / 255 / std of it: 0.0064 after MNIST's normalisation).
+
+``sampler='authors'`` draws as the authors' released ``transforms.RandomErasing`` (github.com/zhunzhong07/
+Random-Erasing) does instead of as Algorithm 1: up to 100 (area, aspect ratio) draws, the first whose sides
+are both smaller than the image's taken, then a corner uniform over the positions where that rectangle fits;
+an image whose 100 draws all fail is left as it is. Algorithm 1 redraws the corner with the size, so its
+rectangles lean towards the small ones that fit more positions; the released code's do not.
 """
 
 import dataclasses
@@ -26,7 +34,9 @@ import numpy as np
 
 from resnet_jax.data.pipelines.streams import Stream, stream_key
 
-FILLS = ("random", "mean", "zero")
+FILLS = ("random", "mean", "zero", "constant")
+SAMPLERS = ("paper", "authors")
+RELEASED_ATTEMPTS = 100  # the authors' transforms.RandomErasing tries this many sizes
 MISS_PROBABILITY = 1e-12  # chance that an image due for erasing finds no fitting rectangle in its draws
 MAX_ATTEMPTS = 10_000
 GRID = 512  # points per axis of the (area, aspect ratio) grid that fit_probability averages over
@@ -39,7 +49,9 @@ class RandomErasing:
     probability: float = 0.0  # p
     area_range: tuple[float, float] = (0.02, 0.4)  # (sl, sh): erased fraction of the image area
     min_aspect_ratio: float = 0.3  # r1: aspect ratios (height / width) lie in [r1, 1 / r1]
-    fill: str = "random"  # 'random', 'mean' or 'zero'
+    fill: str = "random"  # 'random', 'mean', 'zero' or 'constant'
+    fill_value: float = 0.0  # 'constant': the erased pixels' value after normalisation (the authors': 0.4914)
+    sampler: str = "paper"  # 'paper' (Algorithm 1) or 'authors' (their released code)
 
 
 def _sides(area, ratio):
@@ -76,9 +88,11 @@ def attempts_needed(height: int, width: int, erasing: RandomErasing) -> int:
 
 
 def draw_rectangles(key: jax.Array, count: int, height: int, width: int, erasing: RandomErasing) -> dict:
-    """For each of ``count`` images: ``erase`` (bool) and the rectangle's ``top``, ``left``, ``height``, ``width``."""
+    """For each of ``count`` images: ``erase`` (bool) and the rectangle's ``top``, ``left``, ``height``, ``width``,
+    drawn as ``erasing.sampler`` says."""
     area_key, ratio_key, top_key, left_key, erase_key = jax.random.split(key, 5)
-    shape = (count, attempts_needed(height, width, erasing))
+    released = erasing.sampler == "authors"
+    shape = (count, RELEASED_ATTEMPTS if released else attempts_needed(height, width, erasing))
     low, high = erasing.area_range
     area = jax.random.uniform(area_key, shape, minval=low, maxval=high) * (height * width)
     r1 = erasing.min_aspect_ratio
@@ -88,29 +102,53 @@ def draw_rectangles(key: jax.Array, count: int, height: int, width: int, erasing
         return jnp.maximum(jnp.round(jnp.sqrt(value)).astype(jnp.int32), 1)
 
     sizes = {"height": side(area * ratio), "width": side(area / ratio)}
-    corners = {
-        "top": jax.random.randint(top_key, shape, 0, height, jnp.int32),
-        "left": jax.random.randint(left_key, shape, 0, width, jnp.int32),
-    }
-    fits = (corners["top"] + sizes["height"] <= height) & (corners["left"] + sizes["width"] <= width)
-    first_fit = jnp.argmax(fits, axis=1)
-    chosen = {
-        name: jnp.take_along_axis(values, first_fit[:, None], axis=1)[:, 0]
-        for name, values in {**sizes, **corners}.items()
-    }
+    if released:  # the first size with both sides below the image's, then a corner where it fits
+        fits = (sizes["height"] < height) & (sizes["width"] < width)
+        chosen = _first(fits, sizes)
+        corners = {
+            "top": _below(top_key, height - chosen["height"] + 1),
+            "left": _below(left_key, width - chosen["width"] + 1),
+        }
+        chosen = {**chosen, **corners}
+    else:  # Algorithm 1: size and corner drawn together until the rectangle lies inside the image
+        corners = {
+            "top": jax.random.randint(top_key, shape, 0, height, jnp.int32),
+            "left": jax.random.randint(left_key, shape, 0, width, jnp.int32),
+        }
+        fits = (corners["top"] + sizes["height"] <= height) & (corners["left"] + sizes["width"] <= width)
+        chosen = _first(fits, {**sizes, **corners})
     erase = (jax.random.uniform(erase_key, (count,)) < erasing.probability) & jnp.any(fits, axis=1)
     return {"erase": erase, **chosen}
 
 
+def _first(fits: jax.Array, draws: dict) -> dict:
+    """Each row's values at its first fitting draw (the first draw where none fits; that image is not erased)."""
+    first_fit = jnp.argmax(fits, axis=1)
+    return {name: jnp.take_along_axis(values, first_fit[:, None], axis=1)[:, 0] for name, values in draws.items()}
+
+
+def _below(key: jax.Array, bounds: jax.Array) -> jax.Array:
+    """One integer uniform in [0, bound) for each of ``bounds`` (positive int32)."""
+    return jax.random.randint(key, bounds.shape, 0, jnp.maximum(bounds, 1), jnp.int32)
+
+
 def fill_values(
-    key: jax.Array, image_shape: tuple[int, ...], count: int, erasing: RandomErasing, mean_pixel: np.ndarray | None
+    key: jax.Array, image_shape: tuple[int, ...], count: int, erasing: RandomErasing, fill_colour: np.ndarray | None
 ) -> jax.Array:
-    """What erased pixels become: per-pixel random uint8 values for 'random', else one broadcastable colour."""
+    """What erased pixels become: per-pixel random uint8 values for 'random', else one broadcastable colour
+    (``fill_colour``, from ``fill_colour_for``, for 'mean' and 'constant')."""
     if erasing.fill == "random":
         return jax.random.randint(key, (count, *image_shape), 0, 256, jnp.int32).astype(jnp.uint8)
-    if erasing.fill == "mean":
-        return jnp.asarray(np.round(mean_pixel).astype(np.uint8))
+    if erasing.fill in ("mean", "constant"):
+        return jnp.asarray(np.clip(np.round(fill_colour), 0, 255).astype(np.uint8))
     return jnp.zeros(image_shape[-1:], jnp.uint8)
+
+
+def fill_colour_for(erasing: RandomErasing, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """The colour (uint8 scale, per channel) of a 'mean' or 'constant' fill, given the dataset's normalisation
+    ``(x / 255 - mean) / std``: the mean itself, or the pixel that normalises to ``fill_value``."""
+    value = erasing.fill_value if erasing.fill == "constant" else 0.0
+    return (np.asarray(mean, np.float64) + value * np.asarray(std, np.float64)) * 255
 
 
 def erase(images: jax.Array, rectangles: dict, fill: jax.Array) -> jax.Array:
@@ -128,9 +166,9 @@ def erase(images: jax.Array, rectangles: dict, fill: jax.Array) -> jax.Array:
     return jnp.where(mask[..., None], jnp.broadcast_to(fill, images.shape), images)
 
 
-def erase_batch(images: jax.Array, seed: int, step, settings: RandomErasing, mean_pixel) -> jax.Array:
+def erase_batch(images: jax.Array, seed: int, step, settings: RandomErasing, fill_colour) -> jax.Array:
     """Random Erasing of the global batch at ``step``, drawn for the whole batch from (seed, step)."""
     rectangle_key, fill_key = jax.random.split(stream_key(seed, Stream.ERASING, step))
     count, height, width = images.shape[:3]
     drawn = draw_rectangles(rectangle_key, count, height, width, settings)
-    return erase(images, drawn, fill_values(fill_key, images.shape[1:], count, settings, mean_pixel))
+    return erase(images, drawn, fill_values(fill_key, images.shape[1:], count, settings, fill_colour))

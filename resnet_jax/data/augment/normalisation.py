@@ -11,9 +11,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from resnet_jax.data.spec import IMAGENET_MEAN_STD, channel_statistics
+from resnet_jax.data.spec import IMAGENET_MEAN_STD, MNIST_MEAN_STD, channel_statistics
 
-MODES = ("channel", "pixel_mean", "imagenet")
+MODES = ("channel", "pixel_mean", "imagenet", "mnist")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -26,9 +26,13 @@ class Normalisation:
     @classmethod
     def from_images(cls, images: np.ndarray, mode: str) -> "Normalisation":
         """Statistics of the train images: per channel ('channel'), or He et al.'s per-pixel mean image alone;
-        'imagenet': torchvision's ImageNet statistics, for fine-tuning its weights."""
+        'imagenet': torchvision's ImageNet statistics, for fine-tuning its weights; 'mnist': MNIST's on every
+        channel (Zhong et al.'s released Fashion-MNIST script)."""
         if mode == "imagenet":
             return cls.imagenet()
+        if mode == "mnist":
+            mean, std = MNIST_MEAN_STD
+            return cls(np.full(images.shape[-1], mean), np.full(images.shape[-1], std))
         if mode == "pixel_mean":
             return cls(np.mean(images, axis=0, dtype=np.float64) / 255, np.ones(images.shape[-1]))
         if mode == "channel":

@@ -105,18 +105,19 @@ def train_batch(
     seed: int,
     global_batch: int,
     augmentation: pad_crop.Augmentation = pad_crop.NO_AUGMENTATION,
-    mean_pixel: np.ndarray | None = None,
+    fill_colour: np.ndarray | None = None,
 ) -> dict[str, jax.Array]:
     """The global train batch of ``step`` (traceable): uint8 images as augmented, and their labels.
 
-    ``mean_pixel`` is 'mean' erasing's fill. Inside a jitted step over a mesh, the split is replicated
-    and the caller constrains the result to the batch sharding, so each device gathers only its rows.
+    ``fill_colour`` is a 'mean' or 'constant' erasing's fill (``erasing.fill_colour_for``). Inside a jitted
+    step over a mesh, the split is replicated and the caller constrains the result to the batch sharding, so
+    each device gathers only its rows.
     """
     indices = global_batch_indices(seed, step, global_batch, len(split["label"]))
     drawn = pad_crop.draws(seed, step, global_batch, augmentation)
     images = pad_crop.pad_crop_flip(split["image"][indices], drawn, augmentation)
     if augmentation.random_erasing.probability > 0:
-        images = erasing.erase_batch(images, seed, step, augmentation.random_erasing, mean_pixel)
+        images = erasing.erase_batch(images, seed, step, augmentation.random_erasing, fill_colour)
     return {"image": images, "label": split["label"][indices]}
 
 
@@ -139,7 +140,7 @@ def host_train_batches(
     process_index: int,
     process_count: int,
     augmentation: pad_crop.Augmentation = pad_crop.NO_AUGMENTATION,
-    mean_pixel: np.ndarray | None = None,
+    fill_colour: np.ndarray | None = None,
 ) -> Iterator[Batch]:
     """This process's rows of every global batch from ``start_step`` on, made on the host CPU.
 
@@ -156,7 +157,7 @@ def host_train_batches(
             seed=seed,
             global_batch=per_process_batch * process_count,
             augmentation=augmentation,
-            mean_pixel=mean_pixel,
+            fill_colour=fill_colour,
         )
     )
     step = start_step

@@ -24,12 +24,12 @@ pipeline sets the pace.
 trains in about 20 minutes on 2 CPU cores. Expect a higher error than the paper's.
 
 Published test error: experiments/tables, table 'zhong2017' (its Fashion-MNIST rows; 'zhong2017_budget'
-for the ',budget' runs). The authors' script reports the best test accuracy over all epochs. Two anchors:
-- the paper's ResNet-20, 4.39 +- 0.08 (4.02 +- 0.07 with Random Erasing), measured on Fashion-MNIST's files
-  before they were regenerated on 2017-08-31 (zalandoresearch/fashion-mnist issue #44); the authors say
-  they used the earlier files (zhunzhong07/Random-Erasing issue #9);
-- the authors' script run on today's files by a user: 4.82 +- 0.04 (4.45 +- 0.04), Random-Erasing issue #10.
-Debian's dataset-fashion-mnist ships today's files, so the second anchor is the like-for-like one.
+for the ',budget' runs; 'zhong2017_authors_fashion_mnist' for ',authors'). The authors' script reports the
+best test accuracy over all epochs. Two anchors: the paper's numbers, measured on Fashion-MNIST's files before
+they were regenerated on 2017-08-31 (zalandoresearch/fashion-mnist issue #44; the authors say they used the
+earlier files, zhunzhong07/Random-Erasing issue #9), and, as the ResNet-20 rows' reference, the authors'
+script run by a user on today's files (Random-Erasing issue #10). Debian's dataset-fashion-mnist ships
+today's files, so the second anchor is the like-for-like one.
 """
 
 import ml_collections

@@ -19,6 +19,7 @@ fraction of what this machine really sustains, not of a datasheet number. Compil
 import argparse
 import dataclasses
 import json
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -83,6 +84,7 @@ class Steps:
     mesh: Mesh
     ours: Compiled
     reference: Compiled | None
+    dispatched: dict[int, Compiled] = dataclasses.field(default_factory=dict)  # k steps per call, for each k > 1
 
 
 def _compile(jitted, arguments: tuple, next_arguments) -> Compiled:
@@ -95,9 +97,18 @@ def _compile(jitted, arguments: tuple, next_arguments) -> Compiled:
     return Compiled(compiled, arguments, next_arguments, compile_s, float(cost["bytes accessed"]), float(cost["flops"]))
 
 
-def compile_steps(model_name: str, batch_size: int, dtype: str, image_size: int, reference: bool) -> Steps:
+def compile_steps(
+    model_name: str,
+    batch_size: int,
+    dtype: str,
+    image_size: int,
+    reference: bool,
+    steps_per_dispatch: tuple[int, ...] = (),
+) -> Steps:
     """Compile the loop's data-parallel train program for ``model_name`` (``program.compile_programs``: the
-    step, its metric sums and the stop ballot, on a batch as sent) and, if asked, its bare-Flax twin."""
+    step, its metric sums and the stop ballot, on a batch as sent), the same running k steps a call for each k
+    in ``steps_per_dispatch`` (every step on the one batch, as if made on the devices) and, if asked, its
+    bare-Flax twin."""
     num_classes = 1000 if get_spec(model_name).input_size == 224 else 10
     model = create_model(model_name, num_classes=num_classes, dtype=dtype)
     mesh = sharding.make_mesh()
@@ -129,8 +140,23 @@ def compile_steps(model_name: str, batch_size: int, dtype: str, image_size: int,
         Normalisation.imagenet(),
         feed.sent_batches(mesh),
     )
-    arguments = (state, batch, programs.empty_train_metrics(), StopRequest().vote(mesh))
-    ours = _compile(programs.train, arguments, lambda arguments, outputs: (outputs[0], batch, outputs[1], arguments[3]))
+
+    def next_arguments(arguments, outputs):
+        return outputs[0], batch, outputs[1], arguments[3]
+
+    def arguments_from(state):
+        return state, batch, programs.empty_train_metrics(), StopRequest().vote(mesh)
+
+    ours = _compile(programs.train, arguments_from(state), next_arguments)
+    dispatched = {
+        steps: _compile(
+            programs.train_steps(steps),
+            arguments_from(jax.jit(create_ours, out_shardings=replicated)()),  # the first state is donated
+            next_arguments,
+        )
+        for steps in steps_per_dispatch
+        if steps > 1
+    }
     twin = None
     if reference:
         from resnet_jax import benchmark_reference
@@ -144,7 +170,7 @@ def compile_steps(model_name: str, batch_size: int, dtype: str, image_size: int,
         )
         bare_state = jax.jit(lambda: benchmark_reference.create_state(bare, tx, shape), out_shardings=replicated)()
         twin = _compile(bare_step, (bare_state, batch), lambda arguments, outputs: (outputs[0], batch))
-    return Steps(model, mesh, ours, twin)
+    return Steps(model, mesh, ours, twin, dispatched)
 
 
 def seconds_per_step(compiled: Compiled, steps: int) -> float:
@@ -181,6 +207,7 @@ def benchmark(
     reference: bool = False,
     cost_only: bool = False,
     rounds: int = 1,
+    steps_per_dispatch: tuple[int, ...] = (),
 ) -> dict:
     """Measure the jitted data-parallel train step; returns examples/s, step time, MFU, bytes accessed.
 
@@ -188,9 +215,11 @@ def benchmark(
 
     ``reference`` also measures a bare-Flax step of the same network (``benchmark_reference``) in this
     run, and ours relative to it; ``cost_only`` compiles and reads XLA's cost analysis without running.
+    ``steps_per_dispatch`` also times the program running k steps a call, for each k (about ``steps`` steps
+    each), as ``examples_per_sec_by_steps_per_dispatch``.
     """
     image_size = image_size or get_spec(model_name).input_size
-    compiled = compile_steps(model_name, batch_size, dtype, image_size, reference)
+    compiled = compile_steps(model_name, batch_size, dtype, image_size, reference, steps_per_dispatch)
     device = jax.devices()[0]
     result = {
         "model": model_name,
@@ -202,6 +231,7 @@ def benchmark(
         "bytes_accessed": compiled.ours.bytes_accessed,
         "xla_flops": compiled.ours.flops,
         "jax": jax.__version__,
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
     }
     if reference:
         result["reference_bytes_accessed"] = compiled.reference.bytes_accessed
@@ -224,6 +254,14 @@ def benchmark(
         mfu=model_flops / peak,
         gmacs_per_example=macs / 1e9,
     )
+    if steps_per_dispatch:
+        per_step = {1: step_time}
+        for count, program in compiled.dispatched.items():
+            (seconds_per_call,), _ = median_seconds_per_step([program], max(1, steps // count), rounds)
+            per_step[count] = seconds_per_call / count
+        result["examples_per_sec_by_steps_per_dispatch"] = {
+            str(count): batch_size / per_step[count] for count in sorted(set(steps_per_dispatch))
+        }
     if reference:
         (reference_time,) = reference_time
         result.update(
@@ -250,6 +288,9 @@ def _describe(result: dict) -> str:
             f"MFU {100 * result['mfu']:.1f}% (model {result['model_tflops_per_sec']:.3f} TFLOP/s, "
             f"measured matmul peak {result['matmul_peak_tflops_per_sec']:.3f} TFLOP/s), "
         )
+    if "examples_per_sec_by_steps_per_dispatch" in result:
+        by_count = result["examples_per_sec_by_steps_per_dispatch"].items()
+        line += "by steps per dispatch: " + ", ".join(f"{k}: {rate:.1f}" for k, rate in by_count) + " examples/s, "
     line += f"{result['bytes_accessed'] / 1e9:.3f} GB accessed per step (XLA cost analysis)"
     if "reference_bytes_accessed" in result:
         line += f"; against the bare-Flax step: {result['bytes_accessed_vs_reference']:.3f}x its bytes accessed"
@@ -279,6 +320,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--cost_only", action="store_true", help="compile and report XLA's bytes accessed and FLOPs, without running"
+    )
+    parser.add_argument(
+        "--steps_per_dispatch",
+        type=int,
+        nargs="+",
+        default=[],
+        metavar="K",
+        help="also time K train steps per call of the program (e.g. 1 8 32), as the loop's steps_per_dispatch",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
@@ -311,6 +360,7 @@ def main(argv: list[str] | None = None) -> None:
             args.reference,
             args.cost_only,
             args.rounds,
+            tuple(args.steps_per_dispatch),
         )
     print(json.dumps(result) if args.json else _describe(result))
 

@@ -482,6 +482,14 @@ FIELDS = (
         (RUN,),
         range=FRACTION,
     ),
+    Field(
+        "steps_per_dispatch",
+        1,
+        "train steps each dispatch of the jitted program runs, as one lax.scan (dataset on the devices only): "
+        "fewer kernel launches and host round trips for small nets on accelerators; the same batches and result",
+        (RUN,),
+        range=AT_LEAST_ONE,
+    ),
     # --- Fine-tuning ---
     Field("init_from", "", "a workdir or checkpoint of this package, or a torchvision .pth file", (RUN,), path=True),
     Field("reinit_head", False, "re-initialise the head (always done when num_classes differs)", (RUN,)),

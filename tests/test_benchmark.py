@@ -143,3 +143,19 @@ def test_reference_mode_refuses_a_pre_activation_network_in_one_line(capsys):
     with pytest.raises(SystemExit):
         benchmark.main(["--model", "wrn16_8", "--batch_size", "8", "--reference"])
     assert "post-activation ResNets, ResNeXts and plain nets only" in capsys.readouterr().err
+
+
+def test_k_steps_per_dispatch_run_k_steps_a_call_and_are_reported_per_step(capsys, monkeypatch):
+    steps_a_call = []
+
+    def one_call_then_fixed_timings(steps_to_time, steps, rounds):  # runs each program once; 4 ms a call
+        for compiled in steps_to_time:
+            steps_a_call.append(int(compiled.step(*compiled.arguments)[0].step))
+        return [0.004] * len(steps_to_time), [1.0] * len(steps_to_time)
+
+    monkeypatch.setattr(benchmark, "median_seconds_per_step", one_call_then_fixed_timings)
+    argv = ["--model", "cifar_resnet20", "--batch_size", "8", "--image_size", "8", "--steps", "8", "--json"]
+    benchmark.main([*argv, "--steps_per_dispatch", "1", "4"])
+    assert steps_a_call == [1, 4]  # the step program, then the one of 4 steps a call
+    by_count = json.loads(capsys.readouterr().out)["examples_per_sec_by_steps_per_dispatch"]
+    assert by_count == pytest.approx({"1": 8 / 0.004, "4": 8 / 0.001})  # 4 steps in the 4 ms of one call

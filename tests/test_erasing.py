@@ -122,7 +122,7 @@ def test_erasing_replaces_exactly_the_rectangle_with_the_fill(fill):
     if fill == "random":
         assert len(np.unique(erased)) > 20 and not np.array_equal(erased, images[inside])
     else:
-        expected = {"mean": [100, 21], "zero": [0, 0]}[fill]
+        expected = {"mean": [100, 21], "constant": [100, 21], "zero": [0, 0]}[fill]  # the colour given, rounded
         np.testing.assert_array_equal(erased, np.broadcast_to(expected, erased.shape))
 
 
@@ -181,7 +181,7 @@ def test_settings_that_almost_never_fit_are_refused():
         ({"area_range": (0.4, 0.02)}, r"area_range must be \(low, high\) with low <= high, got \(0.4, 0.02\)"),
         ({"area_range": (0.0, 0.4)}, r"area_range must be in \(0, 1\) \(each value\), got \(0.0, 0.4\)"),
         ({"min_aspect_ratio": 3.0}, r"min_aspect_ratio must be in \(0, 1\], got 3.0 \(.*r1"),
-        ({"fill": "noise"}, r"random_erasing.fill must be one of 'random', 'mean', 'zero', got 'noise'"),
+        ({"fill": "noise"}, r"random_erasing.fill must be one of 'random', 'mean', 'zero', 'constant', got 'noise'"),
     ],
 )
 def test_bad_random_erasing_settings_are_refused_with_the_valid_range(fields, message):

@@ -21,6 +21,9 @@ FLAGS = [
 
 
 @pytest.mark.slow
+# Outside CI's 15 minutes: a SIGKILL resumed bitwise is test_resume's hard kill and test_lean_runs' resumed run; a
+# save killed mid-write is never picked up: test_checkpoint.
+@pytest.mark.extended
 def test_three_random_sigkills_and_restarts_end_bitwise_equal_to_an_uninterrupted_run(tmp_path, monkeypatch):
     monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
     monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path / "jax_cache"))  # restarts skip recompiling

@@ -252,12 +252,15 @@ def test_a_stop_signal_is_saved_within_a_few_steps_of_the_device_not_at_the_next
     def recording(*args, **kwargs):
         steps = compile_programs(*args, **kwargs)
 
-        def train(*step_args):
-            outputs = steps.train(*step_args)
-            finished.append(outputs[-1])
-            return outputs
+        def train_steps(count):
+            def train(*step_args):
+                outputs = steps.train_steps(count)(*step_args)
+                finished.append(outputs[-1])
+                return outputs
 
-        return dataclasses.replace(steps, train=train)
+            return train
+
+        return dataclasses.replace(steps, train_steps=train_steps)
 
     training = threading.Event()
     training.set()

@@ -40,7 +40,7 @@ def test_jaxs_variable_then_the_config_field_take_precedence_and_none_turns_it_o
 
 
 @pytest.mark.slow
-@pytest.mark.extended  # the restarts of test_fault_tolerance run on the compilation cache too
+@pytest.mark.extended  # the restarts of test_resume and test_slurm run on the compilation cache too
 def test_a_second_run_reads_every_executable_from_the_cache(tmp_path):
     cache = tmp_path / "cache"
 

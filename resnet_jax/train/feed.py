@@ -37,6 +37,7 @@ class Feed:
       input_sharding: the sharding of every input (a pytree prefix).
       train_batch: ``(input, step) -> global batch``, traced inside the train step.
       eval_batch: ``input -> global batch with a mask``, traced inside the eval step.
+      on_devices: whether the dataset lives on the devices, so that a program can make many steps' batches.
     """
 
     train_inputs: Callable[[int], Iterator[Any]]
@@ -44,6 +45,7 @@ class Feed:
     input_sharding: NamedSharding
     train_batch: Callable[[Any, jax.Array], dict]
     eval_batch: Callable[[Any], dict]
+    on_devices: bool = False
 
 
 def dataset_bytes(splits: data_lib.InMemorySplits) -> int:
@@ -117,6 +119,7 @@ def device_feed(splits: data_lib.InMemorySplits, mesh: Mesh, eval_batch_size: in
         input_sharding=sharding.replicated_sharding(mesh),
         train_batch=train_batch,
         eval_batch=eval_batch,
+        on_devices=True,
     )
 
 

@@ -28,7 +28,7 @@ from resnet_jax import config_schema
 from resnet_jax import data as data_lib
 from resnet_jax.config_schema import MODEL, RUN, view
 from resnet_jax.data.pipelines import in_memory
-from resnet_jax.errors import UserError
+from resnet_jax.errors import ConfigError, UserError
 from resnet_jax.models import create_model
 from resnet_jax.train import (
     checkpoint,
@@ -155,6 +155,24 @@ def _write_json(path: epath.Path, record: dict) -> None:
     with storage.naming(tmp):
         tmp.write_text(json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
     tmp.replace(path)
+
+
+def _check_steps_per_dispatch(config: Any, input_feed: Feed) -> None:
+    """Refuse several steps per dispatch where batches come from the host; say how late a stop may come."""
+    dispatch = config.steps_per_dispatch
+    if dispatch > 1 and not input_feed.on_devices:
+        raise ConfigError(
+            f"steps_per_dispatch={dispatch} runs {dispatch} steps in one program over a dataset on the devices, "
+            f"but this run's batches are made on the host (a streamed dataset, input_placement='host', or a "
+            f"dataset too large for a device's memory); set --config.steps_per_dispatch=1."
+        )
+    if dispatch > 1:
+        logging.info(
+            "%d train steps per dispatch: logs, evaluations and checkpoints fall between dispatches on their own "
+            "steps; a stop signal is acted on within %d steps.",
+            dispatch,
+            (MAX_STEPS_IN_FLIGHT + 1) * dispatch,
+        )
 
 
 def _check_finite(values: dict[str, float], steps: range, checkpointer: checkpoint.Checkpointer) -> None:
@@ -285,6 +303,7 @@ def _train_and_evaluate(config: Any, workdir: epath.Path, stop_request: StopRequ
         process_count=num_processes,
     )
     input_feed = create_feed(config.input_placement, datasets, mesh, eval_sizes.global_batch)
+    _check_steps_per_dispatch(config, input_feed)
     startup.mark("data")
     full_config = with_dataset_facts(full_config, datasets)
     config = view(full_config, RUN)
@@ -362,12 +381,14 @@ def _train(run: Run, state: TrainState) -> tuple[int, dict[str, float], str | No
     if stop_request.requested_before_training():  # came during start-up or compilation
         return step, eval_results, stop_request.reason
     try:
-        in_flight: collections.deque[jax.Array] = collections.deque()  # the ballots of the unfinished steps
+        in_flight: collections.deque[jax.Array] = collections.deque()  # the ballots of the unfinished dispatches
+        every = (config.log_every_steps, config.eval_every_steps, config.checkpoint_every_steps)
         while step < length.num_train_steps:
-            state, accumulated, ballot = steps.train(
+            count = dispatch_length(step, config.steps_per_dispatch, every, length.num_train_steps)
+            state, accumulated, ballot = steps.train_steps(count)(
                 state, next(train_inputs), accumulated, stop_request.vote(run.mesh)
             )
-            step += 1
+            step += count
             in_flight.append(ballot)
             finished_ballot = None
             if len(in_flight) > MAX_STEPS_IN_FLIGHT:  # so a stop signal is seen, and saved, within a few steps
@@ -414,6 +435,16 @@ def _train(run: Run, state: TrainState) -> tuple[int, dict[str, float], str | No
         return step, eval_results, None
     finally:
         profile.stop()
+
+
+def dispatch_length(step: int, steps_per_dispatch: int, every: tuple[int, ...], last_step: int) -> int:
+    """How many train steps the dispatch after ``step`` runs: ``steps_per_dispatch``, unless the next multiple of
+    one of ``every`` (logging, evaluation, checkpoints) or ``last_step`` comes sooner; then the largest power of
+    two that does not pass it. So each of those falls between two dispatches, on its own step, and a run
+    compiles at most log2(steps_per_dispatch) + 1 train programs."""
+    next_event = min([last_step, *((step // interval + 1) * interval for interval in every)])
+    remaining = next_event - step
+    return steps_per_dispatch if remaining >= steps_per_dispatch else 1 << (remaining.bit_length() - 1)
 
 
 def _restore_or_initialise(config: Any, model, tx, input_shape, mesh, checkpointer, conventions) -> TrainState:

@@ -16,15 +16,16 @@ class StepTrace:
 
     def __init__(self, logdir: str | os.PathLike, start_step: int, enabled: bool = True):
         self._logdir = os.fspath(logdir)
-        self._first_step = start_step + WARMUP_STEPS if enabled else -1
+        self._first_step = start_step + WARMUP_STEPS
         self._tracing = False
+        self._pending = enabled  # a trace still to take
 
     def __call__(self, step: int) -> None:
-        """Called after each step is dispatched."""
-        if step == self._first_step:
+        """Called after each dispatch, with the step it reached (several steps a dispatch may pass the marks)."""
+        if self._pending and step >= self._first_step:
             jax.profiler.start_trace(self._logdir)
-            self._tracing = True
-        elif self._tracing and step == self._first_step + TRACED_STEPS:
+            self._tracing, self._pending = True, False
+        elif self._tracing and step >= self._first_step + TRACED_STEPS:
             self.stop()
             logging.info("Profiled steps %d-%d into %s.", self._first_step + 1, step, self._logdir)
 

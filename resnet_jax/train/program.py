@@ -8,6 +8,7 @@ eval step. Both are jitted with explicit shardings; the train program donates th
 """
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -69,9 +70,11 @@ def eval_count(metrics: clu_metrics.Collection) -> int:
 @dataclasses.dataclass(frozen=True)
 class Programs:
     """The jitted programs of a run: ``train(state, input, sums, stop_votes) -> (state, sums, ballot)`` (state
-    and sums donated) and ``eval(variables, input, sums) -> sums``, with their empty sums."""
+    and sums donated), ``train_steps(k)``, the same program running k train steps as one ``lax.scan`` (compiled
+    once per k), and ``eval(variables, input, sums) -> sums``, with their empty sums."""
 
     train: Callable
+    train_steps: Callable[[int], Callable]
     eval: Callable
     empty_train_metrics: Callable
     empty_eval_metrics: Callable
@@ -109,22 +112,43 @@ def compile_programs(
     train_metrics = collection(jax.eval_shape(train_step, state, abstract_batch)[1])
     eval_metrics = collection(EVAL_OUTPUTS)
 
-    def train_and_accumulate(state, train_input, accumulated, stop_votes):
-        state, outputs = train_step(state, input_feed.train_batch(train_input, state.step))
+    def train_and_accumulate(state, train_input, accumulated, stop_votes, steps: int = 1):
+        """``steps`` train steps from ``state`` (a ``lax.scan`` for more than one), each making its batch from
+        ``train_input`` at its own step, as one step at a time would."""
+
+        def body(carry, _):
+            state, accumulated = carry
+            state, outputs = train_step(state, input_feed.train_batch(train_input, state.step))
+            return (state, accumulated.merge(train_metrics.single_from_model_output(**outputs))), None
+
+        if steps == 1:
+            (state, accumulated), _ = body((state, accumulated), None)
+        else:
+            (state, accumulated), _ = jax.lax.scan(body, (state, accumulated), length=steps, unroll=unroll(steps))
         ballot = jnp.any(stop_votes)  # see StopRequest; also a buffer of its own for the host to wait on
-        return state, accumulated.merge(train_metrics.single_from_model_output(**outputs)), ballot
+        return state, accumulated, ballot
+
+    def unroll(steps: int) -> int:
+        """A loop on accelerators; unrolled on XLA:CPU, where the collectives of simulated devices inside a loop
+        wait on each other past XLA's rendezvous timeout, and convolutions in loops run slower."""
+        return steps if mesh.devices.flat[0].platform == "cpu" else 1
+
+    @functools.cache
+    def train_steps(steps: int) -> Callable:
+        return jax.jit(
+            functools.partial(train_and_accumulate, steps=steps),
+            in_shardings=(replicated, input_feed.input_sharding, replicated, batch_sharding),
+            out_shardings=(replicated, replicated, replicated),
+            donate_argnums=(0, 2),
+        )
 
     def eval_and_accumulate(variables, eval_input, accumulated):
         outputs = eval_step(variables, input_feed.eval_batch(eval_input))
         return accumulated.merge(eval_metrics.single_from_model_output(**outputs))
 
     return Programs(
-        train=jax.jit(
-            train_and_accumulate,
-            in_shardings=(replicated, input_feed.input_sharding, replicated, batch_sharding),
-            out_shardings=(replicated, replicated, replicated),
-            donate_argnums=(0, 2),
-        ),
+        train=train_steps(1),
+        train_steps=train_steps,
         eval=jax.jit(
             eval_and_accumulate,
             in_shardings=(replicated, input_feed.input_sharding, replicated),

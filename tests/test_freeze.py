@@ -53,22 +53,23 @@ def body_modules(params: dict) -> list[str]:
     return [module for module, part in parts.part_of_modules(params).items() if part != parts.HEAD]
 
 
-@pytest.mark.parametrize("family", FAMILIES)
-def test_a_frozen_body_in_training_computes_the_pretrained_function_and_keeps_its_statistics(family):
+def train_mode_forward(family: str, frozen_body: bool) -> tuple[jax.Array, dict, jax.Array, dict]:
+    """(logits, updated statistics) of a train-mode call with the body frozen or not, the eval-mode logits of
+    the pretrained network, and its variables."""
     build, size = FAMILIES[family]
     model = build()
     variables = with_moved_statistics(random_variables(model, size))
     images = jnp.asarray(np.random.default_rng(1).standard_normal((4, size, size, 3), dtype=np.float32))
-    pretrained = model.apply(variables, images, train=False)
+    with step.inference_mode(body_modules(variables["params"]) if frozen_body else []):
+        logits, updates = model.apply(
+            variables, images, train=True, mutable=["batch_stats"], rngs={"dropout": jax.random.key(0)}
+        )
+    return logits, updates["batch_stats"], model.apply(variables, images, train=False), variables
 
-    def train_mode(frozen: list[str]) -> tuple[jax.Array, dict]:
-        with step.inference_mode(frozen):
-            logits, updates = model.apply(
-                variables, images, train=True, mutable=["batch_stats"], rngs={"dropout": jax.random.key(0)}
-            )
-        return logits, updates["batch_stats"]
 
-    logits, stats = train_mode(body_modules(variables["params"]))
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_frozen_body_in_training_computes_the_pretrained_function_and_keeps_its_statistics(family):
+    logits, stats, pretrained, variables = train_mode_forward(family, frozen_body=True)
     np.testing.assert_allclose(logits, pretrained, rtol=1e-5, atol=1e-5 * float(jnp.abs(pretrained).max()))
     for (path, kept), (_, before) in zip(
         jax.tree_util.tree_leaves_with_path(stats),
@@ -77,8 +78,9 @@ def test_a_frozen_body_in_training_computes_the_pretrained_function_and_keeps_it
     ):
         np.testing.assert_array_equal(kept, before, err_msg=jax.tree_util.keystr(path))
 
-    # The same call with nothing frozen trains: other logits, and statistics that follow the batch.
-    logits, stats = train_mode([])
+
+def test_with_nothing_frozen_the_same_call_trains_so_the_test_above_can_fail():
+    logits, stats, pretrained, variables = train_mode_forward("resnet", frozen_body=False)
     assert not np.allclose(logits, pretrained, rtol=1e-3)
     kept = jax.tree_util.tree_map(np.array_equal, stats["bn1"], variables["batch_stats"]["bn1"])  # the stem's BN
     assert not any(jax.tree_util.tree_leaves(kept))
@@ -111,3 +113,13 @@ def test_train_steps_leave_frozen_parts_bitwise_as_loaded_and_train_the_rest():
                 np.array_equal, getattr(state, collection)[module], variables[collection][module]
             )
             assert all(jax.tree_util.tree_leaves(same)) == (part in frozen_parts), (module, collection)
+
+
+def test_freeze_mode_chooses_whether_the_step_runs_frozen_parts_as_at_inference():
+    from configs import finetune
+    from resnet_jax.train.program import StepOptions
+
+    config = finetune.get_config("last")
+    assert StepOptions.from_config(config).inference_parts == ("stem", "layer1", "layer2")
+    config.freeze_mode = "train"  # the behaviour before: frozen weights, BatchNorm statistics of each batch
+    assert StepOptions.from_config(config).inference_parts == ()

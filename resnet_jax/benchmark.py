@@ -147,7 +147,7 @@ def compile_steps(
     def arguments_from(state):
         return state, batch, programs.empty_train_metrics(), StopRequest().vote(mesh)
 
-    ours = _compile(programs.train, arguments_from(state), next_arguments)
+    ours = _compile(programs.train_steps(1), arguments_from(state), next_arguments)
     dispatched = {
         steps: _compile(
             programs.train_steps(steps),

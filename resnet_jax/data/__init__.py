@@ -276,8 +276,7 @@ def streamed_normalisation(dataset_spec: spec.DatasetSpec, mode: str) -> Normali
     """A streamed dataset's normalisation: its train split's per-channel statistics ('channel'), MNIST's
     ('mnist'), or torchvision's ImageNet statistics ('imagenet'; ImageNet's own are those)."""
     if mode == "mnist":
-        mean, std = spec.MNIST_MEAN_STD
-        return Normalisation(np.full(dataset_spec.channels, mean), np.full(dataset_spec.channels, std))
+        return Normalisation.mnist(dataset_spec.channels)
     if mode == "imagenet" or dataset_spec.mean is None:
         return Normalisation.imagenet()
     return Normalisation(np.asarray(dataset_spec.mean), np.asarray(dataset_spec.std))

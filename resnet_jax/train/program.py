@@ -69,11 +69,10 @@ def eval_count(metrics: clu_metrics.Collection) -> int:
 
 @dataclasses.dataclass(frozen=True)
 class Programs:
-    """The jitted programs of a run: ``train(state, input, sums, stop_votes) -> (state, sums, ballot)`` (state
-    and sums donated), ``train_steps(k)``, the same program running k train steps as one ``lax.scan`` (compiled
-    once per k), and ``eval(variables, input, sums) -> sums``, with their empty sums."""
+    """The jitted programs of a run: ``train_steps(k)(state, input, sums, stop_votes) -> (state, sums, ballot)``
+    (state and sums donated), k train steps in one call (a ``lax.scan`` for k > 1; compiled once per k), and
+    ``eval(variables, input, sums) -> sums``, with their empty sums."""
 
-    train: Callable
     train_steps: Callable[[int], Callable]
     eval: Callable
     empty_train_metrics: Callable
@@ -147,7 +146,6 @@ def compile_programs(
         return accumulated.merge(eval_metrics.single_from_model_output(**outputs))
 
     return Programs(
-        train=train_steps(1),
         train_steps=train_steps,
         eval=jax.jit(
             eval_and_accumulate,

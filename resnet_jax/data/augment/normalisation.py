@@ -31,8 +31,7 @@ class Normalisation:
         if mode == "imagenet":
             return cls.imagenet()
         if mode == "mnist":
-            mean, std = MNIST_MEAN_STD
-            return cls(np.full(images.shape[-1], mean), np.full(images.shape[-1], std))
+            return cls.mnist(images.shape[-1])
         if mode == "pixel_mean":
             return cls(np.mean(images, axis=0, dtype=np.float64) / 255, np.ones(images.shape[-1]))
         if mode == "channel":
@@ -44,6 +43,12 @@ class Normalisation:
         """torchvision's ImageNet statistics (what its pretrained weights expect)."""
         mean, std = IMAGENET_MEAN_STD
         return cls(np.asarray(mean), np.asarray(std))
+
+    @classmethod
+    def mnist(cls, channels: int) -> "Normalisation":
+        """MNIST's statistics on each of ``channels`` (Zhong et al.'s released Fashion-MNIST script)."""
+        mean, std = MNIST_MEAN_STD
+        return cls(np.full(channels, mean), np.full(channels, std))
 
     def __call__(self, images: jax.Array) -> jax.Array:
         """Normalise a batch of uint8 images (traceable; runs inside the jitted step)."""

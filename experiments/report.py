@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository r
 
 from experiments import runs as runs_lib  # noqa: E402
 from experiments import tables  # noqa: E402
-from resnet_jax.train.paths import resolve  # noqa: E402
+from resnet_jax.paths import resolve  # noqa: E402
 
 IGNORED_FIELDS = ("seed",)
 

@@ -6,7 +6,7 @@ import os
 
 from etils import epath
 
-from resnet_jax.train.paths import RECORD_EXTRAS, resolve
+from resnet_jax.paths import RECORD_EXTRAS, resolve
 
 
 @dataclasses.dataclass(frozen=True)

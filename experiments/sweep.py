@@ -38,8 +38,8 @@ from pathlib import Path
 
 from etils import epath
 
+from resnet_jax import paths
 from resnet_jax.errors import ExitCode, UserError
-from resnet_jax.train import paths
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the repository root: configs, experiments

@@ -32,8 +32,8 @@ from jax.sharding import Mesh
 
 from resnet_jax.data.augment.normalisation import Normalisation
 from resnet_jax.models import create_model, get_spec, list_models, profile_model
+from resnet_jax.runtime.preemption import StopRequest
 from resnet_jax.train import feed, program, sharding
-from resnet_jax.train.preemption import StopRequest
 from resnet_jax.train.state import create_train_state, init_variables
 
 FLOPS_PER_MAC = 2
@@ -345,11 +345,13 @@ def main(argv: list[str] | None = None) -> None:
     if args.input_config:
         from resnet_jax.config_file import load_config
         from resnet_jax.data.pipelines import throughput
+        from resnet_jax.train.settings import settings_of
 
-        config = load_config(args.input_config)
+        settings = settings_of(load_config(args.input_config))
+        data_settings = settings.data
         if args.data_dir is not None:
-            config.data_dir = args.data_dir
-        result = throughput.measure_input(config, args.batch_size, args.steps)
+            data_settings = dataclasses.replace(data_settings, data_dir=args.data_dir)
+        result = throughput.measure_input(data_settings, args.batch_size, args.steps, seed=settings.run.seed)
     else:
         result = benchmark(
             args.model,

@@ -19,11 +19,11 @@ from typing import NoReturn
 from absl import app, flags
 from ml_collections import config_flags
 
-from resnet_jax import config_schema
+from resnet_jax import config_schema, paths
 from resnet_jax.console import quiet_libraries
 from resnet_jax.errors import ConfigError, ExitCode, debugging, exit_on_user_error, exit_with
-from resnet_jax.train import paths
-from resnet_jax.train.preemption import exit_on_stop_signals
+from resnet_jax.runtime.preemption import exit_on_stop_signals
+from resnet_jax.train import settings
 
 __doc__ += f"\n{config_schema.help_text()}\n"  # absl's --help and --helpfull print the module's docstring
 
@@ -91,13 +91,13 @@ def load_config():
             f"could not load the config file given to --config ({detail}). Give the path of a config file, "
             f"optionally with :ARG, from the repository root (configs import configs/default.py); {EXAMPLE}."
         ) from error
-    config_schema.validate(config)
+    settings.validate(config)
     return config
 
 
 def join_job(config) -> None:
     """Join the multi-process job that the flags or the environment describe; no-op for a single process."""
-    from resnet_jax.train import joining
+    from resnet_jax.runtime import joining
 
     explicit = [_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value]
     if any(value is not None for value in explicit) and any(value is None for value in explicit):

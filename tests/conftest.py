@@ -114,3 +114,16 @@ def pytest_collection_modifyitems(config, items):
             f"pytest-xdist did not group {len(ungrouped)} tests marked xdist_group (e.g. {ungrouped[0]}): this "
             "pytest and pytest-xdist do not work together; install the versions setup.py's dev extra names."
         )
+
+
+def datasets_for(config, batch: int, eval_batch: int = 0, process_index: int = 0, process_count: int = 1):
+    """``data.create_datasets`` as a run calls it, for a ConfigDict: its data settings, a global ``batch`` (and
+    ``eval_batch``, default the same) over ``process_count`` processes, its seed and num_classes."""
+    from resnet_jax import data
+    from resnet_jax.train.settings import settings_of
+
+    settings = settings_of(config)
+    placement = data.Placement(batch, eval_batch or batch, process_index, process_count)
+    return data.create_datasets(
+        settings.data, placement, seed=settings.run.seed, num_classes=settings.model.num_classes
+    )

@@ -14,17 +14,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from configs import default  # noqa: E402
 from resnet_jax import data  # noqa: E402
 from resnet_jax.train import sharding  # noqa: E402
+from resnet_jax.train.settings import settings_of  # noqa: E402
 
 config = default.get_config()
 config.image_size = 8
 sizes = sharding.batch_sizes(16, jax.device_count(), jax.process_count())
-datasets = data.create_datasets(
-    config,
-    per_process_batch=sizes.per_process,
-    per_process_eval_batch=sizes.per_process,
-    process_index=jax.process_index(),
-    process_count=jax.process_count(),
-)
+settings = settings_of(config)
+placement = data.Placement(sizes.global_batch, sizes.global_batch, jax.process_index(), jax.process_count())
+datasets = data.create_datasets(settings.data, placement, seed=settings.run.seed, num_classes=0)
 batch = next(datasets.train_batches(7))
 output = Path(sys.argv[1])
 output.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,7 @@ from resnet_jax.convert import from_torch_model
 from resnet_jax.data.augment import erasing
 from resnet_jax.data.augment.normalisation import Normalisation
 from resnet_jax.errors import ConfigError
+from resnet_jax.fields import value_of
 from resnet_jax.models import create_model, profile_model
 
 PAPER = erasing.RandomErasing(probability=1.0)
@@ -166,9 +167,9 @@ def test_the_authors_token_sets_the_released_network_erasing_and_normalisation_a
     paper, authors = fashion_mnist.get_config("resnet56,erasing"), fashion_mnist.get_config("resnet56,erasing,authors")
     config_schema.validate(authors)
     changed = {
-        name: config_schema.value_of(authors, name)
+        name: value_of(authors, name)
         for name in config_schema.field_names()
-        if config_schema.value_of(authors, name) != config_schema.value_of(paper, name)
+        if value_of(authors, name) != value_of(paper, name)
     }
     assert changed == {
         "model": "zhong_resnet56",

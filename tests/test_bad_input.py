@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from archives import write_imagenet_archives
-from conftest import main_command
+from conftest import datasets_for, main_command
 
 import resnet_jax.data as data
 from configs import cifar10, imagenet
@@ -20,7 +20,6 @@ from resnet_jax.errors import ConfigError, ExitCode
 from resnet_jax.train import loop
 
 REPO = Path(__file__).resolve().parents[1]
-PLACEMENT = dict(per_process_batch=2, per_process_eval_batch=2, process_index=0, process_count=1)
 
 
 @pytest.fixture(scope="module")
@@ -85,10 +84,10 @@ def corrupt_imagenet(tmp_path_factory) -> str:
     return str(directory / "tfds")
 
 
-def _imagenet_datasets(data_dir: str, batch: int = PLACEMENT["per_process_batch"]) -> data.Datasets:
+def _imagenet_datasets(data_dir: str, batch: int = 2) -> data.Datasets:
     config = imagenet.get_config("resnet18")
     config.update(dict(data_dir=data_dir, image_size=16, eval_resize=20, shuffle_buffer_size=4))
-    return data.create_datasets(config, **{**PLACEMENT, "per_process_batch": batch})
+    return datasets_for(config, batch, 2)
 
 
 def test_a_corrupt_train_jpeg_is_skipped_counted_and_logged(corrupt_imagenet, caplog):

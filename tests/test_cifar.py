@@ -3,9 +3,8 @@
 import numpy as np
 import pytest
 from archives import write_cifar_archive
-from conftest import assert_whole_images
+from conftest import assert_whole_images, datasets_for
 
-import resnet_jax.data as data
 from configs import cifar10
 from resnet_jax.data import prepare
 from resnet_jax.data.augment import pad_crop
@@ -78,9 +77,7 @@ def test_a_held_out_validation_split_is_the_train_tail_and_the_test_split_stays(
     data_dir, records = prepared_cifar("cifar10")
     config = cifar10.get_config("resnet20")
     config.update(dict(data_dir=data_dir, validation_examples=25))
-    datasets = data.create_datasets(
-        config, per_process_batch=8, per_process_eval_batch=8, process_index=0, process_count=1
-    )
+    datasets = datasets_for(config, 8)
     assert datasets.num_train_examples == 100 - 25
     assert {name: split.num_examples for name, split in datasets.eval_splits.items()} == {"val": 25, "eval": 30}
     train = tfds_source.load_split("cifar10", "train", data_dir)

@@ -2,6 +2,7 @@
 validation, views, listings) follows the declarations."""
 
 import ast
+import dataclasses
 import re
 from pathlib import Path
 
@@ -12,8 +13,11 @@ from test_configs import ALL_CONFIGS
 from configs import default, digits
 from experiments import sweep
 from resnet_jax import config_schema
-from resnet_jax.config_schema import FIELDS, VIEWS, Field, Range
 from resnet_jax.errors import ConfigError
+from resnet_jax.fields import Field, Section, set_names
+from resnet_jax.ranges import Range
+from resnet_jax.train.fields import parse_parts
+from resnet_jax.train.settings import FIELDS, SECTIONS, settings_of
 
 REPO = Path(__file__).resolve().parents[1]
 # The fields DESIGN.md fixes as the public contract of every config.
@@ -37,7 +41,7 @@ CONTRACT_FIELDS = (
 @pytest.mark.parametrize("module, arg", ALL_CONFIGS, ids=[f"{m.__name__}:{a}" for m, a in ALL_CONFIGS])
 def test_every_field_of_every_config_is_declared(module, arg):
     config = module.get_config(arg)
-    assert sorted(config_schema.set_names(config)) == sorted(config_schema.field_names())
+    assert sorted(set_names(config)) == sorted(config_schema.field_names())
 
 
 def test_the_contract_fields_are_declared_and_names_are_unique():
@@ -126,7 +130,7 @@ def test_an_int_where_a_float_is_declared_and_a_trailing_comma_in_a_part_list_ar
     config.num_train_steps, config.num_epochs = 0, 3
     config.freeze = "stem,"
     config_schema.validate(config)
-    assert config_schema.parse_parts(config.freeze) == ["stem"]
+    assert parse_parts(config.freeze) == ["stem"]
 
 
 def test_ranges_include_and_exclude_their_ends_as_written():
@@ -139,25 +143,37 @@ def test_ranges_include_and_exclude_their_ends_as_written():
     ]
 
 
-def test_each_view_holds_exactly_the_fields_declared_for_it():
+def test_each_package_reads_typed_frozen_settings_of_exactly_the_fields_it_declares():
     config = default.get_config()
-    for view_name in VIEWS:
-        view = config_schema.view(config, view_name)
-        for field in FIELDS:
-            if view_name in field.views:
-                assert config_schema.value_of(view, field.name) == field.default
-            elif "." not in field.name:
-                with pytest.raises(AttributeError, match=f"the {view_name} view has no field '{field.name}'"):
-                    getattr(view, field.name)
-    data = config_schema.view(config, "data")
-    assert (data.random_erasing.fill, data.synthetic.noise, data.seed) == ("random", 1.0, 0)
-    with pytest.raises(AttributeError, match="read-only"):
+    config.scale_range = [256, 480]  # a list, as a command line or a JSON file may give it
+    settings = settings_of(config)
+    for section in SECTIONS:
+        values = getattr(settings, section.name)
+        tops = {field.name.split(".")[0] for field in section.fields}
+        assert {f.name for f in dataclasses.fields(values)} == tops, section.name
+        for field in section.fields:
+            value = config_schema_value(values, field.name)
+            assert isinstance(value, type(field.default)), field.name
+    data = settings.data
+    assert data.scale_range == (256, 480)  # tuple fields are tuples
+    assert (data.random_erasing.fill, data.synthetic.noise) == ("random", 1.0)
+    assert not hasattr(data, "seed") and not hasattr(settings.run, "dataset")  # another package's field is not here
+    with pytest.raises(dataclasses.FrozenInstanceError):
         data.dataset = "cifar10"
 
 
-def test_every_field_has_a_doc_a_known_view_and_a_consistent_type():
+def config_schema_value(values, name: str):
+    for part in name.split("."):
+        values = getattr(values, part)
+    return values
+
+
+def test_every_field_has_a_doc_and_one_owner_and_a_consistent_type():
+    owners = [field.name for section in SECTIONS for field in section.fields]
+    assert len(owners) == len(set(owners)) == len(FIELDS)
+    assert {section.owner for section in SECTIONS} == {"resnet_jax.models", "resnet_jax.data", "resnet_jax.train"}
     for field in FIELDS:
-        assert field.doc and field.views and set(field.views) <= set(VIEWS), field.name
+        assert field.doc, field.name
         field.check(field.default)
         if isinstance(field.default, tuple):
             assert field.element is not None, field.name
@@ -167,8 +183,8 @@ def test_the_help_listing_and_the_sweep_check_come_from_the_schema(monkeypatch):
     listing = config_schema.help_text()
     for field in FIELDS:
         assert re.search(rf"^    {re.escape(field.name)} = ", listing, re.MULTILINE), field.name
-    extra = Field("mixup_alpha", 0.0, "Mixup's alpha", ("data",))
-    monkeypatch.setattr(config_schema, "FIELDS", (*FIELDS, extra))
+    extra = Field("mixup_alpha", 0.0, "Mixup's alpha")
+    monkeypatch.setattr(config_schema, "SECTIONS", (*SECTIONS, Section("extra", "tests", (extra,))))
     monkeypatch.setitem(config_schema.BY_NAME, "mixup_alpha", extra)
     assert "mixup_alpha = 0.0: Mixup's alpha" in config_schema.help_text()
     assert "`mixup_alpha`" in config_schema.markdown_table()
@@ -183,9 +199,9 @@ def test_every_architecture_option_is_declared_once_and_the_config_derives_its_f
     has its default, doc, choices and range, and the variant list is the options marked variant."""
     import dataclasses
 
-    from resnet_jax.config_schema import BY_NAME, VARIANT_FIELDS
+    from resnet_jax.config_schema import BY_NAME
     from resnet_jax.models import ResNet
-    from resnet_jax.models.options import OPTIONS
+    from resnet_jax.models.options import OPTIONS, VARIANT_FIELDS
 
     resnet_fields = {field.name for field in dataclasses.fields(ResNet)}
     for option in OPTIONS:

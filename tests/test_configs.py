@@ -11,7 +11,9 @@ import pytest
 from configs import ablations, cifar10, default, digits, fashion_mnist, imagenet, random_erasing, resnext, wrn
 from resnet_jax import config_schema
 from resnet_jax.errors import ConfigError
+from resnet_jax.models.options import variant_defaults
 from resnet_jax.train import recipe
+from resnet_jax.train.settings import settings_of
 
 CIFAR_TRAIN_EXAMPLES = 50_000
 ALL_CONFIGS = [
@@ -29,8 +31,9 @@ ALL_CONFIGS = [
 
 
 def schedule_of(config, num_train_examples):
-    length = recipe.training_length(config, num_train_examples)
-    return length, recipe.build_schedule(config, length)
+    settings = settings_of(config)
+    length = recipe.training_length(settings.run, num_train_examples)
+    return length, recipe.build_schedule(settings.optimisation, length, settings.run.batch_size)
 
 
 @pytest.mark.parametrize("module, arg", ALL_CONFIGS, ids=[f"{m.__name__}:{a}" for m, a in ALL_CONFIGS])
@@ -213,11 +216,13 @@ def test_num_train_steps_wins_over_an_epoch_recipe_and_says_so(caplog):
     config = cifar10.get_config("resnet20")
     config.num_train_steps, config.num_epochs = 0, 3.0
     config_schema.validate(config)
-    assert recipe.training_length(config, CIFAR_TRAIN_EXAMPLES).num_train_steps == math.ceil(3 * 50_000 / 128)
+    assert recipe.training_length(settings_of(config).run, CIFAR_TRAIN_EXAMPLES).num_train_steps == math.ceil(
+        3 * 50_000 / 128
+    )
     config.num_train_steps = 7  # set on the command line of an epoch-based recipe
     config_schema.validate(config)
     with caplog.at_level("INFO"):
-        assert recipe.training_length(config, CIFAR_TRAIN_EXAMPLES).num_train_steps == 7
+        assert recipe.training_length(settings_of(config).run, CIFAR_TRAIN_EXAMPLES).num_train_steps == 7
     assert "num_train_steps=7 overrides num_epochs=3" in caplog.text
 
 
@@ -310,7 +315,7 @@ ABLATION_SETTINGS = {
 @pytest.mark.parametrize("row", sorted(ABLATION_SETTINGS))
 def test_each_ablation_row_changes_only_its_variant_on_its_papers_recipe(row):
     config = ablations.get_config(row)
-    defaults = config_schema.variant_defaults()
+    defaults = variant_defaults()
     assert {name: config[name] for name in defaults if config[name] != defaults[name]} == ABLATION_SETTINGS[row]
     assert config.model == "cifar_resnet110" and config.dataset == "cifar10"
     assert (config.batch_size, config.momentum, config.weight_decay, config.learning_rate) == (128, 0.9, 1e-4, 0.1)

@@ -53,7 +53,7 @@ def test_synthetic_rule_is_the_class_colour():
 
 
 def test_random_streams_keep_the_ids_every_recorded_run_used():
-    from resnet_jax.data.pipelines.streams import Stream, SyntheticStream
+    from resnet_jax.data.streams import Stream, SyntheticStream
 
     # Changing an id changes the data of every run that uses the stream: these are the historic values.
     # 10 and 11 were the streamed pipeline's per-process file order and shuffle until it fed each row of the

@@ -11,9 +11,11 @@ import threading
 import numpy as np
 import pytest
 
-from resnet_jax import config_schema, data
+from resnet_jax import data
+from resnet_jax.data import fields as data_fields
 from resnet_jax.data.sources import tfds_source
 from resnet_jax.errors import MissingFilesError
+from resnet_jax.train.settings import default_values
 
 pytestmark = pytest.mark.xdist_group("download")  # the builder registers its name once per process
 BUILDER = '''
@@ -88,12 +90,12 @@ def builder_module(server, tmp_path_factory):
 
 
 def _read(data_dir, download: bool):
-    config = config_schema.default_values() | {
+    config = default_values() | {
         "dataset": "tfds:online_toy",
         "data_dir": str(data_dir),
         "download": download,
     }
-    return data.open_dataset(config_schema.view(config, config_schema.DATA))
+    return data.open_dataset(data_fields.SECTION.settings(config))
 
 
 def test_with_download_off_the_offline_paragraph_names_the_prepare_command(builder_module, tmp_path):

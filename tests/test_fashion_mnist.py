@@ -168,10 +168,12 @@ def test_a_short_run_with_random_erasing_on_the_miniature_dataset(prepared, tmp_
 
 
 def _stored(data_dir: str, dataset: str):
-    from resnet_jax import config_schema, data
+    from resnet_jax import data
+    from resnet_jax.data import fields as data_fields
+    from resnet_jax.train.settings import default_values
 
-    config = config_schema.default_values() | {"dataset": dataset, "data_dir": data_dir}
-    return data.open_dataset(config_schema.view(config, config_schema.DATA))
+    config = default_values() | {"dataset": dataset, "data_dir": data_dir}
+    return data.open_dataset(data_fields.SECTION.settings(config))
 
 
 def _multiset(split: dict) -> list:

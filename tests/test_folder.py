@@ -13,10 +13,12 @@ import pytest
 from conftest import assert_one_error_paragraph, main_command
 from PIL import Image
 
-from resnet_jax import config_schema, data
-from resnet_jax.data.sources import arrays, folder
+from resnet_jax import data
+from resnet_jax.data import fields as data_fields
+from resnet_jax.data.sources import arrays, folder_listing
 from resnet_jax.errors import ConfigError, ExitCode, InvalidFilesError, MissingFilesError
 from resnet_jax.train import checkpoint
+from resnet_jax.train.settings import default_values
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ("cat", "Dog", "ant", "bird")  # sorted as torchvision sorts: 'Dog' < 'ant' < 'bird' < 'cat'
@@ -39,8 +41,8 @@ def write_folder(root: Path, side: int, per_class: dict[str, int], fmt: str = "p
 
 
 def load(path: Path, data_dir: Path):
-    config = config_schema.default_values() | {"dataset": f"folder:{path}", "data_dir": str(data_dir)}
-    return data.open_dataset(config_schema.view(config, config_schema.DATA))
+    config = default_values() | {"dataset": f"folder:{path}", "data_dir": str(data_dir)}
+    return data.open_dataset(data_fields.SECTION.settings(config))
 
 
 def as_multiset(images: np.ndarray, labels: np.ndarray) -> list:
@@ -96,7 +98,7 @@ def test_an_unchanged_folder_reuses_its_copy_and_a_changed_one_is_rebuilt(tmp_pa
     root, data_dir = tmp_path / "pets", tmp_path / "data"
     write_folder(root, 8, {"train": 2, "test": 1})
     load(root, data_dir)
-    first = arrays.copy_path(folder.copy_name(folder.list_folder(str(root))), str(data_dir))
+    first = arrays.copy_path(folder_listing.copy_name(folder_listing.list_folder(str(root))), str(data_dir))
     stamp = first.stat().mtime
     load(root, data_dir)
     assert first.stat().mtime == stamp  # read back, not rebuilt
@@ -112,9 +114,9 @@ def test_relative_paths_and_home_are_the_same_folder(tmp_path, monkeypatch):
     write_folder(tmp_path / "pets", 8, {"train": 1, "test": 1})
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HOME", str(tmp_path))
-    fingerprints = {folder.list_folder(path).fingerprint for path in ("pets", "~/pets", str(tmp_path / "pets"))}
+    fingerprints = {folder_listing.list_folder(path).fingerprint for path in ("pets", "~/pets", str(tmp_path / "pets"))}
     assert len(fingerprints) == 1
-    assert folder.root_of("~/pets") == folder.root_of("pets")
+    assert folder_listing.root_of("~/pets") == folder_listing.root_of("pets")
 
 
 def test_a_few_unreadable_images_are_skipped_and_counted_and_many_are_an_error(tmp_path, caplog):
@@ -134,13 +136,13 @@ def test_images_of_several_sizes_cannot_be_held_in_memory_and_the_error_says_wha
     root = tmp_path / "sizes"
     write_folder(root, 8, {"train": 1, "test": 1})
     Image.fromarray(np.zeros((9, 8, 3), np.uint8)).save(root / "train" / "cat" / "tall.png")
-    config = config_schema.default_values() | {
+    config = default_values() | {
         "dataset": f"folder:{root}",
         "data_dir": str(tmp_path / "data"),
         "pipeline": "in_memory",
     }
     with pytest.raises(ConfigError, match=r"varying size \(8x8, 9x8\).*--config.pipeline=streamed"):
-        data.open_dataset(config_schema.view(config, config_schema.DATA))
+        data.open_dataset(data_fields.SECTION.settings(config))
 
 
 def _command(workdir: Path, dataset: str, data_dir: Path, *flags: str) -> list[str]:
@@ -202,7 +204,7 @@ def test_num_classes_that_disagrees_with_the_folder_names_both_numbers(tmp_path)
 
 def test_layout_errors_are_user_errors():
     with pytest.raises(MissingFilesError, match="there is no directory"):
-        folder.list_folder("/nonexistent/folder/of/images")
+        folder_listing.list_folder("/nonexistent/folder/of/images")
 
 
 @pytest.mark.slow

@@ -118,8 +118,13 @@ def test_train_steps_leave_frozen_parts_bitwise_as_loaded_and_train_the_rest():
 def test_freeze_mode_chooses_whether_the_step_runs_frozen_parts_as_at_inference():
     from configs import finetune
     from resnet_jax.train.program import StepOptions
+    from resnet_jax.train.settings import settings_of
+
+    def inference_parts(config) -> tuple[str, ...]:
+        settings = settings_of(config)
+        return StepOptions.from_settings(settings.run, settings.optimisation).inference_parts
 
     config = finetune.get_config("last")
-    assert StepOptions.from_config(config).inference_parts == ("stem", "layer1", "layer2")
+    assert inference_parts(config) == ("stem", "layer1", "layer2")
     config.freeze_mode = "train"  # the behaviour before: frozen weights, BatchNorm statistics of each batch
-    assert StepOptions.from_config(config).inference_parts == ()
+    assert inference_parts(config) == ()

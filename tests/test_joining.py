@@ -2,7 +2,7 @@
 
 import socket
 
-from resnet_jax.train import joining
+from resnet_jax.runtime import joining
 
 
 def test_a_process_other_than_0_names_the_coordinator_when_nothing_answers_there():

@@ -12,8 +12,8 @@ import pytest
 from etils import epath
 from fake_gcs import FakeGCS
 
-from resnet_jax.train import lease
-from resnet_jax.train.lease import Holder, Lease, WorkdirInUse
+from resnet_jax.runtime import lease
+from resnet_jax.runtime.lease import Holder, Lease, WorkdirInUse
 
 
 @pytest.fixture(autouse=True)

@@ -4,7 +4,7 @@ import jax
 import numpy as np
 import optax
 import pytest
-from conftest import random_variables
+from conftest import datasets_for, random_variables
 
 from configs import default
 from resnet_jax import data
@@ -55,9 +55,7 @@ def test_images_reach_the_devices_as_the_stored_uint8_levels():
     """A quarter of float32's bytes cross to the device: the pipeline and the transfer keep uint8."""
     config = default.get_config()
     config.update(dict(image_size=8))
-    datasets = data.create_datasets(
-        config, per_process_batch=8, per_process_eval_batch=8, process_index=0, process_count=1
-    )
+    datasets = datasets_for(config, 8)
     train = next(datasets.train_batches(0))
     evaluated = next(iter(datasets.eval_splits[data.TEST].batches()))
     stored = synthetic.train_batch(config.seed, 0, 8, 10, (8, 8, 3), config.synthetic.noise)["image"]

@@ -13,6 +13,7 @@ from resnet_jax.errors import ConfigError
 from resnet_jax.models import create_model
 from resnet_jax.train import recipe
 from resnet_jax.train.optim import make_optimizer, weight_decay_mask
+from resnet_jax.train.settings import settings_of
 from resnet_jax.train.state import create_train_state
 from resnet_jax.train.step import make_train_step
 
@@ -215,7 +216,10 @@ def test_gradient_clipping_matches_torch_where_it_clips_and_where_it_does_not():
     torch = pytest.importorskip("torch", reason="needs torch")
     config = config_schema.default_config()
     config.update(dict(optimizer="sgd", momentum=MOMENTUM, weight_decay=WEIGHT_DECAY))
-    unclipped_rule, norms = with_optax(recipe.build_optimizer(config, LEARNING_RATE, small_params())), []
+    unclipped_rule, norms = (
+        with_optax(recipe.build_optimizer(settings_of(config).optimisation, LEARNING_RATE, small_params())),
+        [],
+    )
 
     def unclipped_recording_norms(params, grads, step):
         norms.append(float(optax.tree.norm(grads)))
@@ -243,6 +247,9 @@ def test_gradient_clipping_matches_torch_where_it_clips_and_where_it_does_not():
 
     expected = gradients_along(small_params(), torch_sgd)
     assert min(torch_norms) < config.grad_clip_norm < max(torch_norms)  # steps on both sides of the bound
-    ours = gradients_along(small_params(), with_optax(recipe.build_optimizer(config, LEARNING_RATE, small_params())))
+    ours = gradients_along(
+        small_params(),
+        with_optax(recipe.build_optimizer(settings_of(config).optimisation, LEARNING_RATE, small_params())),
+    )
     assert_trees_close(ours, expected)
     assert max(np.abs(flat(unclipped)[path] - value).max() for path, value in flat(ours).items()) > 1e-3

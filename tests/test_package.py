@@ -1,10 +1,11 @@
 """Package contracts: the core imports no TensorFlow, tfds, clu or ml_collections (accelerator images lack them),
 the train program and the benchmark add only clu's metrics (pure Python), and the accelerator extras install
-the core's JAX, with gcsfs for gs:// paths (as the gcs extra does)."""
+the core's JAX, with gcsfs for gs:// paths (as the gcs extra does); and no module is longer than 400 lines."""
 
 import subprocess
 import sys
 from importlib import metadata
+from pathlib import Path
 
 CORE = [
     "resnet_jax",
@@ -23,6 +24,14 @@ CORE = [
 ]
 WITH_METRICS = ["resnet_jax.train.program", "resnet_jax.benchmark"]  # the loop's program: clu.metrics accumulates
 FORBIDDEN = ("tensorflow", "tensorflow_datasets", "torch", "clu", "ml_collections")
+MAX_MODULE_LINES = 400  # a module a newcomer reads in one sitting; split one that grows past it
+PACKAGE = Path(__file__).resolve().parents[1] / "resnet_jax"
+
+
+def test_no_module_of_the_package_is_over_400_lines():
+    sizes = {path.relative_to(PACKAGE.parent): len(path.read_text().splitlines()) for path in PACKAGE.rglob("*.py")}
+    assert len(sizes) > 50  # the package was found
+    assert not {path: size for path, size in sizes.items() if size > MAX_MODULE_LINES}
 
 
 def test_core_modules_do_not_import_tensorflow_or_the_config_and_metric_libraries():

@@ -22,7 +22,8 @@ from experiments import runs, sweep
 from experiments.kill_harness import tensorboard_scalars
 from resnet_jax import config_schema
 from resnet_jax.errors import ExitCode, MissingDependency
-from resnet_jax.train import lease, loop, metrics, storage
+from resnet_jax.runtime import lease, storage
+from resnet_jax.train import loop, metrics
 
 REPO = Path(__file__).resolve().parents[1]
 WITHOUT_TENSORFLOW = [sys.executable, str(REPO / "tests" / "without_tensorflow.py")]

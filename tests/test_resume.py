@@ -244,7 +244,7 @@ def test_sighup_is_a_stop_request_unless_the_process_was_started_with_it_ignored
     that a run outlives its terminal: then it stays ignored."""
     program = (
         "import os, signal\n"
-        "from resnet_jax.train.preemption import StopRequest\n"
+        "from resnet_jax.runtime.preemption import StopRequest\n"
         "with StopRequest() as request:\n"
         "    os.kill(os.getpid(), signal.SIGHUP)\n"
         "    print(request.signal_name)\n"

@@ -6,7 +6,7 @@ import errno
 import pytest
 
 from resnet_jax.errors import UserError
-from resnet_jax.train import storage
+from resnet_jax.runtime import storage
 
 TENSORSTORE_FULL = (
     'RESOURCE_EXHAUSTED: Error writing "params.conv1.kernel/0" in OCDBT database at local file '

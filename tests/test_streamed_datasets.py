@@ -17,24 +17,28 @@ import tensorflow_datasets as tfds
 from archives import PHOTO_CLASSES as CLASSES
 from archives import PHOTO_SIZES as SIZES
 from archives import write_photos
-from conftest import assert_one_error_paragraph, main_command
+from conftest import assert_one_error_paragraph, datasets_for, main_command
 from PIL import Image
 
 from configs import default
-from resnet_jax import config_schema, data
+from resnet_jax import data
+from resnet_jax.data import fields as data_fields
 from resnet_jax.data import spec
 from resnet_jax.data.augment import crops
 from resnet_jax.data.sources import records
 from resnet_jax.errors import ConfigError
 from resnet_jax.train import checkpoint
+from resnet_jax.train.settings import default_values, validate
 
 REPO = Path(__file__).resolve().parents[1]
-PLACEMENT = dict(per_process_batch=4, per_process_eval_batch=4, process_index=0, process_count=1)
+
+
+def _values(dataset: str, data_dir: Path, **fields) -> dict:
+    return default_values() | {"dataset": dataset, "data_dir": str(data_dir), **fields}
 
 
 def _config(dataset: str, data_dir: Path, **fields):
-    values = config_schema.default_values() | {"dataset": dataset, "data_dir": str(data_dir), **fields}
-    return config_schema.view(values, config_schema.DATA)
+    return data_fields.SECTION.settings(_values(dataset, data_dir, **fields))
 
 
 @pytest.fixture(scope="module")
@@ -75,14 +79,14 @@ def test_the_statistics_are_the_train_splits_per_channel_mean_and_std_over_every
     every = np.concatenate(pixels)
     np.testing.assert_allclose(source.spec.mean, every.mean(0), rtol=1e-9)
     np.testing.assert_allclose(source.spec.std, every.std(0), rtol=1e-9)
-    datasets = data.create_datasets(_config(f"folder:{root}", photos[1], image_size=32), **PLACEMENT)
+    datasets = datasets_for(_values(f"folder:{root}", photos[1], image_size=32), 4)
     np.testing.assert_allclose(datasets.normalisation.mean, every.mean(0), rtol=1e-9)
 
 
 def test_eval_counts_every_test_photo_once_and_train_batches_are_a_function_of_the_step(photos):
     root, data_dir, written, source = photos
-    config = _config(f"folder:{root}", data_dir, image_size=32, random_flip=True, shuffle_buffer_size=8)
-    datasets = data.create_datasets(config, **PLACEMENT)
+    config = _values(f"folder:{root}", data_dir, image_size=32, random_flip=True, shuffle_buffer_size=8)
+    datasets = datasets_for(config, 4)
     assert datasets.image_shape == (32, 32, 3) and datasets.num_train_examples == 13
     batches = list(datasets.eval_splits["eval"].batches())
     mask = np.concatenate([batch["mask"] for batch in batches])
@@ -131,14 +135,14 @@ def test_the_pipeline_field_overrides_the_choice_and_in_memory_refuses_varying_s
 def test_options_that_cannot_apply_to_photos_are_refused_before_training(photos):
     root, data_dir, _, _ = photos
     with pytest.raises(ConfigError, match=r"normalisation='imagenet'.*has 1-channel images"):
-        data.create_datasets(_config("digits", data_dir, normalisation="imagenet", pipeline="streamed"), **PLACEMENT)
-    sliced = _config(f"folder:{root}", data_dir, image_size=16, validation_examples=2)
-    datasets = data.create_datasets(sliced, **PLACEMENT)  # the tail of a whole split is held out
+        datasets_for(_values("digits", data_dir, normalisation="imagenet", pipeline="streamed"), 4)
+    sliced = _values(f"folder:{root}", data_dir, image_size=16, validation_examples=2)
+    datasets = datasets_for(sliced, 4)  # the tail of a whole split is held out
     assert datasets.num_train_examples == 11 and datasets.eval_splits["val"].num_examples == 2
     config = default.get_config()  # the synthetic dataset
     config.pipeline = "streamed"
     with pytest.raises(ConfigError, match="synthetic dataset is made batch by batch"):
-        config_schema.validate(config)
+        validate(config)
 
 
 def test_a_tfds_dataset_of_varying_image_sizes_is_streamed_with_its_statistics(tmp_path):
@@ -162,12 +166,12 @@ def test_a_tfds_dataset_of_varying_image_sizes_is_streamed_with_its_statistics(t
     every = np.concatenate([e["photo"].reshape(-1, 3) for _, e in examples["train"]]).astype(np.float64) / 255
     np.testing.assert_allclose(source.spec.mean, every.mean(0), rtol=1e-9)
     np.testing.assert_allclose(source.spec.std, every.std(0), rtol=1e-9)
-    datasets = data.create_datasets(_config("tfds:varying_photos_toy", tmp_path, image_size=16), **PLACEMENT)
+    datasets = datasets_for(_values("tfds:varying_photos_toy", tmp_path, image_size=16), 4)
     mask = np.concatenate([batch["mask"] for batch in datasets.eval_splits["eval"].batches()])
     assert mask.sum() == 3 and next(datasets.train_batches(0))["image"].shape == (4, 16, 16, 3)
-    sliced = _config("tfds:varying_photos_toy", tmp_path, train_split="train[:4]", validation_examples=1)
+    sliced = _values("tfds:varying_photos_toy", tmp_path, train_split="train[:4]", validation_examples=1)
     with pytest.raises(ConfigError, match=r"cannot slice again when the split is already 'train\[:4\]'"):
-        data.create_datasets(sliced, **PLACEMENT)
+        datasets_for(sliced, 4)
 
 
 def _command(workdir: Path, root: Path, data_dir: Path, *flags: str) -> list[str]:

@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 from conftest import assert_one_error_paragraph, main_command
 
-from resnet_jax import config_schema, data
+from resnet_jax import data
+from resnet_jax.data import fields as data_fields
 from resnet_jax.errors import ConfigError
+from resnet_jax.train.settings import default_values
 
 pytestmark = pytest.mark.xdist_group("tfds_named")  # one worker writes the toy datasets once
 REPO = Path(__file__).resolve().parents[1]
@@ -63,8 +65,8 @@ def toys(tmp_path_factory) -> Path:
 
 
 def _read(data_dir: Path, dataset: str, **fields):
-    config = config_schema.default_values() | {"dataset": dataset, "data_dir": str(data_dir), **fields}
-    return data.open_dataset(config_schema.view(config, config_schema.DATA))
+    config = default_values() | {"dataset": dataset, "data_dir": str(data_dir), **fields}
+    return data.open_dataset(data_fields.SECTION.settings(config))
 
 
 def test_features_are_found_and_splits_named_by_the_fields_give_the_examples_exactly(toys):

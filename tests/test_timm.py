@@ -11,7 +11,9 @@ from resnet_jax.convert import TIMM_NAMES, expected_timm_keys, from_timm
 from resnet_jax.convert import timm_model as our_timm_model
 from resnet_jax.errors import ConfigError, IncompatibleCheckpoint
 from resnet_jax.models import create_model
+from resnet_jax.models.fields import convention_overrides
 from resnet_jax.train import pretrained
+from resnet_jax.train.settings import settings_of
 
 torch = pytest.importorskip("torch", reason="the timm tests need torch: pip install -e '.[torch]'")
 IMAGE_SIZE = 64
@@ -79,8 +81,9 @@ def run_loads(path, name: str, num_classes: int, **fields):
     config = default.get_config()
     config.update(dict(model=name, num_classes=num_classes, init_from=str(path), **fields))
     config_schema.validate(config)
-    model = loop.build_model(config)
-    return model, pretrained.load(config.init_from, model, config.model, config_schema.convention_overrides(config))
+    settings = settings_of(config).model
+    model = loop.build_model(settings)
+    return model, pretrained.load(config.init_from, model, config.model, convention_overrides(settings))
 
 
 @pytest.mark.parametrize(
@@ -129,7 +132,7 @@ def test_the_config_fields_build_timms_pytorch_efficientnet():
 
     config = default.get_config()
     config.update(dict(model="efficientnet_b0", num_classes=10, **PYTORCH_EFFICIENTNET))
-    assert loop.build_model(config) == our_timm_model("efficientnet_b0", 10)
+    assert loop.build_model(settings_of(config).model) == our_timm_model("efficientnet_b0", 10)
 
 
 def test_the_registry_efficientnet_is_timms_tensorflow_port():

@@ -234,16 +234,17 @@ def test_the_dropout_shortcut_keeps_elements_unscaled_and_scales_by_one_minus_p_
 def test_config_fields_change_the_registered_model_only_when_set():
     """Each variant field's default keeps the model's own value (se_resnet50 keeps its SE); a set field wins."""
     from configs import default
-    from resnet_jax import config_schema
+    from resnet_jax.models.fields import model_overrides
     from resnet_jax.train import loop
+    from resnet_jax.train.settings import settings_of
 
     config = default.get_config()
     config.model, config.num_classes = "se_resnet50", 1000
-    assert config_schema.model_overrides(config) == {}
-    model = loop.build_model(config)
+    assert model_overrides(settings_of(config).model) == {}
+    model = loop.build_model(settings_of(config).model)
     assert (model.se_ratio, model.shortcut, model.activation_order, model.gate) == (1 / 16, "B", "post", "")
     config.update(dict(shortcut="D", gate="exclusive", gate_bias_init=-6.0, stochastic_depth=0.5))
-    model = loop.build_model(config)
+    model = loop.build_model(settings_of(config).model)
     assert (model.se_ratio, model.shortcut, model.gate, model.gate_bias_init) == (1 / 16, "D", "exclusive", -6.0)
     assert model.stochastic_depth == 0.5
 

@@ -8,7 +8,7 @@ be a study with no published numbers (the paper gives curves only); its rows sti
 
 import dataclasses
 
-from resnet_jax.config_schema import variant_defaults
+from resnet_jax.models.options import variant_defaults
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,7 +29,7 @@ class Row:
       random_erasing: whether the row trains with Random Erasing (matches runs with probability > 0).
       dropout_rate: the row's dropout between the convolutions of a block (matches runs with that rate).
       panel: the panel of the row's curves in ``reproduce.py --plot`` ('' = the only panel).
-      variant: the model's variant fields the row sets (``config_schema.VARIANT_FIELDS``; gates, scalings,
+      variant: the model's variant fields the row sets (``models.options.VARIANT_FIELDS``; gates, scalings,
         activation order, ...); a run matches only with exactly these, the others at their defaults.
     """
 

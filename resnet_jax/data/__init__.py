@@ -17,33 +17,41 @@ from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 
-from resnet_jax import config_schema
 from resnet_jax.data import spec
 from resnet_jax.data.augment import crops, erasing, pad_crop
 from resnet_jax.data.augment.normalisation import Normalisation
+from resnet_jax.data.fields import DEFAULT_CROP, check_pipeline_options
 from resnet_jax.data.pipelines import batching, in_memory, synthetic
 from resnet_jax.data.sources import arrays, folder, named, records, tfds_named
 from resnet_jax.errors import ConfigError
 
 Batch = dict[str, np.ndarray]
 TEST, VALIDATION = "eval", "val"  # metric prefixes of the test split and of the held-out validation split
-PAD_MODES = ("constant", "reflect")
-TRAIN_CROPS = ("random_resized", "scale_jitter")
-DEFAULT_CROP = 224  # the streamed pipeline's crop side when image_size is 0
 
 
-def pipeline_of(dataset: str, requested: str = spec.AUTO) -> str | None:
-    """'synthetic', 'in_memory' or 'streamed': the pipeline that feeds ``dataset`` when it is known before any
-    file is read (named datasets, or a ``requested`` one); None when the images decide (tfds: and folder:)."""
-    kind = spec.kind(dataset)
-    if kind == spec.SYNTHETIC:
-        return spec.SYNTHETIC
-    if kind != "named":
-        return None if requested == spec.AUTO else requested
-    height, width, _ = spec.known(dataset).image_shape
-    if requested == spec.AUTO:
-        return spec.known(dataset).pipeline
-    return spec.choose_pipeline(None if height is None else {(height, width)}, requested, dataset)
+@dataclasses.dataclass(frozen=True)
+class Placement:
+    """How this process's batches relate to the global ones: computed once by the run and handed to the data.
+
+    Attributes:
+      global_batch, global_eval_batch: examples in one train or eval batch over all processes.
+      process_index, process_count: this process, of how many; each makes ``1 / process_count`` of a batch.
+    """
+
+    global_batch: int
+    global_eval_batch: int
+    process_index: int = 0
+    process_count: int = 1
+
+    @property
+    def per_process_batch(self) -> int:
+        """This process's share of a global train batch."""
+        return self.global_batch // self.process_count
+
+    @property
+    def per_process_eval_batch(self) -> int:
+        """This process's share of a global eval batch."""
+        return self.global_eval_batch // self.process_count
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,12 +68,26 @@ class InMemorySplits:
     """An in-memory dataset's uint8 splits, for the steps to read on the devices.
 
     ``train_batch(split, step)`` is traceable: the global train batch of ``step`` (``in_memory.train_batch``
-    with this run's seed, batch size and augmentation); ``in_memory.eval_batch`` cuts the eval splits.
+    with this run's seed, batch size and augmentation); so is ``eval_batch``.
     """
 
     train: Batch
     eval: dict[str, Batch]
     train_batch: Callable
+    global_batch: int
+
+    @staticmethod
+    def eval_batch(split: Batch, index, size: int) -> Batch:
+        """Traceable: eval batch ``index`` of ``size`` examples of a whole split, padded and masked past its end."""
+        return in_memory.eval_batch(split, index, size)
+
+    def num_eval_batches(self, prefix: str, size: int) -> int:
+        """How many eval batches of ``size`` examples cover the split of ``prefix`` (one process reads it all)."""
+        return batching.num_eval_batches(len(self.eval[prefix]["label"]), size, process_count=1)
+
+    def check_length(self, num_train_steps: int) -> None:
+        """Refuse a run whose example positions the batches cannot count (ConfigError, saying what to change)."""
+        in_memory.check_positions(num_train_steps, self.global_batch)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,12 +112,17 @@ class Datasets:
     spec: spec.DatasetSpec
     in_memory: InMemorySplits | None = None
 
+    def check_length(self, num_train_steps: int) -> None:
+        """Refuse a run longer than the dataset's batches can count (in-memory datasets; ConfigError)."""
+        if self.in_memory is not None:
+            self.in_memory.check_length(num_train_steps)
+
 
 def random_erasing_settings(config) -> erasing.RandomErasing:
-    """The config's ``random_erasing`` group as settings."""
+    """The data settings' ``random_erasing`` group as the augmentation's parameters."""
     group = config.random_erasing
     return erasing.RandomErasing(
-        group.probability, tuple(group.area_range), group.min_aspect_ratio, group.fill, group.fill_value, group.sampler
+        group.probability, group.area_range, group.min_aspect_ratio, group.fill, group.fill_value, group.sampler
     )
 
 
@@ -110,58 +137,49 @@ def split_names(train_split: str, test_split: str, validation_examples: int) -> 
     }
 
 
-def open_dataset(config) -> tuple[arrays.Splits, spec.DatasetSpec] | records.RecordSource:
-    """The dataset ``config.dataset`` names, opened for the pipeline that feeds it: an in-memory one's whole
-    stored splits and spec, or a streamed one's records (``records.RecordSource``)."""
-    config = config_schema.view(config, config_schema.DATA)
-    kind = spec.kind(config.dataset)
+def open_dataset(settings) -> tuple[arrays.Splits, spec.DatasetSpec] | records.RecordSource:
+    """The dataset ``settings.dataset`` names (data settings), opened for the pipeline that feeds it: an in-memory
+    one's whole stored splits and spec, or a streamed one's records (``records.RecordSource``)."""
+    kind = spec.kind(settings.dataset)
     if kind == "folder":
-        return folder.open_folder(spec.folder_path(config.dataset), config.data_dir, config.pipeline)
+        return folder.open_folder(spec.folder_path(settings.dataset), settings.data_dir, settings.pipeline)
     if kind == "tfds":
-        keys, splits = (config.image_key, config.label_key), (config.train_split, config.eval_split)
-        return tfds_named.open_tfds(config.dataset, config.data_dir, keys, splits, config.download, config.pipeline)
-    if pipeline_of(config.dataset, config.pipeline) == spec.STREAMED:
-        return named.named_records(config.dataset, config.data_dir, config.download)
-    return named.named_arrays(config.dataset, config.data_dir, config.download)
+        keys, splits = (settings.image_key, settings.label_key), (settings.train_split, settings.eval_split)
+        return tfds_named.open_tfds(
+            settings.dataset, settings.data_dir, keys, splits, settings.download, settings.pipeline
+        )
+    if spec.pipeline_of(settings.dataset, settings.pipeline) == spec.STREAMED:
+        return named.named_records(settings.dataset, settings.data_dir, settings.download)
+    return named.named_arrays(settings.dataset, settings.data_dir, settings.download)
 
 
-def create_datasets(
-    config, *, per_process_batch: int, per_process_eval_batch: int, process_index: int, process_count: int
-) -> Datasets:
-    """Build the train and eval inputs that ``config.dataset`` names (fields of the data view), for this process.
+def create_datasets(settings, placement: Placement, *, seed: int, num_classes: int) -> Datasets:
+    """Build the train and eval inputs that the data settings name, for this process's part of ``placement``;
+    ``seed`` draws the data order and augmentations, ``num_classes`` (0: the dataset's) is the model's.
 
     Options the chosen pipeline would ignore are refused here when the images chose it (``tfds:`` and
     ``folder:`` datasets with ``pipeline='auto'``); elsewhere validation refused them already."""
-    config = config_schema.view(config, config_schema.DATA)
-    placement = dict(
-        per_process_batch=per_process_batch,
-        per_process_eval_batch=per_process_eval_batch,
-        process_index=process_index,
-        process_count=process_count,
-    )
-    if pipeline_of(config.dataset) == spec.SYNTHETIC:
-        return _synthetic(config, **placement)
-    opened = open_dataset(config)
+    if settings.dataset == spec.SYNTHETIC:
+        return _synthetic(settings, placement, seed, num_classes)
+    opened = open_dataset(settings)
     if isinstance(opened, records.RecordSource):
-        config_schema.check_pipeline_options(config, spec.STREAMED)
-        return _streamed(config, opened, **placement)
-    config_schema.check_pipeline_options(config, spec.IN_MEMORY)
-    return _in_memory(config, *opened, **placement)
+        check_pipeline_options(settings, spec.STREAMED)
+        return _streamed(settings, opened, placement, seed, num_classes)
+    check_pipeline_options(settings, spec.IN_MEMORY)
+    return _in_memory(settings, *opened, placement, seed, num_classes)
 
 
-def _eval_batches(split: Batch, per_process_eval_batch: int, process_index: int, process_count: int):
+def _eval_batches(split: Batch, placement: Placement):
     """This process's block of an in-memory eval split, padded and masked into equal batches."""
     num_examples = len(split["label"])
-    mine = batching.process_range(num_examples, process_index, process_count)
+    mine = batching.process_range(num_examples, placement.process_index, placement.process_count)
     local = {name: values[mine.start : mine.stop] for name, values in split.items()}
-    count = batching.num_eval_batches(num_examples, per_process_eval_batch, process_count)
-    return batching.padded_batches(local, per_process_eval_batch, count)
+    count = batching.num_eval_batches(num_examples, placement.per_process_eval_batch, placement.process_count)
+    return batching.padded_batches(local, placement.per_process_eval_batch, count)
 
 
-def _in_memory(
-    config, stored, dataset_spec, per_process_batch, per_process_eval_batch, process_index, process_count
-) -> Datasets:
-    check_num_classes(config.dataset, dataset_spec.num_classes, config.num_classes)
+def _in_memory(config, stored, dataset_spec, placement: Placement, seed: int, num_classes: int) -> Datasets:
+    check_num_classes(config.dataset, dataset_spec.num_classes, num_classes)
     splits = in_memory_splits(stored, dataset_spec, config.validation_examples)
     for name, split in splits.items():
         check_split(split, f"{config.dataset} {name}", config.image_size, dataset_spec.num_classes)
@@ -171,25 +189,24 @@ def _in_memory(
     settings = random_erasing_settings(config)
     augmentation = pad_crop.Augmentation(config.crop_padding, config.pad_mode, config.random_flip, settings)
     fill = erasing.fill_colour_for(settings, normalisation.mean, normalisation.std)
-    batch_arguments = dict(seed=config.seed, augmentation=augmentation, fill_colour=fill)
+    batch_arguments = dict(seed=seed, augmentation=augmentation, fill_colour=fill)
 
     def train_batches(start_step: int) -> Iterator[Batch]:
         return in_memory.host_train_batches(
             train,
             start_step=start_step,
-            per_process_batch=per_process_batch,
-            process_index=process_index,
-            process_count=process_count,
+            per_process_batch=placement.per_process_batch,
+            process_index=placement.process_index,
+            process_count=placement.process_count,
             **batch_arguments,
         )
 
     def eval_split(split: Batch) -> EvalSplit:
         return EvalSplit(
-            lambda: _eval_batches(split, per_process_eval_batch, process_index, process_count), len(split["label"])
+            lambda: _eval_batches(split, placement), len(split["label"])
         )
 
-    global_batch = per_process_batch * process_count
-    train_batch = functools.partial(in_memory.train_batch, global_batch=global_batch, **batch_arguments)
+    train_batch = functools.partial(in_memory.train_batch, global_batch=placement.global_batch, **batch_arguments)
     return Datasets(
         train_batches,
         {name: eval_split(split) for name, split in splits.items()},
@@ -197,7 +214,7 @@ def _in_memory(
         image_shape=tuple(train["image"].shape[1:]),
         normalisation=normalisation,
         spec=dataset_spec,
-        in_memory=InMemorySplits(train, splits, train_batch),
+        in_memory=InMemorySplits(train, splits, train_batch, placement.global_batch),
     )
 
 
@@ -282,13 +299,11 @@ def streamed_normalisation(dataset_spec: spec.DatasetSpec, mode: str) -> Normali
     return Normalisation(np.asarray(dataset_spec.mean), np.asarray(dataset_spec.std))
 
 
-def _streamed(
-    config, source: records.RecordSource, per_process_batch, per_process_eval_batch, process_index, process_count
-) -> Datasets:
+def _streamed(config, source: records.RecordSource, placement: Placement, seed: int, num_classes: int) -> Datasets:
     from resnet_jax.data.pipelines import streaming
 
     dataset_spec = source.spec
-    check_num_classes(config.dataset, dataset_spec.num_classes, config.num_classes)
+    check_num_classes(config.dataset, dataset_spec.num_classes, num_classes)
     _check_held_out(config.validation_examples, dataset_spec.num_train_examples, dataset_spec.name)
     _check_held_out_split(dataset_spec.train_split, config.validation_examples)
     _check_imagenet_statistics(config, dataset_spec.channels)
@@ -297,25 +312,25 @@ def _streamed(
     settings = crops.Crops(
         image_size,
         config.train_crop,
-        tuple(config.scale_range),
+        config.scale_range,
         config.eval_resize,
         config.random_flip,
         dataset_spec.channels,
     )
     builder, what = source.builder, config.dataset
     num_train = builder.info.splits[splits["train"]].num_examples
-    streaming.check_rows(num_train, per_process_batch * process_count, f"{what} {splits['train']}")
+    streaming.check_rows(num_train, placement.global_batch, f"{what} {splits['train']}")
     keys = dict(image_key=source.image_key, label_key=source.label_key)
 
     def train_batches(start_step: int) -> Iterator[Batch]:
         dataset = streaming.train_dataset(
             builder,
             splits["train"],
-            seed=config.seed,
+            seed=seed,
             start_step=start_step,
-            per_process_batch=per_process_batch,
-            process_index=process_index,
-            process_count=process_count,
+            per_process_batch=placement.per_process_batch,
+            process_index=placement.process_index,
+            process_count=placement.process_count,
             shuffle_buffer_size=config.shuffle_buffer_size,
             train_image=functools.partial(crops.train_image, crops=settings),
             **keys,
@@ -327,9 +342,9 @@ def _streamed(
             dataset = streaming.eval_dataset(
                 builder,
                 split,
-                per_process_batch=per_process_eval_batch,
-                process_index=process_index,
-                process_count=process_count,
+                per_process_batch=placement.per_process_eval_batch,
+                process_index=placement.process_index,
+                process_count=placement.process_count,
                 eval_image=functools.partial(crops.eval_image, crops=settings),
                 **keys,
             )
@@ -347,24 +362,23 @@ def _streamed(
     )
 
 
-def _synthetic(config, per_process_batch, per_process_eval_batch, process_index, process_count) -> Datasets:
+def _synthetic(config, placement: Placement, seed: int, num_classes: int) -> Datasets:
     options = config.synthetic
     image_size = config.image_size or synthetic.DEFAULT_IMAGE_SIZE
-    num_classes = config.num_classes or synthetic.DEFAULT_NUM_CLASSES
+    num_classes = num_classes or synthetic.DEFAULT_NUM_CLASSES
     image_shape = (image_size, image_size, 3)
-    global_batch = per_process_batch * process_count
-    rows = batching.process_rows(per_process_batch, process_index)
+    rows = batching.process_rows(placement.per_process_batch, placement.process_index)
 
     def train_batches(start_step: int) -> Iterator[Batch]:
         step = start_step
         while True:
-            batch = synthetic.train_batch(config.seed, step, global_batch, num_classes, image_shape, options.noise)
+            batch = synthetic.train_batch(seed, step, placement.global_batch, num_classes, image_shape, options.noise)
             yield {name: values[rows] for name, values in batch.items()}
             step += 1
 
     def eval_batches() -> Iterable[Batch]:
-        split = synthetic.eval_split(config.seed, options.num_eval_examples, num_classes, image_shape, options.noise)
-        return _eval_batches(split, per_process_eval_batch, process_index, process_count)
+        split = synthetic.eval_split(seed, options.num_eval_examples, num_classes, image_shape, options.noise)
+        return _eval_batches(split, placement)
 
     return Datasets(
         train_batches,

@@ -21,37 +21,8 @@ writes the numpy copy that runs read without TensorFlow (``DIR/resnet_jax_arrays
 
 import argparse
 
-from resnet_jax.data.sources.tfds_source import require_tfds
+from resnet_jax.data.sources.named import NAMED_SOURCES, prepare
 from resnet_jax.errors import MissingFilesError, exit_on_user_error
-
-ARCHIVE_DATASETS = ("cifar10", "cifar100", "imagenet2012")  # need --manual_dir
-PREPARABLE = ("digits", "fashion_mnist", *ARCHIVE_DATASETS)
-
-
-def prepare(dataset: str, data_dir: str, manual_dir: str | None = None, skip_checksum: bool = False) -> str:
-    """Build named ``dataset`` under ``data_dir`` (no-op if already there); returns its TFDS directory."""
-    if dataset not in PREPARABLE:
-        raise ValueError(f"cannot prepare {dataset!r}; preparable datasets: {', '.join(PREPARABLE)}")
-    require_tfds()  # TFDS builds every dataset: without it, one paragraph naming the extra
-    if dataset in ARCHIVE_DATASETS and not manual_dir:
-        raise MissingFilesError(
-            f"{dataset} is prepared from its original archive(s): pass --manual_dir DIR_HOLDING_THEM"
-        )
-    if dataset == "digits":
-        from resnet_jax.data.sources import digits
-
-        return digits.prepare(data_dir)
-    if dataset == "fashion_mnist":
-        from resnet_jax.data.sources import fashion_mnist
-
-        return fashion_mnist.prepare(data_dir, manual_dir, skip_checksum)
-    if dataset == "imagenet2012":
-        from resnet_jax.data.sources import imagenet
-
-        return imagenet.prepare(data_dir, manual_dir, skip_checksum)
-    from resnet_jax.data.sources import cifar
-
-    return cifar.prepare(dataset, data_dir, manual_dir, skip_checksum)
 
 
 def prepare_tfds(dataset: str, data_dir: str, manual_dir: str | None) -> str:
@@ -76,8 +47,8 @@ def prepare_any(dataset: str, data_dir: str, manual_dir: str | None, skip_checks
     """Prepare a named, ``tfds:`` or ``folder:`` dataset and write what runs read (the numpy copy of an
     in-memory dataset; a folder's records and a streamed dataset's statistics); returns (where it is, a
     one-line summary of its spec)."""
-    from resnet_jax import config_schema, data
-    from resnet_jax.data import spec
+    from resnet_jax import data
+    from resnet_jax.data import fields, spec
 
     kind = spec.kind(dataset)
     location = ""
@@ -87,8 +58,7 @@ def prepare_any(dataset: str, data_dir: str, manual_dir: str | None, skip_checks
         location = prepare_tfds(dataset, data_dir, manual_dir)
     elif kind == spec.SYNTHETIC:
         raise ValueError("the synthetic dataset needs no preparation")
-    config = config_schema.default_values() | {"dataset": dataset, "data_dir": data_dir}
-    opened = data.open_dataset(config_schema.view(config, config_schema.DATA))
+    opened = data.open_dataset(fields.SECTION.defaults(dataset=dataset, data_dir=data_dir))
     dataset_spec = opened[1] if isinstance(opened, tuple) else opened.spec
     return location or dataset_spec.source, dataset_spec.summary()
 
@@ -96,7 +66,7 @@ def prepare_any(dataset: str, data_dir: str, manual_dir: str | None, skip_checks
 def main(argv: list[str] | None = None) -> None:
     """Parse the command line and prepare the dataset."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("dataset", help=f"{', '.join(PREPARABLE)}, tfds:NAME[/CONFIG][:VERSION] or folder:PATH")
+    parser.add_argument("dataset", help=f"{', '.join(NAMED_SOURCES)}, tfds:NAME[/CONFIG][:VERSION] or folder:PATH")
     parser.add_argument("--data_dir", required=True, help="TFDS data directory to write")
     parser.add_argument(
         "--manual_dir",

@@ -194,3 +194,17 @@ def tfds_name(dataset: str) -> str:
 def folder_path(dataset: str) -> str:
     """The path of ``folder:PATH``."""
     return dataset[len(FOLDER_PREFIX) :]
+
+
+def pipeline_of(dataset: str, requested: str = AUTO) -> str | None:
+    """'synthetic', 'in_memory' or 'streamed': the pipeline that feeds ``dataset`` when it is known before any
+    file is read (named datasets, or a ``requested`` one); None when the images decide (tfds: and folder:)."""
+    how = kind(dataset)
+    if how == SYNTHETIC:
+        return SYNTHETIC
+    if how != "named":
+        return None if requested == AUTO else requested
+    height, width, _ = known(dataset).image_shape
+    if requested == AUTO:
+        return known(dataset).pipeline
+    return choose_pipeline(None if height is None else {(height, width)}, requested, dataset)

@@ -1,7 +1,7 @@
 """The options a run may set on a registered ResNet, each declared once: name, config default, doc, allowed
 values and the combinations it refuses.
 
-``ResNet`` checks its fields against ``OPTIONS`` (``check``), and ``config_schema`` derives its model fields
+``ResNet`` checks its fields against ``OPTIONS`` (``check``), and ``models.fields`` derives its model fields
 from them, so an option is added here, used in the model, and nowhere else. A variant option's config
 default ('' or its neutral value) keeps the registered model's own. Pure Python: loading a config reads this
 module without importing JAX.
@@ -211,3 +211,8 @@ def check(model: Any) -> None:
     for option in OPTIONS:
         if problems := option.problems(model):
             raise ValueError(problems[0])
+
+
+def variant_defaults() -> dict[str, Any]:
+    """Each variant option's default: the value that keeps the registered model's own architecture."""
+    return {name: BY_NAME[name].default for name in VARIANT_FIELDS}

@@ -18,8 +18,8 @@ from flax import traverse_util
 
 from resnet_jax.convert import summarise
 from resnet_jax.errors import IncompatibleCheckpoint, MissingFilesError, UserError
-from resnet_jax.train import sharding
-from resnet_jax.train.paths import resolve
+from resnet_jax.paths import resolve
+from resnet_jax.runtime import processes
 from resnet_jax.train.state import TrainState
 
 
@@ -130,7 +130,7 @@ class Checkpointer:
                 raise
             except Exception as caught:  # noqa: BLE001 (orbax and tensorstore raise many kinds on damaged files)
                 state, error = None, f"{type(caught).__name__}: {str(caught)[:300]}"
-            if sharding.on_every_process(error is None):
+            if processes.on_every_process(error is None):
                 self._set_aside(damaged)
                 return state
             logging.warning(

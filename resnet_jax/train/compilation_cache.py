@@ -5,7 +5,7 @@ import os
 import jax
 from absl import logging
 
-from resnet_jax.train.paths import resolve
+from resnet_jax.paths import resolve
 
 ENVIRONMENT = "JAX_COMPILATION_CACHE_DIR"  # JAX's own setting; used when the config leaves the choice open
 OFF = "none"

@@ -18,7 +18,6 @@ from absl import logging
 from jax.sharding import Mesh, NamedSharding
 
 from resnet_jax import data as data_lib
-from resnet_jax.data.pipelines import batching, in_memory
 from resnet_jax.errors import ConfigError
 from resnet_jax.train import sharding
 
@@ -101,9 +100,9 @@ def device_feed(splits: data_lib.InMemorySplits, mesh: Mesh, eval_batch_size: in
     batch_indices = {
         prefix: [
             _replicate(np.int32(index), mesh)
-            for index in range(batching.num_eval_batches(len(split["label"]), eval_batch_size, process_count=1))
+            for index in range(splits.num_eval_batches(prefix, eval_batch_size))
         ]
-        for prefix, split in splits.eval.items()
+        for prefix in splits.eval
     }
 
     def train_batch(split, step):
@@ -111,7 +110,7 @@ def device_feed(splits: data_lib.InMemorySplits, mesh: Mesh, eval_batch_size: in
 
     def eval_batch(inputs):
         split, index = inputs
-        return jax.lax.with_sharding_constraint(in_memory.eval_batch(split, index, eval_batch_size), batch_sharding)
+        return jax.lax.with_sharding_constraint(splits.eval_batch(split, index, eval_batch_size), batch_sharding)
 
     return Feed(
         train_inputs=lambda start_step: itertools.repeat(train),

@@ -10,43 +10,38 @@ steps ahead of the devices.
 import collections
 import contextlib
 import dataclasses
-import json
 import math
 import os
-import platform
 import time
 from collections.abc import Callable
 from typing import Any
 
-import flax
 import jax
-import optax
 from absl import logging
 from etils import epath
 
-from resnet_jax import config_schema
 from resnet_jax import data as data_lib
-from resnet_jax.config_schema import MODEL, RUN, view
-from resnet_jax.data.pipelines import in_memory
 from resnet_jax.errors import ConfigError, UserError
 from resnet_jax.models import create_model
+from resnet_jax.models.fields import convention_overrides, model_arguments
+from resnet_jax.paths import resolve
+from resnet_jax.runtime import lease, storage
+from resnet_jax.runtime.preemption import StopRequest
 from resnet_jax.train import (
     checkpoint,
     compilation_cache,
-    lease,
     metrics,
     pretrained,
     program,
     progress,
     recipe,
     sharding,
-    storage,
     tracking,
 )
 from resnet_jax.train.feed import Feed, create_feed
-from resnet_jax.train.paths import RECORD_EXTRAS, RESUME_CHANGES, resolve
-from resnet_jax.train.preemption import StopRequest
 from resnet_jax.train.profiling import StepTrace
+from resnet_jax.train.run_record import RunClock, run_record, with_resume_history, write_json
+from resnet_jax.train.settings import Settings, settings_of, validate
 from resnet_jax.train.startup import Startup
 from resnet_jax.train.state import TrainState, create_train_state, init_variables
 
@@ -59,11 +54,9 @@ class TrainingDiverged(FloatingPointError):
     """The loss or gradient norm stopped being finite."""
 
 
-def build_model(config: Any, input_channels: int = 3):
-    """The zoo model the config's model view names, with its per-run overrides."""
-    return create_model(
-        view(config, MODEL).model, input_channels=input_channels, **config_schema.model_arguments(config)
-    )
+def build_model(model_settings: Any, input_channels: int = 3):
+    """The zoo model the model settings name, with their per-run overrides."""
+    return create_model(model_settings.model, input_channels=input_channels, **model_arguments(model_settings))
 
 
 def with_dataset_facts(full_config: Any, datasets: data_lib.Datasets) -> Any:
@@ -76,85 +69,6 @@ def with_dataset_facts(full_config: Any, datasets: data_lib.Datasets) -> Any:
     resolved = full_config.copy_and_resolve_references()
     resolved.update(unset)
     return resolved
-
-
-def run_record(
-    config: Any, sizes: sharding.BatchSizes, length: recipe.Length, learning_rate: float, num_params: int
-) -> dict:
-    """The resolved config plus versions, devices and derived sizes, as written to config.json."""
-    devices = jax.devices()
-    return {
-        **config.to_dict(),
-        "versions": {
-            "python": platform.python_version(),
-            "jax": jax.__version__,
-            "flax": flax.__version__,
-            "optax": optax.__version__,
-        },
-        "devices": {
-            "platform": devices[0].platform,
-            "device_kind": devices[0].device_kind,
-            "num_devices": len(devices),
-            "num_processes": jax.process_count(),
-        },
-        "derived": {
-            "per_process_batch": sizes.per_process,
-            "per_device_batch": sizes.per_device,
-            "per_device_microbatch": sizes.per_device_microbatch,
-            "base_learning_rate": learning_rate,
-            "num_train_steps": length.num_train_steps,
-            "steps_per_epoch": length.steps_per_epoch,
-            "num_params": num_params,
-        },
-    }
-
-
-def with_resume_history(path: epath.Path, record: dict, step: int) -> dict:
-    """``record``, plus the history of config changes made on resuming the run recorded at ``path``.
-
-    A resumed run may change its config (a lower learning rate after a divergence, say); each change
-    is logged as a warning and kept in config.json as ``{"step", "changes": {field: [before, now]}}``.
-    Fields are compared one by one (``group.field`` inside groups). A field that a newer version added,
-    at its default, changes nothing and is only noted; one that no longer exists is a change to None.
-    """
-    if not path.exists():
-        return record
-    previous = json.loads(path.read_text())
-    now, defaults = (json.loads(json.dumps(x, default=str)) for x in (record, config_schema.default_values()))
-    before, after, default = _fields(previous), _fields(now), _fields(defaults)
-    unrecorded = [name for name, value in after.items() if name not in before and value == default.get(name)]
-    if unrecorded:
-        logging.info("Fields added since this run started take their defaults: %s.", ", ".join(unrecorded))
-    changes = {
-        name: [before.get(name), after.get(name)]
-        for name in [*after, *(name for name in before if name not in after)]
-        if name not in unrecorded and before.get(name) != after.get(name)
-    }
-    history = previous.get(RESUME_CHANGES, [])
-    if changes:
-        logging.warning(
-            "Resuming at step %d with a config that differs from %s: %s", step, path, _describe_changes(changes)
-        )
-        history = [*history, {"step": step, "changes": changes}]
-    return {**record, RESUME_CHANGES: history} if history else record
-
-
-def _fields(record: dict) -> dict[str, Any]:
-    """The config fields of a config.json record by dotted name, without the keys that are not fields."""
-    fields = {key: value for key, value in record.items() if key not in RECORD_EXTRAS}
-    return {name: config_schema.value_of(fields, name) for name in config_schema.set_names(fields)}
-
-
-def _describe_changes(changes: dict[str, list]) -> str:
-    return ", ".join(f"{field} {before!r} -> {now!r}" for field, (before, now) in changes.items())
-
-
-def _write_json(path: epath.Path, record: dict) -> None:
-    """Write atomically, so a crash never leaves a half-written file."""
-    tmp = path.with_suffix(".tmp")
-    with storage.naming(tmp):
-        tmp.write_text(json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
-    tmp.replace(path)
 
 
 def _check_steps_per_dispatch(config: Any, input_feed: Feed) -> None:
@@ -205,26 +119,6 @@ class Run:
     clock: "RunClock"
 
 
-@dataclasses.dataclass(frozen=True)
-class RunClock:
-    """Seconds the run has spent in ``train_and_evaluate``: this process's, plus those its checkpoint
-    carries from the processes before it (work lost after a killed process's last checkpoint is not counted)."""
-
-    started: float
-    earlier_s: float
-
-    def __call__(self) -> float:
-        return self.earlier_s + time.time() - self.started
-
-    @classmethod
-    def resumed(cls, started: float, checkpointer: checkpoint.Checkpointer, step: int) -> "RunClock":
-        """The clock of a run that starts, or resumes from the checkpoint of ``step``."""
-        earlier = checkpointer.wall_time_s(step) if step else 0.0
-        if earlier is None:
-            logging.warning("The checkpoint of step %d predates wall-time records; wall_time_s counts from it.", step)
-        return cls(started, earlier or 0.0)
-
-
 def evaluate(
     steps: program.Programs, state: TrainState, datasets: data_lib.Datasets, input_feed: Feed
 ) -> dict[str, float]:
@@ -256,12 +150,12 @@ def train_and_evaluate(config: Any, workdir: str | os.PathLike) -> dict:
     'checkpoint_step'}`` if SIGTERM or Ctrl-C ended the run early: after checkpointing during training;
     with no new checkpoint when it came during start-up or compilation (those finish first).
     """
-    config_schema.validate(config)  # the command line validated it already, and calls ``run``
+    validate(config)  # the command line validated it already, and calls ``run``
     return run(config, workdir)
 
 
 def run(config: Any, workdir: str | os.PathLike) -> dict:
-    """``train_and_evaluate`` for a config that ``config_schema.validate`` has checked.
+    """``train_and_evaluate`` for a config that ``train.settings.validate`` has checked.
 
     The workdir's lease is taken before anything else (``lease``), and a storage fault at any write
     ends the run with a ``StorageFault`` saying what to do (``storage``). A user's mistake that stops
@@ -286,69 +180,66 @@ def _train_and_evaluate(config: Any, workdir: epath.Path, stop_request: StopRequ
     startup = Startup()
     is_chief = jax.process_index() == 0
 
-    # The config was validated before JAX started; the run view is a read-only lens on the same config.
-    full_config, config = config, view(config, RUN)
-    compilation_cache.enable(config.compilation_cache_dir)
+    # The config was validated before JAX started; each package reads its own settings from here on.
+    settings = settings_of(config)
+    compilation_cache.enable(settings.run.compilation_cache_dir)
     mesh = sharding.make_mesh()
     num_processes = jax.process_count()
+    run_settings = settings.run
     sizes = sharding.batch_sizes(
-        config.batch_size, mesh.size, num_processes, config.grad_accum_steps, config.bn_group_size
+        run_settings.batch_size, mesh.size, num_processes, run_settings.grad_accum_steps, settings.model.bn_group_size
     )
-    eval_sizes = sharding.batch_sizes(config.eval_batch_size or config.batch_size, mesh.size, num_processes)
+    eval_sizes = sharding.batch_sizes(run_settings.eval_batch_size or run_settings.batch_size, mesh.size, num_processes)
+    placement = data_lib.Placement(sizes.global_batch, eval_sizes.global_batch, jax.process_index(), num_processes)
     datasets = data_lib.create_datasets(
-        full_config,
-        per_process_batch=sizes.per_process,
-        per_process_eval_batch=eval_sizes.per_process,
-        process_index=jax.process_index(),
-        process_count=num_processes,
+        settings.data, placement, seed=run_settings.seed, num_classes=settings.model.num_classes
     )
-    input_feed = create_feed(config.input_placement, datasets, mesh, eval_sizes.global_batch)
-    _check_steps_per_dispatch(config, input_feed)
+    input_feed = create_feed(settings.data.input_placement, datasets, mesh, eval_sizes.global_batch)
+    _check_steps_per_dispatch(run_settings, input_feed)
     startup.mark("data")
-    full_config = with_dataset_facts(full_config, datasets)
-    config = view(full_config, RUN)
-    model = build_model(full_config, input_channels=datasets.image_shape[-1])
-    length = recipe.training_length(config, datasets.num_train_examples)
-    if datasets.in_memory is not None:
-        in_memory.check_positions(length.num_train_steps, sizes.global_batch)
-    schedule = recipe.build_schedule(full_config, length)
+    config = with_dataset_facts(config, datasets)
+    settings = settings_of(config)  # with the dataset's class count and image size where the config said 0
+    model = build_model(settings.model, input_channels=datasets.image_shape[-1])
+    length = recipe.training_length(run_settings, datasets.num_train_examples)
+    datasets.check_length(length.num_train_steps)
+    schedule = recipe.build_schedule(settings.optimisation, length, run_settings.batch_size)
     input_shape = (1, *datasets.image_shape)
     abstract_params = jax.eval_shape(lambda: init_variables(model, jax.random.PRNGKey(0), input_shape))["params"]
-    tx = recipe.build_optimizer(full_config, schedule, abstract_params)
+    tx = recipe.build_optimizer(settings.optimisation, schedule, abstract_params)
     num_params = sum(leaf.size for leaf in jax.tree_util.tree_leaves(abstract_params))
-    record = run_record(full_config, sizes, length, recipe.base_learning_rate(full_config), num_params)
+    learning_rate = recipe.base_learning_rate(settings.optimisation, run_settings.batch_size)
+    record = run_record(config, sizes, length, learning_rate, num_params)
     logging.info("Derived sizes and learning rate: %s", record["derived"])
 
-    checkpointer = checkpoint.Checkpointer(workdir / "checkpoints", config.max_checkpoints_to_keep)
-    conventions = config_schema.convention_overrides(full_config)
-    state = _restore_or_initialise(config, model, tx, input_shape, mesh, checkpointer, conventions)
+    checkpointer = checkpoint.Checkpointer(workdir / "checkpoints", run_settings.max_checkpoints_to_keep)
+    state = _restore_or_initialise(settings, model, tx, input_shape, mesh, checkpointer)
     jax.block_until_ready(state)
     startup.mark("restore" if int(state.step) else "init")
     if is_chief:
-        _write_json(workdir / "config.json", with_resume_history(workdir / "config.json", record, int(state.step)))
+        write_json(workdir / "config.json", with_resume_history(workdir / "config.json", record, int(state.step)))
     global_batch_shape = (sizes.global_batch, *datasets.image_shape)
-    options = program.StepOptions.from_config(config)
+    options = program.StepOptions.from_settings(run_settings, settings.optimisation)
     steps = program.compile_programs(
         options, model, tx, mesh, state, global_batch_shape, datasets.normalisation, input_feed
     )
     writer = metrics.create_writer(
-        workdir, jax.process_index(), tracking.settings(config), record, restored_step=int(state.step)
+        workdir, jax.process_index(), tracking.settings(run_settings), record, restored_step=int(state.step)
     )
     clock = RunClock.resumed(start_time, checkpointer, int(state.step))
     run = Run(
-        config,
-        workdir,
-        datasets,
-        mesh,
-        input_feed,
-        schedule,
-        length,
-        steps,
-        writer,
-        checkpointer,
-        startup,
-        stop_request,
-        clock,
+        config=run_settings,
+        workdir=workdir,
+        datasets=datasets,
+        mesh=mesh,
+        input_feed=input_feed,
+        schedule=schedule,
+        length=length,
+        steps=steps,
+        writer=writer,
+        checkpointer=checkpointer,
+        startup=startup,
+        stop_request=stop_request,
+        clock=clock,
     )
     with contextlib.ExitStack() as finishing:  # each runs even if one before it fails (a full disk, say)
         finishing.callback(checkpointer.close)  # pending asynchronous saves finish, even after an error
@@ -360,7 +251,7 @@ def _train_and_evaluate(config: Any, workdir: epath.Path, stop_request: StopRequ
         return {"step": step, "stopped": stopped, "checkpoint_step": checkpoint_step}
     results = {"step": step, **eval_results, "wall_time_s": clock()}
     if is_chief:
-        _write_json(workdir / "results.json", results)
+        write_json(workdir / "results.json", results)
     writer.write_results(results)
     logging.info(progress.summary_line(results))
     writer.close()
@@ -447,10 +338,11 @@ def dispatch_length(step: int, steps_per_dispatch: int, every: tuple[int, ...], 
     return steps_per_dispatch if remaining >= steps_per_dispatch else 1 << (remaining.bit_length() - 1)
 
 
-def _restore_or_initialise(config: Any, model, tx, input_shape, mesh, checkpointer, conventions) -> TrainState:
-    """The latest checkpoint onto this mesh if there is one; else a fresh (or pretrained) state (``conventions``:
-    the framework conventions the config sets, which a PyTorch file of an EfficientNet needs)."""
+def _restore_or_initialise(settings: Settings, model, tx, input_shape, mesh, checkpointer) -> TrainState:
+    """The latest checkpoint onto this mesh if there is one; else a fresh (or pretrained) state. A PyTorch file of
+    an EfficientNet needs the framework conventions the model settings set."""
     replicated = sharding.replicated_sharding(mesh)
+    config = settings.run
     init_rng, state_rng = jax.random.split(jax.random.PRNGKey(config.seed))
     use_ema = config.ema_decay > 0
 
@@ -467,7 +359,7 @@ def _restore_or_initialise(config: Any, model, tx, input_shape, mesh, checkpoint
     if not config.init_from:
         return jax.jit(create_fresh, out_shardings=replicated)()
     fresh = jax.device_get(jax.jit(lambda: init_variables(model, init_rng, input_shape))())
-    loaded = pretrained.load(config.init_from, model, config.model, conventions)
+    loaded = pretrained.load(config.init_from, model, settings.model.model, convention_overrides(settings.model))
     variables = pretrained.merge(fresh, loaded, config.reinit_head)
     logging.info("Initialised from %s.", config.init_from)
 

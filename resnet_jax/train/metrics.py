@@ -25,8 +25,8 @@ import numpy as np
 from absl import logging
 from etils import epath
 
-from resnet_jax.train import storage
-from resnet_jax.train.paths import resolve
+from resnet_jax.paths import resolve
+from resnet_jax.runtime import storage
 from resnet_jax.train.tracking import WandbWriter
 
 METRICS_FILE = "metrics.jsonl"

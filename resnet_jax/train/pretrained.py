@@ -8,13 +8,13 @@ import numpy as np
 from absl import logging
 from flax import traverse_util
 
-from resnet_jax.config_schema import CONVENTION_FIELDS
 from resnet_jax.convert import TIMM_PYTORCH_EFFICIENTNET, from_torch_model
 from resnet_jax.errors import ConfigError, MissingDependency
 from resnet_jax.models import parts
 from resnet_jax.models.efficientnet import EfficientNet
+from resnet_jax.models.fields import CONVENTION_FIELDS
+from resnet_jax.paths import resolve
 from resnet_jax.train.checkpoint import check_compatible, load_variables
-from resnet_jax.train.paths import resolve
 
 TORCH_SUFFIXES = (".pth", ".pt", ".bin")
 
@@ -23,7 +23,7 @@ def load(path: str | os.PathLike, model: Any, model_name: str, conventions: Mapp
     """``{'params', 'batch_stats'}`` from a workdir/checkpoint of this package or a torchvision- or timm-layout
     ``.pth`` of ``model`` (the run's network ``model_name``, variant fields included; the keys say which layout).
 
-    ``conventions`` are the framework conventions the config sets (``config_schema.convention_overrides``). A
+    ``conventions`` are the framework conventions the config sets (``models.fields.convention_overrides``). A
     ``.pth`` EfficientNet must have all of them set, since its keys do not tell timm's PyTorch-trained network
     from its TensorFlow port (``ConfigError`` otherwise); the other families compute as PyTorch does."""
     path = resolve(path)

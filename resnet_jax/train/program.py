@@ -16,9 +16,9 @@ import jax
 import jax.numpy as jnp
 from clu import metrics as clu_metrics
 
-from resnet_jax import config_schema
 from resnet_jax.train import sharding
 from resnet_jax.train.feed import Feed
+from resnet_jax.train.fields import parse_parts
 from resnet_jax.train.mixing import NO_MIXING, Mixing
 from resnet_jax.train.state import TrainState
 from resnet_jax.train.step import make_eval_step, make_train_step
@@ -37,11 +37,11 @@ class StepOptions:
     inference_parts: tuple[str, ...] = ()  # frozen parts that run as at inference (freeze_mode='inference')
 
     @classmethod
-    def from_config(cls, config: Any) -> "StepOptions":
-        """The step's choices from a run config (or its run view)."""
-        mixing = Mixing(config.cutout_size, config.mixup_alpha, config.cutmix_alpha, config.cutmix_probability)
-        frozen = config_schema.parse_parts(config.freeze) if config.freeze_mode == "inference" else ()
-        return cls(config.label_smoothing, config.grad_accum_steps, config.ema_decay, mixing, tuple(frozen))
+    def from_settings(cls, run: Any, optimisation: Any) -> "StepOptions":
+        """The step's choices from the run and optimisation settings (which parts are frozen, and how they run)."""
+        mixing = Mixing(run.cutout_size, run.mixup_alpha, run.cutmix_alpha, run.cutmix_probability)
+        frozen = parse_parts(optimisation.freeze) if optimisation.freeze_mode == "inference" else ()
+        return cls(run.label_smoothing, run.grad_accum_steps, run.ema_decay, mixing, tuple(frozen))
 
 
 def _field(output_name: str) -> str:

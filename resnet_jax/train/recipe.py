@@ -1,8 +1,8 @@
 """From a config to the run's numbers: training length, schedule and optimizer.
 
-Everything here runs before any compilation (``config_schema.validate`` has checked each field), so a
-bad combination fails in a second with a message saying what to change. Each function reads its view
-of the config: the run's for the length, optimisation's for the schedule and the optimizer.
+Everything here runs before any compilation (``train.settings.validate`` has checked each field), so a
+bad combination fails in a second with a message saying what to change. Each function reads the settings of
+its section: the run's for the length, optimisation's for the schedule and the optimizer.
 """
 
 import dataclasses
@@ -12,10 +12,9 @@ from typing import Any
 import optax
 from absl import logging
 
-from resnet_jax import config_schema
-from resnet_jax.config_schema import OPTIMISATION, RUN, view
 from resnet_jax.errors import require
 from resnet_jax.train import optim
+from resnet_jax.train.fields import parse_multipliers, parse_parts
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,9 +26,8 @@ class Length:
 
 
 def training_length(config: Any, num_train_examples: int) -> Length:
-    """Resolve ``num_train_steps`` directly or from ``num_epochs`` and the split size; a positive
+    """Resolve ``num_train_steps`` directly or from ``num_epochs`` and the split size (run settings); a positive
     ``num_train_steps`` wins over ``num_epochs`` (logged), as in flax's examples."""
-    config = view(config, RUN)
     steps_per_epoch = num_train_examples / config.batch_size
     if config.num_train_steps > 0:
         if config.num_epochs > 0:
@@ -44,21 +42,21 @@ def training_length(config: Any, num_train_examples: int) -> Length:
     return Length(math.ceil(config.num_epochs * steps_per_epoch), steps_per_epoch)
 
 
-def base_learning_rate(config: Any) -> float:
-    """The configured rate, or after the linear scaling rule when ``lr_scaling='linear'``."""
-    config = view(config, OPTIMISATION)
+def base_learning_rate(config: Any, batch_size: int) -> float:
+    """The configured rate (optimisation settings), or after the linear scaling rule for the global
+    ``batch_size`` when ``lr_scaling='linear'``."""
     if config.lr_scaling == "linear":
-        return optim.scaled_learning_rate(config.learning_rate, config.batch_size)
+        return optim.scaled_learning_rate(config.learning_rate, batch_size)
     return config.learning_rate
 
 
-def build_schedule(config: Any, length: Length) -> optax.Schedule:
-    """The learning-rate schedule over optimizer steps, with epoch settings converted to steps.
+def build_schedule(config: Any, length: Length, batch_size: int) -> optax.Schedule:
+    """The learning-rate schedule (optimisation settings) over optimizer steps, with epoch settings converted
+    to steps; ``batch_size`` is the global batch, for ``lr_scaling``.
 
     A run shortened with ``num_train_steps`` keeps its recipe's decay points: those after its last step
     are never reached (logged); a warm-up as long as the run is an error saying which field to change.
     """
-    config = view(config, OPTIMISATION)
     total = length.num_train_steps
     boundaries = list(config.lr_boundaries) or optim.epochs_to_steps(
         config.lr_boundaries_epochs, length.steps_per_epoch
@@ -78,7 +76,7 @@ def build_schedule(config: Any, length: Length) -> optax.Schedule:
         f"{given.split('=')[0]} (0 turns it off) or train for more steps.",
     )
     return optim.learning_rate_schedule(
-        base_learning_rate=base_learning_rate(config),
+        base_learning_rate=base_learning_rate(config, batch_size),
         schedule=config.schedule,
         total_steps=length.num_train_steps,
         boundaries=boundaries,
@@ -91,8 +89,8 @@ def build_schedule(config: Any, length: Length) -> optax.Schedule:
 
 
 def build_optimizer(config: Any, schedule: optax.Schedule, params: Any) -> optax.GradientTransformation:
-    """The optax chain the config describes, with the weight-decay mask and stage freezing/multipliers."""
-    config = view(config, OPTIMISATION)
+    """The optax chain the optimisation settings describe, with the weight-decay mask and part freezing and
+    multipliers."""
     tx = optim.make_optimizer(
         name=config.optimizer,
         learning_rate=schedule,
@@ -106,6 +104,6 @@ def build_optimizer(config: Any, schedule: optax.Schedule, params: Any) -> optax
     return optim.with_part_control(
         tx,
         params,
-        freeze=config_schema.parse_parts(config.freeze),
-        multipliers=config_schema.parse_multipliers(config.lr_multipliers),
+        freeze=parse_parts(config.freeze),
+        multipliers=parse_multipliers(config.lr_multipliers),
     )

@@ -98,15 +98,6 @@ def prefetch_to_device(
     yield from queue
 
 
-def on_every_process(ok: bool) -> bool:
-    """Whether ``ok`` holds on every process (a collective when there are several)."""
-    if jax.process_count() == 1:
-        return ok
-    from jax.experimental import multihost_utils
-
-    return bool(np.all(multihost_utils.process_allgather(np.array(ok))))
-
-
 def to_host(tree: Any) -> Any:
     """Numpy copies of replicated arrays; works on every process of a multi-host run."""
     return jax.tree_util.tree_map(lambda x: np.asarray(x.addressable_data(0)) if isinstance(x, jax.Array) else x, tree)

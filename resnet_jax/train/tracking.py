@@ -19,7 +19,7 @@ import numpy as np
 from absl import logging
 
 from resnet_jax.errors import MissingDependency
-from resnet_jax.train.paths import resolve
+from resnet_jax.paths import resolve
 
 RUN_ID_FILE = "wandb_run.json"
 STEP = "step"

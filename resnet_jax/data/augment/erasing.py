@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from resnet_jax.data.pipelines.streams import Stream, stream_key
+from resnet_jax.data.streams import Stream, stream_key
 
 FILLS = ("random", "mean", "zero", "constant")
 SAMPLERS = ("paper", "authors")

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 
 from resnet_jax.data.augment import erasing
-from resnet_jax.data.pipelines.streams import Stream, stream_key
+from resnet_jax.data.streams import Stream, stream_key
 
 
 @dataclasses.dataclass(frozen=True)

@@ -21,7 +21,7 @@ import numpy as np
 
 from resnet_jax.data.augment import erasing, pad_crop
 from resnet_jax.data.pipelines import batching
-from resnet_jax.data.pipelines.streams import Stream, stream_key
+from resnet_jax.data.streams import Stream, stream_key
 from resnet_jax.errors import ConfigError
 
 Batch = dict[str, np.ndarray]

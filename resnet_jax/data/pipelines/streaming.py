@@ -18,9 +18,9 @@ import numpy as np
 from absl import logging
 
 from resnet_jax.data.pipelines import batching
-from resnet_jax.data.pipelines.streams import Stream
 from resnet_jax.data.sources import tfds_source
 from resnet_jax.data.sources.tfds_source import stateless_key
+from resnet_jax.data.streams import Stream
 from resnet_jax.errors import ConfigError
 
 CHUNKS_PER_ROW = 8  # each row reads its share of an epoch as about this many chunks from seeded places

@@ -9,7 +9,7 @@ resumed run sees exactly the batches an uninterrupted one would, on any number o
 import numpy as np
 
 from resnet_jax.data.augment.normalisation import Normalisation
-from resnet_jax.data.pipelines.streams import SyntheticStream
+from resnet_jax.data.streams import SyntheticStream
 
 DEFAULT_IMAGE_SIZE, DEFAULT_NUM_CLASSES = 16, 10  # when image_size and num_classes are 0 (the dataset's)
 

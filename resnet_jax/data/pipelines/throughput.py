@@ -21,21 +21,20 @@ def _examples_per_sec(batches, count: int, warmup: int) -> tuple[float, int]:
     return examples / (time.perf_counter() - start), timed
 
 
-def measure_input(config, batch_size: int, steps: int, warmup: int = 5) -> dict:
-    """Host examples/s of the train pipeline and of the test split's eval pipeline, ``steps`` batches each.
+def measure_input(settings, batch_size: int, steps: int, warmup: int = 5, seed: int = 0) -> dict:
+    """Host examples/s of the train pipeline and of the test split's eval pipeline that the data ``settings``
+    describe, ``steps`` batches of ``batch_size`` each.
 
     Eval batches are padded to full size, so the eval figure counts padding rows too.
     """
     from resnet_jax import data
 
-    config.batch_size = batch_size
-    datasets = data.create_datasets(
-        config, per_process_batch=batch_size, per_process_eval_batch=batch_size, process_index=0, process_count=1
-    )
+    placement = data.Placement(batch_size, batch_size)
+    datasets = data.create_datasets(settings, placement, seed=seed, num_classes=0)
     train_rate, train_batches = _examples_per_sec(datasets.train_batches(0), steps, warmup)
     eval_rate, eval_batches = _examples_per_sec(iter(datasets.eval_splits[data.TEST].batches()), steps, 0)
     return {
-        "dataset": config.dataset,
+        "dataset": settings.dataset,
         "batch_size": batch_size,
         "image_shape": list(datasets.image_shape),
         "train_examples_per_sec": train_rate,

@@ -17,7 +17,7 @@ import numpy as np
 from etils import epath
 
 from resnet_jax.data.spec import DatasetSpec
-from resnet_jax.train.paths import resolve
+from resnet_jax.paths import resolve
 
 Splits = dict[str, dict[str, np.ndarray]]
 DIRECTORY = "resnet_jax_arrays"

@@ -13,7 +13,7 @@ import numpy as np
 from absl import logging
 
 from resnet_jax.data import spec
-from resnet_jax.data.sources import folder, records, tfds_source
+from resnet_jax.data.sources import folder_listing, records, tfds_source
 
 VERSION = "1.0.0"
 
@@ -26,7 +26,7 @@ def _png(pixels: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def _check_and_measure(listing: folder.FolderListing, path: str):
+def _check_and_measure(listing: folder_listing.FolderListing, path: str):
     """Decode every image once: ``({split: [(path, label, as_is)]}`` of the readable ones, their sizes, the
     channels the spec records, and the train split's per-channel mean and std over every pixel)."""
     checked = {split: [] for split in listing.files}
@@ -34,11 +34,11 @@ def _check_and_measure(listing: folder.FolderListing, path: str):
     sums = squares = 0.0
     num_pixels = 0
     for split, files in listing.files.items():
-        for image_path, label, pixels, as_is in folder.readable_images(files, f"folder:{path} {split}"):
+        for image_path, label, pixels, as_is in folder_listing.readable_images(files, f"folder:{path} {split}"):
             checked[split].append((image_path, label, as_is))
             sizes.add(pixels.shape[:2])
             colour |= pixels.ndim == 3
-            if split == folder.TRAIN_SPLIT:  # float64 sums; a gray image adds the same to each colour channel
+            if split == folder_listing.TRAIN_SPLIT:  # float64 sums; a gray image adds the same to each colour channel
                 values = pixels.reshape(-1, 3 if pixels.ndim == 3 else 1).astype(np.float64) / 255
                 sums, squares = sums + values.sum(0), squares + (values**2).sum(0)
                 num_pixels += len(values)
@@ -46,7 +46,7 @@ def _check_and_measure(listing: folder.FolderListing, path: str):
     return checked, sizes, channels, *spec.statistics_from_sums(sums, squares, num_pixels, channels)
 
 
-def build(listing: folder.FolderListing, path: str, data_dir: str) -> records.RecordSource:
+def build(listing: folder_listing.FolderListing, path: str, data_dir: str) -> records.RecordSource:
     """Write the folder's readable images as TFDS records with their spec; returns them opened."""
     tfds_source.require_tfds()
     import tensorflow_datasets as tfds
@@ -58,10 +58,10 @@ def build(listing: folder.FolderListing, path: str, data_dir: str) -> records.Re
             if as_is:
                 encoded = image_path.read_bytes()
             else:
-                encoded = _png(folder.as_channels(folder.decode(image_path)[0], channels))
+                encoded = _png(folder_listing.as_channels(folder_listing.decode(image_path)[0], channels))
             yield str(image_path.relative_to(listing.root)), {"image": encoded, "label": label}
 
-    name = folder.copy_name(listing)
+    name = folder_listing.copy_name(listing)
     remove(name, data_dir)  # records a build left without their spec (it is written last) are not trusted
     features = tfds.features.FeaturesDict(
         {
@@ -79,7 +79,7 @@ def build(listing: folder.FolderListing, path: str, data_dir: str) -> records.Re
         description=f"folder {listing.root}",
     )
     height, width = next(iter(sizes)) if len(sizes) == 1 else (None, None)
-    dataset_spec = folder.folder_spec(
+    dataset_spec = folder_listing.folder_spec(
         listing,
         path,
         {split: len(items) for split, items in checked.items()},

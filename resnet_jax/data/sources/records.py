@@ -17,7 +17,7 @@ from etils import epath
 
 from resnet_jax.data import spec
 from resnet_jax.data.sources import arrays, tfds_source
-from resnet_jax.train.paths import resolve
+from resnet_jax.paths import resolve
 
 DIRECTORY = "resnet_jax_records"
 

@@ -29,8 +29,8 @@ from absl import logging
 from etils import epath
 
 from resnet_jax.errors import UserError
-from resnet_jax.train import sharding
-from resnet_jax.train.preemption import exit_with_message
+from resnet_jax.runtime import processes
+from resnet_jax.runtime.preemption import exit_with_message
 
 LEASE_FILE = "lease.json"
 HEARTBEAT_S = 15.0
@@ -251,7 +251,7 @@ def held(workdir: epath.Path) -> Iterator[None]:
             lease.acquire()
         except Exception as error:  # noqa: BLE001 (a refusal or a storage fault: the others must hear of it first)
             lease, refused = None, error
-    if not sharding.on_every_process(refused is None):
+    if not processes.on_every_process(refused is None):
         raise refused or WorkdirInUse(f"process 0 could not take the lease on {workdir}; its log says why.")
     try:
         yield

@@ -15,10 +15,9 @@ import jax
 import numpy as np
 from absl import logging
 from jax.experimental import multihost_utils
-from jax.sharding import Mesh
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from resnet_jax.errors import ExitCode
-from resnet_jax.train import sharding
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 _IGNORED_AT_START = frozenset({signal.SIGHUP} if signal.getsignal(signal.SIGHUP) == signal.SIG_IGN else ())
@@ -96,7 +95,8 @@ class StopRequest:
         flag = self._event.is_set()
         if (mesh, flag) not in self._votes:
             flags = np.full(len(mesh.local_devices), flag)
-            self._votes[mesh, flag] = jax.make_array_from_process_local_data(sharding.batch_sharding(mesh), flags)
+            by_device = NamedSharding(mesh, PartitionSpec(mesh.axis_names))  # one flag per device, as a batch
+            self._votes[mesh, flag] = jax.make_array_from_process_local_data(by_device, flags)
         return self._votes[mesh, flag]
 
     def requested(self, ballot: jax.Array | None) -> bool:

@@ -16,7 +16,7 @@ import jax
 from absl import logging
 
 from resnet_jax.errors import ConfigError, ExitCode, MissingDependency
-from resnet_jax.train.preemption import exit_with_message
+from resnet_jax.runtime.preemption import exit_with_message
 
 GRACE_S = 30  # JAX's own deadline comes this much after ours, so that ours is the one that fires
 PROBE_TIMEOUT_S = 3.0

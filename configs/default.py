@@ -2,7 +2,8 @@
 
 Each field is declared once, with its meaning, allowed values and default, by the package that reads it
 (``resnet_jax/models/fields.py``, ``data/fields.py``, ``train/fields.py``); list them all with
-``python -m resnet_jax.config_schema`` (or ``--helpfull`` of the main command). The config is locked: a config file that sets an undeclared field fails at that line.
+``python -m resnet_jax.config_schema`` (or ``--helpfull`` of the main command). The config is locked: a
+config file that sets an undeclared field fails at that line.
 
 As is, it trains cifar_resnet20 on the offline ``synthetic`` dataset for 200 steps, a smoke test
 of the whole job (about 3 minutes on 2 CPU cores):

@@ -46,15 +46,19 @@ def format_error(mean: float | None, std: float | None) -> str:
     return f"{mean:.2f}" if std is None else f"{mean:.2f} +- {std:.2f}"
 
 
+IDENTITY_FIELDS = ("model", "dataset")  # what names the runs when no field tells them apart (one run, say)
+
+
 def grouping_fields(sweep_dir, runs: list[runs_lib.Run]) -> list[str]:
-    """The sweep's grid fields, or every config field that differs between the runs; never the seed."""
+    """The sweep's grid fields, or every config field that differs between the runs, or when none does the model
+    and the dataset; never the seed."""
     record = sweep_dir / "sweep.json"
     if record.exists():
         fields = list(json.loads(record.read_text())["grid"])
     else:
         keys = sorted({key for run in runs for key in run.config})
         fields = [key for key in keys if len({json.dumps(run.config.get(key)) for run in runs}) > 1]
-    return [field for field in fields if field not in IGNORED_FIELDS]
+    return [field for field in fields if field not in IGNORED_FIELDS] or list(IDENTITY_FIELDS)
 
 
 def _value(config: dict, field: str):

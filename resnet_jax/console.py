@@ -17,6 +17,11 @@ from absl import logging as absl_logging
 OWN_SOURCE = os.path.join("resnet_jax", "")  # INFO lines from files under a resnet_jax/ folder are the run's own
 ORBAX_SOURCE = os.path.join("orbax", "checkpoint", "")
 ASYNCIO_LOOP_SOURCE = os.path.join("asyncio", "base_events.py")
+# Libraries' warnings about what is normal here, which read like errors to a newcomer.
+EXPECTED_WARNINGS = (
+    "Given directory is read only",  # orbax, opening a checkpoint only to read it (init_from)
+    "has no dataset_info.json",  # TFDS, looking into a dataset folder it is about to prepare for the first time
+)
 
 
 def raised_in_orbax(record: logging.LogRecord) -> bool:
@@ -33,13 +38,18 @@ def raised_in_orbax(record: logging.LogRecord) -> bool:
 
 class LibraryInfoFilter(logging.Filter):
     """Passes warnings and errors from anywhere, and INFO lines from this package only; orbax's failed writes
-    are left to the error that reaches the main thread, without their tracebacks."""
+    are left to the error that reaches the main thread, without their tracebacks, and the libraries'
+    ``EXPECTED_WARNINGS`` are dropped."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Whether ``record`` is printed."""
         if raised_in_orbax(record):
             return False
-        return record.levelno >= logging.WARNING or OWN_SOURCE in record.pathname
+        if OWN_SOURCE in record.pathname:
+            return True
+        if record.levelno == logging.WARNING and any(text in record.getMessage() for text in EXPECTED_WARNINGS):
+            return False
+        return record.levelno >= logging.WARNING
 
 
 def is_late_write_callback(error: BaseException) -> bool:

@@ -1,5 +1,6 @@
 """Strict checkpoint restore, damaged and partial checkpoints, and pretrained-variable merging, on tiny trees."""
 
+import json
 import logging
 import shutil
 
@@ -72,6 +73,23 @@ def test_merge_refuses_another_architecture():
     loaded = {"params": {"conv1": {"kernel": np.ones((2, 2))}, "fc": {"kernel": np.ones((2, 5))}}}
     with pytest.raises(ValueError, match="conv1/kernel"):
         pretrained.merge(fresh, loaded)
+
+
+def test_init_from_another_models_workdir_names_both_models_and_what_to_set(tmp_path):
+    """A resnet20 workdir given to a resnet32 run: the refusal names the two models and the field to set; it
+    does not say to start a fresh workdir (the run's own workdir is not the problem)."""
+    (tmp_path / "checkpoints" / "40").mkdir(parents=True)
+    (tmp_path / "config.json").write_text(json.dumps({"model": "cifar_resnet20"}))
+    fresh = {"params": {"conv1": {"kernel": np.zeros((3, 3))}, "fc": {"kernel": np.zeros((2, 5))}}}
+    loaded = {"params": {"conv1": {"kernel": np.ones((2, 2))}, "fc": {"kernel": np.ones((2, 5))}}}
+    advice = pretrained.mismatch_advice(tmp_path, "cifar_resnet32")
+    with pytest.raises(ValueError) as refusal:
+        pretrained.merge(fresh, loaded, advice=advice)
+    message = str(refusal.value)
+    assert "conv1/kernel" in message and "fresh --workdir" not in message
+    assert f"init_from={tmp_path} holds cifar_resnet20, and this run builds cifar_resnet32" in message
+    assert "set --config.model=cifar_resnet20" in message
+    assert "another variant of cifar_resnet20" in pretrained.mismatch_advice(tmp_path, "cifar_resnet20")
 
 
 def test_find_checkpoint_dir_accepts_workdir_manager_dir_and_step_dir(tmp_path):

@@ -104,9 +104,20 @@ def test_a_short_digits_run_prints_its_progress_and_results_in_a_few_lines(tmp_p
     assert sum("eval at step 30: top-1" in line and "(360 examples)" in line for line in lines) == 1
     assert sum("num_train_steps=30 overrides num_epochs=40" in line for line in lines) == 1
     assert sum("First step after" in line for line in lines) == 1
-    assert sum("finished at step 30 in 0:00:" in line for line in lines) == 1
+    assert sum(bool(re.search(r"finished at step 30 in \d+:\d\d:\d\d: test top-1", line)) for line in lines) == 1
     assert not [line for line in lines if "Generating" in line or "Shuffling" in line]  # TFDS's progress bars
     assert len(lines) <= 16, "\n".join(lines)  # before: 80 and more, two thirds of them orbax's
+    # Only its own lines: no library's (TFDS's "Variant folder ... has no dataset_info.json" among them), no
+    # "Running as a single process (coordinator_address should be defined.)", on stdout only the result.
+    modules = "|".join(_own_module_names())
+    own = re.compile(rf"^[IW]\d{{4}} [\d:.]+ +\d+ ({modules})\.py:\d+\] ")
+    assert [line for line in lines if not own.match(line)] == []
+    assert not [line for line in lines if "coordinator_address" in line or "dataset_info.json" in line]
+    assert completed.stdout.startswith("{'step': 30, ") and len(completed.stdout.splitlines()) == 1, completed.stdout
+
+
+def _own_module_names() -> set[str]:
+    return {path.stem for path in (REPO / "resnet_jax").rglob("*.py")}
 
 
 def test_progress_lines_by_hand():

@@ -4,6 +4,9 @@ The real run reaching >= 97% is the README's first command, which .ci/run runs a
 run a second time here."""
 
 import json
+import os
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -14,7 +17,6 @@ from scipy import stats
 from sklearn.datasets import load_digits
 
 from resnet_jax import benchmark
-from resnet_jax.data import prepare
 from resnet_jax.data.augment import pad_crop
 from resnet_jax.data.pipelines import in_memory
 from resnet_jax.data.sources import tfds_source
@@ -23,10 +25,29 @@ pytestmark = pytest.mark.xdist_group("digits")  # one worker prepares the datase
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
+def prepared(tmp_path_factory):
+    """The prepare command as a user runs it, without --data_dir: TFDS's data directory ($TFDS_DATA_DIR)."""
     directory = tmp_path_factory.mktemp("tfds")
-    prepare.prepare("digits", str(directory))
-    return str(directory)
+    command = [sys.executable, "-m", "resnet_jax.data.prepare", "digits"]
+    environment = dict(os.environ, TFDS_DATA_DIR=str(directory))
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=600, env=environment)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return str(directory), completed
+
+
+@pytest.fixture(scope="module")
+def data_dir(prepared):
+    return prepared[0]
+
+
+def test_prepare_writes_to_tfds_data_directory_by_default_and_says_where(prepared):
+    directory, completed = prepared
+    assert completed.stderr.splitlines() == [
+        f"digits: preparing it in {directory} unless it is there already.",
+        f"Wrote the numpy copy of digits to {directory}/resnet_jax_arrays/digits.npz: later runs read it without "
+        "TensorFlow.",
+    ]
+    assert completed.stdout.splitlines()[0] == f"prepared digits in {directory}/digits/1.0.0"  # no TFDS banner
 
 
 def test_prepared_splits_hold_every_sklearn_image_once_with_its_label(data_dir):

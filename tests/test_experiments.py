@@ -303,6 +303,13 @@ def test_report_with_published_gives_the_difference_in_csv_too(tmp_path, capsys)
     assert float(rows["cifar_resnet56"]["difference"]) == pytest.approx(7.0 - 6.97)
 
 
+def test_a_report_of_runs_that_no_field_tells_apart_names_their_model_and_dataset(tmp_path, capsys):
+    _fake_run(tmp_path / "only", "cifar_resnet20", 0, 0.9100)
+    report_script.main([str(tmp_path)])
+    header, _, row = capsys.readouterr().out.splitlines()
+    assert header.startswith("| model | dataset | n |") and row.startswith("| cifar_resnet20 | cifar10 | 1 | 9.00 |")
+
+
 def test_report_warns_when_the_published_table_is_for_other_models_or_data(tmp_path, capsys):
     _fake_run(tmp_path / "a", "cifar_resnet20", 0, 0.9100)
     report_script.main([str(tmp_path), "--published", "he2016_imagenet"])

@@ -233,7 +233,7 @@ def test_ctrl_c_twice_during_compilation_exits_at_once(tmp_path):
 
 
 def test_sigterm_during_start_up_ends_with_one_line(tmp_path):
-    returncode, stderr = stop_when_logged(tmp_path / "run", "Running as a single process", [signal.SIGTERM], tmp_path)
+    returncode, stderr = stop_when_logged(tmp_path / "run", "One process, on", [signal.SIGTERM], tmp_path)
     assert returncode == ExitCode.RESUME  # before the run set up its stop request, or after: nothing was lost
     assert_one_clean_line(stderr, "SIGTERM")
 

@@ -1,4 +1,4 @@
-"""``python -m resnet_jax.data.prepare DATASET --data_dir DIR [--manual_dir DIR] [--skip_checksum]``.
+"""``python -m resnet_jax.data.prepare DATASET [--data_dir DIR] [--manual_dir DIR] [--skip_checksum]``.
 
 Builds a TFDS dataset with no network. The result is a standard TFDS directory:
 ``tfds.builder(DATASET, data_dir=DIR)`` loads it. For the in-memory datasets (all but ImageNet) it also
@@ -20,7 +20,9 @@ writes the numpy copy that runs read without TensorFlow (``DIR/resnet_jax_arrays
 """
 
 import argparse
+import logging
 
+from resnet_jax.console import LibraryInfoFilter, quiet_libraries
 from resnet_jax.data.sources.named import NAMED_SOURCES, prepare
 from resnet_jax.errors import MissingFilesError, exit_on_user_error
 
@@ -67,13 +69,19 @@ def main(argv: list[str] | None = None) -> None:
     """Parse the command line and prepare the dataset."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dataset", help=f"{', '.join(NAMED_SOURCES)}, tfds:NAME[/CONFIG][:VERSION] or folder:PATH")
-    parser.add_argument("--data_dir", required=True, help="TFDS data directory to write")
+    parser.add_argument(
+        "--data_dir", default="", help="TFDS data directory to write (default: TFDS's, ~/tensorflow_datasets, as runs)"
+    )
     parser.add_argument(
         "--manual_dir",
         help="directory holding the original archive(s) (fashion_mnist: default /usr/share/datasets/fashion-mnist)",
     )
     parser.add_argument("--skip_checksum", action="store_true", help="accept an archive that is not the official one")
     args = parser.parse_args(argv)
+    quiet_libraries()  # this package's lines (what is written where), the libraries' warnings only
+    console = logging.StreamHandler()
+    console.addFilter(LibraryInfoFilter())
+    logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[console])
     location, summary = exit_on_user_error(
         prepare_any, args.dataset, args.data_dir, args.manual_dir, args.skip_checksum
     )

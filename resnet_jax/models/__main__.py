@@ -8,6 +8,7 @@ models; nothing is allocated or run.
 
 import argparse
 import json
+from collections.abc import Iterator
 
 from resnet_jax.models.profile import module_rows, profile_model
 from resnet_jax.models.registry import create_model, for_imagenet, get_spec, list_models
@@ -18,30 +19,24 @@ def default_num_classes(name: str) -> int:
     return 1000 if for_imagenet(name) else 10
 
 
-def model_rows(names: list[str]) -> list[dict]:
-    """One row per model: name, params, macs, input_size, num_classes."""
-    rows = []
+def model_rows(names: list[str]) -> Iterator[dict]:
+    """One row per model, as each is measured: name, params, macs, input_size, num_classes."""
     for name in names:
         spec = get_spec(name)
         num_classes = default_num_classes(name)
         profile = profile_model(create_model(name, num_classes=num_classes), spec.input_size)
-        rows.append(
-            dict(
-                name=name, params=profile.params, macs=profile.macs, input_size=spec.input_size, num_classes=num_classes
-            )
+        yield dict(
+            name=name, params=profile.params, macs=profile.macs, input_size=spec.input_size, num_classes=num_classes
         )
-    return rows
 
 
-def format_table(rows: list[dict]) -> str:
-    """A fixed-width text table of ``model_rows`` output."""
-    lines = [f"{'name':<20} {'params':>13} {'MACs':>9} {'input':>7} {'classes':>8}"]
-    for row in rows:
-        size = f"{row['input_size']}x{row['input_size']}"
-        lines.append(
-            f"{row['name']:<20} {row['params']:>13,} {row['macs'] / 1e9:>8.3f}G {size:>7} {row['num_classes']:>8}"
-        )
-    return "\n".join(lines)
+TABLE_HEADER = f"{'name':<20} {'params':>13} {'MACs':>9} {'input':>7} {'classes':>8}"
+
+
+def format_row(row: dict) -> str:
+    """One line of the text table."""
+    size = f"{row['input_size']}x{row['input_size']}"
+    return f"{row['name']:<20} {row['params']:>13,} {row['macs'] / 1e9:>8.3f}G {size:>7} {row['num_classes']:>8}"
 
 
 def format_summary(name: str, input_size: int | None = None) -> str:
@@ -83,11 +78,18 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(f"unknown model {args.summary!r}; python -m resnet_jax.models lists them")
         print(format_summary(args.summary, args.input_size))
         return
+    names = args.names or list_models()
     try:
-        rows = model_rows(args.names or list_models())
+        for name in names:
+            get_spec(name)  # an unknown name fails here, with the closest names, before any row is printed
     except ValueError as error:
         parser.error(str(error))
-    print(json.dumps(rows, indent=1) if args.json else format_table(rows))
+    if args.json:
+        print(json.dumps(list(model_rows(names)), indent=1))
+        return
+    print(TABLE_HEADER, flush=True)
+    for row in model_rows(names):  # each line as soon as its model is measured (shape evaluation: ~1 s each)
+        print(format_row(row), flush=True)
 
 
 if __name__ == "__main__":

@@ -100,7 +100,7 @@ def join(coordinator_address: str | None, num_processes: int | None, process_id:
         if explicit:
             raise ConfigError(f"{error} Check --coordinator_address, --num_processes and --process_id.") from None
         refuse_to_run_alone_in_an_indexed_job()
-        logging.info("Running as a single process (%s).", str(error).splitlines()[0])
+        logging.info("One process, on %d %s device(s).", jax.local_device_count(), jax.default_backend())
         return
     finally:
         watchdog.cancel()

@@ -5,6 +5,7 @@ are readable without this package. Restoring takes an abstract target carrying t
 shardings, so a run can resume on a different number of devices.
 """
 
+import json
 import os
 from typing import Any
 
@@ -36,8 +37,12 @@ class NoReadableCheckpoint(UserError, RuntimeError):
     """Checkpoints exist, but none of them can be read."""
 
 
-def check_compatible(saved: Any, target: Any, source: str) -> None:
-    """Raise ``IncompatibleCheckpoint`` naming every missing, unexpected or mis-shaped entry of two trees."""
+RESUME_ADVICE = "Use the config the checkpoint was written with, or start a fresh --workdir."
+
+
+def check_compatible(saved: Any, target: Any, source: str, advice: str = RESUME_ADVICE) -> None:
+    """Raise ``IncompatibleCheckpoint`` naming every missing, unexpected or mis-shaped entry of two trees, then
+    ``advice``: what to do."""
     saved_shapes, target_shapes = _shapes(saved), _shapes(target)
     missing = sorted(set(target_shapes) - set(saved_shapes))
     unexpected = sorted(set(saved_shapes) - set(target_shapes))
@@ -53,8 +58,7 @@ def check_compatible(saved: Any, target: Any, source: str) -> None:
     ]
     if problems:
         raise IncompatibleCheckpoint(
-            f"{source} does not match this model and optimizer ({'; '.join(problems)}). Use the config the "
-            "checkpoint was written with, or start a fresh --workdir."
+            f"{source} does not match this model and optimizer ({'; '.join(problems)}). {advice}"
         )
 
 
@@ -187,6 +191,13 @@ def find_checkpoint_dir(path: str | os.PathLike) -> tuple[epath.Path, int | None
         f"no checkpoint at {path}; give a workdir, its checkpoints/ folder or one step's folder (init_from may "
         "also be a torchvision .pth file)"
     )
+
+
+def recorded_model(path: str | os.PathLike) -> str | None:
+    """The model named in the config.json of the run that wrote the checkpoint at ``path``, if there is one."""
+    directory, _ = find_checkpoint_dir(path)
+    record = directory.parent / "config.json"
+    return json.loads(record.read_text()).get("model") if record.exists() else None
 
 
 def load_tree(path: str | os.PathLike) -> dict:

@@ -360,7 +360,8 @@ def _restore_or_initialise(settings: Settings, model, tx, input_shape, mesh, che
         return jax.jit(create_fresh, out_shardings=replicated)()
     fresh = jax.device_get(jax.jit(lambda: init_variables(model, init_rng, input_shape))())
     loaded = pretrained.load(config.init_from, model, settings.model.model, convention_overrides(settings.model))
-    variables = pretrained.merge(fresh, loaded, config.reinit_head)
+    advice = pretrained.mismatch_advice(config.init_from, settings.model.model)
+    variables = pretrained.merge(fresh, loaded, config.reinit_head, advice)
     logging.info("Initialised from %s.", config.init_from)
 
     def create_from(variables: dict) -> TrainState:

@@ -14,7 +14,7 @@ from resnet_jax.models import parts
 from resnet_jax.models.efficientnet import EfficientNet
 from resnet_jax.models.fields import CONVENTION_FIELDS
 from resnet_jax.paths import resolve
-from resnet_jax.train.checkpoint import check_compatible, load_variables
+from resnet_jax.train.checkpoint import check_compatible, load_variables, recorded_model
 
 TORCH_SUFFIXES = (".pth", ".pt", ".bin")
 
@@ -37,6 +37,21 @@ def load(path: str | os.PathLike, model: Any, model_name: str, conventions: Mapp
             state_dict = torch.load(file, map_location="cpu", weights_only=True)
         return from_torch_model(state_dict.get("state_dict", state_dict), model, model_name)
     return load_variables(path)
+
+
+def mismatch_advice(path: str | os.PathLike, model_name: str) -> str:
+    """What to do when the init_from checkpoint at ``path`` does not fit the run's ``model_name``: name both models
+    when the checkpoint's run recorded its own (a PyTorch file is read by name, so never mismatches by it)."""
+    saved = None if resolve(path).suffix in TORCH_SUFFIXES else recorded_model(path)
+    if saved and saved != model_name:
+        return (
+            f"init_from={path} holds {saved}, and this run builds {model_name}: set --config.model={saved} (with "
+            f"the options its run set), or give init_from a checkpoint of {model_name}."
+        )
+    return (
+        f"init_from={path} holds another variant of {model_name}: set the options its run set (its config.json), "
+        f"or give init_from a checkpoint of this run's {model_name}."
+    )
 
 
 def _log_conventions(path: Any, model: Any, model_name: str, conventions: Mapping[str, Any]) -> None:
@@ -71,7 +86,7 @@ def _flags(values: Mapping[str, Any]) -> str:
     return " ".join(f"--config.{name}={values[name]}" for name in CONVENTION_FIELDS)
 
 
-def merge(fresh: dict, loaded: dict, reinit_head: bool = False) -> dict:
+def merge(fresh: dict, loaded: dict, reinit_head: bool = False, advice: str = "") -> dict:
     """Take every variable from ``loaded`` except the head (the model's ``parts.HEAD``, the same parameters
     that ``freeze='head'`` freezes), which stays fresh if asked or if its shape differs.
 
@@ -93,6 +108,7 @@ def merge(fresh: dict, loaded: dict, reinit_head: bool = False) -> dict:
         ),
         traverse_util.unflatten_dict({p: flat_fresh[p] for p in body}, sep="/"),
         "the init_from checkpoint",
+        advice or "Give init_from a checkpoint of this run's model, or set the model it was trained with.",
     )
     merged: dict[str, Any] = {p: np.asarray(flat_loaded[p] if p in body else v) for p, v in flat_fresh.items()}
     fresh_paths = sorted(set(flat_fresh) - body)

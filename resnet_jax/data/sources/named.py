@@ -1,8 +1,10 @@
 """The named datasets (``digits``, ``fashion_mnist``, ``cifar10``, ``cifar100``, ``imagenet2012``), opened for
 their pipeline: the numpy copy of an in-memory one, or the TFDS records of a streamed one."""
 
+import contextlib
 import dataclasses
 import functools
+import io
 from collections.abc import Callable
 
 from absl import logging
@@ -75,7 +77,9 @@ def prepare(dataset: str, data_dir: str, manual_dir: str | None = None, skip_che
         raise MissingFilesError(
             f"{dataset} is prepared from its original archive(s): pass --manual_dir DIR_HOLDING_THEM"
         )
-    return source.prepare(data_dir, manual_dir, skip_checksum)
+    logging.info("%s: preparing it in %s unless it is there already.", dataset, data_dir or arrays.default_data_dir())
+    with contextlib.redirect_stdout(io.StringIO()):  # TFDS prints "Downloading and preparing", with nothing to fetch
+        return source.prepare(data_dir, manual_dir, skip_checksum)
 
 
 def _builder(name: str, data_dir: str, download: bool, numpy_copy=None):

@@ -254,23 +254,31 @@ def test_published_numbers_live_only_in_the_tables():
         assert not found, f"{path.name} states published numbers {found}; refer to its table instead"
 
 
-def test_the_readme_lists_the_tables_numbers_and_the_config_fields_as_generated():
-    from experiments import readme
+def test_the_reference_pages_are_generated_from_the_code_and_current():
+    from experiments import reference_pages
 
-    text = readme.README.read_text()
-    assert readme.render(text) == text, "README.md is out of date: run python experiments/readme.py"
-    for table_name in tables.TABLES:
-        assert f"- `{table_name}`:" in text
-    assert "| `random_erasing.min_aspect_ratio` | `0.3` | in (0, 1] | r1: aspect ratio" in text  # Zhong et al.'s r1
+    assert reference_pages.stale_pages() == [], "run python experiments/reference_pages.py"
+    config = (reference_pages.REFERENCE / "config.md").read_text()
+    assert "| `random_erasing.min_aspect_ratio` | `0.3` | in (0, 1] | r1: aspect ratio" in config  # Zhong et al.'s r1
+    models = (reference_pages.REFERENCE / "models.md").read_text()
+    assert all(f"| `{name}` |" in models for name in ("cifar_resnet20", "efficientnet_b0", "hrnet_w18"))
+    published = (reference_pages.REFERENCE / "published.md").read_text()
+    assert all(f"## `{name}`" in published for name in tables.TABLES)
 
 
-def test_a_changed_table_row_changes_the_readme(monkeypatch):
-    from experiments import readme
+def test_a_changed_table_row_or_field_makes_its_reference_page_stale(monkeypatch):
+    from experiments import reference_pages
+    from resnet_jax.train import settings
 
     he = tables.TABLES["he2016_cifar10"]
     changed = dataclasses.replace(he, rows=(dataclasses.replace(he.rows[0], published=1.23), *he.rows[1:]))
     monkeypatch.setitem(tables.TABLES, "he2016_cifar10", changed)
-    assert "resnet20 1.23; resnet32 7.51" in readme.render(readme.README.read_text())
+    assert "| resnet20 | 1.23 |" in reference_pages.published_page()
+    assert reference_pages.stale_pages() == ["published.md"]
+    run = settings.SECTIONS[-1]
+    renamed = dataclasses.replace(run, fields=(dataclasses.replace(run.fields[0], doc="another meaning"),))
+    monkeypatch.setattr(reference_pages.config_schema, "SECTIONS", (*settings.SECTIONS[:-1], renamed))
+    assert reference_pages.stale_pages() == ["config.md", "published.md"]
 
 
 def _fake_run(directory: Path, model: str, seed: int, top1: float) -> None:

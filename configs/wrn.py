@@ -32,7 +32,7 @@ def get_config(arg: str = "cifar10") -> ml_collections.ConfigDict:
         ("dropout",),
     )
     config = common.cifar_sgd_config(setting["dataset"], setting["model"])
-    config.dropout_rate = DROPOUT_RATE if "dropout" in options else 0.0
+    config.block_dropout = DROPOUT_RATE if "dropout" in options else 0.0
     config.num_epochs = 200.0
     config.pad_mode = "reflect"
     config.nesterov = True

@@ -39,7 +39,7 @@ DEFAULT_FLAGS = [
     "--config.checkpoint_every_steps=25",
     "--config.eval_every_steps=100",
     "--config.synthetic.num_eval_examples=40",
-    "--config.dropout_rate=0.2",
+    "--config.block_dropout=0.2",
 ]
 EVAL_KEYS = ("step", "eval/top1", "eval/top5", "eval/loss", "num_eval_examples")
 

@@ -129,7 +129,7 @@ def test_a_corrupt_eval_jpeg_stops_eval_with_a_plain_error(corrupt_imagenet):
         (["--config.batch_size=abc"], ["--config.batch_size=abc", "invalid literal"]),
         (["--config.model=resnet19"], ["model must be one of", "cifar_resnet20", "Did you mean 'resnet18'?"]),
         (["--config.dataset=cifar"], ["dataset must be one of", "'fashion_mnist'", "Did you mean 'cifar10'?"]),
-        (["--config.dropout_rate=1.5"], ["dropout_rate must be in [0, 1), got 1.5", "dropout between"]),
+        (["--config.block_dropout=1.5"], ["block_dropout must be in [0, 1), got 1.5", "dropout between"]),
         (
             ["--config=configs/cifar10.py:resnet99"],
             ["configs/cifar10.py:resnet99 (unknown resnet99", "resnet110"],

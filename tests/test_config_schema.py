@@ -93,7 +93,7 @@ def test_the_default_config_is_the_smoke_test_its_docstring_describes():
         0.0,
     )
     assert (config.optimizer, config.momentum, config.learning_rate, config.seed) == ("sgd", 0.9, 0.1, 0)
-    assert config.random_erasing.probability == 0.0 and config.dropout_rate == 0.0  # regularisers off
+    assert config.random_erasing.probability == 0.0 and config.block_dropout == 0.0  # regularisers off
     assert config.random_erasing.area_range == (0.02, 0.4)  # Zhong et al. 2017's (sl, sh)
     assert config.random_erasing.min_aspect_ratio == 0.3  # their r1
     config_schema.validate(config)
@@ -177,6 +177,12 @@ def test_every_field_has_a_doc_and_one_owner_and_a_consistent_type():
         field.check(field.default)
         if isinstance(field.default, tuple):
             assert field.element is not None, field.name
+
+
+def test_the_old_dropout_rate_field_is_refused_with_a_paragraph_naming_its_two_new_names():
+    config = default.get_config().to_dict() | {"dropout_rate": 0.3}
+    with pytest.raises(ConfigError, match=r"two names now: block_dropout, .*--config\.block_dropout.* head_dropout"):
+        config_schema.validate(config)
 
 
 def test_the_help_listing_and_the_sweep_check_come_from_the_schema(monkeypatch):

@@ -204,8 +204,8 @@ def test_every_config_reads_its_arg_tokens_in_any_order(module, arguments):
 
 
 def test_arg_defaults_and_options_follow_the_papers():
-    assert (wrn.get_config("cifar100").model, wrn.get_config("cifar100").dropout_rate) == ("wrn28_10", 0.0)
-    assert wrn.get_config("cifar10,dropout").dropout_rate == 0.3  # Zagoruyko & Komodakis, Table 6
+    assert (wrn.get_config("cifar100").model, wrn.get_config("cifar100").block_dropout) == ("wrn28_10", 0.0)
+    assert wrn.get_config("cifar10,dropout").block_dropout == 0.3  # Zagoruyko & Komodakis, Table 6
     assert imagenet.get_config("").model == "resnet50" and imagenet.get_config("").num_epochs == 120
     assert "resnet50" in imagenet.MODELS and "cifar_resnet20" not in imagenet.MODELS
     with pytest.raises(ConfigError, match=r"cannot read configs/cifar10.py:resnet21 \(unknown resnet21"):

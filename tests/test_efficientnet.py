@@ -257,7 +257,7 @@ def test_drop_connect_drops_whole_examples_and_rescales_the_kept_ones():
 @pytest.fixture(scope="module")
 def small():
     """A narrow, shallow EfficientNet (13 units, 8 with a skip) and its variables, for the train/eval tests."""
-    model = EfficientNet(num_classes=7, width_coefficient=0.5, depth_coefficient=0.6, dropout_rate=0.5)
+    model = EfficientNet(num_classes=7, width_coefficient=0.5, depth_coefficient=0.6, head_dropout=0.5)
     images = jax.random.normal(jax.random.key(0), (4, 32, 32, 3))
     return model, random_variables(model, 32), images
 
@@ -277,7 +277,7 @@ KEYS = jax.random.key(3), jax.random.key(4)
 
 def test_eval_is_deterministic_and_stochastic_depth_only_trains(small):
     model, variables, images = small
-    model = model.clone(dropout_rate=0.0)  # stochastic depth the only randomness
+    model = model.clone(head_dropout=0.0)  # stochastic depth the only randomness
     at_eval = forward(model, train=False)
     np.testing.assert_array_equal(
         at_eval(variables, images, None)["logits"], at_eval(variables, images, None)["logits"]
@@ -311,7 +311,7 @@ def test_dropout_before_the_classifier_only_in_training(small):
     np.testing.assert_array_equal(first["pooled"], second["pooled"])  # nothing stochastic before the pooling
     assert gap_to_undropped(first) > 1e-3 and np.abs(np.asarray(first["logits"] - second["logits"])).max() > 1e-3
     assert gap_to_undropped(forward(model, train=False)(variables, images, None)) < 1e-5
-    assert gap_to_undropped(forward(model.clone(dropout_rate=0.0), train=True)(variables, images, KEYS[0])) < 1e-5
+    assert gap_to_undropped(forward(model.clone(head_dropout=0.0), train=True)(variables, images, KEYS[0])) < 1e-5
 
 
 def initial_params(model: EfficientNet, wanted) -> dict[str, np.ndarray]:
@@ -353,7 +353,7 @@ def test_conv_kernels_are_he_normal_over_fan_out_per_group():
         ("num_classes", 0),
         ("width_coefficient", 0.0),
         ("depth_coefficient", -1.0),
-        ("dropout_rate", 1.0),
+        ("head_dropout", 1.0),
         ("survival_probability", 0.0),
         ("survival_probability", 1.5),
         ("bn_momentum", 1.0),
@@ -372,7 +372,7 @@ def test_a_wrong_field_is_a_clear_value_error(field, value):
 
 def test_specs_follow_section_4():
     scaling = {name: (spec.kwargs["width_coefficient"], spec.kwargs["depth_coefficient"], spec.input_size,
-                      spec.kwargs["dropout_rate"]) for name, spec in SPECS.items()}  # fmt: skip
+                      spec.kwargs["head_dropout"]) for name, spec in SPECS.items()}  # fmt: skip
     assert scaling == {
         "efficientnet_b0": (1.0, 1.0, 224, 0.2),
         "efficientnet_b1": (1.0, 1.1, 240, 0.2),

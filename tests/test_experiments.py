@@ -99,7 +99,7 @@ def test_a_misspelt_field_is_refused_with_the_closest_names(capsys, tmp_path):
     "arguments, words",
     [
         (["--grid", "learning_rate=0.1,abc"], ["point learning_rate=abc of configs/digits.py", "'abc'"]),
-        (["--grid", "dropout_rate=0.1,1.5"], ["point dropout_rate=1.5", "dropout_rate must be in [0, 1)"]),
+        (["--grid", "block_dropout=0.1,1.5"], ["point block_dropout=1.5", "block_dropout must be in [0, 1)"]),
         (
             ["--grid", f"model={','.join(MODELS)}", "--set", "gate=exclusive"],
             ["point model=cifar_plain20", "cannot take the options", "shortcut='none' has none"],

@@ -18,10 +18,10 @@ from resnet_jax.train.state import create_train_state
 # One network of each family, small, with every stochastic layer of its body switched on (and the classifier's
 # dropout off: the head trains, in train mode).
 FAMILIES = {
-    "resnet": (lambda: create_model("cifar_resnet20", num_classes=5, dropout_rate=0.3, stochastic_depth=0.5), 8),
+    "resnet": (lambda: create_model("cifar_resnet20", num_classes=5, block_dropout=0.3, stochastic_depth=0.5), 8),
     "efficientnet": (
         lambda: EfficientNet(
-            num_classes=5, width_coefficient=0.25, depth_coefficient=0.5, survival_probability=0.5, dropout_rate=0.0
+            num_classes=5, width_coefficient=0.25, depth_coefficient=0.5, survival_probability=0.5, head_dropout=0.0
         ),
         32,
     ),
@@ -33,7 +33,7 @@ FAMILIES = {
             blocks_per_branch=1,
             stage1_blocks=1,
             stage1_width=2,
-            dropout_rate=0.0,
+            head_dropout=0.0,
         ),
         32,
     ),

@@ -304,7 +304,7 @@ def test_bfloat16_compute_keeps_float32_parameters_and_logits():
         ("stage1_blocks", 0),
         ("stage1_width", 0),
         ("bn_group_size", -1),
-        ("dropout_rate", 1.0),
+        ("head_dropout", 1.0),
         ("input_channels", 0),
         ("dtype", "int32"),
         ("dtype", "float33"),

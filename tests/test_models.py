@@ -279,7 +279,7 @@ def test_preactivation_projection_uses_the_preactivated_input():
 
 
 def test_dropout_is_active_only_in_training():
-    model = create_model("wrn16_8", num_classes=10, dropout_rate=0.3)
+    model = create_model("wrn16_8", num_classes=10, block_dropout=0.3)
     variables = random_variables(model, 8)
     images = jnp.ones((2, 8, 8, 3))
 
@@ -314,6 +314,16 @@ def test_unknown_model_lists_valid_names():
         create_model("resnet51", num_classes=10)
 
 
+@pytest.mark.parametrize("name", ["wrn16_8", "efficientnet_b0", "hrnet_w18_small"])
+def test_the_old_dropout_rate_is_refused_with_a_paragraph_naming_its_two_new_names(name):
+    """dropout_rate meant dropout inside the blocks (ResNet) and before the classifier (EfficientNet, HRNet)."""
+    with pytest.raises(ValueError, match="two names now: block_dropout, .* and head_dropout, ") as refusal:
+        create_model(name, num_classes=10, dropout_rate=0.3)
+    assert "\n" not in str(refusal.value)
+    assert create_model("wrn16_8", num_classes=10, block_dropout=0.3).block_dropout == 0.3
+    assert create_model("efficientnet_b0", num_classes=10, head_dropout=0.3).head_dropout == 0.3
+
+
 def test_unknown_override_lists_valid_fields():
     with pytest.raises(ValueError, match="unknown override.*shortcutt.*shortcut"):
         create_model("resnet18", num_classes=10, shortcutt="A")
@@ -324,7 +334,7 @@ def test_unknown_override_lists_valid_fields():
     [
         ({"shortcut": "E"}, "shortcut must be one of"),
         ({"activation_order": "pre"}, "activation_order must be one of"),
-        ({"dropout_rate": 1.5}, "dropout_rate"),
+        ({"block_dropout": 1.5}, "block_dropout"),
         ({"stochastic_depth": 0.0}, r"stochastic_depth must be in \(0, 1\]"),
         ({"block": "res2net"}, "'res2net' needs scale >= 2"),
         ({"scale": 4}, "scale applies to res2net blocks only"),

@@ -31,7 +31,7 @@ FLAGS = [
     "--config.checkpoint_every_steps=10",
     "--config.eval_every_steps=1000",
     "--config.synthetic.num_eval_examples=40",
-    "--config.dropout_rate=0.2",  # the dropout RNG must resume too
+    "--config.block_dropout=0.2",  # the dropout RNG must resume too
     "--config.ema_decay=0.9",  # and the EMA parameters
 ]
 

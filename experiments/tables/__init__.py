@@ -27,7 +27,8 @@ class Row:
       reference_source: where ``reference`` comes from.
       published_std: the paper's standard deviation over runs, where it prints one.
       random_erasing: whether the row trains with Random Erasing (matches runs with probability > 0).
-      dropout_rate: the row's dropout between the convolutions of a block (matches runs with that rate).
+      block_dropout: the row's dropout between the convolutions of a block (matches runs with that rate; runs
+        recorded before the name changed call it dropout_rate).
       panel: the panel of the row's curves in ``reproduce.py --plot`` ('' = the only panel).
       variant: the model's variant fields the row sets (``models.options.VARIANT_FIELDS``; gates, scalings,
         activation order, ...); a run matches only with exactly these, the others at their defaults.
@@ -43,7 +44,7 @@ class Row:
     reference_source: str = ""
     published_std: float | None = None
     random_erasing: bool = False
-    dropout_rate: float = 0.0
+    block_dropout: float = 0.0
     panel: str = ""
     variant: tuple[tuple[str, object], ...] = ()
 
@@ -51,9 +52,10 @@ class Row:
         """Whether a run's resolved config (config.json) trains this row's network, variant, dataset and
         regularisation."""
         erasing = config.get("random_erasing", {}).get("probability", 0) > 0
-        run = (config.get("model"), config.get("dataset"), erasing, config.get("dropout_rate", 0.0))
+        block_dropout = config.get("block_dropout", config.get("dropout_rate", 0.0))  # dropout_rate: older runs
+        run = (config.get("model"), config.get("dataset"), erasing, block_dropout)
         variant = {name: config.get(name, default) for name, default in variant_defaults().items()}
-        return (self.model, self.dataset, self.random_erasing, self.dropout_rate) == run and variant == {
+        return (self.model, self.dataset, self.random_erasing, self.block_dropout) == run and variant == {
             **variant_defaults(),
             **dict(self.variant),
         }
@@ -165,7 +167,7 @@ def _zagoruyko2016() -> Table:
             dataset,
             error,
             f"Zagoruyko & Komodakis 2016, Wide Residual Networks, Table 6, WRN-28-10 with dropout ({dataset.upper()})",
-            dropout_rate=0.3,
+            block_dropout=0.3,
         )
         for dataset, error in (("cifar10", 3.89), ("cifar100", 18.85))
     )

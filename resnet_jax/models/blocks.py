@@ -54,7 +54,7 @@ class ResidualUnit(nn.Module):
       gating: a ``shortcuts.Gate`` mixing branch and shortcut, or None for their sum.
       se: channel attention on the branch before the addition (``attention.SqueezeExcitation``), or None.
       order: a key of ``ORDERS``: where BN and ReLU sit.
-      dropout_rate: dropout on the input of every convolution but the first (Wide ResNet).
+      block_dropout: dropout on the input of every convolution but the first (Wide ResNet).
       branch_scale: constant scaling of the branch (He et al. 2016b).
       survival_probability: stochastic depth (Huang et al. 2016): the branch is kept for the whole batch with
         this probability in training, and scaled by it at eval. A dropped branch leaves its BN statistics as
@@ -73,7 +73,7 @@ class ResidualUnit(nn.Module):
     gating: Gate | None = None
     se: nn.Module | None = None
     order: str = "post"
-    dropout_rate: float = 0.0
+    block_dropout: float = 0.0
     branch_scale: float = 1.0
     survival_probability: float = 1.0
     zero_init_residual: bool = False
@@ -122,7 +122,7 @@ class ResidualUnit(nn.Module):
 
     def dropout(self, x: jax.Array, train: bool) -> jax.Array:
         """Wide ResNet's dropout between convolutions (a 'dropout' rng in training)."""
-        return nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+        return nn.Dropout(self.block_dropout, deterministic=not train)(x)
 
     def add(
         self, x: jax.Array, preactivated: jax.Array, branch: jax.Array, train: bool, survives: jax.Array | bool

@@ -221,7 +221,7 @@ class EfficientNet(nn.Module):
       num_classes: outputs of the classifier.
       width_coefficient: channel multiplier of Sec. 4 (stem and head included), rounded to multiples of 8.
       depth_coefficient: repeat multiplier of Sec. 4; each stage has ceil(depth_coefficient * repeats) units.
-      dropout_rate: dropout on the pooled features before the classifier, in training.
+      head_dropout: dropout on the pooled features before the classifier, in training.
       survival_probability: stochastic depth reaches 1 - (1 - this) * (N - 1) / N at the last of N units,
         linearly from 1 at the first (the reference's drop connect); 1 turns it off. Needs a 'dropout' rng.
       bn_momentum, bn_epsilon: BatchNorm constants; TensorFlow's 0.99 and 1e-3 by default, PyTorch's 0.9 and
@@ -236,7 +236,7 @@ class EfficientNet(nn.Module):
     num_classes: int
     width_coefficient: float = 1.0
     depth_coefficient: float = 1.0
-    dropout_rate: float = 0.2
+    head_dropout: float = 0.2
     survival_probability: float = 0.8
     bn_momentum: float = 0.99
     bn_epsilon: float = 1e-3
@@ -280,7 +280,7 @@ class EfficientNet(nn.Module):
         x = layers.conv(self.round_filters(HEAD_CHANNELS), 1, "conv_head")(x)
         x = nn.swish(layers.norm("bn2")(x, train))
         pooled = jnp.mean(x.astype(jnp.float32), axis=(1, 2))
-        dropped = nn.Dropout(self.dropout_rate, deterministic=not train)(pooled)
+        dropped = nn.Dropout(self.head_dropout, deterministic=not train)(pooled)
         logits = nn.Dense(
             self.num_classes,
             dtype=jnp.float32,
@@ -322,7 +322,7 @@ def validate_fields(model: EfficientNet) -> None:
         (model.num_classes >= 1, f"num_classes must be at least 1, got {model.num_classes}"),
         (model.width_coefficient > 0, f"width_coefficient must be positive (B0: 1.0), got {model.width_coefficient}"),
         (model.depth_coefficient > 0, f"depth_coefficient must be positive (B0: 1.0), got {model.depth_coefficient}"),
-        (0 <= model.dropout_rate < 1, f"dropout_rate must be in [0, 1) (B0: 0.2), got {model.dropout_rate}"),
+        (0 <= model.head_dropout < 1, f"head_dropout must be in [0, 1) (B0: 0.2), got {model.head_dropout}"),
         (
             0 < model.survival_probability <= 1,
             f"survival_probability must be in (0, 1] (0.8 as the paper; 1 turns stochastic depth off), "
@@ -350,7 +350,7 @@ def validate_fields(model: EfficientNet) -> None:
 def _spec(width: float, depth: float, resolution: int, dropout: float) -> ModelSpec:
     return ModelSpec(
         EfficientNet,
-        {"width_coefficient": width, "depth_coefficient": depth, "dropout_rate": dropout},
+        {"width_coefficient": width, "depth_coefficient": depth, "head_dropout": dropout},
         resolution,
         SOURCE,
     )

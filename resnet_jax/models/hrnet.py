@@ -169,7 +169,7 @@ class HRNet(nn.Module):
       stage1_width: inner width of stage 1's bottlenecks, whose output is 4x as wide (64 in the W*-C models).
       bn_group_size: examples sharing BatchNorm statistics in training; 0 = the whole batch.
       zero_init_residual: start the last BatchNorm scale of every residual block at zero.
-      dropout_rate: dropout before the classifier (0 in the paper); needs a 'dropout' rng in training.
+      head_dropout: dropout before the classifier (0 in the paper); needs a 'dropout' rng in training.
       input_channels: channels the input images must have.
       dtype: compute dtype; parameters, BatchNorm statistics and logits stay float32.
     """
@@ -182,7 +182,7 @@ class HRNet(nn.Module):
     stage1_width: int = 64
     bn_group_size: int = 0
     zero_init_residual: bool = False
-    dropout_rate: float = 0.0
+    head_dropout: float = 0.0
     input_channels: int = 3
     dtype: Any = "float32"
 
@@ -220,7 +220,7 @@ class HRNet(nn.Module):
             features[parts.stage(stage - 1)] = branches[0]
         features.update({f"branch{index}": branch for index, branch in enumerate(branches, start=1)})
         pooled = jnp.mean(self._head(branches, train).astype(jnp.float32), axis=(1, 2))
-        dropped = nn.Dropout(self.dropout_rate, deterministic=not train)(pooled)
+        dropped = nn.Dropout(self.head_dropout, deterministic=not train)(pooled)
         logits = nn.Dense(
             self.num_classes,
             dtype=jnp.float32,
@@ -291,7 +291,7 @@ def validate_hrnet(model: HRNet) -> None:
     for field in ("blocks_per_branch", "stage1_blocks", "stage1_width", "input_channels"):
         require(getattr(model, field) >= 1, f"{field} must be >= 1, got {getattr(model, field)}")
     require(model.bn_group_size >= 0, f"bn_group_size must be >= 0 (0 = whole batch), got {model.bn_group_size}")
-    require(0.0 <= model.dropout_rate < 1.0, f"dropout_rate must be in [0, 1), got {model.dropout_rate}")
+    require(0.0 <= model.head_dropout < 1.0, f"head_dropout must be in [0, 1), got {model.head_dropout}")
     require(
         is_floating_dtype(model.dtype),
         f"dtype must be a floating-point type such as 'float32' or 'bfloat16', got {model.dtype!r}",

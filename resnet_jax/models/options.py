@@ -130,9 +130,10 @@ OPTIONS = (
         refusals=(_zero_init_keeps_a_path,),
     ),
     Option(
-        "dropout_rate",
+        "block_dropout",
         0.0,
-        "dropout between the convolutions of a block (WRN: 0.3)",
+        "dropout between the convolutions of a block (WRN: 0.3); EfficientNet's and HRNet's dropout before the "
+        "classifier is their head_dropout",
         range=FRACTION,
         variant=False,
     ),
@@ -211,6 +212,16 @@ def check(model: Any) -> None:
     for option in OPTIONS:
         if problems := option.problems(model):
             raise ValueError(problems[0])
+
+
+# Names that no longer exist, each with the paragraph that says which names replaced it.
+RENAMED = {
+    "dropout_rate": (
+        "dropout_rate meant two things, so it has two names now: block_dropout, dropout between the convolutions "
+        "of a ResNet block (Wide ResNet's 0.3; --config.block_dropout), and head_dropout, dropout before the "
+        "classifier of EfficientNet (B0: 0.2) and HRNet (a create_model argument). Use the one you meant."
+    ),
+}
 
 
 def variant_defaults() -> dict[str, Any]:

@@ -5,7 +5,7 @@ import dataclasses
 from typing import Any
 
 from resnet_jax.errors import ConfigError
-from resnet_jax.models import efficientnet, hrnet
+from resnet_jax.models import efficientnet, hrnet, options
 from resnet_jax.models.resnet import ResNet
 from resnet_jax.models.spec import ModelSpec
 
@@ -165,6 +165,8 @@ def create_model(name: str, *, num_classes: int, **overrides: Any):
     """
     spec = get_spec(name)
     valid = overridable(spec.module)
+    if renamed := [options.RENAMED[old] for old in overrides if old in options.RENAMED]:
+        raise ConfigError(" ".join(renamed))
     unknown = sorted(set(overrides) - set(valid))
     if unknown:
         raise ConfigError(f"unknown override(s) {unknown} for model {name!r}; valid fields: {', '.join(valid)}")

@@ -44,7 +44,7 @@ class ResNet(nn.Module):
       width_multiplier: widens each block's inner convolutions (Wide ResNet's "k").
       scale: Res2Net's number of splits ("s").
       shortcut, activation_order, se_ratio, stochastic_depth, shortcut_scale, branch_scale, gate,
-        gate_bias_init, shortcut_dropout, zero_init_residual, dropout_rate, bn_group_size: the options a run
+        gate_bias_init, shortcut_dropout, zero_init_residual, block_dropout, bn_group_size: the options a run
         may change, each documented, bounded and checked where it is declared (``models.options.OPTIONS``).
         A ``'full_preactivation'`` net ends with a final BN-ReLU, a ``'relu_preactivation'`` one with a ReLU;
         dropout and stochastic depth need a 'dropout' rng in training.
@@ -66,7 +66,7 @@ class ResNet(nn.Module):
     width_multiplier: int = 1
     scale: int = 1
     se_ratio: float = 0.0
-    dropout_rate: float = 0.0
+    block_dropout: float = 0.0
     stochastic_depth: float = 1.0
     shortcut_scale: float = 1.0
     branch_scale: float = 1.0
@@ -147,7 +147,7 @@ class ResNet(nn.Module):
             else None,
             se=SqueezeExcitation(se_hidden, dtype, parent=None) if se_hidden else None,
             order=self.unit_order,
-            dropout_rate=self.dropout_rate,
+            block_dropout=self.block_dropout,
             branch_scale=self.branch_scale,
             survival_probability=survival,
             zero_init_residual=self.zero_init_residual,

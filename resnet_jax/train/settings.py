@@ -14,6 +14,7 @@ from resnet_jax.data import fields as data_fields
 from resnet_jax.errors import require
 from resnet_jax.fields import Field, Section, nested, set_names, value_of
 from resnet_jax.models import fields as model_fields
+from resnet_jax.models.options import RENAMED
 from resnet_jax.train import fields as train_fields
 
 SECTIONS: tuple[Section, ...] = (
@@ -52,6 +53,8 @@ def validate(config: Any) -> None:
     ConfigError says what to change."""
     given = set(set_names(config))
     undeclared = sorted(given - set(BY_NAME))
+    renamed = [RENAMED[name] for name in undeclared if name in RENAMED]
+    require(not renamed, " ".join(renamed))
     require(
         not undeclared,
         f"the config sets {', '.join(undeclared)}, which no field declares. Check the spelling against the "

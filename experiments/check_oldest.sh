@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The lower bounds of setup.py, tested: a fresh virtual environment gets every core dependency (and the tfds
 # extra) at its lower bound, the rest of the dev extra at whatever pip picks, then the quick tests run.
-# Run it whenever setup.py changes, and record the outcome in the README's set-up section.
+# Run it whenever setup.py changes, and record the outcome in docs/development/versions.md.
 #
 #   experiments/check_oldest.sh [PYTHON] [VENV_DIR]     (defaults: python3.11, /tmp/resnet_jax_oldest)
 set -euo pipefail

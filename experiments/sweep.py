@@ -7,10 +7,10 @@ Points run one after another, each through the main command (``python -m resnet_
 ``SWEEP_DIR/FIELD=v,FIELD=w`` (a local path or ``gs://``). A finished point (``results.json`` present)
 is skipped; an unfinished one resumes from its checkpoint; a point started with other overrides (a
 changed ``--set``) is an error rather than a silent reuse. Ctrl-C or SIGTERM lets the running point
-checkpoint, then stops the sweep, which exits 75 like the main command (README, "Exit codes"): re-run the
-same command to go on. ``SWEEP_DIR/sweep.json`` records the grid for ``report.py``. ``--point I`` runs grid
-point I only; ``--launcher`` prefixes its command (``srun``, say: the scheduler then signals the point's
-tasks itself, and the sweep does not pass its own SIGTERM on).
+checkpoint, then stops the sweep, which exits 75 like the main command (docs/guides/clusters.md, "Exit
+codes"): re-run the same command to go on. ``SWEEP_DIR/sweep.json`` records the grid for ``report.py``.
+``--point I`` runs grid point I only; ``--launcher`` prefixes its command (``srun``, say: the scheduler then
+signals the point's tasks itself, and the sweep does not pass its own SIGTERM on).
 
 Instead of running, ``--emit`` prints for a scheduler:
 - ``--emit`` (``commands``): one complete main command per point;

@@ -143,7 +143,7 @@ def test_a_corrupt_eval_jpeg_stops_eval_with_a_plain_error(corrupt_imagenet):
             [
                 "--config.model=cifar_plain20 cannot take",
                 "shortcut='none' has none",
-                "Change or drop the option (the README",
+                "Change or drop the option (docs/guides/training.md",
             ],
         ),
         (["surplus"], ["unexpected arguments: surplus"]),

@@ -1,6 +1,6 @@
 """The cluster launch files (experiments/launch/) and every shell script: each launch file runs a real main
-command whose config validates; the JobSets act on each exit code as the README's table says; shellcheck
-passes. The SLURM template itself runs on a real cluster in tests/test_slurm.py."""
+command whose config validates; the JobSets act on each exit code as the table of docs/guides/clusters.md
+says; shellcheck passes. The SLURM template itself runs on a real cluster in tests/test_slurm.py."""
 
 import copy
 import dataclasses
@@ -30,7 +30,7 @@ SAVE_FLOOR_S = 120  # a pod's time between SIGTERM and SIGKILL must hold a check
 # What a pod's end comes to: no Job failed (the pod succeeded, or the Job replaced it), or a JobSet action.
 SUCCEEDED, REPLACED = "pod succeeded", "pod replaced by its Job"
 FAIL_JOBSET, COUNTED_RESTART, FREE_RESTART = "FailJobSet", "RestartJobSet", "RestartJobSetAndIgnoreMaxRestarts"
-EXIT_CODE_OUTCOMES = {  # the README's table of exit codes, for the JobSets
+EXIT_CODE_OUTCOMES = {  # the table of exit codes (docs/guides/clusters.md), for the JobSets
     ExitCode.FINISHED: SUCCEEDED,
     ExitCode.FAILED: COUNTED_RESTART,
     ExitCode.USER_ERROR: FAIL_JOBSET,

@@ -1,8 +1,6 @@
 """Single residual units for the tests, built the way ``ResNet`` builds them: a ``BasicBlock`` handed its
 shortcut and gate as modules."""
 
-import jax.numpy as jnp
-
 from resnet_jax.models.blocks import BasicBlock
 from resnet_jax.models.shortcuts import Gate, ProjectionShortcut, ZeroPadShortcut
 
@@ -35,6 +33,5 @@ def basic_unit(
         shortcut=carried,
         gating=gating,
         order=activation_order,
-        dtype=jnp.float32,
         **fields,
     )

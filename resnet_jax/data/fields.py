@@ -204,8 +204,8 @@ def check_pipeline_options(settings: Any, pipeline: str) -> None:
     ignored = IN_MEMORY_ONLY if pipeline == spec.STREAMED else STREAMED_ONLY
     set_away = changed(settings, SECTION, ignored)
     other = spec.IN_MEMORY if pipeline == spec.STREAMED else spec.STREAMED
-    known = spec.KNOWN.get(settings.dataset)
-    possible = not (other == spec.IN_MEMORY and known is not None and known.image_shape[0] is None)
+    named = spec.NAMED_DATASETS.get(settings.dataset)
+    possible = not (other == spec.IN_MEMORY and named is not None and named.spec.image_shape[0] is None)
     needs = "images of one size" if other == spec.IN_MEMORY else "TFDS records"
     switch = f", or set --config.pipeline={other} (which needs {needs})" if possible else ""
     require(

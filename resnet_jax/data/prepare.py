@@ -23,7 +23,8 @@ import argparse
 import logging
 
 from resnet_jax.console import LibraryInfoFilter, quiet_libraries
-from resnet_jax.data.sources.named import NAMED_SOURCES, prepare
+from resnet_jax.data.sources.named import prepare
+from resnet_jax.data.spec import NAMED_DATASETS
 from resnet_jax.errors import MissingFilesError, exit_on_user_error
 
 
@@ -68,7 +69,7 @@ def prepare_any(dataset: str, data_dir: str, manual_dir: str | None, skip_checks
 def main(argv: list[str] | None = None) -> None:
     """Parse the command line and prepare the dataset."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("dataset", help=f"{', '.join(NAMED_SOURCES)}, tfds:NAME[/CONFIG][:VERSION] or folder:PATH")
+    parser.add_argument("dataset", help=f"{', '.join(NAMED_DATASETS)}, tfds:NAME[/CONFIG][:VERSION] or folder:PATH")
     parser.add_argument(
         "--data_dir", default="", help="TFDS data directory to write (default: TFDS's, ~/tensorflow_datasets, as runs)"
     )

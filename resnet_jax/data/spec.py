@@ -2,16 +2,19 @@
 
 ``dataset`` is a named dataset (``digits``, ``cifar10``, ...), ``tfds:NAME[/CONFIG][:VERSION]`` (any TFDS
 image-classification dataset) or ``folder:PATH`` (``PATH/SPLIT/CLASS/IMAGE``). The named datasets' facts
-are known before any file is read (``KNOWN``), so recipes derive epochs and class counts from them; a
+are known before any file is read (``NAMED_DATASETS``), so recipes derive epochs and class counts from them; a
 ``tfds:`` or ``folder:`` dataset's facts are read from the builder or the folder when it is prepared and
-stored with its numpy copy (in-memory) or beside its records (streamed). This module imports neither JAX
-nor TensorFlow: configs read it.
+stored with its numpy copy (in-memory) or beside its records (streamed). A named dataset is one
+``NamedDataset`` entry of ``NAMED_DATASETS``: its facts, its preparation and whether it builds from local files;
+``register_dataset`` adds one from outside the package. This module imports neither JAX nor TensorFlow:
+configs read it.
 """
 
 import dataclasses
 import difflib
+import importlib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -129,6 +132,34 @@ def choose_pipeline(sizes: set[tuple[int, int]] | None, requested: str, what: st
     return IN_MEMORY if one_size and max(next(iter(sizes))) <= IN_MEMORY_MAX_SIDE else STREAMED
 
 
+Preparation = Callable[[str, "str | None", bool], str]  # (data_dir, manual_dir, skip_checksum) -> TFDS directory
+
+
+@dataclasses.dataclass(frozen=True)
+class NamedDataset:
+    """A dataset that ``dataset`` names: its facts, and how it is prepared with TFDS, with no network.
+
+    Attributes:
+      spec: the facts recipes need before any file is read (tests check them against the data).
+      prepare: builds the TFDS dataset: ``'module:function'`` (imported when first prepared, so that naming a
+        dataset imports no TensorFlow; importing it also registers the TFDS builder) or the function itself.
+      build_locally: prepared on first use from files already on this machine (else only by the prepare command).
+      needs_archives: ``prepare`` reads the original archives from ``--manual_dir``.
+    """
+
+    spec: DatasetSpec
+    prepare: str | Preparation
+    build_locally: bool = False
+    needs_archives: bool = False
+
+    def preparation(self) -> Preparation:
+        """The prepare function, importing its module on first use."""
+        if callable(self.prepare):
+            return self.prepare
+        module, _, function = self.prepare.partition(":")
+        return getattr(importlib.import_module(module), function)
+
+
 def _known(name, train, test, num_classes, image_shape, pipeline=IN_MEMORY, test_split="test", statistics=(None, None)):
     return DatasetSpec(
         name,
@@ -143,28 +174,47 @@ def _known(name, train, test, num_classes, image_shape, pipeline=IN_MEMORY, test
     )
 
 
-KNOWN = {  # the named datasets, whose facts recipes need before reading a file (tests check them against the data)
-    "digits": _known("digits", 1437, 360, 10, (8, 8, 1)),
-    "fashion_mnist": _known("fashion_mnist", 60_000, 10_000, 10, (28, 28, 1)),
-    "cifar10": _known("cifar10", 50_000, 10_000, 10, (32, 32, 3)),
-    "cifar100": _known("cifar100", 50_000, 10_000, 100, (32, 32, 3)),
-    "imagenet2012": _known(
-        "imagenet2012", 1_281_167, 50_000, 1000, (None, None, 3), STREAMED, "validation", IMAGENET_MEAN_STD
+SOURCES = "resnet_jax.data.sources"
+NAMED_DATASETS: dict[str, NamedDataset] = {  # every dataset known by name: add one with ``register_dataset``
+    "digits": NamedDataset(  # scikit-learn's copy
+        _known("digits", 1437, 360, 10, (8, 8, 1)), f"{SOURCES}.digits:prepare", build_locally=True
+    ),
+    "fashion_mnist": NamedDataset(  # Debian's dataset-fashion-mnist
+        _known("fashion_mnist", 60_000, 10_000, 10, (28, 28, 1)), f"{SOURCES}.fashion_mnist:prepare", build_locally=True
+    ),
+    "cifar10": NamedDataset(
+        _known("cifar10", 50_000, 10_000, 10, (32, 32, 3)), f"{SOURCES}.cifar:prepare_cifar10", needs_archives=True
+    ),
+    "cifar100": NamedDataset(
+        _known("cifar100", 50_000, 10_000, 100, (32, 32, 3)), f"{SOURCES}.cifar:prepare_cifar100", needs_archives=True
+    ),
+    "imagenet2012": NamedDataset(
+        _known("imagenet2012", 1_281_167, 50_000, 1000, (None, None, 3), STREAMED, "validation", IMAGENET_MEAN_STD),
+        f"{SOURCES}.imagenet:prepare",
+        needs_archives=True,
     ),
 }
-NAMED = (SYNTHETIC, *KNOWN)
+
+
+def register_dataset(entry: NamedDataset) -> None:
+    """Make ``entry.spec.name`` a dataset that ``--config.dataset`` and the prepare command accept (from any
+    module: the package need not change). A name already taken is refused."""
+    name = entry.spec.name
+    if name in NAMED_DATASETS or name == SYNTHETIC or name.startswith((TFDS_PREFIX, FOLDER_PREFIX)):
+        raise ValueError(f"dataset name {name!r} is taken; register the dataset under another name")
+    NAMED_DATASETS[name] = entry
 
 
 def known(name: str) -> DatasetSpec:
     """The spec of a named dataset (what configs read for class counts and epoch lengths)."""
-    return KNOWN[name]
+    return NAMED_DATASETS[name].spec
 
 
 def kind(dataset: str) -> str:
     """'synthetic', 'named', 'tfds' or 'folder': how ``dataset`` is read (ConfigError if it is none of them)."""
     if dataset == SYNTHETIC:
         return SYNTHETIC
-    if dataset in KNOWN:
+    if dataset in NAMED_DATASETS:
         return "named"
     if dataset.startswith(TFDS_PREFIX):
         name = dataset[len(TFDS_PREFIX) :]
@@ -178,9 +228,10 @@ def kind(dataset: str) -> str:
         if not dataset[len(FOLDER_PREFIX) :].strip():
             raise ConfigError("dataset='folder:' needs a path: folder:PATH, where PATH holds train/CLASS/IMAGE files.")
         return "folder"
-    close = difflib.get_close_matches(dataset, NAMED, n=1)
+    named = (SYNTHETIC, *NAMED_DATASETS)
+    close = difflib.get_close_matches(dataset, named, n=1)
     raise ConfigError(
-        f"dataset must be one of {', '.join(map(repr, NAMED))}, tfds:NAME[/CONFIG][:VERSION] (any TFDS "
+        f"dataset must be one of {', '.join(map(repr, named))}, tfds:NAME[/CONFIG][:VERSION] (any TFDS "
         f"image-classification dataset) or folder:PATH (PATH/SPLIT/CLASS/IMAGE), got {dataset!r}."
         + (f" Did you mean {close[0]!r}?" if close else "")
     )

@@ -1,22 +1,48 @@
-"""Channel attention a residual unit may be given for its branch: Squeeze-and-Excitation (Hu et al. 2018)."""
+"""Channel attention a residual unit may be given for its branch: Squeeze-and-Excitation (Hu et al. 2018), one
+module for every family, which differ only in how its two layers are built (``Excitation``)."""
 
-from typing import Any
+import dataclasses
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from resnet_jax.models.layers import Layers
+
+
+@dataclasses.dataclass(frozen=True)
+class Excitation:
+    """How a family builds the two layers of its squeeze-excitation: their names, whether they are 1x1
+    convolutions with a bias (else dense layers) and the activation between them."""
+
+    names: tuple[str, str]
+    convolutional: bool
+    activation: Callable[[jax.Array], jax.Array]
+
+
+RESNET_SE = Excitation(("fc1", "fc2"), convolutional=False, activation=nn.relu)  # Hu et al.: FC, ReLU, FC
+EFFICIENTNET_SE = Excitation(("conv_reduce", "conv_expand"), convolutional=True, activation=nn.swish)  # timm's
+
 
 class SqueezeExcitation(nn.Module):
-    """Hu et al. 2018: channel weights sigmoid(fc2(relu(fc1(global average)))), fc1 narrowing to ``hidden``."""
+    """Hu et al. 2018: channel weights sigmoid(expand(act(reduce(global average)))), reduce narrowing to
+    ``hidden`` channels."""
 
     hidden: int
-    dtype: Any = jnp.float32
+    layers: Layers = Layers()
+    excitation: Excitation = RESNET_SE
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         """``x`` scaled channel by channel."""
-        squeezed = jnp.mean(x.astype(jnp.float32), axis=(1, 2), keepdims=True).astype(self.dtype)
-        excited = nn.relu(nn.Dense(self.hidden, dtype=self.dtype, param_dtype=jnp.float32, name="fc1")(squeezed))
-        weights = nn.sigmoid(nn.Dense(x.shape[-1], dtype=self.dtype, param_dtype=jnp.float32, name="fc2")(excited))
+        squeezed = jnp.mean(x.astype(jnp.float32), axis=(1, 2), keepdims=True).astype(self.layers.dtype)
+        reduce_name, expand_name = self.excitation.names
+        reduce, expand = self._layer(self.hidden, reduce_name), self._layer(x.shape[-1], expand_name)
+        weights = nn.sigmoid(expand(self.excitation.activation(reduce(squeezed))))
         return x * weights
+
+    def _layer(self, features: int, name: str) -> nn.Module:
+        if self.excitation.convolutional:
+            return self.layers.conv(features, 1, name, bias_init=nn.initializers.zeros)
+        return nn.Dense(features, dtype=self.layers.dtype, param_dtype=jnp.float32, name=name)

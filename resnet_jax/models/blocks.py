@@ -12,13 +12,13 @@ Parameter names follow torchvision's layout inside a block (``conv1``, ``bn1``, 
 """
 
 import dataclasses
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-from resnet_jax.models.layers import batch_norm, conv
+from resnet_jax.models.layers import BN, BN_RELU, NOTHING, RELU, Layers, Place, drop_path
 from resnet_jax.models.shortcuts import Gate, Shortcut
 
 BOTTLENECK_EXPANSION = 4
@@ -26,22 +26,22 @@ BOTTLENECK_EXPANSION = 4
 
 @dataclasses.dataclass(frozen=True)
 class ActivationOrder:
-    """Where BN and ReLU sit in a unit: 'bn_relu', 'bn', 'relu' or '' (nothing) at each place."""
+    """Where BN and ReLU sit in a unit: a ``Place`` (BN, ReLU, both or nothing) at each point."""
 
-    preactivation: str  # on the unit's input (a projection shortcut takes the result)
-    before_conv: str  # before each convolution but the first
-    after_conv: str  # after each convolution but the last
-    after_last_conv: str
-    after_addition: str
+    preactivation: Place  # on the unit's input (a projection shortcut takes the result)
+    before_conv: Place  # before each convolution but the first
+    after_conv: Place  # after each convolution but the last
+    after_last_conv: Place
+    after_addition: Place
 
 
 # He et al. 2016b, Fig. 4 (a)-(e).
 ORDERS = {
-    "post": ActivationOrder("", "", "bn_relu", "bn", "relu"),  # (a) the original unit
-    "bn_after_addition": ActivationOrder("", "", "bn_relu", "", "bn_relu"),  # (b)
-    "relu_before_addition": ActivationOrder("", "", "bn_relu", "bn_relu", ""),  # (c)
-    "relu_preactivation": ActivationOrder("relu", "", "bn_relu", "bn", ""),  # (d)
-    "full_preactivation": ActivationOrder("bn_relu", "bn_relu", "", "", ""),  # (e)
+    "post": ActivationOrder(NOTHING, NOTHING, BN_RELU, BN, RELU),  # (a) the original unit
+    "bn_after_addition": ActivationOrder(NOTHING, NOTHING, BN_RELU, NOTHING, BN_RELU),  # (b)
+    "relu_before_addition": ActivationOrder(NOTHING, NOTHING, BN_RELU, BN_RELU, NOTHING),  # (c)
+    "relu_preactivation": ActivationOrder(RELU, NOTHING, BN_RELU, BN, NOTHING),  # (d)
+    "full_preactivation": ActivationOrder(BN_RELU, BN_RELU, NOTHING, NOTHING, NOTHING),  # (e)
 }
 
 
@@ -63,8 +63,7 @@ class ResidualUnit(nn.Module):
         ends in a convolution (a zeroed BN before a ReLU would block the branch's gradients for good).
       skip_preactivation: leave out the first BN-ReLU of a full pre-activation unit that follows an activated
         stem (He et al. 2016b's ImageNet nets).
-      bn_group_size: examples sharing BatchNorm statistics in training; 0 = the whole batch.
-      dtype: the compute dtype.
+      layers: how the unit's convolutions and BatchNorms are built (padding, BN constants and groups, dtype).
     """
 
     out_width: int
@@ -78,8 +77,7 @@ class ResidualUnit(nn.Module):
     survival_probability: float = 1.0
     zero_init_residual: bool = False
     skip_preactivation: bool = False
-    bn_group_size: int = 0
-    dtype: Any = jnp.float32
+    layers: Layers = Layers()
 
     CONVOLUTIONS: ClassVar[int]  # the branch's convolutions; a BN after the addition is bn{CONVOLUTIONS}
 
@@ -92,7 +90,7 @@ class ResidualUnit(nn.Module):
     def preactivate(self, x: jax.Array, train: bool) -> tuple[jax.Array, jax.Array | bool]:
         """Stochastic depth's draw for this step, and the unit's input after the order's pre-activation."""
         survives = self._survives(train)
-        place = "" if self.skip_preactivation else ORDERS[self.order].preactivation
+        place = NOTHING if self.skip_preactivation else ORDERS[self.order].preactivation
         # bn1 also feeds a projection shortcut, which runs whether or not the branch does.
         projects = self.shortcut is not None and self.shortcut.projects(x.shape[-1])
         return self._activate(place, x, "bn1", train, True if projects else survives), survives
@@ -117,7 +115,9 @@ class ResidualUnit(nn.Module):
             x = self.dropout(x, train)
         after = order.after_last_conv if last else order.after_conv
         zero_init = self.zero_init_residual and last
-        x = conv(features, kernel, stride, groups, self.dtype, f"conv{index}", zero_init and "bn" not in after)(x)
+        x = self.layers.conv(features, kernel, f"conv{index}", stride, groups, zero_init=zero_init and not after.norm)(
+            x
+        )
         return self._activate(after, x, f"bn{index}", train, survives, zero_init=zero_init)
 
     def dropout(self, x: jax.Array, train: bool) -> jax.Array:
@@ -131,33 +131,26 @@ class ResidualUnit(nn.Module):
         the order puts after the addition."""
         if self.se is not None:
             branch = self.se(branch)
-        branch = self._drop_path(branch * self.branch_scale if self.branch_scale != 1.0 else branch, train, survives)
+        scaled = branch * self.branch_scale if self.branch_scale != 1.0 else branch
+        branch = drop_path(scaled, survives, self.survival_probability, train, inverted=False)
         if self.shortcut is not None:
             shortcut = self.shortcut(x, preactivated, train)
             branch = self.gating(x, branch, shortcut) if self.gating is not None else branch + shortcut
         return self._activate(ORDERS[self.order].after_addition, branch, f"bn{self.CONVOLUTIONS}", train, True)
 
     def _activate(
-        self, place: str, x: jax.Array, name: str, train: bool, survives: jax.Array | bool, zero_init: bool = False
+        self, place: Place, x: jax.Array, name: str, train: bool, survives: jax.Array | bool, zero_init: bool = False
     ) -> jax.Array:
-        """``x`` through the BN (named ``name``) and the ReLU that ``place`` names."""
-        if "bn" in place:
-            x = batch_norm(name, self.bn_group_size, self.dtype, zero_init)(x, train, survives)
-        return nn.relu(x) if "relu" in place else x
+        """``x`` through the BN (named ``name``) and the ReLU that sit at ``place``."""
+        if place.norm:
+            x = self.layers.norm(name, zero_init)(x, train, survives)
+        return nn.relu(x) if place.relu else x
 
     def _survives(self, train: bool) -> jax.Array | bool:
         """Whether this unit's branch is kept, for the whole batch, in this training step; True when always kept."""
         if not train or self.survival_probability == 1.0 or self.is_initializing():
             return True
         return jax.random.bernoulli(self.make_rng("dropout"), self.survival_probability)
-
-    def _drop_path(self, branch: jax.Array, train: bool, survives: jax.Array | bool) -> jax.Array:
-        """The branch as stochastic depth leaves it: dropped when its draw says so, scaled by p at eval."""
-        if self.survival_probability == 1.0:
-            return branch
-        if not train:
-            return branch * self.survival_probability
-        return jnp.where(survives, branch, jnp.zeros_like(branch))
 
 
 class BasicBlock(ResidualUnit):
@@ -220,8 +213,8 @@ class Res2NetBottleneck(ResidualUnit):
         outputs = []
         for i, split in enumerate(splits[:-1]):
             inputs = split if i == 0 or changes_shape else split + outputs[-1]
-            out = conv(self.width // self.scale, 3, self.stride, 1, self.dtype, f"conv2_{i}")(inputs)
-            outputs.append(self._activate("bn_relu", out, f"bn2_{i}", train, survives))
+            out = self.layers.conv(self.width // self.scale, 3, f"conv2_{i}", self.stride)(inputs)
+            outputs.append(self._activate(BN_RELU, out, f"bn2_{i}", train, survives))
         if changes_shape:
             pad = ((1, 1), (1, 1))
             outputs.append(nn.avg_pool(splits[-1], (3, 3), (self.stride, self.stride), pad, count_include_pad=True))

@@ -19,16 +19,10 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from resnet_jax.models import parts
-from resnet_jax.models.layers import check_images, dense_bias_init, dense_kernel_init, is_floating_dtype
-from resnet_jax.models.norm import BatchNorm
+from resnet_jax.models.attention import EFFICIENTNET_SE, SqueezeExcitation
+from resnet_jax.models.layers import PADDINGS, Layers, check_images, classify, common_problems, drop_path, refuse
 from resnet_jax.models.spec import ModelSpec
 
-# The reference's He normal with fan_out = k * k * out_channels / groups (timm's too). For a dense kernel that is
-# Flax's fan_out; for a depthwise kernel (k, k, 1, C) it is k * k, Flax's fan_in (its fan_out would be k * k * C).
-conv_kernel_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
-depthwise_kernel_init = nn.initializers.variance_scaling(2.0, "fan_in", "normal")
-
-PADDINGS = ("same", "symmetric")
 CHANNEL_DIVISOR = 8  # the reference's round_filters: channels are multiples of 8
 MIN_KEPT_FRACTION = 0.9  # ... and rounding down keeps at least 90% of the scaled width
 SE_RATIO = 0.25  # SE reduction relative to the unit's input channels
@@ -99,67 +93,6 @@ def survival_probabilities(num_units: int, last_survival: float) -> list[float]:
     return [1 - (1 - last_survival) * index / num_units for index in range(num_units)]
 
 
-@dataclasses.dataclass(frozen=True)
-class Layers:
-    """How every convolution and BatchNorm of the network is built: padding convention, BN constants, dtype."""
-
-    padding: str
-    bn_momentum: float
-    bn_epsilon: float
-    bn_group_size: int
-    dtype: Any
-
-    def conv(
-        self,
-        features: int,
-        kernel_size: int,
-        name: str,
-        stride: int = 1,
-        depthwise: bool = False,
-        use_bias: bool = False,
-    ) -> nn.Conv:
-        """A (``depthwise``: one group per channel) convolution padded as ``padding`` says, the reference's init."""
-        pad = kernel_size // 2
-        return nn.Conv(
-            features,
-            (kernel_size, kernel_size),
-            strides=(stride, stride),
-            padding="SAME" if self.padding == "same" else ((pad, pad), (pad, pad)),
-            feature_group_count=features if depthwise else 1,
-            use_bias=use_bias,
-            dtype=self.dtype,
-            param_dtype=jnp.float32,
-            kernel_init=depthwise_kernel_init if depthwise else conv_kernel_init,
-            name=name,
-        )
-
-    def norm(self, name: str, zero_init: bool = False) -> BatchNorm:
-        """A BatchNorm with the network's momentum and epsilon; ``zero_init`` zeroes its scale."""
-        return BatchNorm(
-            momentum=self.bn_momentum,
-            epsilon=self.bn_epsilon,
-            group_size=self.bn_group_size,
-            dtype=self.dtype,
-            scale_init=nn.initializers.zeros if zero_init else nn.initializers.ones,
-            name=name,
-        )
-
-
-class SqueezeExcite(nn.Module):
-    """Hu et al. 2018 as in EfficientNet: x * sigmoid(conv_expand(swish(conv_reduce(mean(x))))), 1x1 convs with bias."""
-
-    reduced_channels: int
-    layers: Layers
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        """``x`` scaled channel by channel."""
-        squeezed = jnp.mean(x.astype(jnp.float32), axis=(1, 2), keepdims=True).astype(x.dtype)
-        reduced = nn.swish(self.layers.conv(self.reduced_channels, 1, "conv_reduce", use_bias=True)(squeezed))
-        gate = nn.sigmoid(self.layers.conv(x.shape[-1], 1, "conv_expand", use_bias=True)(reduced))
-        return x * gate
-
-
 # timm's names: an expanding unit is an InvertedResidual, an expand-ratio-1 unit a DepthwiseSeparableConv.
 INVERTED_RESIDUAL_NAMES = {
     "expand": "conv_pw",
@@ -197,21 +130,20 @@ class MBConv(nn.Module):
         width = branch.shape[-1]
         depthwise = self.layers.conv(width, self.kernel_size, names["depthwise"], self.stride, depthwise=True)
         branch = nn.swish(self.layers.norm(names["depthwise_bn"])(depthwise(branch), train))
-        branch = SqueezeExcite(max(1, int(in_channels * SE_RATIO)), self.layers, name="se")(branch)
+        se_width = max(1, int(in_channels * SE_RATIO))
+        branch = SqueezeExcitation(se_width, self.layers, EFFICIENTNET_SE, name="se")(branch)
         branch = self.layers.conv(self.out_channels, 1, names["project"])(branch)
         branch = self.layers.norm(names["project_bn"], zero_init=self.zero_init_residual and has_skip)(branch, train)
         if not has_skip:
             return branch
-        return x + self._drop_connect(branch, train)
+        return x + drop_path(branch, self._keep(branch, train), self.survival_probability, train, inverted=True)
 
-    def _drop_connect(self, branch: jax.Array, train: bool) -> jax.Array:
-        """Stochastic depth per example: in training the branch is kept with the survival probability and the
-        kept ones are divided by it; at eval it is the identity."""
+    def _keep(self, branch: jax.Array, train: bool) -> jax.Array | bool:
+        """Stochastic depth's draw, per example (the reference's drop connect); True where nothing is drawn."""
         if not train or self.survival_probability >= 1:
-            return branch
+            return True
         shape = (branch.shape[0],) + (1,) * (branch.ndim - 1)
-        keep = jax.random.bernoulli(self.make_rng("dropout"), self.survival_probability, shape)
-        return jnp.where(keep, branch / self.survival_probability, 0).astype(branch.dtype)
+        return jax.random.bernoulli(self.make_rng("dropout"), self.survival_probability, shape)
 
 
 class EfficientNet(nn.Module):
@@ -280,15 +212,7 @@ class EfficientNet(nn.Module):
         x = layers.conv(self.round_filters(HEAD_CHANNELS), 1, "conv_head")(x)
         x = nn.swish(layers.norm("bn2")(x, train))
         pooled = jnp.mean(x.astype(jnp.float32), axis=(1, 2))
-        dropped = nn.Dropout(self.head_dropout, deterministic=not train)(pooled)
-        logits = nn.Dense(
-            self.num_classes,
-            dtype=jnp.float32,
-            param_dtype=jnp.float32,
-            kernel_init=dense_kernel_init,
-            bias_init=dense_bias_init(pooled.shape[-1]),
-            name="classifier",
-        )(dropped)
+        logits = classify(pooled, self.num_classes, train, self.head_dropout, "classifier")
         if return_features:
             return {**features, "pooled": pooled, "logits": logits}
         return logits
@@ -318,33 +242,35 @@ class EfficientNet(nn.Module):
 
 def validate_fields(model: EfficientNet) -> None:
     """Raise ValueError, saying what to change, for a field value EfficientNet cannot build."""
-    checks = (
-        (model.num_classes >= 1, f"num_classes must be at least 1, got {model.num_classes}"),
-        (model.width_coefficient > 0, f"width_coefficient must be positive (B0: 1.0), got {model.width_coefficient}"),
-        (model.depth_coefficient > 0, f"depth_coefficient must be positive (B0: 1.0), got {model.depth_coefficient}"),
-        (0 <= model.head_dropout < 1, f"head_dropout must be in [0, 1) (B0: 0.2), got {model.head_dropout}"),
-        (
-            0 < model.survival_probability <= 1,
-            f"survival_probability must be in (0, 1] (0.8 as the paper; 1 turns stochastic depth off), "
-            f"got {model.survival_probability}",
-        ),
-        (
-            0 <= model.bn_momentum < 1,
-            f"bn_momentum is the running-average decay in [0, 1) (TensorFlow 0.99, PyTorch 0.9), "
-            f"got {model.bn_momentum}",
-        ),
-        (model.bn_epsilon > 0, f"bn_epsilon must be positive (TensorFlow 1e-3, PyTorch 1e-5), got {model.bn_epsilon}"),
-        (model.padding in PADDINGS, f"padding must be one of {PADDINGS}, got {model.padding!r}"),
-        (model.bn_group_size >= 0, f"bn_group_size must be 0 (whole batch) or positive, got {model.bn_group_size}"),
-        (model.input_channels >= 1, f"input_channels must be at least 1, got {model.input_channels}"),
-        (
-            is_floating_dtype(model.dtype),
-            f"dtype must be a floating-point type such as 'float32' or 'bfloat16', got {model.dtype!r}",
-        ),
+    refuse(
+        [
+            *common_problems(model),
+            (
+                model.width_coefficient > 0,
+                f"width_coefficient must be positive (B0: 1.0), got {model.width_coefficient}",
+            ),
+            (
+                model.depth_coefficient > 0,
+                f"depth_coefficient must be positive (B0: 1.0), got {model.depth_coefficient}",
+            ),
+            (0 <= model.head_dropout < 1, f"head_dropout must be in [0, 1) (B0: 0.2), got {model.head_dropout}"),
+            (
+                0 < model.survival_probability <= 1,
+                f"survival_probability must be in (0, 1] (0.8 as the paper; 1 turns stochastic depth off), "
+                f"got {model.survival_probability}",
+            ),
+            (
+                0 <= model.bn_momentum < 1,
+                f"bn_momentum is the running-average decay in [0, 1) (TensorFlow 0.99, PyTorch 0.9), "
+                f"got {model.bn_momentum}",
+            ),
+            (
+                model.bn_epsilon > 0,
+                f"bn_epsilon must be positive (TensorFlow 1e-3, PyTorch 1e-5), got {model.bn_epsilon}",
+            ),
+            (model.padding in PADDINGS, f"padding must be one of {PADDINGS}, got {model.padding!r}"),
+        ]
     )
-    for holds, message in checks:
-        if not holds:
-            raise ValueError(message)
 
 
 def _spec(width: float, depth: float, resolution: int, dropout: float) -> ModelSpec:

@@ -97,7 +97,7 @@ def check_rules(settings: Any) -> None:
     except ValueError as error:  # num_classes 0 is the dataset's, known later
         raise ConfigError(
             f"--config.model={settings.model} cannot take the options this config sets: {error}. Change or drop "
-            "the option (the README's Variants section lists them)."
+            "the option (docs/guides/training.md, Variants, lists them)."
         ) from None
 
 

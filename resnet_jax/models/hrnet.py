@@ -19,14 +19,7 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from resnet_jax.models import parts
-from resnet_jax.models.layers import (
-    check_images,
-    conv_kernel_init,
-    dense_bias_init,
-    dense_kernel_init,
-    is_floating_dtype,
-)
-from resnet_jax.models.norm import BatchNorm
+from resnet_jax.models.layers import Layers, check_images, classify, common_problems, dense_bias_init, refuse
 from resnet_jax.models.spec import ModelSpec
 
 EXPANSION = 4  # a bottleneck's output is 4x its inner width
@@ -36,44 +29,26 @@ HEAD_FEATURES = 2048
 NUM_STAGES = 4
 
 
-def conv(x: jax.Array, features: int, kernel_size: int, stride: int, name: str, bias: bool = False) -> jax.Array:
-    """Apply a convolution with PyTorch's padding kernel_size // 2, a He-normal (fan_out) kernel and, if
-    ``bias``, PyTorch's default bias U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
-    pad = kernel_size // 2
-    return nn.Conv(
-        features,
-        (kernel_size, kernel_size),
-        strides=(stride, stride),
-        padding=((pad, pad), (pad, pad)),
-        use_bias=bias,
-        dtype=x.dtype,
-        param_dtype=jnp.float32,
-        kernel_init=conv_kernel_init,
-        bias_init=dense_bias_init(kernel_size * kernel_size * x.shape[-1]),
-        name=name,
-    )(x)
-
-
-def batch_norm(x: jax.Array, train: bool, group_size: int, name: str, zero_scale: bool = False) -> jax.Array:
-    """Apply BatchNorm with PyTorch's defaults (momentum 0.1 in torch's convention, eps 1e-5)."""
-    scale_init = nn.initializers.zeros if zero_scale else nn.initializers.ones
-    return BatchNorm(group_size=group_size, dtype=x.dtype, scale_init=scale_init, name=name)(x, train)
+def conv(x: jax.Array, layers: Layers, features: int, kernel_size: int, stride: int, name: str, bias: bool = False):
+    """Apply the network's convolution; ``bias`` adds PyTorch's default bias U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+    bias_init = dense_bias_init(kernel_size * kernel_size * x.shape[-1]) if bias else None
+    return layers.conv(features, kernel_size, name, stride, bias_init=bias_init)(x)
 
 
 def conv_bn(
     x: jax.Array,
+    layers: Layers,
     features: int,
     kernel_size: int,
     stride: int,
     prefix: str,
     train: bool,
-    group_size: int,
     relu: bool = True,
     bias: bool = False,
 ) -> jax.Array:
     """timm's ``Sequential(conv, BN[, ReLU])``: the convolution is ``{prefix}_0``, the BatchNorm ``{prefix}_1``."""
-    x = conv(x, features, kernel_size, stride, f"{prefix}_0", bias)
-    x = batch_norm(x, train, group_size, f"{prefix}_1")
+    x = conv(x, layers, features, kernel_size, stride, f"{prefix}_0", bias)
+    x = layers.norm(f"{prefix}_1")(x, train)
     return nn.relu(x) if relu else x
 
 
@@ -91,24 +66,24 @@ class ResidualUnit(nn.Module):
     width: int
     bottleneck: bool
     zero_init_residual: bool
-    bn_group_size: int
+    layers: Layers
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
         """The block's output, ReLU(branch(x) + shortcut(x))."""
-        layers = [(1, self.width), (3, self.width), (1, self.width * EXPANSION)]
+        convolutions = [(1, self.width), (3, self.width), (1, self.width * EXPANSION)]
         if not self.bottleneck:
-            layers = [(3, self.width), (3, self.width)]
+            convolutions = [(3, self.width), (3, self.width)]
         y = x
-        for index, (kernel_size, features) in enumerate(layers, start=1):
-            last = index == len(layers)
-            y = conv(y, features, kernel_size, 1, f"conv{index}")
-            y = batch_norm(y, train, self.bn_group_size, f"bn{index}", zero_scale=last and self.zero_init_residual)
+        for index, (kernel_size, features) in enumerate(convolutions, start=1):
+            last = index == len(convolutions)
+            y = conv(y, self.layers, features, kernel_size, 1, f"conv{index}")
+            y = self.layers.norm(f"bn{index}", zero_init=last and self.zero_init_residual)(y, train)
             y = y if last else nn.relu(y)
-        out_width = layers[-1][1]
+        out_width = convolutions[-1][1]
         shortcut = x
         if x.shape[-1] != out_width:
-            shortcut = conv_bn(x, out_width, 1, 1, "downsample", train, self.bn_group_size, relu=False)
+            shortcut = conv_bn(x, self.layers, out_width, 1, 1, "downsample", train, relu=False)
         return nn.relu(y + shortcut)
 
 
@@ -119,7 +94,7 @@ class HighResolutionModule(nn.Module):
 
     num_blocks: int
     zero_init_residual: bool
-    bn_group_size: int
+    layers: Layers
 
     @nn.compact
     def __call__(self, branches: list[jax.Array], train: bool) -> list[jax.Array]:
@@ -137,7 +112,7 @@ class HighResolutionModule(nn.Module):
                 width=x.shape[-1],
                 bottleneck=False,
                 zero_init_residual=self.zero_init_residual,
-                bn_group_size=self.bn_group_size,
+                layers=self.layers,
                 name=f"branches_{index}_{block}",
             )(x, train)
         return x
@@ -147,13 +122,13 @@ class HighResolutionModule(nn.Module):
         x, goal = branches[source], branches[target]
         prefix = f"fuse_layers_{target}_{source}"
         if source > target:
-            x = conv_bn(x, goal.shape[-1], 1, 1, prefix, train, self.bn_group_size, relu=False)
+            x = conv_bn(x, self.layers, goal.shape[-1], 1, 1, prefix, train, relu=False)
             return upsample_nearest(x, 2 ** (source - target), goal.shape[1:3])
         steps = target - source
         for step in range(steps):
             last = step == steps - 1
             features = goal.shape[-1] if last else x.shape[-1]
-            x = conv_bn(x, features, 3, 2, f"{prefix}_{step}", train, self.bn_group_size, relu=not last)
+            x = conv_bn(x, self.layers, features, 3, 2, f"{prefix}_{step}", train, relu=not last)
         return x
 
 
@@ -199,10 +174,10 @@ class HRNet(nn.Module):
         ``'branch4'`` (stage 4's outputs, from the highest resolution down), ``'pooled'`` and ``'logits'``.
         """
         check_images(images, self.input_channels)
-        x = images.astype(jnp.dtype(self.dtype))
+        layers = self.layers
+        x = images.astype(layers.dtype)
         for index in (1, 2):
-            x = conv(x, STEM_WIDTH, 3, 2, f"conv{index}")
-            x = nn.relu(batch_norm(x, train, self.bn_group_size, f"bn{index}"))
+            x = nn.relu(layers.norm(f"bn{index}")(conv(x, layers, STEM_WIDTH, 3, 2, f"conv{index}"), train))
         features = {"stem": x}
         for index in range(self.stage1_blocks):
             x = self._residual_unit(self.stage1_width, f"layer1_{index}")(x, train)
@@ -214,24 +189,21 @@ class HRNet(nn.Module):
                 branches = HighResolutionModule(
                     num_blocks=self.blocks_per_branch,
                     zero_init_residual=self.zero_init_residual,
-                    bn_group_size=self.bn_group_size,
+                    layers=layers,
                     name=f"stage{stage}_{index}",
                 )(branches, train)
             features[parts.stage(stage - 1)] = branches[0]
         features.update({f"branch{index}": branch for index, branch in enumerate(branches, start=1)})
         pooled = jnp.mean(self._head(branches, train).astype(jnp.float32), axis=(1, 2))
-        dropped = nn.Dropout(self.head_dropout, deterministic=not train)(pooled)
-        logits = nn.Dense(
-            self.num_classes,
-            dtype=jnp.float32,
-            param_dtype=jnp.float32,
-            kernel_init=dense_kernel_init,
-            bias_init=dense_bias_init(HEAD_FEATURES),
-            name="classifier",
-        )(dropped)
+        logits = classify(pooled, self.num_classes, train, self.head_dropout, "classifier")
         if return_features:
             return {**features, "pooled": pooled, "logits": logits}
         return logits
+
+    @property
+    def layers(self) -> Layers:
+        """PyTorch's convolutions and BatchNorm (momentum 0.1 in torch's convention, eps 1e-5), as timm's HRNet."""
+        return Layers(bn_group_size=self.bn_group_size, dtype=jnp.dtype(self.dtype))
 
     @property
     def branch_widths(self) -> tuple[int, ...]:
@@ -244,7 +216,7 @@ class HRNet(nn.Module):
             width=width,
             bottleneck=True,
             zero_init_residual=self.zero_init_residual,
-            bn_group_size=self.bn_group_size,
+            layers=self.layers,
             name=name,
         )
 
@@ -253,11 +225,11 @@ class HRNet(nn.Module):
         as they are where the width already fits) and one new branch, a 3x3/2 conv-BN-ReLU of the lowest."""
         widths = self.branch_widths[: len(branches) + 1]
         kept = [
-            x if x.shape[-1] == width else conv_bn(x, width, 3, 1, f"transition{index}_{i}", train, self.bn_group_size)
+            x if x.shape[-1] == width else conv_bn(x, self.layers, width, 3, 1, f"transition{index}_{i}", train)
             for i, (x, width) in enumerate(zip(branches, widths, strict=False))
         ]
         new = len(branches)
-        added = conv_bn(branches[-1], widths[new], 3, 2, f"transition{index}_{new}_0", train, self.bn_group_size)
+        added = conv_bn(branches[-1], self.layers, widths[new], 3, 2, f"transition{index}_{new}_0", train)
         return [*kept, added]
 
     def _head(self, branches: list[jax.Array], train: bool) -> jax.Array:
@@ -269,32 +241,28 @@ class HRNet(nn.Module):
             x = self._residual_unit(width, f"incre_modules_{index}_0")(x, train)
             if folded is not None:
                 prefix = f"downsamp_modules_{index - 1}"
-                x = x + conv_bn(folded, x.shape[-1], 3, 2, prefix, train, self.bn_group_size, bias=True)
+                x = x + conv_bn(folded, self.layers, x.shape[-1], 3, 2, prefix, train, bias=True)
             folded = x
-        return conv_bn(folded, HEAD_FEATURES, 1, 1, "final_layer", train, self.bn_group_size, bias=True)
+        return conv_bn(folded, self.layers, HEAD_FEATURES, 1, 1, "final_layer", train, bias=True)
 
 
 def validate_hrnet(model: HRNet) -> None:
     """Raise ValueError, saying what to set, if an HRNet field is out of range."""
-
-    def require(condition: bool, message: str) -> None:
-        if not condition:
-            raise ValueError(message)
-
-    require(model.num_classes >= 1, f"num_classes must be >= 1, got {model.num_classes}")
-    require(model.width >= 1, f"width (C: 18, 30, 32, 40, 44, 48 or 64) must be >= 1, got {model.width}")
-    require(
-        len(model.modules_per_stage) == NUM_STAGES - 1 and all(n >= 1 for n in model.modules_per_stage),
-        f"modules_per_stage must give stages 2, 3 and 4 at least one module each, e.g. (1, 4, 3); "
-        f"got {tuple(model.modules_per_stage)}",
-    )
-    for field in ("blocks_per_branch", "stage1_blocks", "stage1_width", "input_channels"):
-        require(getattr(model, field) >= 1, f"{field} must be >= 1, got {getattr(model, field)}")
-    require(model.bn_group_size >= 0, f"bn_group_size must be >= 0 (0 = whole batch), got {model.bn_group_size}")
-    require(0.0 <= model.head_dropout < 1.0, f"head_dropout must be in [0, 1), got {model.head_dropout}")
-    require(
-        is_floating_dtype(model.dtype),
-        f"dtype must be a floating-point type such as 'float32' or 'bfloat16', got {model.dtype!r}",
+    refuse(
+        [
+            *common_problems(model),
+            (model.width >= 1, f"width (C: 18, 30, 32, 40, 44, 48 or 64) must be >= 1, got {model.width}"),
+            (
+                len(model.modules_per_stage) == NUM_STAGES - 1 and all(n >= 1 for n in model.modules_per_stage),
+                f"modules_per_stage must give stages 2, 3 and 4 at least one module each, e.g. (1, 4, 3); "
+                f"got {tuple(model.modules_per_stage)}",
+            ),
+            *(
+                (getattr(model, field) >= 1, f"{field} must be >= 1, got {getattr(model, field)}")
+                for field in ("blocks_per_branch", "stage1_blocks", "stage1_width")
+            ),
+            (0.0 <= model.head_dropout < 1.0, f"head_dropout must be in [0, 1), got {model.head_dropout}"),
+        ]
     )
 
 

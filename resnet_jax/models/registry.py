@@ -168,6 +168,13 @@ def create_model(name: str, *, num_classes: int, **overrides: Any):
     if renamed := [options.RENAMED[old] for old in overrides if old in options.RENAMED]:
         raise ConfigError(" ".join(renamed))
     unknown = sorted(set(overrides) - set(valid))
+    if other_family := [option for option in unknown if option in options.BY_NAME]:
+        family, these = spec.module.__name__, ", ".join(other_family)
+        raise ConfigError(
+            f"{these} {'is an option' if len(other_family) == 1 else 'are options'} of the ResNet family, and "
+            f"{name!r} is {'an' if family[0] in 'AEIOU' else 'a'} {family}, which has no such part; drop "
+            f"{'it' if len(other_family) == 1 else 'them'} (the {family} family's fields: {', '.join(valid)})."
+        )
     if unknown:
         raise ConfigError(f"unknown override(s) {unknown} for model {name!r}; valid fields: {', '.join(valid)}")
     return spec.module(num_classes=num_classes, **{**spec.kwargs, **overrides})

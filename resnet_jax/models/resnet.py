@@ -17,8 +17,7 @@ from flax import linen as nn
 from resnet_jax.models import options, parts
 from resnet_jax.models.attention import SqueezeExcitation
 from resnet_jax.models.blocks import BOTTLENECK_EXPANSION, UNITS, ResidualUnit
-from resnet_jax.models.layers import check_images, conv, dense_bias_init, dense_kernel_init, is_floating_dtype
-from resnet_jax.models.norm import BatchNorm
+from resnet_jax.models.layers import Layers, check_images, classify, common_problems, refuse
 from resnet_jax.models.shortcuts import Gate, ProjectionShortcut, Shortcut, ZeroPadShortcut
 
 STEMS = ("imagenet", "cifar", "deep")
@@ -91,27 +90,20 @@ class ResNet(nn.Module):
         ``{'stem', 'layer1', ..., 'layerN', 'pooled', 'logits'}`` (the backbone interface).
         """
         check_images(images, self.input_channels)
-        dtype = jnp.dtype(self.dtype)
+        layers = Layers(bn_group_size=self.bn_group_size, dtype=jnp.dtype(self.dtype))  # PyTorch's conventions
         features = {}
-        x = self._stem(images.astype(dtype), train)
+        x = self._stem(images.astype(layers.dtype), train, layers)
         features[parts.STEM] = x
         total_blocks, position = sum(self.stage_sizes), 0
         for stage, num_blocks in enumerate(self.stage_sizes):
             for index in range(num_blocks):
                 position += 1  # Huang et al.: p_l = 1 - l / L (1 - p_L) for block l of L
                 survival = 1 - position / total_blocks * (1 - self.stochastic_depth)
-                x = self._unit(stage, index, survival, dtype)(x, train)
+                x = self._unit(stage, index, survival, layers)(x, train)
             features[parts.stage(stage)] = x
-        x = self._final_activation(x, train)
+        x = self._final_activation(x, train, layers)
         pooled = jnp.mean(x.astype(jnp.float32), axis=(1, 2))
-        logits = nn.Dense(
-            self.num_classes,
-            dtype=jnp.float32,
-            param_dtype=jnp.float32,
-            kernel_init=dense_kernel_init,
-            bias_init=dense_bias_init(pooled.shape[-1]),
-            name=parts.CLASSIFIER,
-        )(pooled)
+        logits = classify(pooled, self.num_classes, train, 0.0, parts.CLASSIFIER)
         if return_features:
             return {**features, "pooled": pooled, "logits": logits}
         return logits
@@ -128,7 +120,7 @@ class ResNet(nn.Module):
         """The output channels of each stage."""
         return [self._out_width(stage) for stage in range(len(self.stage_sizes))]
 
-    def _unit(self, stage: int, index: int, survival: float, dtype: Any) -> ResidualUnit:
+    def _unit(self, stage: int, index: int, survival: float, layers: Layers) -> ResidualUnit:
         """Block ``index`` of ``stage``: its kind's class, given its shortcut, gate and attention as modules."""
         stride = 2 if stage > 0 and index == 0 else 1
         out_width, inner_width = self._out_width(stage), self._inner_width(stage)
@@ -141,24 +133,23 @@ class ResNet(nn.Module):
         return UNITS[self.block](
             out_width=out_width,
             stride=stride,
-            shortcut=self._shortcut(out_width, stride, dtype),
-            gating=Gate(self.gate == "exclusive", out_width, stride, self.gate_bias_init, dtype, parent=None)
+            shortcut=self._shortcut(out_width, stride, layers),
+            gating=Gate(self.gate == "exclusive", out_width, stride, self.gate_bias_init, layers, parent=None)
             if self.gate
             else None,
-            se=SqueezeExcitation(se_hidden, dtype, parent=None) if se_hidden else None,
+            se=SqueezeExcitation(se_hidden, layers, parent=None) if se_hidden else None,
             order=self.unit_order,
             block_dropout=self.block_dropout,
             branch_scale=self.branch_scale,
             survival_probability=survival,
             zero_init_residual=self.zero_init_residual,
             skip_preactivation=self._stem_is_activated and stage == 0 and index == 0,
-            bn_group_size=self.bn_group_size,
-            dtype=dtype,
+            layers=layers,
             name=parts.block(stage, index),
             **shape,
         )
 
-    def _shortcut(self, out_width: int, stride: int, dtype: Any) -> Shortcut | None:
+    def _shortcut(self, out_width: int, stride: int, layers: Layers) -> Shortcut | None:
         """The module of option ``shortcut`` for one unit (None for a plain net)."""
         if self.shortcut == "none":
             return None
@@ -170,8 +161,7 @@ class ResNet(nn.Module):
             everywhere=self.shortcut == "C",
             average_pool=self.shortcut == "D",
             norm=self.unit_order != "full_preactivation",
-            bn_group_size=self.bn_group_size,
-            dtype=dtype,
+            layers=layers,
             parent=None,
         )
 
@@ -181,33 +171,29 @@ class ResNet(nn.Module):
         is then left out (He et al. 2016b's ImageNet nets); a CIFAR stem is a bare conv instead."""
         return self.unit_order == "full_preactivation" and self.stem != "cifar"
 
-    def _stem(self, x: jax.Array, train: bool) -> jax.Array:
-        dtype = x.dtype
-
-        def norm(name):
-            return BatchNorm(group_size=self.bn_group_size, dtype=dtype, name=name)
-
+    def _stem(self, x: jax.Array, train: bool, layers: Layers) -> jax.Array:
+        conv_name, norm_name = parts.STEM_MODULES[:2]
         if self.stem == "cifar":
-            x = conv(self.stem_width, 3, 1, 1, dtype, parts.STEM_MODULES[0])(x)
+            x = layers.conv(self.stem_width, 3, conv_name)(x)
             if self.unit_order == "full_preactivation":  # the first block's BN-ReLU follows directly
                 return x
-            x = norm(parts.STEM_MODULES[1])(x, train)
+            x = layers.norm(norm_name)(x, train)
             # A ReLU-only pre-activation unit starts with its own ReLU.
             return x if self.unit_order == "relu_preactivation" else nn.relu(x)
         if self.stem == "deep":
             for i, (width, stride) in enumerate(zip(DEEP_STEM_WIDTHS, (2, 1), strict=True)):
-                conv_name, norm_name = parts.DEEP_STEM_MODULES[2 * i : 2 * i + 2]
-                x = nn.relu(norm(norm_name)(conv(width, 3, stride, 1, dtype, conv_name)(x), train))
-            x = conv(self.stem_width, 3, 1, 1, dtype, parts.STEM_MODULES[0])(x)
+                deep_conv, deep_norm = parts.DEEP_STEM_MODULES[2 * i : 2 * i + 2]
+                x = nn.relu(layers.norm(deep_norm)(layers.conv(width, 3, deep_conv, stride)(x), train))
+            x = layers.conv(self.stem_width, 3, conv_name)(x)
         else:
-            x = conv(self.stem_width, 7, 2, 1, dtype, parts.STEM_MODULES[0])(x)
-        x = nn.relu(norm(parts.STEM_MODULES[1])(x, train))
+            x = layers.conv(self.stem_width, 7, conv_name, 2)(x)
+        x = nn.relu(layers.norm(norm_name)(x, train))
         return nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
 
-    def _final_activation(self, x: jax.Array, train: bool) -> jax.Array:
+    def _final_activation(self, x: jax.Array, train: bool, layers: Layers) -> jax.Array:
         """The final BN-ReLU of a full pre-activation net, or ReLU of a ReLU-only one (He et al. 2016b)."""
         if self.unit_order == "full_preactivation":
-            return nn.relu(BatchNorm(group_size=self.bn_group_size, dtype=x.dtype, name=parts.FINAL_NORM)(x, train))
+            return nn.relu(layers.norm(parts.FINAL_NORM)(x, train))
         if self.unit_order == "relu_preactivation":
             return nn.relu(x)
         return x
@@ -231,36 +217,32 @@ STRUCTURE = {"block": tuple(UNITS), "stem": STEMS}
 def validate_structure(model: ResNet) -> None:
     """Raise ValueError, saying what to change, if the network's shape fields are inconsistent (the options'
     own values and combinations are checked where they are declared, ``options.check``)."""
-
-    def require(condition: bool, message: str) -> None:
-        if not condition:
-            raise ValueError(message)
-
-    for field, allowed in STRUCTURE.items():
-        value = getattr(model, field)
-        require(value in allowed, f"{field} must be one of {allowed}, got {value!r}")
-    require(
-        len(model.stage_sizes) > 0 and all(n >= 1 for n in model.stage_sizes),
-        f"stage_sizes must be positive block counts, got {tuple(model.stage_sizes)}",
-    )
-    require(
-        len(model.widths) == len(model.stage_sizes),
-        f"widths {tuple(model.widths)} needs one entry per stage of stage_sizes {tuple(model.stage_sizes)}",
-    )
-    require(model.num_classes >= 1, f"num_classes must be >= 1, got {model.num_classes}")
-    require(
-        model.groups >= 1 and model.width_per_group >= 1 and model.width_multiplier >= 1 and model.scale >= 1,
-        "groups, width_per_group, width_multiplier and scale must be >= 1",
-    )
-    require(
-        model.block != "basic" or (model.groups == 1 and model.width_per_group == 64),
-        "groups and width_per_group apply to bottleneck and res2net blocks only; set block='bottleneck'",
-    )
-    require(
-        (model.block == "res2net") == (model.scale > 1) and (model.block != "res2net" or model.groups == 1),
-        "block='res2net' needs scale >= 2 splits and groups=1; scale applies to res2net blocks only",
-    )
-    require(
-        is_floating_dtype(model.dtype),
-        f"dtype must be a floating-point type such as 'float32' or 'bfloat16', got {model.dtype!r}",
+    refuse(
+        [
+            *(
+                (getattr(model, field) in allowed, f"{field} must be one of {allowed}, got {getattr(model, field)!r}")
+                for field, allowed in STRUCTURE.items()
+            ),
+            (
+                len(model.stage_sizes) > 0 and all(n >= 1 for n in model.stage_sizes),
+                f"stage_sizes must be positive block counts, got {tuple(model.stage_sizes)}",
+            ),
+            (
+                len(model.widths) == len(model.stage_sizes),
+                f"widths {tuple(model.widths)} needs one entry per stage of stage_sizes {tuple(model.stage_sizes)}",
+            ),
+            *common_problems(model),
+            (
+                model.groups >= 1 and model.width_per_group >= 1 and model.width_multiplier >= 1 and model.scale >= 1,
+                "groups, width_per_group, width_multiplier and scale must be >= 1",
+            ),
+            (
+                model.block != "basic" or (model.groups == 1 and model.width_per_group == 64),
+                "groups and width_per_group apply to bottleneck and res2net blocks only; set block='bottleneck'",
+            ),
+            (
+                (model.block == "res2net") == (model.scale > 1) and (model.block != "res2net" or model.groups == 1),
+                "block='res2net' needs scale >= 2 splits and groups=1; scale applies to res2net blocks only",
+            ),
+        ]
     )

@@ -6,13 +6,11 @@ unit's scope, so their parameters sit beside the branch's, as in torchvision (``
 dropped out (their dropout shortcut, not rescaled: its expected scale is 1 - p, and eval multiplies by 1 - p).
 """
 
-from typing import Any
-
 import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-from resnet_jax.models.layers import batch_norm, conv, conv_kernel_init
+from resnet_jax.models.layers import Layers
 
 
 def average_pool_ceil(x: jax.Array, stride: int) -> jax.Array:
@@ -74,8 +72,7 @@ class ProjectionShortcut(Shortcut):
     everywhere: bool = False
     average_pool: bool = False
     norm: bool = True
-    bn_group_size: int = 0
-    dtype: Any = jnp.float32
+    layers: Layers = Layers()
 
     def carry(self, x: jax.Array, preactivated: jax.Array, train: bool) -> jax.Array:
         """``x``, or the projection of ``preactivated``."""
@@ -84,10 +81,10 @@ class ProjectionShortcut(Shortcut):
         stride = self.stride
         if self.average_pool and stride > 1:
             preactivated, stride = average_pool_ceil(preactivated, stride), 1
-        projected = conv(self.out_width, 1, stride, 1, self.dtype, "downsample_conv")(preactivated)
+        projected = self.layers.conv(self.out_width, 1, "downsample_conv", stride)(preactivated)
         if not self.norm:
             return projected
-        return batch_norm("downsample_bn", self.bn_group_size, self.dtype)(projected, train)
+        return self.layers.norm("downsample_bn")(projected, train)
 
     def projects(self, in_width: int) -> bool:
         """Option C always; B and D on a change of resolution or width."""
@@ -102,21 +99,12 @@ class Gate(nn.Module):
     out_width: int
     stride: int
     bias_init: float = 0.0
-    dtype: Any = jnp.float32
+    layers: Layers = Layers()
 
     @nn.compact
     def __call__(self, x: jax.Array, branch: jax.Array, shortcut: jax.Array) -> jax.Array:
         """The gated sum of ``branch`` and ``shortcut``."""
-        gate_conv = nn.Conv(
-            self.out_width,
-            (1, 1),
-            strides=(self.stride, self.stride),
-            dtype=self.dtype,
-            param_dtype=jnp.float32,
-            kernel_init=conv_kernel_init,
-            bias_init=nn.initializers.constant(self.bias_init),
-            name="gate",
-        )
-        gate = nn.sigmoid(gate_conv(x))
+        bias_init = nn.initializers.constant(self.bias_init)
+        gate = nn.sigmoid(self.layers.conv(self.out_width, 1, "gate", self.stride, bias_init=bias_init)(x))
         carried = (1 - gate) * shortcut
         return gate * branch + carried if self.exclusive else branch + carried

@@ -76,9 +76,9 @@ def validate(config: Any) -> None:
 
 def _check_across_sections(checked: Settings) -> None:
     """The rules between fields of different packages."""
-    known = spec.KNOWN.get(checked.data.dataset)
-    if known is not None:  # a named dataset's classes are known before its files are read
-        check_num_classes(checked.data.dataset, known.num_classes, checked.model.num_classes)
+    named = spec.NAMED_DATASETS.get(checked.data.dataset)
+    if named is not None:  # a named dataset's classes are known before its files are read
+        check_num_classes(checked.data.dataset, named.spec.num_classes, checked.model.num_classes)
     require(
         checked.run.steps_per_dispatch == 1 or checked.data.input_placement != "host",
         f"steps_per_dispatch={checked.run.steps_per_dispatch} runs that many steps in one program over a dataset "

@@ -5,6 +5,7 @@ instead of a download, after a checksum check against the official release (the 
 records). The result is the standard TFDS directory: ``tfds.builder('cifar10', data_dir=DIR)`` loads it.
 """
 
+import functools
 from pathlib import Path
 
 import tensorflow_datasets as tfds
@@ -28,3 +29,7 @@ def prepare(name: str, data_dir: str, manual_dir: str, skip_checksum: bool = Fal
     builder = offline_builder(base, directory)(data_dir=data_dir)
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
     return str(builder.data_dir)
+
+
+prepare_cifar10 = functools.partial(prepare, "cifar10")
+prepare_cifar100 = functools.partial(prepare, "cifar100")

@@ -48,8 +48,9 @@ class Digits(tfds.core.GeneratorBasedBuilder):
             yield index, {"image": image, "label": int(label)}
 
 
-def prepare(data_dir: str) -> str:
-    """Build the ``digits`` TFDS dataset in ``data_dir`` (no-op if already there); returns its directory."""
+def prepare(data_dir: str, manual_dir: str | None = None, skip_checksum: bool = False) -> str:
+    """Build the ``digits`` TFDS dataset in ``data_dir`` (no-op if already there); returns its directory. It
+    reads scikit-learn's copy: there is no archive to give or check."""
     builder = Digits(data_dir=data_dir or None)
     builder.download_and_prepare()
     return str(builder.data_dir)

@@ -16,7 +16,7 @@ ARCHIVES = (
 )
 
 
-def prepare(data_dir: str, manual_dir: str, skip_checksum: bool = False) -> str:
+def prepare(data_dir: str, manual_dir: str | None, skip_checksum: bool = False) -> str:
     """Build TFDS ``imagenet2012`` in ``data_dir`` from the two tars in ``manual_dir``; no network."""
     import tensorflow_datasets as tfds
 

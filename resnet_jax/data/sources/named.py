@@ -1,11 +1,11 @@
-"""The named datasets (``digits``, ``fashion_mnist``, ``cifar10``, ``cifar100``, ``imagenet2012``), opened for
-their pipeline: the numpy copy of an in-memory one, or the TFDS records of a streamed one."""
+"""The named datasets (``spec.NAMED_DATASETS``: ``digits``, ``fashion_mnist``, ``cifar10``, ``cifar100``,
+``imagenet2012`` and any registered from outside), prepared, and opened for their pipeline: the numpy copy of an
+in-memory one, or the TFDS records of a streamed one."""
 
 import contextlib
 import dataclasses
 import functools
 import io
-from collections.abc import Callable
 
 from absl import logging
 
@@ -16,75 +16,27 @@ from resnet_jax.errors import MissingFilesError
 Splits = arrays.Splits
 
 
-@dataclasses.dataclass(frozen=True)
-class NamedSource:
-    """How a named dataset is built with TFDS, with no network.
-
-    Attributes:
-      prepare: ``(data_dir, manual_dir, skip_checksum) -> TFDS directory``; imports its module when called.
-      build_locally: prepared on first use from files already on this machine (else only by ``prepare``).
-      needs_archives: ``prepare`` reads the original archives from ``--manual_dir``.
-    """
-
-    prepare: Callable[[str, str | None, bool], str]
-    build_locally: bool = False
-    needs_archives: bool = False
-
-
-def _digits(data_dir: str, manual_dir: str | None, skip_checksum: bool) -> str:
-    from resnet_jax.data.sources import digits
-
-    return digits.prepare(data_dir)
-
-
-def _fashion_mnist(data_dir: str, manual_dir: str | None, skip_checksum: bool) -> str:
-    from resnet_jax.data.sources import fashion_mnist
-
-    return fashion_mnist.prepare(data_dir, manual_dir, skip_checksum)
-
-
-def _cifar(name: str) -> Callable[[str, str | None, bool], str]:
-    def prepare(data_dir: str, manual_dir: str | None, skip_checksum: bool) -> str:
-        from resnet_jax.data.sources import cifar
-
-        return cifar.prepare(name, data_dir, manual_dir, skip_checksum)
-
-    return prepare
-
-
-def _imagenet(data_dir: str, manual_dir: str | None, skip_checksum: bool) -> str:
-    from resnet_jax.data.sources import imagenet
-
-    return imagenet.prepare(data_dir, manual_dir, skip_checksum)
-
-
-NAMED_SOURCES = {
-    "digits": NamedSource(_digits, build_locally=True),  # scikit-learn's copy
-    "fashion_mnist": NamedSource(_fashion_mnist, build_locally=True),  # Debian's dataset-fashion-mnist
-    "cifar10": NamedSource(_cifar("cifar10"), needs_archives=True),
-    "cifar100": NamedSource(_cifar("cifar100"), needs_archives=True),
-    "imagenet2012": NamedSource(_imagenet, needs_archives=True),
-}
-
-
 def prepare(dataset: str, data_dir: str, manual_dir: str | None = None, skip_checksum: bool = False) -> str:
     """Build named ``dataset`` under ``data_dir`` (no-op if already there); returns its TFDS directory."""
-    if dataset not in NAMED_SOURCES:
-        raise ValueError(f"cannot prepare {dataset!r}; preparable datasets: {', '.join(NAMED_SOURCES)}")
+    if dataset not in spec.NAMED_DATASETS:
+        raise ValueError(f"cannot prepare {dataset!r}; preparable datasets: {', '.join(spec.NAMED_DATASETS)}")
     tfds_source.require_tfds()  # TFDS builds every dataset: without it, one paragraph naming the extra
-    source = NAMED_SOURCES[dataset]
-    if source.needs_archives and not manual_dir:
+    entry = spec.NAMED_DATASETS[dataset]
+    if entry.needs_archives and not manual_dir:
         raise MissingFilesError(
             f"{dataset} is prepared from its original archive(s): pass --manual_dir DIR_HOLDING_THEM"
         )
     logging.info("%s: preparing it in %s unless it is there already.", dataset, data_dir or arrays.default_data_dir())
     with contextlib.redirect_stdout(io.StringIO()):  # TFDS prints "Downloading and preparing", with nothing to fetch
-        return source.prepare(data_dir, manual_dir, skip_checksum)
+        return entry.preparation()(data_dir, manual_dir, skip_checksum)
 
 
 def _builder(name: str, data_dir: str, download: bool, numpy_copy=None):
     """The prepared TFDS builder of ``name``, built from this machine's files first where it can be."""
-    local = functools.partial(prepare, name, data_dir) if NAMED_SOURCES[name].build_locally else None
+    entry = spec.NAMED_DATASETS[name]
+    if entry.build_locally:
+        entry.preparation()  # its module registers the dataset's TFDS builder, which TFDS looks up by name
+    local = functools.partial(prepare, name, data_dir) if entry.build_locally else None
     return tfds_source.prepared_builder(name, data_dir, local, numpy_copy=numpy_copy, download=download)
 
 

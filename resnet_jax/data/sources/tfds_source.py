@@ -118,8 +118,6 @@ def prepared_builder(
     tensorflow()
     import tensorflow_datasets as tfds
 
-    if name == "digits":
-        import resnet_jax.data.sources.digits  # noqa: F401  (registers the TFDS builder)
     builder = tfds.builder(name, data_dir=data_dir or None)
     if builder.is_prepared():
         return builder

@@ -244,5 +244,10 @@ def test_a_family_without_an_option_refuses_it_by_name():
     from resnet_jax.errors import ConfigError
     from resnet_jax.models import create_model
 
-    with pytest.raises(ConfigError, match=r"unknown override\(s\) \['shortcut'\] for model 'efficientnet_b0'"):
-        create_model("efficientnet_b0", num_classes=10, shortcut="D")
+    for name, family in (("efficientnet_b0", "EfficientNet"), ("hrnet_w18_small", "HRNet")):
+        with pytest.raises(
+            ConfigError, match=rf"shortcut is an option of the ResNet family, and '{name}' is of the {family} family"
+        ):
+            create_model(name, num_classes=10, shortcut="D")
+        with pytest.raises(ConfigError, match="gate, se_ratio are options of the ResNet family.*drop them"):
+            create_model(name, num_classes=10, gate="exclusive", se_ratio=0.25)

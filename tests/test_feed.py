@@ -41,7 +41,7 @@ def _datasets(train, evaluated, global_batch) -> data_lib.Datasets:
         image_shape=train["image"].shape[1:],
         normalisation=Normalisation.from_images(train["image"], "channel"),
         spec=spec.DatasetSpec("test", {"train": len(train["label"]), "test": 0}, "train", "test", 7),
-        in_memory=data_lib.InMemorySplits(train, evaluated, train_batch),
+        in_memory=data_lib.InMemorySplits(train, evaluated, train_batch, global_batch),
     )
 
 

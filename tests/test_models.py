@@ -324,14 +324,6 @@ def test_the_old_dropout_rate_is_refused_with_a_paragraph_naming_its_two_new_nam
     assert create_model("efficientnet_b0", num_classes=10, head_dropout=0.3).head_dropout == 0.3
 
 
-@pytest.mark.parametrize("name, family", [("efficientnet_b0", "an EfficientNet"), ("hrnet_w18_small", "an HRNet")])
-def test_a_resnet_option_given_to_another_family_is_refused_naming_the_family(name, family):
-    with pytest.raises(ValueError, match=rf"shortcut is an option of the ResNet family, and '{name}' is {family}, "):
-        create_model(name, num_classes=10, shortcut="D")
-    with pytest.raises(ValueError, match="gate, se_ratio are options of the ResNet family.*drop them"):
-        create_model(name, num_classes=10, gate="exclusive", se_ratio=0.25)
-
-
 def test_unknown_override_lists_valid_fields():
     with pytest.raises(ValueError, match="unknown override.*shortcutt.*shortcut"):
         create_model("resnet18", num_classes=10, shortcutt="A")

@@ -172,7 +172,7 @@ def create_model(name: str, *, num_classes: int, **overrides: Any):
         family, these = spec.module.__name__, ", ".join(other_family)
         raise ConfigError(
             f"{these} {'is an option' if len(other_family) == 1 else 'are options'} of the ResNet family, and "
-            f"{name!r} is {'an' if family[0] in 'AEIOU' else 'a'} {family}, which has no such part; drop "
+            f"{name!r} is of the {family} family, which has no such part; drop "
             f"{'it' if len(other_family) == 1 else 'them'} (the {family} family's fields: {', '.join(valid)})."
         )
     if unknown:

@@ -82,7 +82,10 @@ def torchvision_window(rng: np.random.Generator, height: int, width: int) -> tup
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("height, width", [(300, 400), (256, 256)])
+@pytest.mark.parametrize(
+    "height, width",
+    [(300, 400), pytest.param(256, 256, marks=pytest.mark.extended)],  # a square one: the same code
+)
 def test_random_resized_crops_follow_torchvisions_scale_and_log_aspect_distributions(height, width):
     draws = 2000
     rng = np.random.default_rng(0)

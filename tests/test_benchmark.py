@@ -61,6 +61,7 @@ def test_the_bare_flax_twin_has_the_registered_networks_parameters(name):
         assert twin == TORCHVISION_RESNET50_PARAMETERS
 
 
+@pytest.mark.extended  # the reference step runs in test_reference_mode_times_both_steps_and_reports_their_ratios
 def test_the_bare_flax_step_trains():
     rng = np.random.default_rng(0)
     batch = {"image": rng.integers(0, 256, (16, 8, 8, 3), dtype=np.uint8), "label": rng.integers(0, 10, 16)}

@@ -241,6 +241,7 @@ def test_num_classes_follows_the_checkpoint_head():
 
 
 @pytest.mark.slow
+@pytest.mark.extended  # a .pth through a run: test_timm's run-path tests; lr_multipliers: test_optim
 def test_init_from_a_pth_with_lr_multipliers_through_the_command_line(tmp_path):
     """A torchvision-layout .pth into a run whose stem learns at rate x0 and layer3 at x0.5: after one step
     (momentum starts empty), layer3 has moved exactly half as far as in the same run without multipliers."""

@@ -43,7 +43,6 @@ def data_dir(prepared):
 def test_prepare_writes_to_tfds_data_directory_by_default_and_says_where(prepared):
     directory, completed = prepared
     assert completed.stderr.splitlines() == [
-        f"digits: preparing it in {directory} unless it is there already.",
         f"Wrote the numpy copy of digits to {directory}/resnet_jax_arrays/digits.npz: later runs read it without "
         "TensorFlow.",
     ]

@@ -10,10 +10,10 @@ from archives import jpeg_bytes, write_imagenet_archives
 from conftest import assert_whole_images
 from PIL import Image
 
-import resnet_jax.data as data
 from configs import imagenet as imagenet_config
 from resnet_jax.data import prepare
 from resnet_jax.data.augment import crops as streamed_crops
+from resnet_jax.data.fields import TRAIN_CROPS
 from resnet_jax.data.pipelines import streaming
 from resnet_jax.data.sources import tfds_source
 from resnet_jax.train import loop
@@ -86,7 +86,7 @@ def test_scale_jitter_windows_match_resizing_the_shorter_side_into_the_range():
     assert len(sides) > 10
 
 
-@pytest.mark.parametrize("train_crop", data.TRAIN_CROPS)
+@pytest.mark.parametrize("train_crop", TRAIN_CROPS)
 def test_train_crops_have_the_size_and_range_and_repeat_under_a_key(train_crop):
     crops = streamed_crops.Crops(image_size=24, train_crop=train_crop, scale_range=(28, 48))
     jpeg = tf.constant(jpeg_bytes(np.random.default_rng(0), 60, 90))

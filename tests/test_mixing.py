@@ -123,6 +123,8 @@ def test_the_draws_do_not_depend_on_how_the_batch_is_sharded(mixing):
 
 
 @pytest.mark.slow
+# Resumed runs end bitwise: test_lean_runs, test_resume; the draws depend on (seed, step) alone: the test above.
+@pytest.mark.extended
 def test_a_cutmix_run_resumed_halfway_ends_bitwise_equal_to_an_uninterrupted_one(tmp_path):
     """The config's CutMix through the loop: 4 steps straight, or 2 then the same command for 4 (the
     schedule is constant, so only the resume differs). The draws come from (seed, step)."""

@@ -211,6 +211,9 @@ def test_each_process_feeds_a_disjoint_slice_of_the_global_batch(tmp_path):
     np.testing.assert_array_equal(np.concatenate(slices), global_batch)  # together, the global batch in order
 
 
+# The device feed's batches on two processes of four devices: test_feed; two real processes train as one on the
+# host feed: test_two_processes_reach_the_eval_metrics_of_one above.
+@pytest.mark.extended
 def test_with_the_dataset_on_the_devices_two_processes_train_as_one(tmp_path):
     """Digits on the devices (gathered, cropped, flipped and erased inside the step): each process places the
     whole split on its devices, and 2 processes x 2 devices end where 1 x 4 does."""

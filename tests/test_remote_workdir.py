@@ -207,6 +207,7 @@ def test_on_gs_a_second_launch_is_refused_and_a_killed_runs_restart_takes_over(b
 
 
 @pytest.mark.slow  # one point, run through the main command
+@pytest.mark.extended  # a run on gs:// (test_a_run_on_gs_...) and a sweep's skipping (test_experiments) stay in CI
 def test_a_sweep_on_gs_writes_its_points_there_and_skips_them_when_finished(bucket, monkeypatch, capsys):
     sweep_dir = f"{bucket}/sweep"
     fixed = dict(image_size=8, batch_size=16, num_train_steps=2, log_every_steps=1, eval_every_steps=2)

@@ -225,7 +225,7 @@ def _train_and_evaluate(config: Any, workdir: epath.Path, stop_request: StopRequ
     writer = metrics.create_writer(
         workdir, jax.process_index(), tracking.settings(run_settings), record, restored_step=int(state.step)
     )
-    clock = RunClock.resumed(start_time, checkpointer, int(state.step))
+    clock = RunClock.resumed(start_time, checkpointer, int(state.step), time.time)
     run = Run(
         config=run_settings,
         workdir=workdir,

@@ -5,6 +5,7 @@ import dataclasses
 import json
 import platform
 import time
+from collections.abc import Callable
 from typing import Any
 
 import flax
@@ -106,14 +107,17 @@ class RunClock:
 
     started: float
     earlier_s: float
+    now: Callable[[], float] = time.time  # the loop's clock, which tests can stand in for
 
     def __call__(self) -> float:
-        return self.earlier_s + time.time() - self.started
+        return self.earlier_s + self.now() - self.started
 
     @classmethod
-    def resumed(cls, started: float, checkpointer: checkpoint.Checkpointer, step: int) -> "RunClock":
-        """The clock of a run that starts, or resumes from the checkpoint of ``step``."""
+    def resumed(
+        cls, started: float, checkpointer: checkpoint.Checkpointer, step: int, now: Callable[[], float] = time.time
+    ) -> "RunClock":
+        """The clock of a run that starts, or resumes from the checkpoint of ``step``, read from ``now``."""
         earlier = checkpointer.wall_time_s(step) if step else 0.0
         if earlier is None:
             logging.warning("The checkpoint of step %d predates wall-time records; wall_time_s counts from it.", step)
-        return cls(started, earlier or 0.0)
+        return cls(started, earlier or 0.0, now)

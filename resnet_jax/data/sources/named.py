@@ -4,7 +4,6 @@ in-memory one, or the TFDS records of a streamed one."""
 
 import contextlib
 import dataclasses
-import functools
 import io
 
 from absl import logging
@@ -26,7 +25,6 @@ def prepare(dataset: str, data_dir: str, manual_dir: str | None = None, skip_che
         raise MissingFilesError(
             f"{dataset} is prepared from its original archive(s): pass --manual_dir DIR_HOLDING_THEM"
         )
-    logging.info("%s: preparing it in %s unless it is there already.", dataset, data_dir or arrays.default_data_dir())
     with contextlib.redirect_stdout(io.StringIO()):  # TFDS prints "Downloading and preparing", with nothing to fetch
         return entry.preparation()(data_dir, manual_dir, skip_checksum)
 
@@ -34,10 +32,15 @@ def prepare(dataset: str, data_dir: str, manual_dir: str | None = None, skip_che
 def _builder(name: str, data_dir: str, download: bool, numpy_copy=None):
     """The prepared TFDS builder of ``name``, built from this machine's files first where it can be."""
     entry = spec.NAMED_DATASETS[name]
-    if entry.build_locally:
-        entry.preparation()  # its module registers the dataset's TFDS builder, which TFDS looks up by name
-    local = functools.partial(prepare, name, data_dir) if entry.build_locally else None
-    return tfds_source.prepared_builder(name, data_dir, local, numpy_copy=numpy_copy, download=download)
+
+    def build_here() -> str:
+        where = data_dir or arrays.default_data_dir()
+        logging.info("%s is not prepared in %s: preparing it from the files on this machine, once.", name, where)
+        return prepare(name, data_dir)
+
+    local = build_here if entry.build_locally else None
+    register = entry.preparation if entry.build_locally else None  # its module registers the TFDS builder
+    return tfds_source.prepared_builder(name, data_dir, local, numpy_copy, download, register)
 
 
 def named_arrays(name: str, data_dir: str, download: bool = False) -> tuple[Splits, spec.DatasetSpec]:

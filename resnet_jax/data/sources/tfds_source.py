@@ -9,6 +9,7 @@ from collections.abc import Callable
 import numpy as np
 from absl import logging
 
+from resnet_jax.data import spec
 from resnet_jax.errors import MissingDependency, MissingFilesError
 
 TFDS_EXTRA = "pip install 'resnet_jax[tfds]' (from a checkout: pip install -e '.[tfds]')"
@@ -93,6 +94,7 @@ def prepared_builder(
     build_locally: Callable[[], object] | None = None,
     numpy_copy=None,
     download: bool = False,
+    register: Callable[[], object] | None = None,
 ):
     """The TFDS builder of a prepared dataset; calls ``build_locally`` first when there is one and the dataset
     is not prepared.
@@ -118,6 +120,8 @@ def prepared_builder(
     tensorflow()
     import tensorflow_datasets as tfds
 
+    if register is not None:
+        register()  # makes the dataset's own TFDS builder known to tfds.builder
     builder = tfds.builder(name, data_dir=data_dir or None)
     if builder.is_prepared():
         return builder
@@ -137,8 +141,11 @@ def prepared_builder(
 
 
 def load_split(name: str, split: str, data_dir: str) -> dict[str, np.ndarray]:
-    """``{'image': uint8 NHWC, 'label': int32}`` of a prepared split (TFDS slicing such as 'train[:-5000]' works)."""
-    return split_arrays(prepared_builder(name, data_dir), split)
+    """``{'image': uint8 NHWC, 'label': int32}`` of a prepared split (TFDS slicing such as 'train[:-5000]' works);
+    a named dataset's own TFDS builder is registered first."""
+    named = spec.NAMED_DATASETS.get(name)
+    register = named.preparation if named is not None and named.build_locally else None
+    return split_arrays(prepared_builder(name, data_dir, register=register), split)
 
 
 def split_arrays(builder, split: str) -> dict[str, np.ndarray]:

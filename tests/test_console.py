@@ -81,6 +81,24 @@ def test_only_a_callback_into_asyncios_closed_loop_is_a_late_write_callback():
     assert not is_late_write_callback(ours.value)
 
 
+def test_a_native_import_banner_is_filtered_and_every_other_line_kept(tmp_path):
+    """As TensorFlow 2.21 prints its oneDNN notice from C++ (file descriptor 2), whatever TF_CPP_MIN_LOG_LEVEL says."""
+    (tmp_path / "chatty.py").write_text(
+        "import os\nos.write(2, b'I0000 port.cc] oneDNN custom operations are on.\\nkept: a real warning\\n')\n"
+    )
+    script = (
+        "import sys; from resnet_jax.console import QuietNativeImport\n"
+        "sys.meta_path.insert(0, QuietNativeImport('chatty', ('oneDNN custom operations',)))\n"
+        "import importlib.util; assert importlib.util.find_spec('chatty')  # a look does not use the hook up\n"
+        "import chatty; print('imported', chatty.__name__)\n"
+    )
+    environment = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), str(REPO)]))
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=environment)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stderr.splitlines() == ["kept: a real warning"]
+    assert completed.stdout == "imported chatty\n"
+
+
 @pytest.mark.slow
 def test_a_short_digits_run_prints_its_progress_and_results_in_a_few_lines(tmp_path):
     command = [

@@ -265,3 +265,32 @@ def test_the_earlier_preactivation_flag_builds_the_full_preactivation_net():
     assert create_model("wrn28_10", num_classes=10, preactivation=False, **wrn).unit_order == "post"
     with pytest.raises(ValueError, match="set activation_order alone"):
         create_model("cifar_resnet20", num_classes=10, preactivation=True, activation_order="bn_after_addition")
+
+
+ACTIVATED, SQUEEZED = (2, 4, 4, 8), (2, 1, 1, 2)
+
+
+@pytest.mark.parametrize(
+    "order, places",
+    [("post", [ACTIVATED, SQUEEZED, ACTIVATED]), ("full_preactivation", [ACTIVATED, ACTIVATED, SQUEEZED])],
+)
+def test_the_activation_handed_in_with_the_layers_acts_at_each_place_of_the_order_and_in_the_se(order, places):
+    """He et al. 2016b Fig. 4: (a) ReLU after bn1, then the SE's (Hu et al.: between its layers), then after the
+    addition; (e) BN-ReLU before each convolution, then the SE's. Each is the one ``Layers`` carries."""
+    from resnet_jax.models.attention import SqueezeExcitation
+    from resnet_jax.models.efficientnet import MBConv
+    from resnet_jax.models.layers import Layers
+
+    calls = []
+
+    def recorded(x):
+        calls.append(x.shape)
+        return jnp.tanh(x)
+
+    layers = Layers(act=recorded)
+    unit = basic_unit(8, activation_order=order, layers=layers, se=SqueezeExcitation(2, layers, parent=None))
+    unit.init(jax.random.key(0), jnp.ones((2, 4, 4, 8)), train=False)
+    assert calls == places
+    calls.clear()  # EfficientNet's MBConv: after the expansion's BN, after the depthwise BN, inside the SE
+    MBConv(8, 4, 3, 1, 1.0, False, layers).init(jax.random.key(0), jnp.ones((2, 4, 4, 8)), train=False)
+    assert calls == [(2, 4, 4, 32), (2, 4, 4, 32), (2, 1, 1, 2)]

@@ -140,15 +140,15 @@ def split_names(train_split: str, test_split: str, validation_examples: int) -> 
 def open_dataset(settings) -> tuple[arrays.Splits, spec.DatasetSpec] | records.RecordSource:
     """The dataset ``settings.dataset`` names (data settings), opened for the pipeline that feeds it: an in-memory
     one's whole stored splits and spec, or a streamed one's records (``records.RecordSource``)."""
-    kind = spec.kind(settings.dataset)
-    if kind == "folder":
-        return folder.open_folder(spec.folder_path(settings.dataset), settings.data_dir, settings.pipeline)
-    if kind == "tfds":
+    source = spec.parse(settings.dataset)
+    if source.kind == "folder":
+        return folder.open_folder(source.target, settings.data_dir, settings.pipeline)
+    if source.kind == "tfds":
         keys, splits = (settings.image_key, settings.label_key), (settings.train_split, settings.eval_split)
         return tfds_named.open_tfds(
-            settings.dataset, settings.data_dir, keys, splits, settings.download, settings.pipeline
+            source.target, settings.data_dir, keys, splits, settings.download, settings.pipeline
         )
-    if spec.pipeline_of(settings.dataset, settings.pipeline) == spec.STREAMED:
+    if spec.pipeline_of(source, settings.pipeline) == spec.STREAMED:
         return named.named_records(settings.dataset, settings.data_dir, settings.download)
     return named.named_arrays(settings.dataset, settings.data_dir, settings.download)
 

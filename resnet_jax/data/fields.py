@@ -175,9 +175,10 @@ def check_rules(settings: Any) -> None:
     for name in ("scale_range", "random_erasing.area_range"):
         low, high = value_of(settings, name)
         require(low <= high, f"{name} must be (low, high) with low <= high, got {(low, high)}")
-    pipeline = spec.pipeline_of(settings.dataset, settings.pipeline)  # also checks the name's grammar
-    if settings.dataset.startswith(spec.FOLDER_PREFIX):
-        require_filesystem(spec.folder_path(settings.dataset), f"--config.dataset={settings.dataset}")
+    source = spec.parse(settings.dataset)  # ConfigError where the name fits no kind's grammar
+    pipeline = spec.pipeline_of(source, settings.pipeline)
+    if source.kind == "folder":
+        require_filesystem(source.target, f"--config.dataset={settings.dataset}")
     require(
         pipeline != spec.SYNTHETIC or settings.pipeline == spec.AUTO,
         f"pipeline={settings.pipeline!r} chooses how a dataset of images is fed; the synthetic dataset is made "
@@ -188,7 +189,7 @@ def check_rules(settings: Any) -> None:
     _check_erasing(settings, pipeline)
     tfds_only = [name for name in TFDS_ONLY if getattr(settings, name)]
     require(
-        not tfds_only or settings.dataset.startswith(spec.TFDS_PREFIX),
+        not tfds_only or source.kind == "tfds",
         f"{', '.join(tfds_only)} choose{'s' if len(tfds_only) == 1 else ''} the features and splits of a tfds:NAME "
         f"dataset; dataset {settings.dataset!r} is not one. Drop {'it' if len(tfds_only) == 1 else 'them'}.",
     )

@@ -28,13 +28,12 @@ from resnet_jax.data.spec import NAMED_DATASETS
 from resnet_jax.errors import MissingFilesError, exit_on_user_error
 
 
-def prepare_tfds(dataset: str, data_dir: str, manual_dir: str | None) -> str:
-    """Build ``tfds:NAME`` with TFDS's own preparation (files from ``manual_dir`` where the builder asks for
+def prepare_tfds(name: str, data_dir: str, manual_dir: str | None) -> str:
+    """Build ``tfds:NAME`` (``name``) with TFDS's own preparation (files from ``manual_dir`` where the builder asks for
     them); returns its directory."""
-    from resnet_jax.data import spec
     from resnet_jax.data.sources import tfds_named
 
-    builder = tfds_named.builder_of(spec.tfds_name(dataset), data_dir)
+    builder = tfds_named.builder_of(name, data_dir)
     import tensorflow_datasets as tfds
 
     if not builder.is_prepared():
@@ -42,7 +41,7 @@ def prepare_tfds(dataset: str, data_dir: str, manual_dir: str | None) -> str:
         try:
             builder.download_and_prepare(download_config=config)
         except AssertionError as error:  # TFDS's "manual directory ... does not exist or is empty"
-            raise MissingFilesError(f"cannot prepare {dataset}: {' '.join(str(error).split())}") from None
+            raise MissingFilesError(f"cannot prepare tfds:{name}: {' '.join(str(error).split())}") from None
     return str(builder.data_dir)
 
 
@@ -53,13 +52,13 @@ def prepare_any(dataset: str, data_dir: str, manual_dir: str | None, skip_checks
     from resnet_jax import data
     from resnet_jax.data import fields, spec
 
-    kind = spec.kind(dataset)
+    source = spec.parse(dataset)
     location = ""
-    if kind == "named":
+    if source.is_named:
         location = prepare(dataset, data_dir, manual_dir, skip_checksum)
-    elif kind == "tfds":
-        location = prepare_tfds(dataset, data_dir, manual_dir)
-    elif kind == spec.SYNTHETIC:
+    elif source.kind == "tfds":
+        location = prepare_tfds(source.target, data_dir, manual_dir)
+    elif source.kind == spec.SYNTHETIC:
         raise ValueError("the synthetic dataset needs no preparation")
     opened = data.open_dataset(fields.SECTION.defaults(dataset=dataset, data_dir=data_dir))
     dataset_spec = opened[1] if isinstance(opened, tuple) else opened.spec

@@ -210,12 +210,26 @@ def known(name: str) -> DatasetSpec:
     return NAMED_DATASETS[name].spec
 
 
-def kind(dataset: str) -> str:
-    """'synthetic', 'named', 'tfds' or 'folder': how ``dataset`` is read (ConfigError if it is none of them)."""
+@dataclasses.dataclass(frozen=True)
+class DatasetName:
+    """A ``dataset`` field parsed once: its kind ('synthetic', 'named', 'tfds' or 'folder') and what follows the
+    prefix (a named dataset's name, a TFDS builder's NAME[/CONFIG][:VERSION] or a folder's path)."""
+
+    kind: str
+    target: str
+
+    @property
+    def is_named(self) -> bool:
+        """Whether it is one of ``NAMED_DATASETS``."""
+        return self.kind == "named"
+
+
+def parse(dataset: str) -> DatasetName:
+    """How ``dataset`` is read: ConfigError, saying what to write, if it is none of the four kinds."""
     if dataset == SYNTHETIC:
-        return SYNTHETIC
+        return DatasetName(SYNTHETIC, dataset)
     if dataset in NAMED_DATASETS:
-        return "named"
+        return DatasetName("named", dataset)
     if dataset.startswith(TFDS_PREFIX):
         name = dataset[len(TFDS_PREFIX) :]
         if not TFDS_NAME.match(name):
@@ -223,11 +237,11 @@ def kind(dataset: str) -> str:
                 f"dataset={dataset!r}: after 'tfds:' give a TFDS name as tfds.builder takes it, "
                 "NAME[/CONFIG][:VERSION] (e.g. tfds:svhn_cropped, tfds:oxford_flowers102:2.1.1)."
             )
-        return "tfds"
+        return DatasetName("tfds", name)
     if dataset.startswith(FOLDER_PREFIX):
         if not dataset[len(FOLDER_PREFIX) :].strip():
             raise ConfigError("dataset='folder:' needs a path: folder:PATH, where PATH holds train/CLASS/IMAGE files.")
-        return "folder"
+        return DatasetName("folder", dataset[len(FOLDER_PREFIX) :])
     named = (SYNTHETIC, *NAMED_DATASETS)
     close = difflib.get_close_matches(dataset, named, n=1)
     raise ConfigError(
@@ -237,25 +251,14 @@ def kind(dataset: str) -> str:
     )
 
 
-def tfds_name(dataset: str) -> str:
-    """The TFDS builder name of ``tfds:NAME`` (or of a named dataset)."""
-    return dataset[len(TFDS_PREFIX) :] if dataset.startswith(TFDS_PREFIX) else dataset
-
-
-def folder_path(dataset: str) -> str:
-    """The path of ``folder:PATH``."""
-    return dataset[len(FOLDER_PREFIX) :]
-
-
-def pipeline_of(dataset: str, requested: str = AUTO) -> str | None:
-    """'synthetic', 'in_memory' or 'streamed': the pipeline that feeds ``dataset`` when it is known before any
+def pipeline_of(source: DatasetName, requested: str = AUTO) -> str | None:
+    """'synthetic', 'in_memory' or 'streamed': the pipeline that feeds ``source`` when it is known before any
     file is read (named datasets, or a ``requested`` one); None when the images decide (tfds: and folder:)."""
-    how = kind(dataset)
-    if how == SYNTHETIC:
+    if source.kind == SYNTHETIC:
         return SYNTHETIC
-    if how != "named":
+    if not source.is_named:
         return None if requested == AUTO else requested
-    height, width, _ = known(dataset).image_shape
+    height, width, _ = known(source.target).image_shape
     if requested == AUTO:
-        return known(dataset).pipeline
-    return choose_pipeline(None if height is None else {(height, width)}, requested, dataset)
+        return known(source.target).pipeline
+    return choose_pipeline(None if height is None else {(height, width)}, requested, source.target)

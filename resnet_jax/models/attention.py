@@ -2,7 +2,6 @@
 module for every family, which differ only in how its two layers are built (``Excitation``)."""
 
 import dataclasses
-from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -13,16 +12,15 @@ from resnet_jax.models.layers import Layers
 
 @dataclasses.dataclass(frozen=True)
 class Excitation:
-    """How a family builds the two layers of its squeeze-excitation: their names, whether they are 1x1
-    convolutions with a bias (else dense layers) and the activation between them."""
+    """How a family builds the two layers of its squeeze-excitation: their names, and whether they are 1x1
+    convolutions with a bias (else dense layers). The activation between them is the network's (``Layers.act``)."""
 
     names: tuple[str, str]
     convolutional: bool
-    activation: Callable[[jax.Array], jax.Array]
 
 
-RESNET_SE = Excitation(("fc1", "fc2"), convolutional=False, activation=nn.relu)  # Hu et al.: FC, ReLU, FC
-EFFICIENTNET_SE = Excitation(("conv_reduce", "conv_expand"), convolutional=True, activation=nn.swish)  # timm's
+RESNET_SE = Excitation(("fc1", "fc2"), convolutional=False)  # Hu et al.: FC, ReLU, FC
+EFFICIENTNET_SE = Excitation(("conv_reduce", "conv_expand"), convolutional=True)  # timm's: conv, swish, conv
 
 
 class SqueezeExcitation(nn.Module):
@@ -39,7 +37,7 @@ class SqueezeExcitation(nn.Module):
         squeezed = jnp.mean(x.astype(jnp.float32), axis=(1, 2), keepdims=True).astype(self.layers.dtype)
         reduce_name, expand_name = self.excitation.names
         reduce, expand = self._layer(self.hidden, reduce_name), self._layer(x.shape[-1], expand_name)
-        weights = nn.sigmoid(expand(self.excitation.activation(reduce(squeezed))))
+        weights = nn.sigmoid(expand(self.layers.act(reduce(squeezed))))
         return x * weights
 
     def _layer(self, features: int, name: str) -> nn.Module:

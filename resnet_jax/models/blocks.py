@@ -141,10 +141,10 @@ class ResidualUnit(nn.Module):
     def _activate(
         self, place: Place, x: jax.Array, name: str, train: bool, survives: jax.Array | bool, zero_init: bool = False
     ) -> jax.Array:
-        """``x`` through the BN (named ``name``) and the ReLU that sit at ``place``."""
+        """``x`` through the BN (named ``name``) and the activation that sit at ``place``."""
         if place.norm:
             x = self.layers.norm(name, zero_init)(x, train, survives)
-        return nn.relu(x) if place.relu else x
+        return self.layers.act(x) if place.act else x
 
     def _survives(self, train: bool) -> jax.Array | bool:
         """Whether this unit's branch is kept, for the whole batch, in this training step; True when always kept."""

@@ -126,10 +126,10 @@ class MBConv(nn.Module):
         branch = x
         if self.expand_ratio != 1:
             branch = self.layers.conv(in_channels * self.expand_ratio, 1, names["expand"])(branch)
-            branch = nn.swish(self.layers.norm(names["expand_bn"])(branch, train))
+            branch = self.layers.act(self.layers.norm(names["expand_bn"])(branch, train))
         width = branch.shape[-1]
         depthwise = self.layers.conv(width, self.kernel_size, names["depthwise"], self.stride, depthwise=True)
-        branch = nn.swish(self.layers.norm(names["depthwise_bn"])(depthwise(branch), train))
+        branch = self.layers.act(self.layers.norm(names["depthwise_bn"])(depthwise(branch), train))
         se_width = max(1, int(in_channels * SE_RATIO))
         branch = SqueezeExcitation(se_width, self.layers, EFFICIENTNET_SE, name="se")(branch)
         branch = self.layers.conv(self.out_channels, 1, names["project"])(branch)
@@ -192,7 +192,7 @@ class EfficientNet(nn.Module):
         check_images(images, self.input_channels)
         layers = self._layers()
         x = layers.conv(self.round_filters(STEM_CHANNELS), 3, "conv_stem", stride=2)(images.astype(layers.dtype))
-        x = nn.swish(layers.norm("bn1")(x, train))
+        x = layers.act(layers.norm("bn1")(x, train))
         features = {"stem": x}
         stage_units = self.stage_units()
         survivals = iter(survival_probabilities(sum(map(len, stage_units)), self.survival_probability))
@@ -210,7 +210,7 @@ class EfficientNet(nn.Module):
                 )(x, train)
             features[parts.stage(stage_index)] = x
         x = layers.conv(self.round_filters(HEAD_CHANNELS), 1, "conv_head")(x)
-        x = nn.swish(layers.norm("bn2")(x, train))
+        x = layers.act(layers.norm("bn2")(x, train))
         pooled = jnp.mean(x.astype(jnp.float32), axis=(1, 2))
         logits = classify(pooled, self.num_classes, train, self.head_dropout, "classifier")
         if return_features:
@@ -237,7 +237,9 @@ class EfficientNet(nn.Module):
         ]
 
     def _layers(self) -> Layers:
-        return Layers(self.padding, self.bn_momentum, self.bn_epsilon, self.bn_group_size, jnp.dtype(self.dtype))
+        return Layers(
+            self.padding, self.bn_momentum, self.bn_epsilon, self.bn_group_size, nn.swish, jnp.dtype(self.dtype)
+        )
 
 
 def validate_fields(model: EfficientNet) -> None:

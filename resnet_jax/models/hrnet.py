@@ -43,13 +43,14 @@ def conv_bn(
     stride: int,
     prefix: str,
     train: bool,
-    relu: bool = True,
+    activate: bool = True,
     bias: bool = False,
 ) -> jax.Array:
-    """timm's ``Sequential(conv, BN[, ReLU])``: the convolution is ``{prefix}_0``, the BatchNorm ``{prefix}_1``."""
+    """timm's ``Sequential(conv, BN[, ReLU])`` (the ReLU is ``layers.act``): the convolution is ``{prefix}_0``,
+    the BatchNorm ``{prefix}_1``."""
     x = conv(x, layers, features, kernel_size, stride, f"{prefix}_0", bias)
     x = layers.norm(f"{prefix}_1")(x, train)
-    return nn.relu(x) if relu else x
+    return layers.act(x) if activate else x
 
 
 def upsample_nearest(x: jax.Array, factor: int, size: tuple[int, int]) -> jax.Array:
@@ -79,12 +80,12 @@ class ResidualUnit(nn.Module):
             last = index == len(convolutions)
             y = conv(y, self.layers, features, kernel_size, 1, f"conv{index}")
             y = self.layers.norm(f"bn{index}", zero_init=last and self.zero_init_residual)(y, train)
-            y = y if last else nn.relu(y)
+            y = y if last else self.layers.act(y)
         out_width = convolutions[-1][1]
         shortcut = x
         if x.shape[-1] != out_width:
-            shortcut = conv_bn(x, self.layers, out_width, 1, 1, "downsample", train, relu=False)
-        return nn.relu(y + shortcut)
+            shortcut = conv_bn(x, self.layers, out_width, 1, 1, "downsample", train, activate=False)
+        return self.layers.act(y + shortcut)
 
 
 class HighResolutionModule(nn.Module):
@@ -101,7 +102,7 @@ class HighResolutionModule(nn.Module):
         """The fused outputs, one per branch, each at its branch's resolution and width."""
         branches = [self._branch(index, x, train) for index, x in enumerate(branches)]
         return [
-            nn.relu(sum(self._to_branch(target, source, branches, train) for source in range(len(branches))))
+            self.layers.act(sum(self._to_branch(target, source, branches, train) for source in range(len(branches))))
             for target in range(len(branches))
         ]
 
@@ -122,13 +123,13 @@ class HighResolutionModule(nn.Module):
         x, goal = branches[source], branches[target]
         prefix = f"fuse_layers_{target}_{source}"
         if source > target:
-            x = conv_bn(x, self.layers, goal.shape[-1], 1, 1, prefix, train, relu=False)
+            x = conv_bn(x, self.layers, goal.shape[-1], 1, 1, prefix, train, activate=False)
             return upsample_nearest(x, 2 ** (source - target), goal.shape[1:3])
         steps = target - source
         for step in range(steps):
             last = step == steps - 1
             features = goal.shape[-1] if last else x.shape[-1]
-            x = conv_bn(x, self.layers, features, 3, 2, f"{prefix}_{step}", train, relu=not last)
+            x = conv_bn(x, self.layers, features, 3, 2, f"{prefix}_{step}", train, activate=not last)
         return x
 
 
@@ -177,7 +178,7 @@ class HRNet(nn.Module):
         layers = self.layers
         x = images.astype(layers.dtype)
         for index in (1, 2):
-            x = nn.relu(layers.norm(f"bn{index}")(conv(x, layers, STEM_WIDTH, 3, 2, f"conv{index}"), train))
+            x = layers.act(layers.norm(f"bn{index}")(conv(x, layers, STEM_WIDTH, 3, 2, f"conv{index}"), train))
         features = {"stem": x}
         for index in range(self.stage1_blocks):
             x = self._residual_unit(self.stage1_width, f"layer1_{index}")(x, train)

@@ -1,14 +1,14 @@
-"""The toolkit every model family builds with: one conv and norm factory (``Layers``), where BN and ReLU sit
-(``Place``), stochastic depth (``drop_path``), the classifier head (``classify``) and the structure checks
-(``refuse``, ``common_problems``), plus the input checks.
+"""The toolkit every model family builds with: one conv, norm and activation factory (``Layers``), where BN
+and the activation sit (``Place``), stochastic depth (``drop_path``), the classifier head (``classify``) and
+the structure checks (``refuse``, ``common_problems``), plus the input checks.
 
-A family hands one ``Layers`` to each of its units, as Flax's examples hand in ``conv`` and ``norm``: the
-padding convention, the BatchNorm constants, the statistics' group size and the compute dtype are set once,
-where the network is, and every convolution and BatchNorm of the network follows them.
+A family hands one ``Layers`` to each of its units, as Flax's examples hand in ``conv``, ``norm`` and ``act``:
+the padding convention, the BatchNorm constants, the statistics' group size, the activation and the compute
+dtype are set once, where the network is, and every convolution, BatchNorm and activation follows them.
 """
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import jax
@@ -34,13 +34,14 @@ def dense_bias_init(fan_in: int) -> nn.initializers.Initializer:
 
 @dataclasses.dataclass(frozen=True)
 class Layers:
-    """How every convolution and BatchNorm of a network is built (the defaults are PyTorch's).
+    """How every convolution, BatchNorm and activation of a network is built (the defaults are PyTorch's ResNet's).
 
     Attributes:
       padding: 'symmetric' (PyTorch's kernel_size // 2 on each side) or 'same' (TensorFlow's SAME).
       bn_momentum, bn_epsilon: BatchNorm's running-average decay (Flax's convention: PyTorch's 0.1 is 0.9)
         and the epsilon added to the variance.
       bn_group_size: examples sharing BatchNorm statistics in training; 0 = the whole batch.
+      act: the activation (ReLU; EfficientNet's swish), in the units and squeeze-excitation's hidden layer.
       dtype: the compute dtype; parameters stay float32.
     """
 
@@ -48,6 +49,7 @@ class Layers:
     bn_momentum: float = 0.9
     bn_epsilon: float = 1e-5
     bn_group_size: int = 0
+    act: Callable[[jax.Array], jax.Array] = nn.relu
     dtype: Any = jnp.float32
 
     def conv(
@@ -94,13 +96,14 @@ class Layers:
 
 @dataclasses.dataclass(frozen=True)
 class Place:
-    """What sits at one place of a unit: a BatchNorm (``norm``), then a ReLU (``relu``), either, both or none."""
+    """What sits at one place of a unit: a BatchNorm (``norm``), then the activation (``act``: ReLU in He et al.'s
+    orders), either, both or none."""
 
     norm: bool = False
-    relu: bool = False
+    act: bool = False
 
 
-NOTHING, RELU, BN, BN_RELU = Place(), Place(relu=True), Place(norm=True), Place(norm=True, relu=True)
+NOTHING, RELU, BN, BN_RELU = Place(), Place(act=True), Place(norm=True), Place(norm=True, act=True)
 
 
 def drop_path(branch: jax.Array, keep: jax.Array | bool, survival: float, train: bool, inverted: bool) -> jax.Array:

@@ -179,23 +179,23 @@ class ResNet(nn.Module):
                 return x
             x = layers.norm(norm_name)(x, train)
             # A ReLU-only pre-activation unit starts with its own ReLU.
-            return x if self.unit_order == "relu_preactivation" else nn.relu(x)
+            return x if self.unit_order == "relu_preactivation" else layers.act(x)
         if self.stem == "deep":
             for i, (width, stride) in enumerate(zip(DEEP_STEM_WIDTHS, (2, 1), strict=True)):
                 deep_conv, deep_norm = parts.DEEP_STEM_MODULES[2 * i : 2 * i + 2]
-                x = nn.relu(layers.norm(deep_norm)(layers.conv(width, 3, deep_conv, stride)(x), train))
+                x = layers.act(layers.norm(deep_norm)(layers.conv(width, 3, deep_conv, stride)(x), train))
             x = layers.conv(self.stem_width, 3, conv_name)(x)
         else:
             x = layers.conv(self.stem_width, 7, conv_name, 2)(x)
-        x = nn.relu(layers.norm(norm_name)(x, train))
+        x = layers.act(layers.norm(norm_name)(x, train))
         return nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
 
     def _final_activation(self, x: jax.Array, train: bool, layers: Layers) -> jax.Array:
         """The final BN-ReLU of a full pre-activation net, or ReLU of a ReLU-only one (He et al. 2016b)."""
         if self.unit_order == "full_preactivation":
-            return nn.relu(layers.norm(parts.FINAL_NORM)(x, train))
+            return layers.act(layers.norm(parts.FINAL_NORM)(x, train))
         if self.unit_order == "relu_preactivation":
-            return nn.relu(x)
+            return layers.act(x)
         return x
 
     def _inner_width(self, stage: int) -> int:

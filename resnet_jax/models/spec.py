@@ -5,6 +5,9 @@ from typing import Any
 
 from flax import linen as nn
 
+IMAGENET_INPUT_SIZE = 224
+CIFAR_INPUT_SIZE = 32
+
 
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:

@@ -110,19 +110,20 @@ def find_splits(info, train_split: str, eval_split: str, name: str) -> tuple[str
 
 
 def open_tfds(
-    dataset: str,
+    name: str,
     data_dir: str,
     keys: tuple[str, str],
     splits: tuple[str, str],
     download: bool = False,
     pipeline: str = spec.AUTO,
 ) -> tuple[arrays.Splits, spec.DatasetSpec] | records.RecordSource:
-    """``tfds:NAME`` for its pipeline: the train and test splits and spec of an in-memory one (from the numpy
-    copy, written on first use; no TensorFlow after that), or the records of a streamed one.
+    """``tfds:NAME`` (``name``: NAME[/CONFIG][:VERSION]) for its pipeline: the train and test splits and spec of
+    an in-memory one (from the numpy copy, written on first use; no TensorFlow after that), or the records of a
+    streamed one.
 
     ``pipeline`` 'auto' holds images of one size up to ``spec.IN_MEMORY_MAX_SIDE`` in memory and streams
     larger or varying ones."""
-    name = spec.tfds_name(dataset)
+    dataset = f"{spec.TFDS_PREFIX}{name}"
     choice = json.dumps([name, *keys, *splits])
     stem = f"tfds_{_file_stem(name)}_{hashlib.sha256(choice.encode()).hexdigest()[:12]}"
     numpy_copy = arrays.copy_path(stem, data_dir)

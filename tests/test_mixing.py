@@ -9,9 +9,9 @@ import pytest
 from conftest import random_variables
 from scipy import stats
 
+from resnet_jax.data.augment.mixing import MIXING_STREAM, Mixing, mix
 from resnet_jax.models import create_model
 from resnet_jax.train import sharding
-from resnet_jax.train.mixing import MIXING_STREAM, Mixing, mix
 from resnet_jax.train.state import create_train_state
 from resnet_jax.train.step import cross_entropy, make_train_step
 

@@ -1,14 +1,13 @@
 """Input pipelines behind one interface: ``create_datasets(config, ...)`` -> ``Datasets``.
 
-The package has three parts: ``sources`` (where examples come from and how each is prepared), ``pipelines``
-(synthetic, in-memory, streamed) and ``augment`` (each augmentation in one place); ``spec`` owns every
-dataset fact. Train batches are a deterministic function of the step, so resuming at step N reproduces
-the data position exactly. Eval batches are padded and masked so every example counts once. The test
-split is always evaluated (``eval/*``); with ``validation_examples`` a held-out part of the train split
-is too (``val/*``). Images stay uint8 up to the devices; ``Datasets.normalisation`` is applied in the step.
-The synthetic dataset needs only numpy and jax. In-memory datasets are read from their numpy copy and
-batched by JAX, on the devices or on the host. Streamed datasets (ImageNet, photos) import TensorFlow
-lazily and run tf.data on the host CPU over TFDS records.
+Three parts: ``sources`` (where examples come from and how each is prepared), ``pipelines`` (synthetic,
+in-memory, streamed) and ``augment`` (each augmentation in one place: of one example, and of a batch, ``mixing``,
+which the train step applies and reaches here); ``spec`` owns every dataset fact. Train batches are a function
+of the step, so resuming at step N reproduces the data position exactly. Eval batches are padded and masked so
+every example counts once: the test split always (``eval/*``), with ``validation_examples`` a held-out part of the
+train split too (``val/*``). Images stay uint8 up to the devices; ``Datasets.normalisation`` is applied in the
+step. In-memory datasets are read from their numpy copy and batched by JAX, on the devices or on the host;
+streamed ones (ImageNet, photos) import TensorFlow lazily and run tf.data on the host CPU over TFDS records.
 """
 
 import dataclasses
@@ -19,6 +18,7 @@ import numpy as np
 
 from resnet_jax.data import spec
 from resnet_jax.data.augment import crops, erasing, pad_crop
+from resnet_jax.data.augment.mixing import MIXING_STREAM, NO_MIXING, Mixing, mix  # noqa: F401 (the step's)
 from resnet_jax.data.augment.normalisation import Normalisation
 from resnet_jax.data.fields import DEFAULT_CROP, check_pipeline_options
 from resnet_jax.data.pipelines import batching, in_memory, synthetic

@@ -16,10 +16,10 @@ import jax
 import jax.numpy as jnp
 from clu import metrics as clu_metrics
 
+from resnet_jax.data import NO_MIXING, Mixing
 from resnet_jax.train import sharding
 from resnet_jax.train.feed import Feed
 from resnet_jax.train.fields import parse_parts
-from resnet_jax.train.mixing import NO_MIXING, Mixing
 from resnet_jax.train.state import TrainState
 from resnet_jax.train.step import make_eval_step, make_train_step
 

@@ -15,8 +15,8 @@ import jax.numpy as jnp
 import optax
 from flax import linen as nn
 
+from resnet_jax.data import MIXING_STREAM, NO_MIXING, Mixing, mix
 from resnet_jax.models import parts
-from resnet_jax.train.mixing import MIXING_STREAM, NO_MIXING, Mixing, mix
 from resnet_jax.train.state import TrainState
 
 Batch = dict[str, jax.Array]
@@ -101,7 +101,7 @@ def make_train_step(
     """Build ``train_step(state, batch) -> (state, outputs)`` for ``batch = {'image', 'label'}``.
 
     ``normalise`` maps the batch's images to the model's input (the dataset's ``Normalisation``);
-    ``mixing`` then applies Cutout, Mixup or CutMix to the global batch (``resnet_jax.train.mixing``),
+    ``mixing`` then applies Cutout, Mixup or CutMix to the global batch (``resnet_jax.data.augment.mixing``),
     and the loss weighs each example's label and its partner's.
 
     With ``grad_accum_steps = k`` the batch is processed as k microbatches; gradients are averaged

@@ -221,9 +221,11 @@ def test_forward_matches_the_reference():
 # --- training and the module's contract ----------------------------------------------------------------------
 
 
+TINY = dict(num_classes=2, width=2, modules_per_stage=(1, 1, 1), blocks_per_branch=1, stage1_blocks=1, stage1_width=2)
+
+
 def test_every_parameter_gets_a_gradient():
-    spec = SPECS["hrnet_w18_small"]
-    model = spec.module(num_classes=3, **spec.kwargs)
+    model = HRNet(**TINY | {"num_classes": 3})  # every stage, branch and fusion of the registered nets, narrow
     images = jax.random.normal(jax.random.key(0), (4, 32, 32, 3))
     labels = jnp.array([0, 1, 2, 1])
     variables = random_variables(model, 32)
@@ -239,9 +241,6 @@ def test_every_parameter_gets_a_gradient():
     dead = [path for path, grad in flat.items() if not np.any(np.asarray(grad))]
     assert not dead, f"parameters without gradient: {dead[:10]}"
     assert len(flat) == len(traverse_util.flatten_dict(variables["params"]))
-
-
-TINY = dict(num_classes=2, width=2, modules_per_stage=(1, 1, 1), blocks_per_branch=1, stage1_blocks=1, stage1_width=2)
 
 
 def test_zero_init_residual_zeroes_exactly_the_last_bn_of_each_block():

@@ -94,6 +94,9 @@ def test_a_full_filesystem_then_a_read_only_one_each_stop_with_a_paragraph_and_l
     assert_same(final_state(workdir), final_state(uninterrupted), relative=0)
 
 
+# The ENOSPC paragraph through the command: the tmpfs test above; without a checkpoint yet: test_storage; a rerun
+# that ends as a lone run: test_resume.
+@pytest.mark.extended
 def test_a_writer_failing_with_enospc_stops_with_a_paragraph_and_the_rerun_ends_as_a_lone_run(tmp_path, uninterrupted):
     workdir = tmp_path / "run"
     workdir.mkdir()

@@ -71,11 +71,13 @@ def test_random_streams_keep_the_ids_every_recorded_run_used():
     assert {stream.name: int(stream) for stream in SyntheticStream} == {"TRAIN": 0, "EVAL": 1}
 
 
-def test_a_dataset_and_a_model_registered_from_outside_the_package_train_by_their_names(tmp_path):
-    """tests/toy_dataset.py registers ``toy_stripes`` and tests/toy_model.py the ``toy_convnet`` family as a user's
-    modules would: the config names them, the run prepares the dataset from its builder, writes its numpy copy
-    and trains the model on it, with no change to the package."""
+def test_a_dataset_a_model_and_an_augmentation_registered_from_outside_the_package_train_by_their_names(tmp_path):
+    """tests/toy_dataset.py registers ``toy_stripes``, tests/toy_model.py the ``toy_convnet`` family and
+    tests/toy_augmentation.py a batch augmentation, as a user's modules would: the config names them, the run
+    prepares the dataset from its builder, writes its numpy copy and trains the model on it, each batch
+    augmented in the train step, with no change to the package."""
     pytest.importorskip("tensorflow_datasets", reason="the toy dataset is a TFDS builder: the tfds extra")
+    import toy_augmentation
     import toy_dataset
     import toy_model
 
@@ -90,11 +92,12 @@ def test_a_dataset_and_a_model_registered_from_outside_the_package_train_by_thei
         registry.register_models(toy_model.SPECS)
     config = digits.get_config()
     config.update(dict(dataset="toy_stripes", data_dir=str(tmp_path / "tfds"), num_classes=0, batch_size=16))
-    config.update(dict(model="toy_convnet"))
+    config.update(dict(model="toy_convnet", batch_augmentations=(toy_augmentation.NAME,)))
     config.update(dict(num_train_steps=12, log_every_steps=6, eval_every_steps=12, checkpoint_every_steps=12))
     config.update(dict(warmup_epochs=0.0, compilation_cache_dir="none"))
     results = loop.train_and_evaluate(config, tmp_path / "run")
     assert results["step"] == 12 and results["num_eval_examples"] == toy_dataset.SPLITS["test"]
     assert (tmp_path / "tfds" / "resnet_jax_arrays" / "toy_stripes.npz").exists()
     assert json.loads((tmp_path / "run" / "config.json").read_text())["model"] == "toy_convnet"
+    assert (16, 8, 8, 1) in toy_augmentation.TRACES  # inside the compiled train step, on the global batch
     assert results["eval/top1"] > 1 / 3  # the stripes' direction is learnable in 12 steps

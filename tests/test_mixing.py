@@ -154,3 +154,23 @@ def test_a_cutmix_run_resumed_halfway_ends_bitwise_equal_to_an_uninterrupted_one
         not np.array_equal(a, b)
         for a, b in zip(jax.tree_util.tree_leaves(first_steps), jax.tree_util.tree_leaves(moved), strict=True)
     )
+
+
+def test_a_registered_batch_augmentation_runs_first_on_its_own_key_and_an_unknown_name_is_refused():
+    import toy_augmentation
+
+    from resnet_jax.config_schema import default_config
+    from resnet_jax.data.augment.mixing import NAMED_STREAM
+    from resnet_jax.errors import ConfigError
+    from resnet_jax.train.settings import validate
+
+    images = jax.random.normal(jax.random.key(0), (8, 4, 4, 1))
+    key = jax.random.key(5)
+    mixed = mix(images, key, Mixing(named=(toy_augmentation.NAME,)))
+    flipped = jax.random.bernoulli(jax.random.fold_in(key, NAMED_STREAM), 0.5, (8, 1, 1, 1))
+    np.testing.assert_array_equal(mixed.images, np.where(flipped, -images, images))  # drawn by hand
+    assert 0 < int(flipped.sum()) < 8 and float(mixed.weight) == 1.0
+    config = default_config()
+    config.batch_augmentations = ("toy_negate_halff",)
+    with pytest.raises(ConfigError, match="'toy_negate_halff' is not registered.*did you mean 'toy_negate_half'"):
+        validate(config)

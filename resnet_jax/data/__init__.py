@@ -18,7 +18,15 @@ import numpy as np
 
 from resnet_jax.data import spec
 from resnet_jax.data.augment import crops, erasing, pad_crop
-from resnet_jax.data.augment.mixing import MIXING_STREAM, NO_MIXING, Mixing, mix  # noqa: F401 (the step's)
+from resnet_jax.data.augment.mixing import (  # noqa: F401 (the step's, and the registry of batch augmentations)
+    BATCH_AUGMENTATIONS,
+    MIXING_STREAM,
+    NO_MIXING,
+    Mixing,
+    check_batch_augmentations,
+    mix,
+    register_batch_augmentation,
+)
 from resnet_jax.data.augment.normalisation import Normalisation
 from resnet_jax.data.fields import DEFAULT_CROP, check_pipeline_options
 from resnet_jax.data.pipelines import batching, in_memory, synthetic
@@ -118,14 +126,6 @@ class Datasets:
             self.in_memory.check_length(num_train_steps)
 
 
-def random_erasing_settings(config) -> erasing.RandomErasing:
-    """The data settings' ``random_erasing`` group as the augmentation's parameters."""
-    group = config.random_erasing
-    return erasing.RandomErasing(
-        group.probability, group.area_range, group.min_aspect_ratio, group.fill, group.fill_value, group.sampler
-    )
-
-
 def split_names(train_split: str, test_split: str, validation_examples: int) -> dict[str, str]:
     """TFDS split specs for training and for each evaluated split; the held-out part is the train split's tail."""
     if not validation_examples:
@@ -186,7 +186,7 @@ def _in_memory(config, stored, dataset_spec, placement: Placement, seed: int, nu
     train = splits.pop("train")
     _check_imagenet_statistics(config, train["image"].shape[-1])
     normalisation = Normalisation.from_images(train["image"], config.normalisation)
-    settings = random_erasing_settings(config)
+    settings = erasing.RandomErasing(**dataclasses.asdict(config.random_erasing))  # the same fields
     augmentation = pad_crop.Augmentation(config.crop_padding, config.pad_mode, config.random_flip, settings)
     fill = erasing.fill_colour_for(settings, normalisation.mean, normalisation.std)
     batch_arguments = dict(seed=seed, augmentation=augmentation, fill_colour=fill)

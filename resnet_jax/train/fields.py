@@ -106,6 +106,13 @@ RUN_FIELDS = (
         range=UNIT_INTERVAL,
     ),
     Field(
+        "batch_augmentations",
+        (),
+        "registered batch augmentations applied, in this order, to each normalised train batch on the device, "
+        "before Cutout, Mixup and CutMix (register_batch_augmentation, from your config's imports)",
+        element=str,
+    ),
+    Field(
         "ema_decay", 0.0, "> 0: keep an EMA of the parameters, also evaluated (eval_ema/*, val_ema/*)", range=FRACTION
     ),
     Field(
@@ -185,7 +192,7 @@ def check_optimisation_rules(settings: Any) -> None:
 
 
 def check_run_rules(settings: Any) -> None:
-    """A length, one way of mixing batches, and W&B installed when asked for."""
+    """A length, one way of mixing batches, registered batch augmentations, and W&B installed when asked for."""
     require(
         settings.num_train_steps > 0 or settings.num_epochs > 0,
         f"set num_train_steps > 0 or num_epochs > 0 (got {settings.num_train_steps} and {settings.num_epochs})",
@@ -194,6 +201,11 @@ def check_run_rules(settings: Any) -> None:
         not (settings.mixup_alpha > 0 and settings.cutmix_alpha > 0),
         "set mixup_alpha or cutmix_alpha, not both: a batch is mixed one way",
     )
+    if settings.batch_augmentations:
+        from resnet_jax.data import check_batch_augmentations
+
+        problem = check_batch_augmentations(settings.batch_augmentations)
+        require(not problem, problem)
     if settings.wandb_project:
         from resnet_jax.train import tracking
 

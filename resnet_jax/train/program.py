@@ -39,7 +39,9 @@ class StepOptions:
     @classmethod
     def from_settings(cls, run: Any, optimisation: Any) -> "StepOptions":
         """The step's choices from the run and optimisation settings (which parts are frozen, and how they run)."""
-        mixing = Mixing(run.cutout_size, run.mixup_alpha, run.cutmix_alpha, run.cutmix_probability)
+        mixing = Mixing(
+            run.cutout_size, run.mixup_alpha, run.cutmix_alpha, run.cutmix_probability, run.batch_augmentations
+        )
         frozen = parse_parts(optimisation.freeze) if optimisation.freeze_mode == "inference" else ()
         return cls(run.label_smoothing, run.grad_accum_steps, run.ema_decay, mixing, tuple(frozen))
 

@@ -13,30 +13,61 @@ batch is one array whatever its sharding).
   lambda becomes the kept area's fraction.
 
 The loss is lambda CE(y) + (1 - lambda) CE(y[perm]) (``Mixed``); training top-1 counts y.
+
+Before them, the batch augmentations a run names in ``batch_augmentations``: label-preserving functions
+``(images, key) -> images`` registered once, by name, with ``register_batch_augmentation``, from this package or
+any module of one's own (``tests/toy_augmentation.py``), each drawing from its own key.
 """
 
 import dataclasses
+import difflib
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 MIXING_STREAM = 2**30  # folded into the step's key; the dropout keys use the microbatch indices 0, 1, ...
+NAMED_STREAM = 2**20  # folded into the mixing key, plus the position of a named augmentation in the run's list
+BatchAugmentation = Callable[[jax.Array, jax.Array], jax.Array]  # (normalised images, key) -> images
+BATCH_AUGMENTATIONS: dict[str, BatchAugmentation] = {}
+
+
+def register_batch_augmentation(name: str, augmentation: BatchAugmentation) -> None:
+    """Make ``augmentation`` available to runs as ``batch_augmentations=(name,)``; a name taken is refused."""
+    if name in BATCH_AUGMENTATIONS:
+        raise ValueError(f"batch augmentation {name!r} is registered already; choose another name")
+    BATCH_AUGMENTATIONS[name] = augmentation
+
+
+def check_batch_augmentations(names: tuple[str, ...]) -> str:
+    """Why ``names`` cannot be applied (one is not registered, with the closest name), or ''."""
+    for name in names:
+        if name not in BATCH_AUGMENTATIONS:
+            close = difflib.get_close_matches(name, list(BATCH_AUGMENTATIONS), n=1)
+            registered = ", ".join(map(repr, BATCH_AUGMENTATIONS)) or "none"
+            return (
+                f"batch augmentation {name!r} is not registered (registered: {registered})"
+                + (f"; did you mean {close[0]!r}?" if close else "")
+                + ": import the module that registers it in your config file"
+            )
+    return ""
 
 
 @dataclasses.dataclass(frozen=True)
 class Mixing:
-    """The batch augmentations of a run: 0 turns each off."""
+    """The batch augmentations of a run: 0 turns each off; ``named``: the registered ones, applied first."""
 
     cutout_size: int = 0
     mixup_alpha: float = 0.0
     cutmix_alpha: float = 0.0
     cutmix_probability: float = 1.0
+    named: tuple[str, ...] = ()
 
     @property
     def active(self) -> bool:
-        """Whether any of the three is on."""
-        return self.cutout_size > 0 or self.mixes
+        """Whether any batch augmentation is on."""
+        return self.cutout_size > 0 or self.mixes or bool(self.named)
 
     @property
     def mixes(self) -> bool:
@@ -73,7 +104,10 @@ def _box(centre_y, centre_x, box_height, box_width, height: int, width: int) -> 
 
 
 def mix(images: jax.Array, key: jax.Array, mixing: Mixing) -> Mixed:
-    """The batch after Cutout, then Mixup or CutMix, as ``mixing`` says (see the module's docstring)."""
+    """The batch after the named augmentations, Cutout, then Mixup or CutMix, as ``mixing`` says (see the module's
+    docstring)."""
+    for position, name in enumerate(mixing.named):
+        images = BATCH_AUGMENTATIONS[name](images, jax.random.fold_in(key, NAMED_STREAM + position))
     batch, height, width = images.shape[:3]
     cutout_key, permutation_key, mixup_key, cutmix_key = jax.random.split(key, 4)
     if mixing.cutout_size:

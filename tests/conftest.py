@@ -127,3 +127,20 @@ def datasets_for(config, batch: int, eval_batch: int = 0, process_index: int = 0
     return data.create_datasets(
         settings.data, placement, seed=settings.run.seed, num_classes=settings.model.num_classes
     )
+
+
+@pytest.fixture
+def toy_extensions(monkeypatch):
+    """tests/toy_model.py and tests/toy_augmentation.py, registered for this test alone: each registry is a copy
+    that the test's end puts back, so no other test sees the toys."""
+    import importlib
+
+    from resnet_jax.data.augment import mixing
+    from resnet_jax.models import registry
+
+    monkeypatch.setattr(registry, "MODELS", dict(registry.MODELS))
+    monkeypatch.setattr(mixing, "BATCH_AUGMENTATIONS", dict(mixing.BATCH_AUGMENTATIONS))
+    def registered(name: str):  # importing registers the toy; a second test's registers it again
+        return importlib.reload(sys.modules[name]) if name in sys.modules else importlib.import_module(name)
+
+    return registered("toy_model"), registered("toy_augmentation")

@@ -71,15 +71,17 @@ def test_random_streams_keep_the_ids_every_recorded_run_used():
     assert {stream.name: int(stream) for stream in SyntheticStream} == {"TRAIN": 0, "EVAL": 1}
 
 
-def test_a_dataset_a_model_and_an_augmentation_registered_from_outside_the_package_train_by_their_names(tmp_path):
+def test_a_dataset_a_model_and_an_augmentation_registered_from_outside_the_package_train_by_their_names(
+    tmp_path, toy_extensions
+):
     """tests/toy_dataset.py registers ``toy_stripes``, tests/toy_model.py the ``toy_convnet`` family and
     tests/toy_augmentation.py a batch augmentation, as a user's modules would: the config names them, the run
     prepares the dataset from its builder, writes its numpy copy and trains the model on it, each batch
     augmented in the train step, with no change to the package."""
     pytest.importorskip("tensorflow_datasets", reason="the toy dataset is a TFDS builder: the tfds extra")
-    import toy_augmentation
     import toy_dataset
-    import toy_model
+
+    toy_model, toy_augmentation = toy_extensions
 
     from configs import digits
     from resnet_jax.data import spec

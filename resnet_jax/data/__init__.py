@@ -18,14 +18,12 @@ import numpy as np
 
 from resnet_jax.data import spec
 from resnet_jax.data.augment import crops, erasing, pad_crop
-from resnet_jax.data.augment.mixing import (  # noqa: F401 (the step's, and the registry of batch augmentations)
-    BATCH_AUGMENTATIONS,
+from resnet_jax.data.augment.mixing import (  # noqa: F401 (the train step's and the run fields' check)
     MIXING_STREAM,
     NO_MIXING,
     Mixing,
     check_batch_augmentations,
     mix,
-    register_batch_augmentation,
 )
 from resnet_jax.data.augment.normalisation import Normalisation
 from resnet_jax.data.fields import DEFAULT_CROP, check_pipeline_options

@@ -55,12 +55,12 @@ def dead_pid() -> int:
 def test_a_lease_names_this_process_and_is_gone_after_release(workdir):
     mine = Lease(workdir, heartbeat_s=0.1)
     mine.acquire()
-    try:
-        record = json.loads((workdir / lease.LEASE_FILE).read_text())
-        assert (record["host"], record["pid"]) == (mine.host, os.getpid())
-        assert record["token"] == mine.token and record["started"] <= record["heartbeat"] <= time.time()
+    try:  # read as another run reads it, while the heartbeat rewrites it every 0.1 s
+        record = Lease(workdir).read()
+        assert (record.host, record.pid) == (mine.host, os.getpid())
+        assert record.token == mine.token and record.started <= record.heartbeat <= time.time()
         time.sleep(0.5)
-        assert json.loads((workdir / lease.LEASE_FILE).read_text())["heartbeat"] > record["heartbeat"]  # it beats
+        assert Lease(workdir).read().heartbeat > record.heartbeat  # it beats
     finally:
         mine.release()
     assert not (workdir / lease.LEASE_FILE).exists()
@@ -157,3 +157,23 @@ def test_the_holder_is_described_with_its_heartbeat_age():
     holder = Holder("node-a", 7, None, started=0.0, heartbeat=100.0, token="x")
     assert holder.describe(now=130.0).startswith("host node-a, pid 7, since 1970-01-01")
     assert holder.describe(now=130.0).endswith("(heartbeat 30 s ago)")
+
+
+def test_a_record_rewritten_while_it_is_read_is_read_again_and_other_errors_are_raised(tmp_path, monkeypatch):
+    """TensorFlow's gs:// reader raises "File contents are inconsistent" when a heartbeat replaced the object
+    mid-read (seen in a CI-like run); the next read sees the new record."""
+    write_holder(epath.Path(tmp_path), token="theirs")
+    reads = []
+    read_text = epath.Path.read_text
+
+    def rewritten_twice(path, *args, **kwargs):
+        reads.append(path)
+        if len(reads) <= 2:
+            raise RuntimeError(f"File contents are inconsistent for file: {path} @ 0.")
+        return read_text(path, *args, **kwargs)
+
+    monkeypatch.setattr(epath.Path, "read_text", rewritten_twice)
+    assert Lease(epath.Path(tmp_path)).read().token == "theirs" and len(reads) == 3
+    monkeypatch.setattr(epath.Path, "read_text", lambda *_: (_ for _ in ()).throw(RuntimeError("permission denied")))
+    with pytest.raises(RuntimeError, match="permission denied"):
+        Lease(epath.Path(tmp_path)).read()

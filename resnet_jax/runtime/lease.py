@@ -38,6 +38,9 @@ STALE_AFTER_S = 90.0  # a requeued job on another host waits at most this long f
 SETTLE_S = {"local": 0.0, "remote": 2.0}  # how long a bucket write is left before it is read back
 POLL_S = 1.0
 UNREADABLE = "unreadable"  # what ``Lease.read`` returns for a record cut short
+# TensorFlow's gs:// reader refuses an object rewritten while it reads it ("File contents are inconsistent"): the
+# holder's heartbeat did that, and a read a moment later sees the new record.
+REWRITTEN_WHILE_READ, READ_TRIES = "contents are inconsistent", 5
 
 
 class WorkdirInUse(UserError, RuntimeError):
@@ -114,7 +117,18 @@ class Lease:
         self._thread: threading.Thread | None = None
 
     def read(self) -> "Holder | None | str":
-        """The current holder; None when there is no lease, ``UNREADABLE`` for a record cut short."""
+        """The current holder; None when there is no lease, ``UNREADABLE`` for a record cut short. A record that
+        a heartbeat rewrote while it was read is read again (``READ_TRIES`` reads in all)."""
+        for _ in range(READ_TRIES - 1):
+            try:
+                return self._read_once()
+            except Exception as error:  # noqa: BLE001 (TensorFlow's errors are not OSErrors)
+                if REWRITTEN_WHILE_READ not in str(error):
+                    raise
+            time.sleep(0.05)
+        return self._read_once()
+
+    def _read_once(self) -> "Holder | None | str":
         try:
             return Holder(**json.loads(self.path.read_text()))
         except FileNotFoundError:

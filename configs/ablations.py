@@ -35,7 +35,7 @@ import ml_collections
 
 from configs import cifar10, common, random_erasing
 
-# Each row: the config fields it sets on the recipe (the model's variant fields, models.options.VARIANT_FIELDS).
+# Each row: the config fields it sets on the recipe (the model's variant fields, models.options.variant_defaults()).
 HE2016B_ROWS = {
     "original": {},
     "shortcut_half": dict(shortcut_scale=0.5),

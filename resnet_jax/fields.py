@@ -155,23 +155,30 @@ class Section:
     Attributes:
       name: the section's name in listings (model, data, optimisation, run).
       owner: the package that declares and reads it.
-      fields: its fields, in listing order.
+      declared: its fields, in listing order, or a function giving them when they are read (a registry that
+        modules outside the package add to).
       check_rules: ``(settings) -> None``: the checks between its fields that one field cannot make; raises
         ConfigError saying what to change.
     """
 
     name: str
     owner: str
-    fields: tuple[Field, ...]
+    declared: tuple[Field, ...] | Callable[[], tuple[Field, ...]]
     check_rules: Callable[[Any], None] = lambda settings: None
 
     @property
+    def fields(self) -> tuple[Field, ...]:
+        """The section's fields as declared now."""
+        return self.declared() if callable(self.declared) else self.declared
+
+    @property
     def settings_type(self) -> type:
-        """The frozen dataclass of this section's values (groups are nested dataclasses)."""
-        return _SETTINGS_TYPES.setdefault(
-            (self.owner, self.name),
-            _settings_type(f"{self.name.title()}Settings", nested([(f.name, f.default) for f in self.fields])),
-        )
+        """The frozen dataclass of this section's values (groups are nested dataclasses), made once per field list."""
+        defaults = [(f.name, f.default) for f in self.fields]
+        key = (self.owner, self.name, tuple((name, type(default)) for name, default in defaults))
+        if key not in _SETTINGS_TYPES:
+            _SETTINGS_TYPES[key] = _settings_type(f"{self.name.title()}Settings", nested(defaults))
+        return _SETTINGS_TYPES[key]
 
     def settings(self, config: Any, **changes: Any) -> Any:
         """This section's settings from a ConfigDict, a dict or another section's settings; tuple fields become
@@ -187,7 +194,7 @@ class Section:
         return self.settings(nested([(f.name, f.default) for f in self.fields]), **changes)
 
 
-_SETTINGS_TYPES: dict[tuple[str, str], type] = {}
+_SETTINGS_TYPES: dict[tuple, type] = {}
 
 
 def _as_declared(value: Any, field: Field) -> Any:

@@ -131,16 +131,18 @@ def datasets_for(config, batch: int, eval_batch: int = 0, process_index: int = 0
 
 @pytest.fixture
 def toy_extensions(monkeypatch):
-    """tests/toy_model.py and tests/toy_augmentation.py, registered for this test alone: each registry is a copy
-    that the test's end puts back, so no other test sees the toys."""
+    """tests/toy_model.py, tests/toy_augmentation.py and tests/toy_option.py, registered for this test alone: each
+    registry is a copy that the test's end puts back, so no other test sees the toys."""
     import importlib
 
     from resnet_jax.data.augment import mixing
-    from resnet_jax.models import registry
+    from resnet_jax.models import options, registry
 
     monkeypatch.setattr(registry, "MODELS", dict(registry.MODELS))
     monkeypatch.setattr(mixing, "BATCH_AUGMENTATIONS", dict(mixing.BATCH_AUGMENTATIONS))
+    monkeypatch.setattr(options, "BY_NAME", dict(options.BY_NAME))
+
     def registered(name: str):  # importing registers the toy; a second test's registers it again
         return importlib.reload(sys.modules[name]) if name in sys.modules else importlib.import_module(name)
 
-    return registered("toy_model"), registered("toy_augmentation")
+    return registered("toy_model"), registered("toy_augmentation"), registered("toy_option")

@@ -17,7 +17,7 @@ from resnet_jax.errors import ConfigError
 from resnet_jax.fields import Field, Section, set_names
 from resnet_jax.ranges import Range
 from resnet_jax.train.fields import parse_parts
-from resnet_jax.train.settings import FIELDS, SECTIONS, settings_of
+from resnet_jax.train.settings import SECTIONS, all_fields, settings_of
 
 REPO = Path(__file__).resolve().parents[1]
 # The fields DESIGN.md fixes as the public contract of every config.
@@ -45,7 +45,7 @@ def test_every_field_of_every_config_is_declared(module, arg):
 
 
 def test_the_contract_fields_are_declared_and_names_are_unique():
-    names = [field.name for field in FIELDS]
+    names = [field.name for field in all_fields()]
     assert len(names) == len(set(names))
     assert set(CONTRACT_FIELDS) <= set(names)
 
@@ -170,9 +170,9 @@ def config_schema_value(values, name: str):
 
 def test_every_field_has_a_doc_and_one_owner_and_a_consistent_type():
     owners = [field.name for section in SECTIONS for field in section.fields]
-    assert len(owners) == len(set(owners)) == len(FIELDS)
+    assert len(owners) == len(set(owners)) == len(all_fields())
     assert {section.owner for section in SECTIONS} == {"resnet_jax.models", "resnet_jax.data", "resnet_jax.train"}
-    for field in FIELDS:
+    for field in all_fields():
         assert field.doc, field.name
         field.check(field.default)
         if isinstance(field.default, tuple):
@@ -187,17 +187,16 @@ def test_the_old_dropout_rate_field_is_refused_with_a_paragraph_naming_its_two_n
 
 def test_the_help_listing_and_the_sweep_check_come_from_the_schema(monkeypatch):
     listing = config_schema.help_text()
-    for field in FIELDS:
+    for field in all_fields():
         assert re.search(rf"^    {re.escape(field.name)} = ", listing, re.MULTILINE), field.name
-    extra = Field("mixup_alpha", 0.0, "Mixup's alpha")
+    extra = Field("toy_alpha", 0.0, "a toy's alpha")
     monkeypatch.setattr(config_schema, "SECTIONS", (*SECTIONS, Section("extra", "tests", (extra,))))
-    monkeypatch.setitem(config_schema.BY_NAME, "mixup_alpha", extra)
-    assert "mixup_alpha = 0.0: Mixup's alpha" in config_schema.help_text()
-    assert "`mixup_alpha`" in config_schema.markdown_table()
-    sweep.check_fields("configs/digits.py", ["mixup_alpha"])  # declared: the sweep accepts it
-    monkeypatch.delitem(config_schema.BY_NAME, "mixup_alpha")
-    with pytest.raises(ValueError, match="'mixup_alpha' is not a field of configs/digits.py"):
-        sweep.check_fields("configs/digits.py", ["mixup_alpha"])
+    assert "toy_alpha = 0.0: a toy's alpha" in config_schema.help_text()
+    assert "`toy_alpha`" in config_schema.markdown_table()
+    sweep.check_fields("configs/digits.py", ["toy_alpha"])  # declared: the sweep accepts it
+    monkeypatch.setattr(config_schema, "SECTIONS", SECTIONS)
+    with pytest.raises(ValueError, match="'toy_alpha' is not a field of configs/digits.py"):
+        sweep.check_fields("configs/digits.py", ["toy_alpha"])
 
 
 def test_every_architecture_option_is_declared_once_and_the_config_derives_its_fields():
@@ -205,20 +204,19 @@ def test_every_architecture_option_is_declared_once_and_the_config_derives_its_f
     has its default, doc, choices and range, and the variant list is the options marked variant."""
     import dataclasses
 
-    from resnet_jax.config_schema import BY_NAME
     from resnet_jax.models import ResNet
-    from resnet_jax.models.options import OPTIONS, VARIANT_FIELDS
+    from resnet_jax.models.options import OPTIONS, variant_defaults
+    from resnet_jax.train.settings import fields_by_name
 
     resnet_fields = {field.name for field in dataclasses.fields(ResNet)}
     for option in OPTIONS:
         assert option.name in resnet_fields, option.name
-        field = BY_NAME[option.name]
+        field = fields_by_name()[option.name]
         assert (field.default, field.doc, field.range) == (option.default, option.doc, option.range)
         assert field.allowed_values() == option.config_choices()
-    assert VARIANT_FIELDS == tuple(option.name for option in OPTIONS if option.variant)
-    assert set(VARIANT_FIELDS) == {
-        "shortcut", "activation_order", "se_ratio", "stochastic_depth", "shortcut_scale", "branch_scale", "gate",
-        "gate_bias_init", "shortcut_dropout",
+    assert variant_defaults() == {
+        "shortcut": "", "activation_order": "", "se_ratio": 0.0, "stochastic_depth": 1.0, "shortcut_scale": 1.0,
+        "branch_scale": 1.0, "gate": "", "gate_bias_init": 0.0, "shortcut_dropout": 0.0,
     }  # fmt: skip
 
 

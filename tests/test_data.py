@@ -71,26 +71,28 @@ def test_random_streams_keep_the_ids_every_recorded_run_used():
     assert {stream.name: int(stream) for stream in SyntheticStream} == {"TRAIN": 0, "EVAL": 1}
 
 
-def test_a_dataset_a_model_and_an_augmentation_registered_from_outside_the_package_train_by_their_names(
+def test_a_dataset_a_model_an_augmentation_and_an_option_registered_from_outside_the_package_train_by_their_names(
     tmp_path, toy_extensions
 ):
-    """tests/toy_dataset.py registers ``toy_stripes``, tests/toy_model.py the ``toy_convnet`` family and
-    tests/toy_augmentation.py a batch augmentation, as a user's modules would: the config names them, the run
-    prepares the dataset from its builder, writes its numpy copy and trains the model on it, each batch
-    augmented in the train step, with no change to the package."""
+    """tests/toy_dataset.py registers ``toy_stripes``, tests/toy_model.py the ``toy_convnet`` family and a small
+    ResNet, tests/toy_augmentation.py a batch augmentation and tests/toy_option.py an architecture option, as a
+    user's modules would: the config names them, the run prepares the dataset from its builder, writes its numpy
+    copy and trains the model on it, each batch augmented in the train step; a second run trains the ResNet with
+    the option in every unit. Nothing in the package changes."""
     pytest.importorskip("tensorflow_datasets", reason="the toy dataset is a TFDS builder: the tfds extra")
     import toy_dataset
 
-    toy_model, toy_augmentation = toy_extensions
+    toy_model, toy_augmentation, toy_option = toy_extensions
 
     from configs import digits
     from resnet_jax.data import spec
     from resnet_jax.models import registry
     from resnet_jax.train import loop
+    from resnet_jax.train.checkpoint import load_variables
 
     with pytest.raises(ValueError, match="'toy_stripes' is taken"):
         spec.register_dataset(spec.NAMED_DATASETS[toy_dataset.NAME])
-    with pytest.raises(ValueError, match=r"\['toy_convnet'\] are registered already"):
+    with pytest.raises(ValueError, match=r"\['toy_convnet', 'toy_resnet'\] are registered already"):
         registry.register_models(toy_model.SPECS)
     config = digits.get_config()
     config.update(dict(dataset="toy_stripes", data_dir=str(tmp_path / "tfds"), num_classes=0, batch_size=16))
@@ -103,3 +105,12 @@ def test_a_dataset_a_model_and_an_augmentation_registered_from_outside_the_packa
     assert json.loads((tmp_path / "run" / "config.json").read_text())["model"] == "toy_convnet"
     assert (16, 8, 8, 1) in toy_augmentation.TRACES  # inside the compiled train step, on the global batch
     assert results["eval/top1"] > 1 / 3  # the stripes' direction is learnable in 12 steps
+
+    config.update({"model": "toy_resnet", "batch_augmentations": (), toy_option.NAME: 0.5})
+    results = loop.train_and_evaluate(config, tmp_path / "option_run")
+    assert results["step"] == 12 and np.isfinite(results["eval/loss"])
+    assert json.loads((tmp_path / "option_run" / "config.json").read_text())[toy_option.NAME] == 0.5
+    params = load_variables(tmp_path / "option_run")["params"]
+    gains = [np.asarray(params[unit][toy_option.NAME]) for unit in ("layer1_0", "layer2_0")]
+    assert [gain.shape for gain in gains] == [(8,), (16,)]
+    assert all(not np.allclose(gain, 0.5) for gain in gains)  # trained from LayerScale's start

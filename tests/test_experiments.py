@@ -276,7 +276,7 @@ def test_a_changed_table_row_or_field_makes_its_reference_page_stale(monkeypatch
     assert "| resnet20 | 1.23 |" in reference_pages.published_page()
     assert reference_pages.stale_pages() == ["published.md"]
     run = settings.SECTIONS[-1]
-    renamed = dataclasses.replace(run, fields=(dataclasses.replace(run.fields[0], doc="another meaning"),))
+    renamed = dataclasses.replace(run, declared=(dataclasses.replace(run.fields[0], doc="another meaning"),))
     monkeypatch.setattr(reference_pages.config_schema, "SECTIONS", (*settings.SECTIONS[:-1], renamed))
     assert reference_pages.stale_pages() == ["config.md", "published.md"]
 

@@ -157,7 +157,7 @@ def test_a_cutmix_run_resumed_halfway_ends_bitwise_equal_to_an_uninterrupted_one
 
 
 def test_a_registered_batch_augmentation_runs_first_on_its_own_key_and_an_unknown_name_is_refused(toy_extensions):
-    _, toy_augmentation = toy_extensions
+    _, toy_augmentation, _ = toy_extensions
     from resnet_jax.config_schema import default_config
     from resnet_jax.data.augment.mixing import NAMED_STREAM
     from resnet_jax.errors import ConfigError

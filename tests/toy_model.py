@@ -1,5 +1,6 @@
 """A model family registered from outside the package, as a user registers their own: one Flax module built with
-the package's toolkit (``models.layers``), its named models, and one ``register_models`` call."""
+the package's toolkit (``models.layers``), its named models, and one ``register_models`` call; and a small
+named model of the ResNet family, registered the same way."""
 
 from typing import Any
 
@@ -7,7 +8,7 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-from resnet_jax.models import parts, registry
+from resnet_jax.models import ResNet, parts, registry
 from resnet_jax.models.layers import Layers, check_images, classify
 from resnet_jax.models.spec import ModelSpec
 
@@ -31,5 +32,10 @@ class ToyConvNet(nn.Module):
         return classify(jnp.mean(x.astype(jnp.float32), axis=(1, 2)), self.num_classes, train, 0.0, parts.CLASSIFIER)
 
 
-SPECS = {"toy_convnet": ModelSpec(ToyConvNet, {}, 8, "tests/toy_model.py")}
+SPECS = {
+    "toy_convnet": ModelSpec(ToyConvNet, {}, 8, "tests/toy_model.py"),
+    "toy_resnet": ModelSpec(
+        ResNet, dict(stage_sizes=(1, 1), widths=(8, 16), stem="cifar", stem_width=8), 8, "tests/toy_model.py"
+    ),
+}
 registry.register_models(SPECS)

@@ -30,7 +30,7 @@ class Row:
       block_dropout: the row's dropout between the convolutions of a block (matches runs with that rate; runs
         recorded before the name changed call it dropout_rate).
       panel: the panel of the row's curves in ``reproduce.py --plot`` ('' = the only panel).
-      variant: the model's variant fields the row sets (``models.options.VARIANT_FIELDS``; gates, scalings,
+      variant: the model's variant fields the row sets (``models.options.variant_defaults()``; gates, scalings,
         activation order, ...); a run matches only with exactly these, the others at their defaults.
     """
 

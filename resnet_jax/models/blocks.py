@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from resnet_jax.models import options
 from resnet_jax.models.layers import BN, BN_RELU, NOTHING, RELU, Layers, Place, drop_path
 from resnet_jax.models.shortcuts import Gate, Shortcut
 
@@ -61,6 +62,8 @@ class ResidualUnit(nn.Module):
         they were, except a pre-activation bn1 that a projection shortcut shares.
       zero_init_residual: start the branch at zero: its last BN scale, or its last convolution where the branch
         ends in a convolution (a zeroed BN before a ReLU would block the branch's gradients for good).
+      added_options: (name, value) of each option added with ``options.register_option`` that is set away from
+        its default; its ``branch`` function acts on the branch after ``se``.
       skip_preactivation: leave out the first BN-ReLU of a full pre-activation unit that follows an activated
         stem (He et al. 2016b's ImageNet nets).
       layers: how the unit's convolutions and BatchNorms are built (padding, BN constants and groups, dtype).
@@ -76,6 +79,7 @@ class ResidualUnit(nn.Module):
     branch_scale: float = 1.0
     survival_probability: float = 1.0
     zero_init_residual: bool = False
+    added_options: tuple[tuple[str, object], ...] = ()
     skip_preactivation: bool = False
     layers: Layers = Layers()
 
@@ -127,10 +131,12 @@ class ResidualUnit(nn.Module):
     def add(
         self, x: jax.Array, preactivated: jax.Array, branch: jax.Array, train: bool, survives: jax.Array | bool
     ) -> jax.Array:
-        """Attention, scaling and stochastic depth on the branch, then the (gated) sum with the shortcut and what
-        the order puts after the addition."""
+        """Attention, the added options, scaling and stochastic depth on the branch, then the (gated) sum with the
+        shortcut and what the order puts after the addition."""
         if self.se is not None:
             branch = self.se(branch)
+        for name, value in self.added_options:
+            branch = options.BY_NAME[name].branch(self, branch, value, train)
         scaled = branch * self.branch_scale if self.branch_scale != 1.0 else branch
         branch = drop_path(scaled, survives, self.survival_probability, train, inverted=False)
         if self.shortcut is not None:

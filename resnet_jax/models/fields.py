@@ -1,7 +1,9 @@
 """The model's config fields: which network, its classes and dtype, the architecture options
 (``models.options``) and the framework conventions; with the arguments of the run's ``create_model`` call.
 
-Pure Python until ``check_rules`` builds the model definition: loading a config imports no JAX.
+The option fields are derived each time the fields are read, so an option that a user's module registers
+(``options.register_option``) before the config is made is a config field like the package's own. Pure
+Python until ``check_rules`` builds the model definition: loading a config imports no JAX.
 """
 
 from typing import Any
@@ -13,7 +15,7 @@ from resnet_jax.ranges import FRACTION, NON_NEGATIVE
 
 CONVENTION_FIELDS = ("padding", "bn_epsilon", "bn_momentum")  # where a TensorFlow and a PyTorch network differ
 
-FIELDS = (
+NETWORK_FIELDS = (
     Field(
         "model",
         "cifar_resnet20",
@@ -32,12 +34,9 @@ FIELDS = (
         "compute dtype; parameters, BN statistics and the loss stay float32",
         ("float32", "bfloat16"),
     ),
-    # The architecture options, declared in resnet_jax.models.options; a variant's default keeps the model's own.
-    *(
-        Field(option.name, option.default, option.doc, option.config_choices(), option.range)
-        for option in options.OPTIONS
-    ),
-    # How the network computes where frameworks differ (EfficientNet's only: the other families compute as PyTorch).
+)
+# How the network computes where frameworks differ (EfficientNet's only: the other families compute as PyTorch).
+CONVENTIONS = (
     Field(
         "padding",
         "",
@@ -61,19 +60,29 @@ FIELDS = (
 )
 
 
+def fields() -> tuple[Field, ...]:
+    """The model section's fields: the network, then every registered architecture option (a variant's default
+    keeps the model's own), then the framework conventions."""
+    option_fields = (
+        Field(option.name, option.default, option.doc, option.config_choices(), option.range)
+        for option in options.registered()
+    )
+    return (*NETWORK_FIELDS, *option_fields, *CONVENTIONS)
+
+
 def model_overrides(settings: Any) -> dict[str, Any]:
     """The architecture options the settings set away from their defaults: what they change in the registered
     model (a model family without such an option refuses it by name)."""
     return {
         option.name: getattr(settings, option.name)
-        for option in options.OPTIONS
+        for option in options.registered()
         if getattr(settings, option.name) != option.default
     }
 
 
 def convention_overrides(settings: Any) -> dict[str, Any]:
     """The framework conventions (``CONVENTION_FIELDS``: padding, BatchNorm constants) the settings set."""
-    defaults = {field.name: field.default for field in FIELDS}
+    defaults = {field.name: field.default for field in CONVENTIONS}
     return {name: getattr(settings, name) for name in CONVENTION_FIELDS if getattr(settings, name) != defaults[name]}
 
 
@@ -101,4 +110,4 @@ def check_rules(settings: Any) -> None:
         ) from None
 
 
-SECTION = Section("model", "resnet_jax.models", FIELDS, check_rules)
+SECTION = Section("model", "resnet_jax.models", fields, check_rules)

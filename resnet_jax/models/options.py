@@ -1,12 +1,15 @@
 """The options a run may set on a registered ResNet, each declared once: name, config default, doc, allowed
-values and the combinations it refuses.
+values, the combinations it refuses and, for an option added with ``register_option``, what it does.
 
-``ResNet`` checks its fields against ``OPTIONS`` (``check``), and ``models.fields`` derives its model fields
-from them, so an option is added here, used in the model, and nowhere else. A variant option's config
-default ('' or its neutral value) keeps the registered model's own. Pure Python: loading a config reads this
-module without importing JAX.
+``ResNet`` checks its options here (``check``) and ``models.fields`` derives the config's model fields from the
+registered ones when the config is first read. The package's own options (``OPTIONS``) are ``ResNet`` fields,
+wired in ``resnet.py`` with their own parameter names; an option registered from anywhere else is the one
+declaration: its ``Option`` with a ``branch`` function, which every residual unit applies to its branch.
+A variant option's config default ('' or its neutral value) keeps the registered model's own. Pure Python:
+loading a config reads this module without importing JAX.
 
-Each refusal is a function of the model (its fields and ``stage_out_widths``) giving the message, or ''.
+Each refusal is a function of the model (its fields, ``stage_out_widths`` and ``option_value``) giving the
+message, or ''.
 """
 
 import dataclasses
@@ -26,6 +29,9 @@ ACTIVATION_ORDERS = (
 )
 GATES = ("", "exclusive", "shortcut_only")
 Refusal = Callable[[Any], str]
+# (unit, branch, value, train) -> branch: an added option's work on a residual unit's branch, called inside the
+# unit's compact call, so a parameter it makes (``unit.param(name, ...)``) lives in the unit's scope.
+BranchFunction = Callable[[Any, Any, Any, bool], Any]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +46,9 @@ class Option:
       range: the numbers a model accepts, or None.
       variant: whether it changes the registered architecture (the tables' rows name these).
       refusals: the combinations it cannot take part in.
+      branch: what an option added with ``register_option`` does: ``(unit, branch, value, train) -> branch``,
+        applied to each residual unit's branch output, after squeeze-excitation and before the branch scaling,
+        stochastic depth and the addition; not called while the option is at its default.
     """
 
     name: str
@@ -49,6 +58,7 @@ class Option:
     range: Range | None = None
     variant: bool = True
     refusals: tuple[Refusal, ...] = ()
+    branch: BranchFunction | None = None
 
     def config_choices(self) -> tuple | None:
         """What a config may set: the model's choices, and for a variant its keep-the-model's-own default."""
@@ -58,7 +68,7 @@ class Option:
 
     def problems(self, model: Any) -> list[str]:
         """Why ``model``'s value of this option is refused: out of its choices or range, or a refused combination."""
-        value = getattr(model, self.name)
+        value = model.option_value(self.name)
         if self.choices is not None and value not in self.choices:
             return [f"{self.name} must be one of {self.choices}, got {value!r}"]
         if self.range is not None and value not in self.range:
@@ -101,7 +111,7 @@ def _needs_a_shortcut(name: str) -> Refusal:
     """Refuses option ``name`` away from its neutral value on a plain net (shortcut='none')."""
 
     def refusal(model: Any) -> str:
-        if model.shortcut != "none" or getattr(model, name) == BY_NAME[name].default:
+        if model.shortcut != "none" or model.option_value(name) == BY_NAME[name].default:
             return ""
         return f"{name} acts on the shortcut, and shortcut='none' has none: a plain net"
 
@@ -203,13 +213,38 @@ OPTIONS = (
         variant=False,
     ),
 )
-BY_NAME = {option.name: option for option in OPTIONS}
-VARIANT_FIELDS = tuple(option.name for option in OPTIONS if option.variant)
+BY_NAME = {option.name: option for option in OPTIONS}  # with the options register_option adds
+
+
+def register_option(option: Option) -> None:
+    """Add an architecture option to every ResNet, from any module: its config field, checks and ``branch``
+    function come from ``option`` alone. A name another option has is refused here, one a ResNet field has when
+    a model is built (``check``)."""
+    if option.name in BY_NAME:
+        raise ValueError(f"option name {option.name!r} is taken already; choose another")
+    if option.branch is None:
+        raise ValueError(f"option {option.name!r} needs a branch function: (unit, branch, value, train) -> branch")
+    BY_NAME[option.name] = option
+
+
+def registered() -> tuple[Option, ...]:
+    """Every option a run may set: the package's own, then those added with ``register_option``."""
+    return tuple(BY_NAME.values())
+
+
+def added() -> tuple[Option, ...]:
+    """The options added with ``register_option``, which a ResNet carries in its ``added_options`` record."""
+    return tuple(option for option in BY_NAME.values() if option.branch is not None)
 
 
 def check(model: Any) -> None:
     """Raise ValueError, saying what to change, if any option of ``model`` is refused."""
-    for option in OPTIONS:
+    names = {option.name for option in added()}
+    if unknown := sorted(set(dict(model.added_options)) - names):
+        raise ValueError(f"added_options names {unknown}, which no register_option call declared")
+    if clashes := sorted(names & set(model.__dataclass_fields__)):
+        raise ValueError(f"the option(s) {clashes} added with register_option have a ResNet field's name; rename them")
+    for option in registered():
         if problems := option.problems(model):
             raise ValueError(problems[0])
 
@@ -226,4 +261,4 @@ RENAMED = {
 
 def variant_defaults() -> dict[str, Any]:
     """Each variant option's default: the value that keeps the registered model's own architecture."""
-    return {name: BY_NAME[name].default for name in VARIANT_FIELDS}
+    return {option.name: option.default for option in registered() if option.variant}

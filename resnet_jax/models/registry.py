@@ -48,12 +48,16 @@ def get_spec(name: str) -> ModelSpec:
 
 
 def create_model(name: str, *, num_classes: int, **overrides: Any):
-    """Build the registered model ``name`` with ``num_classes`` outputs, overriding any field of its class.
+    """Build the registered model ``name`` with ``num_classes`` outputs, overriding any field of its class; an
+    option added with ``options.register_option`` goes into the model's ``added_options`` record.
 
     Example: ``create_model('resnet50', num_classes=1000, zero_init_residual=True, dtype='bfloat16')``.
     """
     spec = get_spec(name)
     valid = overridable(spec.module)
+    if "added_options" in valid and (added := [o.name for o in options.added() if o.name in overrides]):
+        record = (*spec.kwargs.get("added_options", ()), *((option, overrides.pop(option)) for option in added))
+        overrides["added_options"] = record
     if renamed := [options.RENAMED[old] for old in overrides if old in options.RENAMED]:
         raise ConfigError(" ".join(renamed))
     unknown = sorted(set(overrides) - set(valid))

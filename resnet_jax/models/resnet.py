@@ -44,9 +44,11 @@ class ResNet(nn.Module):
       scale: Res2Net's number of splits ("s").
       shortcut, activation_order, se_ratio, stochastic_depth, shortcut_scale, branch_scale, gate,
         gate_bias_init, shortcut_dropout, zero_init_residual, block_dropout, bn_group_size: the options a run
-        may change, each documented, bounded and checked where it is declared (``models.options.OPTIONS``).
+        may change, each documented, bounded and checked where it is declared (``models.options``).
         A ``'full_preactivation'`` net ends with a final BN-ReLU, a ``'relu_preactivation'`` one with a ReLU;
         dropout and stochastic depth need a 'dropout' rng in training.
+      added_options: the values of options added with ``options.register_option``, as (name, value) pairs;
+        ``create_model`` packs them from its keyword arguments. Each acts on every unit's branch.
       input_channels: channels the input images must have.
       dtype: compute dtype; parameters, BatchNorm statistics and logits stay float32.
     """
@@ -74,6 +76,7 @@ class ResNet(nn.Module):
     shortcut_dropout: float = 0.0
     zero_init_residual: bool = False
     bn_group_size: int = 0
+    added_options: tuple[tuple[str, Any], ...] = ()
     input_channels: int = 3
     dtype: Any = "float32"
 
@@ -115,6 +118,12 @@ class ResNet(nn.Module):
             return self.activation_order
         return "full_preactivation" if self.preactivation else "post"
 
+    def option_value(self, name: str) -> Any:
+        """The value of option ``name``: a field, an added option's value, or an unset added option's default."""
+        if name in self.__dataclass_fields__:
+            return getattr(self, name)
+        return dict(self.added_options).get(name, options.BY_NAME[name].default)
+
     @property
     def stage_out_widths(self) -> list[int]:
         """The output channels of each stage."""
@@ -143,6 +152,9 @@ class ResNet(nn.Module):
             branch_scale=self.branch_scale,
             survival_probability=survival,
             zero_init_residual=self.zero_init_residual,
+            added_options=tuple(
+                (name, value) for name, value in self.added_options if value != options.BY_NAME[name].default
+            ),
             skip_preactivation=self._stem_is_activated and stage == 0 and index == 0,
             layers=layers,
             name=parts.block(stage, index),

@@ -23,9 +23,16 @@ SECTIONS: tuple[Section, ...] = (
     train_fields.OPTIMISATION,
     train_fields.RUN,
 )
-FIELDS: tuple[Field, ...] = tuple(field for section in SECTIONS for field in section.fields)
-BY_NAME = {field.name: field for field in FIELDS}
-SECTION_OF = {field.name: section for section in SECTIONS for field in section.fields}
+
+
+def all_fields() -> tuple[Field, ...]:
+    """Every section's fields as declared now (a module may have registered an option since the last call)."""
+    return tuple(field for section in SECTIONS for field in section.fields)
+
+
+def fields_by_name() -> dict[str, Field]:
+    """Every field, by its flat name."""
+    return {field.name: field for field in all_fields()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,14 +52,15 @@ def settings_of(config: Any) -> Settings:
 
 def default_values() -> dict[str, Any]:
     """Every field's default, nested by group as ``config.to_dict()`` nests a config."""
-    return nested([(field.name, field.default) for field in FIELDS])
+    return nested([(field.name, field.default) for field in all_fields()])
 
 
 def validate(config: Any) -> None:
     """Check every field, each section's rules and the rules between sections, before anything starts;
     ConfigError says what to change."""
     given = set(set_names(config))
-    undeclared = sorted(given - set(BY_NAME))
+    declared = all_fields()
+    undeclared = sorted(given - {field.name for field in declared})
     renamed = [RENAMED[name] for name in undeclared if name in RENAMED]
     require(not renamed, " ".join(renamed))
     require(
@@ -61,12 +69,12 @@ def validate(config: Any) -> None:
         "fields listed by `python -m resnet_jax.config_schema`; a new option is declared in the fields module of "
         "the package that reads it (resnet_jax/models/fields.py, data/fields.py or train/fields.py).",
     )
-    missing = [name for name in BY_NAME if name not in given]
+    missing = [field.name for field in declared if field.name not in given]
     require(
         not missing,
         f"the config lacks {', '.join(missing)}; config files start from configs/default.py's get_config().",
     )
-    for field in FIELDS:
+    for field in declared:
         field.check(value_of(config, field.name))
     checked = settings_of(config)
     for section in SECTIONS:

@@ -135,11 +135,12 @@ def toy_extensions(monkeypatch):
     registry is a copy that the test's end puts back, so no other test sees the toys."""
     import importlib
 
-    from resnet_jax.data.augment import mixing
+    from resnet_jax.data.augment import examples, mixing
     from resnet_jax.models import options, registry
 
     monkeypatch.setattr(registry, "MODELS", dict(registry.MODELS))
     monkeypatch.setattr(mixing, "BATCH_AUGMENTATIONS", dict(mixing.BATCH_AUGMENTATIONS))
+    monkeypatch.setattr(examples, "EXAMPLE_AUGMENTATIONS", dict(examples.EXAMPLE_AUGMENTATIONS))
     monkeypatch.setattr(options, "BY_NAME", dict(options.BY_NAME))
 
     def registered(name: str):  # importing registers the toy; a second test's registers it again

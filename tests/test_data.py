@@ -67,6 +67,7 @@ def test_random_streams_keep_the_ids_every_recorded_run_used():
         "TRAIN_CROP": 12,
         "CHUNK_ORDER": 13,
         "ROW_SHUFFLE": 14,
+        "NAMED_EXAMPLES": 15,  # issue 41: the registered example augmentations
     }
     assert {stream.name: int(stream) for stream in SyntheticStream} == {"TRAIN": 0, "EVAL": 1}
 
@@ -75,10 +76,10 @@ def test_a_dataset_a_model_an_augmentation_and_an_option_registered_from_outside
     tmp_path, toy_extensions
 ):
     """tests/toy_dataset.py registers ``toy_stripes``, tests/toy_model.py the ``toy_convnet`` family and a small
-    ResNet, tests/toy_augmentation.py a batch augmentation and tests/toy_option.py an architecture option, as a
-    user's modules would: the config names them, the run prepares the dataset from its builder, writes its numpy
-    copy and trains the model on it, each batch augmented in the train step; a second run trains the ResNet with
-    the option in every unit. Nothing in the package changes."""
+    ResNet, tests/toy_augmentation.py an example and a batch augmentation and tests/toy_option.py an
+    architecture option, as a user's modules would: the config names them, the run prepares the dataset from its
+    builder, writes its numpy copy and trains the model on it, each example and each batch augmented in the train
+    step; a second run trains the ResNet with the option in every unit. Nothing in the package changes."""
     pytest.importorskip("tensorflow_datasets", reason="the toy dataset is a TFDS builder: the tfds extra")
     import toy_dataset
 
@@ -97,6 +98,7 @@ def test_a_dataset_a_model_an_augmentation_and_an_option_registered_from_outside
     config = digits.get_config()
     config.update(dict(dataset="toy_stripes", data_dir=str(tmp_path / "tfds"), num_classes=0, batch_size=16))
     config.update(dict(model="toy_convnet", batch_augmentations=(toy_augmentation.NAME,)))
+    config.example_augmentations = (toy_augmentation.EXAMPLE_NAME,)
     config.update(dict(num_train_steps=12, log_every_steps=6, eval_every_steps=12, checkpoint_every_steps=12))
     config.update(dict(warmup_epochs=0.0, compilation_cache_dir="none"))
     results = loop.train_and_evaluate(config, tmp_path / "run")
@@ -104,9 +106,11 @@ def test_a_dataset_a_model_an_augmentation_and_an_option_registered_from_outside
     assert (tmp_path / "tfds" / "resnet_jax_arrays" / "toy_stripes.npz").exists()
     assert json.loads((tmp_path / "run" / "config.json").read_text())["model"] == "toy_convnet"
     assert (16, 8, 8, 1) in toy_augmentation.TRACES  # inside the compiled train step, on the global batch
+    assert (16, 8, 8, 1) in toy_augmentation.EXAMPLE_TRACES  # and the uint8 batch, as the crops are made
     assert results["eval/top1"] > 1 / 3  # the stripes' direction is learnable in 12 steps
 
-    config.update({"model": "toy_resnet", "batch_augmentations": (), toy_option.NAME: 0.5})
+    config.update({"model": "toy_resnet", "batch_augmentations": (), "example_augmentations": ()})
+    config[toy_option.NAME] = 0.5
     results = loop.train_and_evaluate(config, tmp_path / "option_run")
     assert results["step"] == 12 and np.isfinite(results["eval/loss"])
     assert json.loads((tmp_path / "option_run" / "config.json").read_text())[toy_option.NAME] == 0.5

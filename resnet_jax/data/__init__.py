@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 import numpy as np
 
 from resnet_jax.data import spec
-from resnet_jax.data.augment import crops, erasing, pad_crop
+from resnet_jax.data.augment import crops, erasing, examples, pad_crop
 from resnet_jax.data.augment.mixing import (  # noqa: F401 (the train step's and the run fields' check)
     MIXING_STREAM,
     NO_MIXING,
@@ -185,7 +185,8 @@ def _in_memory(config, stored, dataset_spec, placement: Placement, seed: int, nu
     _check_imagenet_statistics(config, train["image"].shape[-1])
     normalisation = Normalisation.from_images(train["image"], config.normalisation)
     settings = erasing.RandomErasing(**dataclasses.asdict(config.random_erasing))  # the same fields
-    augmentation = pad_crop.Augmentation(config.crop_padding, config.pad_mode, config.random_flip, settings)
+    named = config.example_augmentations
+    augmentation = pad_crop.Augmentation(config.crop_padding, config.pad_mode, config.random_flip, settings, named)
     fill = erasing.fill_colour_for(settings, normalisation.mean, normalisation.std)
     batch_arguments = dict(seed=seed, augmentation=augmentation, fill_colour=fill)
 
@@ -330,7 +331,9 @@ def _streamed(config, source: records.RecordSource, placement: Placement, seed: 
             process_index=placement.process_index,
             process_count=placement.process_count,
             shuffle_buffer_size=config.shuffle_buffer_size,
-            train_image=functools.partial(crops.train_image, crops=settings),
+            train_image=examples.streamed_train_image(
+                functools.partial(crops.train_image, crops=settings), config.example_augmentations
+            ),
             **keys,
         )
         return streaming.counted_skips(dataset.as_numpy_iterator(), start_step, f"{what} {splits['train']}")

@@ -108,6 +108,13 @@ FIELDS = (
         Owned("resnet_jax.data.augment.erasing", "SAMPLERS"),
     ),
     Field(
+        "example_augmentations",
+        (),
+        "registered augmentations of each train example, applied in this order after the crops, flips and Random "
+        "Erasing, by either pipeline (register_example_augmentation, from your config's imports)",
+        element=str,
+    ),
+    Field(
         "normalisation",
         "channel",
         "'channel': the train split's per-channel mean and std (ImageNet's are torchvision's); 'pixel_mean': "
@@ -187,6 +194,7 @@ def check_rules(settings: Any) -> None:
     if pipeline in (spec.IN_MEMORY, spec.STREAMED):
         check_pipeline_options(settings, pipeline)
     _check_erasing(settings, pipeline)
+    _check_example_augmentations(settings, pipeline)
     tfds_only = [name for name in TFDS_ONLY if getattr(settings, name)]
     require(
         not tfds_only or source.kind == "tfds",
@@ -215,6 +223,7 @@ def check_pipeline_options(settings: Any, pipeline: str) -> None:
         f"pipeline, which the {pipeline} pipeline that feeds dataset {settings.dataset!r} would ignore. Drop "
         f"{'it' if len(set_away) == 1 else 'them'}{switch}.",
     )
+    _check_example_augmentations(settings, pipeline)
     if pipeline == spec.STREAMED:
         _check_erasing(settings, pipeline)
         require(
@@ -234,6 +243,22 @@ def _check_erasing(settings: Any, pipeline: str | None) -> None:
         f"small tfds: and folder: datasets), not to dataset {settings.dataset!r}, which the {pipeline} pipeline "
         "feeds; set --config.random_erasing.probability=0 or use one of those datasets",
     )
+
+
+def _check_example_augmentations(settings: Any, pipeline: str | None) -> None:
+    """The named example augmentations are registered and have a function for ``pipeline`` (None: not known
+    yet); the synthetic dataset is made batch by batch and takes none."""
+    names = settings.example_augmentations
+    if not names:
+        return
+    require(
+        pipeline != spec.SYNTHETIC,
+        f"example_augmentations={names} augment a dataset's images; the synthetic dataset has none. Drop them.",
+    )
+    from resnet_jax.data.augment.examples import check_example_augmentations  # the registry imports JAX
+
+    problem = check_example_augmentations(names, pipeline)
+    require(not problem, f"{problem}.")
 
 
 def _check_crops_fit(settings: Any) -> None:

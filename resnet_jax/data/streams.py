@@ -22,6 +22,7 @@ class Stream(enum.IntEnum):
     TRAIN_CROP = 12  # streamed datasets: each example's crop and flip, by its place in the stream
     CHUNK_ORDER = 13  # streamed datasets: the order of the split's chunks of records each epoch
     ROW_SHUFFLE = 14  # streamed datasets: the seed of each row's shuffle buffer each epoch
+    NAMED_EXAMPLES = 15  # in-memory datasets: the registered example augmentations a run names, by position
 
 
 @enum.unique

@@ -1,7 +1,8 @@
 """He et al.'s small-image augmentation (pad, random crop back to size, random horizontal flip), in JAX.
 
 The in-memory pipeline draws the crop offsets and flips of a whole global batch from (seed, step), on
-the devices or the host; ``Augmentation`` bundles these settings with Random Erasing's, which follows.
+the devices or the host; ``Augmentation`` bundles these settings with Random Erasing's, which follows, and
+the registered example augmentations the run names (``examples``), which come last.
 """
 
 import dataclasses
@@ -16,12 +17,13 @@ from resnet_jax.data.streams import Stream, stream_key
 @dataclasses.dataclass(frozen=True)
 class Augmentation:
     """He et al.'s CIFAR augmentation (pad, random crop back to size, random horizontal flip), then
-    Zhong et al.'s Random Erasing."""
+    Zhong et al.'s Random Erasing, then the registered example augmentations ``named``, in order."""
 
     crop_padding: int = 0
     pad_mode: str = "constant"  # 'constant' (zeros, He et al.) or 'reflect' (WRN)
     random_flip: bool = False
     random_erasing: erasing.RandomErasing = erasing.RandomErasing()
+    named: tuple[str, ...] = ()
 
 
 NO_AUGMENTATION = Augmentation()

@@ -2,7 +2,8 @@
 
 Train order is a seeded permutation per epoch (a swap-or-not shuffle, evaluated only at the positions
 a step needs), and the global batch of step s is positions [s*B, (s+1)*B) of the concatenated epochs;
-its crops, flips and Random Erasing are drawn for the whole global batch from (seed, s). Batch s is
+its crops, flips, Random Erasing and the run's registered example augmentations are drawn for the whole
+global batch from (seed, s). Batch s is
 therefore a pure function of (seed, s): a resumed run sees exactly the batches it would have seen, on
 any number of devices and processes.
 
@@ -19,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from resnet_jax.data.augment import erasing, pad_crop
+from resnet_jax.data.augment import erasing, examples, pad_crop
 from resnet_jax.data.pipelines import batching
 from resnet_jax.data.streams import Stream, stream_key
 from resnet_jax.errors import ConfigError
@@ -118,6 +119,7 @@ def train_batch(
     images = pad_crop.pad_crop_flip(split["image"][indices], drawn, augmentation)
     if augmentation.random_erasing.probability > 0:
         images = erasing.erase_batch(images, seed, step, augmentation.random_erasing, fill_colour)
+    images = examples.apply_in_memory(images, augmentation.named, seed, step)
     return {"image": images, "label": split["label"][indices]}
 
 

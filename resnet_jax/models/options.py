@@ -2,9 +2,10 @@
 values, the combinations it refuses and, for an option added with ``register_option``, what it does.
 
 ``ResNet`` checks its options here (``check``) and ``models.fields`` derives the config's model fields from the
-registered ones when the config is first read. The package's own options (``OPTIONS``) are ``ResNet`` fields,
-wired in ``resnet.py`` with their own parameter names; an option registered from anywhere else is the one
-declaration: its ``Option`` with a ``branch`` function, which every residual unit applies to its branch.
+registered ones when the config is first read. The package's options so far are ``ResNet`` fields, wired in
+``resnet.py`` with torchvision's parameter names. An option with a ``branch`` function, added to ``OPTIONS`` or
+registered from any module (``register_option``), is that one declaration: every residual unit applies the
+function to its branch, and the model carries the option's value in its ``added_options`` record.
 A variant option's config default ('' or its neutral value) keeps the registered model's own. Pure Python:
 loading a config reads this module without importing JAX.
 
@@ -46,7 +47,7 @@ class Option:
       range: the numbers a model accepts, or None.
       variant: whether it changes the registered architecture (the tables' rows name these).
       refusals: the combinations it cannot take part in.
-      branch: what an option added with ``register_option`` does: ``(unit, branch, value, train) -> branch``,
+      branch: what the option does, where it is not a ResNet field: ``(unit, branch, value, train) -> branch``,
         applied to each residual unit's branch output, after squeeze-excitation and before the branch scaling,
         stochastic depth and the addition; not called while the option is at its default.
     """
@@ -233,7 +234,8 @@ def registered() -> tuple[Option, ...]:
 
 
 def added() -> tuple[Option, ...]:
-    """The options added with ``register_option``, which a ResNet carries in its ``added_options`` record."""
+    """The options that act through a ``branch`` function (all that ``register_option`` adds), which a ResNet
+    carries in its ``added_options`` record."""
     return tuple(option for option in BY_NAME.values() if option.branch is not None)
 
 

@@ -72,7 +72,9 @@ def validate(config: Any) -> None:
     missing = [field.name for field in declared if field.name not in given]
     require(
         not missing,
-        f"the config lacks {', '.join(missing)}; config files start from configs/default.py's get_config().",
+        f"the config lacks {', '.join(missing)}; config files start from configs/default.py's get_config(), and "
+        "a field that a module of yours registers (an architecture option) is in configs made after that module "
+        "is imported: import it at the top of your config file.",
     )
     for field in declared:
         field.check(value_of(config, field.name))

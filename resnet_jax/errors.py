@@ -3,10 +3,11 @@ one paragraph that says what to do, with no traceback, and exit with ``ExitCode.
 is a bug and keeps its traceback; ``--debug`` (or ``RESNET_JAX_DEBUG=1``) keeps the traceback of every error.
 """
 
+import difflib
 import enum
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, NoReturn
 
 DEBUG_ENVIRONMENT = "RESNET_JAX_DEBUG"
@@ -54,6 +55,21 @@ def require(condition: bool, message: str) -> None:
     """Raise ``ConfigError(message)`` unless ``condition`` holds."""
     if not condition:
         raise ConfigError(message)
+
+
+def not_registered(kind: str, names: Iterable[str], registry: Iterable[str]) -> str:
+    """Why the first of ``names`` that ``registry`` lacks cannot be used (the registered names, the closest one
+    and how to register it), or '' when all are registered."""
+    registered = list(registry)
+    for name in names:
+        if name not in registered:
+            close = difflib.get_close_matches(name, registered, n=1)
+            return (
+                f"{kind} {name!r} is not registered (registered: {', '.join(map(repr, registered)) or 'none'})"
+                + (f"; did you mean {close[0]!r}?" if close else "")
+                + ": import the module that registers it in your config file"
+            )
+    return ""
 
 
 def debugging() -> bool:

@@ -14,11 +14,11 @@ Registered once, from this package or any module of one's own (``tests/toy_augme
 """
 
 import dataclasses
-import difflib
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from resnet_jax.data.streams import Stream, stream_key
+from resnet_jax.errors import not_registered
 
 NAMED_STREAM = 2**20  # folded into a streamed example's crop key, plus the augmentation's position in the run
 
@@ -51,15 +51,9 @@ def register_example_augmentation(augmentation: ExampleAugmentation) -> None:
 def check_example_augmentations(names: Sequence[str], pipeline: str | None) -> str:
     """Why ``names`` cannot be applied by ``pipeline`` (None: not known yet): one is not registered (with the
     closest name), or has no function for that pipeline; or ''."""
+    if problem := not_registered("example augmentation", names, EXAMPLE_AUGMENTATIONS):
+        return problem
     for name in names:
-        if name not in EXAMPLE_AUGMENTATIONS:
-            close = difflib.get_close_matches(name, list(EXAMPLE_AUGMENTATIONS), n=1)
-            registered = ", ".join(map(repr, EXAMPLE_AUGMENTATIONS)) or "none"
-            return (
-                f"example augmentation {name!r} is not registered (registered: {registered})"
-                + (f"; did you mean {close[0]!r}?" if close else "")
-                + ": import the module that registers it in your config file"
-            )
         if pipeline is not None and EXAMPLE_AUGMENTATIONS[name].function(pipeline) is None:
             other = "streamed" if pipeline == "in_memory" else "in_memory"
             return (

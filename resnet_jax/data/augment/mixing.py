@@ -20,12 +20,13 @@ any module of one's own (``tests/toy_augmentation.py``), each drawing from its o
 """
 
 import dataclasses
-import difflib
 from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+
+from resnet_jax.errors import not_registered
 
 MIXING_STREAM = 2**30  # folded into the step's key; the dropout keys use the microbatch indices 0, 1, ...
 NAMED_STREAM = 2**20  # folded into the mixing key, plus the position of a named augmentation in the run's list
@@ -42,16 +43,7 @@ def register_batch_augmentation(name: str, augmentation: BatchAugmentation) -> N
 
 def check_batch_augmentations(names: tuple[str, ...]) -> str:
     """Why ``names`` cannot be applied (one is not registered, with the closest name), or ''."""
-    for name in names:
-        if name not in BATCH_AUGMENTATIONS:
-            close = difflib.get_close_matches(name, list(BATCH_AUGMENTATIONS), n=1)
-            registered = ", ".join(map(repr, BATCH_AUGMENTATIONS)) or "none"
-            return (
-                f"batch augmentation {name!r} is not registered (registered: {registered})"
-                + (f"; did you mean {close[0]!r}?" if close else "")
-                + ": import the module that registers it in your config file"
-            )
-    return ""
+    return not_registered("batch augmentation", names, BATCH_AUGMENTATIONS)
 
 
 @dataclasses.dataclass(frozen=True)

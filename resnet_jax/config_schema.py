@@ -8,14 +8,14 @@ The fields are declared by the packages that read them (``models.fields``, ``dat
 
 import sys
 
-from resnet_jax.train.settings import SECTIONS, default_values, validate
+from resnet_jax.train.settings import SECTIONS, all_fields, default_values, validate
 
 __all__ = ["default_config", "field_names", "help_text", "markdown_table", "validate"]
 
 
 def field_names() -> list[str]:
     """Every field's flat name, in declaration order."""
-    return [field.name for section in SECTIONS for field in section.fields]
+    return [field.name for field in all_fields(SECTIONS)]
 
 
 def default_config():

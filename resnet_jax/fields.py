@@ -171,10 +171,9 @@ class Section:
         """The section's fields as declared now."""
         return self.declared() if callable(self.declared) else self.declared
 
-    @property
-    def settings_type(self) -> type:
-        """The frozen dataclass of this section's values (groups are nested dataclasses), made once per field list."""
-        defaults = [(f.name, f.default) for f in self.fields]
+    def _settings_type_of(self, fields: tuple[Field, ...]) -> type:
+        """The frozen dataclass of the values of ``fields`` (groups are nested dataclasses), made once per list."""
+        defaults = [(f.name, f.default) for f in fields]
         key = (self.owner, self.name, tuple((name, type(default)) for name, default in defaults))
         if key not in _SETTINGS_TYPES:
             _SETTINGS_TYPES[key] = _settings_type(f"{self.name.title()}Settings", nested(defaults))
@@ -183,11 +182,12 @@ class Section:
     def settings(self, config: Any, **changes: Any) -> Any:
         """This section's settings from a ConfigDict, a dict or another section's settings; tuple fields become
         tuples. ``changes`` replace fields by their dotted name."""
+        fields = self.fields
         values = [
             (f.name, _as_declared(changes[f.name] if f.name in changes else value_of(config, f.name), f))
-            for f in self.fields
+            for f in fields
         ]
-        return _build(self.settings_type, nested(values))
+        return _build(self._settings_type_of(fields), nested(values))
 
     def defaults(self, **changes: Any) -> Any:
         """The settings of every field's default, with ``changes``."""

@@ -206,12 +206,11 @@ def test_every_architecture_option_is_declared_once_and_the_config_derives_its_f
 
     from resnet_jax.models import ResNet
     from resnet_jax.models.options import OPTIONS, variant_defaults
-    from resnet_jax.train.settings import fields_by_name
 
     resnet_fields = {field.name for field in dataclasses.fields(ResNet)}
     for option in OPTIONS:
         assert option.name in resnet_fields, option.name
-        field = fields_by_name()[option.name]
+        field = {field.name: field for field in all_fields()}[option.name]
         assert (field.default, field.doc, field.range) == (option.default, option.doc, option.range)
         assert field.allowed_values() == option.config_choices()
     assert variant_defaults() == {

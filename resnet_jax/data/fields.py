@@ -193,8 +193,9 @@ def check_rules(settings: Any) -> None:
     )
     if pipeline in (spec.IN_MEMORY, spec.STREAMED):
         check_pipeline_options(settings, pipeline)
+    else:  # not known yet, or synthetic
+        _check_example_augmentations(settings, pipeline)
     _check_erasing(settings, pipeline)
-    _check_example_augmentations(settings, pipeline)
     tfds_only = [name for name in TFDS_ONLY if getattr(settings, name)]
     require(
         not tfds_only or source.kind == "tfds",

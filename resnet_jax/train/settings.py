@@ -25,14 +25,9 @@ SECTIONS: tuple[Section, ...] = (
 )
 
 
-def all_fields() -> tuple[Field, ...]:
+def all_fields(sections: tuple[Section, ...] = SECTIONS) -> tuple[Field, ...]:
     """Every section's fields as declared now (a module may have registered an option since the last call)."""
-    return tuple(field for section in SECTIONS for field in section.fields)
-
-
-def fields_by_name() -> dict[str, Field]:
-    """Every field, by its flat name."""
-    return {field.name: field for field in all_fields()}
+    return tuple(field for section in sections for field in section.fields)
 
 
 @dataclasses.dataclass(frozen=True)
